@@ -1,0 +1,62 @@
+"""The one error hierarchy of dossiersync.
+
+Every error a user can act on derives from :class:`DossierSyncError` and says what
+failed, for which dossier or record, and what to do.  Messages never carry secrets.
+"""
+
+from __future__ import annotations
+
+
+class DossierSyncError(Exception):
+    """Base of every error raised on purpose by dossiersync."""
+
+
+class ConfigError(DossierSyncError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class PluginError(DossierSyncError):
+    """A plugin could not be found or loaded."""
+
+
+class SourceUnavailable(DossierSyncError):
+    """A Sage 50FR dossier cannot be reached (ODBC data source missing, driver error)."""
+
+
+class SourceError(DossierSyncError):
+    """A Sage 50FR read or write failed for a reason other than reachability."""
+
+
+class SsmError(DossierSyncError):
+    """A Sales Management API call failed.
+
+    ``status`` is the HTTP status when there was an answer, ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SsmAuthError(SsmError):
+    """Login refused: the public/private key pair is wrong."""
+
+
+class SsmRefused(SsmError):
+    """The API refused one record (4xx other than 401/429): a record-level problem."""
+
+
+class SsmUnavailable(SsmError):
+    """The API could not be reached or kept failing after every retry."""
+
+
+class RecordInvalid(DossierSyncError):
+    """A mapped record does not satisfy its entity's JSON Schema."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LeaseTaken(DossierSyncError):
+    """Another process holds this dossier's sync lease."""

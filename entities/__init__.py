@@ -1,0 +1,1 @@
+"""Entity plugins: the business objects synced between Sage 50FR and Sales Management."""

@@ -1,0 +1,1 @@
+"""JSON Schemas and mapping files shipped with dossiersync (data only)."""
