@@ -1,0 +1,451 @@
+"""The ``dossiersync`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Config, load
+from .errors import DossierSyncError
+from .state.store import StateStore
+
+
+class Ctx:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+        self._store: StateStore | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load(self.config_path)
+            logging.getLogger("dossiersync").setLevel(self._config.log_level)
+        return self._config
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(self.config.state_url)
+        return self._store
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    for row in cells:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (default: $DOSSIERSYNC_CONFIG, else ./dossiersync.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(__version__, prog_name="dossiersync")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Keep several Sage 50FR dossiers in sync with one Sage Sales Management implementation."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    ctx.obj = Ctx(config_path)
+
+
+# -- dossiers ------------------------------------------------------------------------
+
+
+@cli.group()
+def dossiers() -> None:
+    """The dossier group: discover, activate, deactivate, list."""
+
+
+def _dossier_rows(items: list[Any]) -> str:
+    return table(
+        [
+            [v.id, v.name, v.state, ",".join(v.entities), v.linked_records, v.open_incidents]
+            for v in items
+        ],
+        ["id", "name", "state", "entities", "linked", "incidents"],
+    )
+
+
+@dossiers.command("discover")
+@json_option
+@pass_ctx
+def dossiers_discover(c: Ctx, as_json: bool) -> None:
+    """Dossiers the connector can reach, with their state (new/active/inactive)."""
+    from .dossiers import views
+
+    items = views(c.config, c.store)
+    if as_json:
+        emit_json([v.as_dict() for v in items])
+    else:
+        click.echo(_dossier_rows(items))
+
+
+@dossiers.command("list")
+@json_option
+@pass_ctx
+def dossiers_list(c: Ctx, as_json: bool) -> None:
+    """Dossiers attached to the implementation (active and inactive)."""
+    from .dossiers import views
+
+    items = [v for v in views(c.config, c.store) if v.state != "new"]
+    if as_json:
+        emit_json([v.as_dict() for v in items])
+    else:
+        click.echo(_dossier_rows(items))
+
+
+@dossiers.command("activate")
+@click.argument("dossier_ids", nargs=-1, required=True)
+@json_option
+@pass_ctx
+def dossiers_activate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> None:
+    """Select dossiers: attach them to the implementation and activate them."""
+    from .dossiers import activate
+
+    items = activate(c.config, c.store, list(dossier_ids))
+    if as_json:
+        emit_json([v.as_dict() for v in items])
+    else:
+        for v in items:
+            click.echo(f"{v.id}: {v.state} (full sync on next run)")
+
+
+@dossiers.command("deactivate")
+@click.argument("dossier_ids", nargs=-1, required=True)
+@json_option
+@pass_ctx
+def dossiers_deactivate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> None:
+    """Stop syncing dossiers; their data stays visible in Sales Management."""
+    from .dossiers import deactivate
+
+    items = deactivate(c.config, c.store, list(dossier_ids))
+    if as_json:
+        emit_json([v.as_dict() for v in items])
+    else:
+        for v in items:
+            click.echo(f"{v.id}: {v.state} (records stay in Sales Management)")
+
+
+# -- sync ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dossier", "dossier_ids", multiple=True, help="Only this dossier (repeatable).")
+@click.option("--entity", "entity_names", multiple=True, help="Only this entity (repeatable).")
+@click.option("--full", is_flag=True, help="Read everything, not only what changed.")
+@json_option
+@pass_ctx
+def sync(
+    c: Ctx, dossier_ids: tuple[str, ...], entity_names: tuple[str, ...], full: bool, as_json: bool
+) -> None:
+    """Sync active dossiers once. Exit status 0 only when every run succeeded."""
+    from .runner import sync as run_sync
+
+    def progress(run: Any) -> None:
+        if not as_json:
+            counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
+            click.echo(
+                f"{run.dossier_id:<16} {run.entity:<10} {run.direction:<12} "
+                f"{run.outcome:<10} {counts}"
+            )
+
+    results = run_sync(
+        c.config,
+        c.store,
+        list(dossier_ids) or None,
+        list(entity_names) or None,
+        full=full,
+        on_run=progress,
+    )
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+    failed = [line for r in results for line in r.reasons()]
+    for line in failed:
+        click.echo(f"FAILED {line}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+# -- views -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dossier", "dossier_id", help="Only this dossier.")
+@json_option
+@pass_ctx
+def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
+    """Sync state per dossier and entity."""
+    from .reports import status as build
+
+    data = build(c.config, c.store, dossier_id)
+    if as_json:
+        emit_json(data)
+        return
+    rows = []
+    for d in data:
+        if not d["entities"]:
+            rows.append(
+                [d["id"], d["name"], d["state"], "", "", "", "", "", "", d["open_incidents"]]
+            )
+        for e in d["entities"]:
+            last = {r["direction"]: r for r in e["last_runs"]}
+            out = last.get("sage_to_ssm")
+            inn = last.get("ssm_to_sage")
+            rec = e["records"]
+            rows.append(
+                [
+                    d["id"],
+                    d["name"],
+                    d["state"],
+                    e["entity"],
+                    f"{out['outcome']} {out['finished_at'] or ''}".strip() if out else "-",
+                    inn["outcome"] if inn else "-",
+                    rec["synced"],
+                    rec["pending"],
+                    rec["error"],
+                    e["open_incidents"],
+                ]
+            )
+    click.echo(
+        table(
+            rows,
+            [
+                "dossier",
+                "name",
+                "state",
+                "entity",
+                "sage->ssm",
+                "ssm->sage",
+                "synced",
+                "pending",
+                "error",
+                "incidents",
+            ],
+        )
+    )
+
+
+@cli.command("journal")
+@click.option("--dossier", "dossier_id", required=True)
+@click.option("--run", "run_id", type=int, help="Per-record events of this run.")
+@click.option("--since", type=click.DateTime(), help="Runs started at or after (UTC).")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@pass_ctx
+def journal_cmd(
+    c: Ctx,
+    dossier_id: str,
+    run_id: int | None,
+    since: datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """A dossier's journal: each process with start, end, outcome and counts."""
+    from .reports import journal
+
+    data = journal(c.store, dossier_id, run_id=run_id, since=since, limit=limit)
+    if as_json:
+        emit_json(data)
+    elif run_id is not None:
+        click.echo(
+            table(
+                [[e["at"], e["entity"], e["record_key"], e["action"], e["detail"]] for e in data],
+                ["at", "entity", "record", "action", "detail"],
+            )
+        )
+    else:
+        click.echo(
+            table(
+                [
+                    [
+                        r["run_id"],
+                        r["entity"],
+                        r["direction"],
+                        r["trigger"],
+                        r["started_at"],
+                        r["finished_at"],
+                        r["outcome"],
+                        " ".join(f"{k}={v}" for k, v in r["counts"].items() if v),
+                    ]
+                    for r in data
+                ],
+                ["run", "entity", "direction", "trigger", "start", "end", "outcome", "counts"],
+            )
+        )
+
+
+@cli.command("incidents")
+@click.option("--dossier", "dossier_id")
+@click.option("--entity")
+@click.option("--open", "open_only", is_flag=True, help="Only open incidents.")
+@json_option
+@pass_ctx
+def incidents_cmd(
+    c: Ctx, dossier_id: str | None, entity: str | None, open_only: bool, as_json: bool
+) -> None:
+    """Incidents: records or runs that failed and need attention."""
+    from .reports import incidents
+
+    data = incidents(c.store, dossier_id, open_only=open_only, entity=entity)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(
+        table(
+            [
+                [
+                    i["incident_id"],
+                    i["dossier_id"],
+                    i["entity"],
+                    i["record_key"],
+                    i["kind"],
+                    i["state"],
+                    i["occurrences"],
+                    i["message"],
+                ]
+                for i in data
+            ],
+            ["id", "dossier", "entity", "record", "kind", "state", "seen", "message"],
+        )
+    )
+
+
+@cli.command("plugins")
+@json_option
+def plugins_cmd(as_json: bool) -> None:
+    """Plugins found through entry points, with their distribution and version."""
+    from .plugins import list_plugins
+
+    found = list_plugins()
+    if as_json:
+        emit_json([p.as_dict() for p in found])
+    else:
+        click.echo(
+            table(
+                [
+                    [p.group, p.name, p.distribution, p.version, p.target, p.error or "ok"]
+                    for p in found
+                ],
+                ["group", "name", "distribution", "version", "target", "status"],
+            )
+        )
+    if any(p.error for p in found):
+        sys.exit(1)
+
+
+# -- tools -------------------------------------------------------------------------------
+
+
+@cli.command("demo-dossier")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--clients", type=click.IntRange(0), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+@json_option
+def demo_dossier(path: str, clients: int, seed: int, overwrite: bool, as_json: bool) -> None:
+    """Write a SQLite Sage 50FR dossier in the reference schema with French demo data."""
+    from dataclasses import asdict
+
+    from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
+
+    summary = write_demo_dossier(path, clients=clients, seed=seed, overwrite=overwrite)
+    if as_json:
+        emit_json(asdict(summary))
+    else:
+        click.echo(f"{path}: {summary}")
+
+
+@cli.command("simulator")
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False))
+@click.option("--public-key", default="demo-public", show_default=True)
+@click.option("--private-key", default="demo-private")
+@click.option("--latency-ms", type=int, default=0)
+@click.option("--error-rate", type=float, default=0.0)
+@click.option("--rate-limit", type=int, default=0, help="Requests per second; 0 = none.")
+@click.option("--session-ttl", type=int, default=3600, help="Seconds.")
+def simulator(
+    port: int,
+    host: str,
+    db_path: str | None,
+    public_key: str,
+    private_key: str,
+    latency_ms: int,
+    error_rate: float,
+    rate_limit: int,
+    session_ttl: int,
+) -> None:
+    """Run the Sales Management simulator (a real HTTP server)."""
+    from dossiersync.plugins.sales_management.simulator import serve
+
+    click.echo(f"Sales Management simulator on http://{host}:{port}/api/v4", err=True)
+    serve(
+        port=port,
+        host=host,
+        db_path=db_path,
+        public_key=public_key,
+        private_key=private_key,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        rate_limit=rate_limit,
+        session_ttl=session_ttl,
+    )
+
+
+@cli.command("demo")
+@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path())
+@click.option("--clients", type=click.IntRange(1), default=200, show_default=True)
+def demo(directory: str, clients: int) -> None:
+    """Three reference dossiers, the simulator, select all three, sync, show status."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(directory, clients))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DossierSyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SystemExit:
+        raise
+
+
+if __name__ == "__main__":
+    main()

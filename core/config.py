@@ -1,0 +1,197 @@
+"""The one configuration loader: a TOML file validated against ``config.schema.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import ConfigError
+from .secrets import Secret, resolve
+
+ENV_VAR = "DOSSIERSYNC_CONFIG"
+DEFAULT_FILE = "dossiersync.toml"
+DEFAULT_ENTITIES = ("clients",)
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in ``dossiersync.schemas`` (``name`` relative to it)."""
+    ref = resources.files("dossiersync.schemas").joinpath(name)
+    data: dict[str, Any] = json.loads(ref.read_text(encoding="utf-8"))
+    return data
+
+
+@dataclass(frozen=True)
+class ImplementationConfig:
+    name: str
+    endpoint: str
+    api_url: str
+    public_key: Secret
+    private_key: Secret
+    default_branch_id: int = 1
+    default_sales_rep_id: int = 1
+    client_type_id: int = 1
+    prospect_type_id: int = 2
+    timeout_seconds: float = 30.0
+    max_retries: int = 5
+    max_concurrency: int = 4
+    max_requests_per_second: float = 20.0
+    page_size: int = 500
+
+
+@dataclass(frozen=True)
+class DossierConfig:
+    id: str
+    name: str
+    connection: Secret
+    endpoint: str = "sage50fr_odbc"
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    mapping: str | None = None
+    branch_id: int | None = None
+    code_prefix: str = "SM"
+    origin: str = "configuration"
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    overlap_seconds: int = 300
+    batch_size: int = 200
+    lease_seconds: int = 900
+    mass_deletion_threshold: float = 0.5
+    mass_deletion_minimum: int = 20
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    dsn_patterns: tuple[str, ...] = ()
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    mapping: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    implementation: ImplementationConfig
+    state_url: str
+    sync: SyncConfig
+    discovery: DiscoveryConfig
+    dossiers: dict[str, DossierConfig] = field(default_factory=dict)
+    log_level: str = "WARNING"
+
+    def secrets(self) -> list[Secret]:
+        """Every secret value of this configuration, for scrubbing messages."""
+        out = [self.implementation.public_key, self.implementation.private_key]
+        out.extend(d.connection for d in self.dossiers.values())
+        return out
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--config`` wins, then ``DOSSIERSYNC_CONFIG``, then ``./dossiersync.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_FILE)
+
+
+def _json_path(error: jsonschema.ValidationError) -> str:
+    path = "$"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def validate(data: dict[str, Any], source: str) -> None:
+    """Refuse an invalid configuration, naming the JSON path of each problem."""
+    validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for e in errors:
+            message = e.message
+            if e.validator in ("pattern", "minLength", "type", "enum") and _is_secret(e):
+                message = f"invalid value ({e.validator})"
+            lines.append(f"  {_json_path(e)}: {message}")
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+
+
+def _is_secret(error: jsonschema.ValidationError) -> bool:
+    return bool(error.schema.get("secret")) if isinstance(error.schema, dict) else False
+
+
+def _relative(base: Path, value: str | None) -> str | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p))
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and resolve the configuration file."""
+    p = config_path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"configuration file {p} not found (use --config PATH or set {ENV_VAR})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+    validate(data, str(p))
+    return from_dict(data, p)
+
+
+def from_dict(data: dict[str, Any], path: Path) -> Config:
+    base = path.resolve().parent
+    impl = dict(data["implementation"])
+    implementation = ImplementationConfig(
+        name=impl.pop("name"),
+        endpoint=impl.pop("endpoint", "sales_management"),
+        api_url=impl.pop("api_url").rstrip("/"),
+        public_key=resolve(impl.pop("public_key"), "implementation.public_key"),
+        private_key=resolve(impl.pop("private_key"), "implementation.private_key"),
+        **impl,
+    )
+    state_url = data.get("state", {}).get("url", "sqlite:///dossiersync.db")
+    if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
+        rel = state_url[len("sqlite:///") :]
+        if rel and rel != ":memory:":
+            state_url = "sqlite:///" + str(base / rel)
+    disc = data.get("discovery", {})
+    discovery = DiscoveryConfig(
+        dsn_patterns=tuple(disc.get("dsn_patterns", ())),
+        entities=tuple(disc.get("entities", DEFAULT_ENTITIES)),
+        mapping=_relative(base, disc.get("mapping")),
+    )
+    dossiers: dict[str, DossierConfig] = {}
+    for dossier_id, d in data.get("dossiers", {}).items():
+        dossiers[dossier_id] = DossierConfig(
+            id=dossier_id,
+            name=d.get("name", dossier_id),
+            connection=resolve(d["connection"], f"dossiers.{dossier_id}.connection"),
+            endpoint=d.get("endpoint", "sage50fr_odbc"),
+            entities=tuple(d.get("entities", DEFAULT_ENTITIES)),
+            mapping=_relative(base, d.get("mapping")),
+            branch_id=d.get("branch_id"),
+            code_prefix=d.get("code_prefix", "SM"),
+        )
+    return Config(
+        path=path,
+        implementation=implementation,
+        state_url=state_url,
+        sync=SyncConfig(**data.get("sync", {})),
+        discovery=discovery,
+        dossiers=dossiers,
+        log_level=data.get("logging", {}).get("level", "WARNING"),
+    )

@@ -1,0 +1,40 @@
+"""What a sync pass of one dossier works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from .config import DossierConfig, ImplementationConfig, SyncConfig
+from .state.store import StateStore
+
+if TYPE_CHECKING:
+    from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
+    from dossiersync.plugins.sales_management import SalesManagementClient
+
+
+@dataclass
+class DossierContext:
+    """One dossier's endpoints, state and settings, for the duration of its sync."""
+
+    dossier: DossierConfig
+    implementation: ImplementationConfig
+    sync: SyncConfig
+    store: StateStore
+    sage: Sage50OdbcEndpoint
+    ssm_client: SalesManagementClient
+    hooks: pluggy.HookRelay
+    trigger: str = "manual"
+    full: bool = False
+    realign: bool = False
+
+    @property
+    def dossier_id(self) -> str:
+        return self.dossier.id
+
+    def transform(self, entity: str, direction: str, record: dict[str, Any]) -> None:
+        self.hooks.dossiersync_transform_record(
+            dossier=self.dossier.id, entity=entity, direction=direction, record=record
+        )

@@ -1,0 +1,210 @@
+"""What an entity plugin declares, and the canonical-record helpers the engine uses.
+
+An entity is declarative first: its Sage table, its SSM resource, its canonical
+fields with their owner (``sage``, ``ssm`` or ``both``), the side that wins when a
+field owned by both changed on both sides, and its JSON Schema.  Code is only for
+what a mapping cannot say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import jsonschema
+
+from .config import load_schema
+from .errors import RecordInvalid
+
+if TYPE_CHECKING:
+    from .context import DossierContext
+
+SAGE_TO_SSM = "sage_to_ssm"
+SSM_TO_SAGE = "ssm_to_sage"
+DIRECTIONS = (SAGE_TO_SSM, SSM_TO_SAGE)
+
+Owner = Literal["sage", "ssm", "both"]
+Kind = Literal["text", "bool", "int", "decimal"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One canonical field: where it lives on each side and who owns it."""
+
+    name: str
+    sage: str | None = None
+    ssm: str | None = None
+    owner: Owner = "sage"
+    kind: Kind = "text"
+
+
+def normalise(value: Any, kind: Kind) -> Any:
+    """One representation per value, so both sides compare and hash alike."""
+    if value is None:
+        return None
+    if kind == "text":
+        text = str(value).strip()
+        return text or None
+    if kind == "bool":
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "oui")
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind == "decimal":
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
+        text = format(d.normalize(), "f")
+        return "0" if text in ("-0", "") else text
+    raise ValueError(kind)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    payload = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Entity:
+    """Base class of entity plugins.
+
+    Subclasses set the class attributes and may override the hooks below.  The
+    engine (``dossiersync.engine``) runs the generic sync pass with them.
+    """
+
+    name: ClassVar[str]
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    directions: ClassVar[tuple[str, ...]] = (SAGE_TO_SSM,)
+    sage_table: ClassVar[str]
+    ssm_resource: ClassVar[str]
+    fields: ClassVar[tuple[FieldSpec, ...]]
+    #: the side whose value stands when a field owned by ``both`` changed on both sides
+    conflict_winner: ClassVar[Literal["sage", "ssm"]] = "sage"
+    #: JSON Schema of the canonical record, relative to ``dossiersync.schemas``
+    schema: ClassVar[str]
+
+    # -- declarations derived once ---------------------------------------------------
+
+    @cached_property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        return jsonschema.Draft202012Validator(load_schema(self.schema))
+
+    @cached_property
+    def sage_fields(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.sage)
+
+    @cached_property
+    def sage_columns(self) -> list[str]:
+        return [f.sage for f in self.fields if f.sage]
+
+    @cached_property
+    def fields_to_ssm(self) -> tuple[FieldSpec, ...]:
+        """Fields the connector writes to SSM: Sage-owned or shared, present in SSM."""
+        return tuple(f for f in self.fields if f.ssm and f.sage and f.owner in ("sage", "both"))
+
+    @cached_property
+    def fields_to_sage(self) -> tuple[FieldSpec, ...]:
+        """Fields SSM may change in Sage: shared ones present on both sides."""
+        return tuple(f for f in self.fields if f.ssm and f.sage and f.owner == "both")
+
+    # -- keys ------------------------------------------------------------------------
+
+    def sage_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def key_text(self, key: Sequence[Any]) -> str:
+        """A Sage key as text; parts of a composite key are joined by ``:``."""
+        return ":".join(str(part).strip() for part in key)
+
+    def key_from_text(self, text: str) -> tuple[Any, ...]:
+        return tuple(text.split(":"))
+
+    def ext_id(self, dossier_id: str, key_text: str) -> str:
+        return f"{dossier_id}:{key_text}"
+
+    # -- mapping ---------------------------------------------------------------------
+
+    def sage_where(self) -> dict[str, Any]:
+        """Equality filters selecting this entity's rows in its Sage table."""
+        return {}
+
+    def from_sage(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {f.name: normalise(row.get(f.sage), f.kind) for f in self.sage_fields if f.sage}
+
+    def from_ssm(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if f.ssm and f.ssm in record:
+                value = record[f.ssm]
+                if isinstance(value, dict) and "id" in value:
+                    value = value["id"]
+                out[f.name] = normalise(value, f.kind)
+        return out
+
+    def to_ssm(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        by_name = {f.name: f for f in self.fields}
+        body: dict[str, Any] = {}
+        for name in names:
+            f = by_name[name]
+            if f.ssm:
+                body[f.ssm] = _json_value(record.get(name), f.kind)
+        return body
+
+    def to_sage(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        by_name = {f.name: f for f in self.fields}
+        return {by_name[n].sage: record.get(n) for n in names if by_name[n].sage}  # type: ignore[misc]
+
+    # -- rules -----------------------------------------------------------------------
+
+    def ssm_may_change(self, base: Mapping[str, Any]) -> tuple[str, ...]:
+        """Fields whose SSM-side edits reach Sage for a record in this state."""
+        return tuple(f.name for f in self.fields_to_sage)
+
+    def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
+        """Whether an SSM record with no extId was created for this dossier."""
+        return False
+
+    def new_sage_key(self, record: Mapping[str, Any], ctx: DossierContext) -> tuple[Any, ...]:
+        raise NotImplementedError(f"{self.name} records are not created in Sage")
+
+    def after_sage_write(
+        self, record: Mapping[str, Any], changed: Iterable[str], ctx: DossierContext
+    ) -> dict[str, Any]:
+        """SSM fields to set once SSM edits reached Sage (e.g. ``readOnly``)."""
+        return {}
+
+    # -- validation ------------------------------------------------------------------
+
+    def validate(self, record: Mapping[str, Any]) -> None:
+        """Raise RecordInvalid naming the first failing field and the rule."""
+        errors = sorted(self.validator.iter_errors(dict(record)), key=lambda e: e.path)
+        if not errors:
+            return
+        e = errors[0]
+        field_name = ".".join(str(p) for p in e.absolute_path) or _missing_field(e)
+        rule = e.validator
+        raise RecordInvalid(f"field {field_name!r} fails rule {rule!r}: {e.message}", field_name)
+
+
+def _missing_field(error: jsonschema.ValidationError) -> str:
+    if error.validator == "required" and isinstance(error.instance, dict):
+        required: list[str] = list(error.validator_value)  # type: ignore[arg-type]
+        for name in required:
+            if name not in error.instance:
+                return str(name)
+    return "(record)"
+
+
+def _json_value(value: Any, kind: Kind) -> Any:
+    if value is None:
+        return None
+    if kind == "decimal":
+        return float(Decimal(value))
+    return value

@@ -1,0 +1,186 @@
+"""Per-dossier journal (runs and per-record events) and incidents."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .state.models import Event, Incident, Run
+
+COUNTS = ("read", "created", "updated", "deleted", "unchanged", "refused", "failed")
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp (the state store keeps UTC without zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class RunRecord:
+    """What a running sync process has done so far."""
+
+    id: int
+    dossier_id: str
+    entity: str
+    direction: str
+    trigger: str
+    full: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["started_at"] = self.started_at.isoformat()
+        d["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return d
+
+
+def start_run(
+    session: Session, dossier_id: str, entity: str, direction: str, trigger: str, full: bool
+) -> RunRecord:
+    run = Run(
+        dossier_id=dossier_id,
+        entity=entity,
+        direction=direction,
+        trigger=trigger,
+        full=full,
+        started_at=utcnow(),
+        outcome="running",
+    )
+    session.add(run)
+    session.commit()
+    return RunRecord(
+        id=run.id,
+        dossier_id=dossier_id,
+        entity=entity,
+        direction=direction,
+        trigger=trigger,
+        full=full,
+        started_at=run.started_at,
+    )
+
+
+def finish_run(session: Session, record: RunRecord) -> None:
+    record.finished_at = utcnow()
+    session.execute(
+        update(Run)
+        .where(Run.id == record.id)
+        .values(
+            finished_at=record.finished_at,
+            outcome=record.outcome,
+            message=record.message,
+            **record.counts,
+        )
+    )
+    session.commit()
+
+
+def add_event(
+    session: Session, run: RunRecord, record_key: str, action: str, detail: str | None = None
+) -> None:
+    session.add(
+        Event(
+            run_id=run.id,
+            dossier_id=run.dossier_id,
+            entity=run.entity,
+            record_key=record_key[:240],
+            action=action,
+            detail=detail,
+            at=utcnow(),
+        )
+    )
+
+
+def open_incident(
+    session: Session,
+    dossier_id: str,
+    *,
+    entity: str | None,
+    record_key: str | None,
+    direction: str | None,
+    kind: str,
+    message: str,
+    field_name: str | None = None,
+    run_id: int | None = None,
+) -> bool:
+    """Open an incident, or count one more occurrence of the same open one.
+
+    Returns True when a new incident was opened.
+    """
+    now = utcnow()
+    existing = session.scalars(
+        select(Incident).where(
+            Incident.dossier_id == dossier_id,
+            Incident.entity.is_(None) if entity is None else Incident.entity == entity,
+            Incident.record_key.is_(None)
+            if record_key is None
+            else Incident.record_key == record_key,
+            Incident.direction.is_(None) if direction is None else Incident.direction == direction,
+            Incident.kind == kind,
+            Incident.state == "open",
+        )
+    ).first()
+    if existing is not None:
+        existing.occurrences += 1
+        existing.last_seen = now
+        existing.message = message
+        existing.field = field_name
+        existing.last_run_id = run_id
+        return False
+    session.add(
+        Incident(
+            dossier_id=dossier_id,
+            entity=entity,
+            record_key=record_key,
+            direction=direction,
+            kind=kind,
+            field=field_name,
+            message=message,
+            first_seen=now,
+            last_seen=now,
+            occurrences=1,
+            state="open",
+            last_run_id=run_id,
+        )
+    )
+    return True
+
+
+def resolve_incidents(
+    session: Session,
+    dossier_id: str,
+    entity: str | None,
+    *,
+    record_keys: list[str] | None = None,
+    direction: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+) -> int:
+    """Close the open incidents of these records (or of the run when keys is None)."""
+    stmt = update(Incident).where(
+        Incident.dossier_id == dossier_id,
+        Incident.state == "open",
+    )
+    if entity is not None:
+        stmt = stmt.where(Incident.entity == entity)
+    if record_keys is not None:
+        if not record_keys:
+            return 0
+        stmt = stmt.where(Incident.record_key.in_(record_keys))
+    else:
+        stmt = stmt.where(Incident.record_key.is_(None))
+    if direction is not None:
+        stmt = stmt.where(Incident.direction == direction)
+    if kinds is not None:
+        stmt = stmt.where(Incident.kind.in_(kinds))
+    result = session.execute(stmt.values(state="resolved", resolved_at=utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,67 @@
+"""One sync per dossier at a time: a lease row in the state store."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from .errors import LeaseTaken
+from .journal import utcnow
+from .state.models import Lease
+from .state.store import StateStore
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None = None) -> str:
+    """Take the dossier's lease or raise LeaseTaken; an expired lease is taken over."""
+    holder = holder or holder_name()
+    now = utcnow()
+    try:
+        with store.session() as s:
+            lease = s.scalar(select(Lease).where(Lease.dossier_id == dossier_id).with_for_update())
+            if lease is None:
+                s.add(
+                    Lease(
+                        dossier_id=dossier_id,
+                        holder=holder,
+                        acquired_at=now,
+                        expires_at=now + timedelta(seconds=seconds),
+                    )
+                )
+            elif lease.holder != holder and lease.expires_at > now:
+                raise LeaseTaken(
+                    f"dossier {dossier_id} is being synced by {lease.holder} "
+                    f"(lease until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); skipped"
+                )
+            else:
+                lease.holder = holder
+                lease.acquired_at = now
+                lease.expires_at = now + timedelta(seconds=seconds)
+    except IntegrityError:
+        raise LeaseTaken(
+            f"dossier {dossier_id} is being synced by another process; skipped"
+        ) from None
+    return holder
+
+
+def release(store: StateStore, dossier_id: str, holder: str) -> None:
+    with store.session() as s:
+        s.execute(delete(Lease).where(Lease.dossier_id == dossier_id, Lease.holder == holder))
+
+
+@contextmanager
+def held(store: StateStore, dossier_id: str, seconds: int) -> Iterator[str]:
+    holder = acquire(store, dossier_id, seconds)
+    try:
+        yield holder
+    finally:
+        release(store, dossier_id, holder)

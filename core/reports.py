@@ -1,0 +1,190 @@
+"""Read-only views of the state: status, journal, incidents (for the CLI and pages)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from .config import Config
+from .dossiers import views
+from .state.models import Event, Incident, Link, Run
+from .state.store import StateStore
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    duration = (
+        round((run.finished_at - run.started_at).total_seconds(), 3) if run.finished_at else None
+    )
+    return {
+        "run_id": run.id,
+        "dossier_id": run.dossier_id,
+        "entity": run.entity,
+        "direction": run.direction,
+        "trigger": run.trigger,
+        "full": run.full,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_seconds": duration,
+        "outcome": run.outcome,
+        "message": run.message,
+        "counts": {
+            "read": run.read,
+            "created": run.created,
+            "updated": run.updated,
+            "deleted": run.deleted,
+            "unchanged": run.unchanged,
+            "refused": run.refused,
+            "failed": run.failed,
+        },
+    }
+
+
+def status(
+    config: Config, store: StateStore, dossier_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Per dossier (active and inactive): state, last run per entity and direction,
+    records per sync label, open incidents."""
+    out = []
+    for view in views(config, store):
+        if dossier_id and view.id != dossier_id:
+            continue
+        if view.state == "new" and not dossier_id:
+            continue
+        with store.session() as s:
+            labels: dict[str, dict[str, int]] = {}
+            for entity, label, n in s.execute(
+                select(Link.entity, Link.label, func.count())
+                .where(Link.dossier_id == view.id, Link.deleted.is_(False))
+                .group_by(Link.entity, Link.label)
+            ):
+                labels.setdefault(entity, {})[label] = int(n)
+            deleted = dict(
+                s.execute(
+                    select(Link.entity, func.count())
+                    .where(Link.dossier_id == view.id, Link.deleted.is_(True))
+                    .group_by(Link.entity)
+                ).all()
+            )
+            last_ids = s.execute(
+                select(func.max(Run.id))
+                .where(Run.dossier_id == view.id)
+                .group_by(Run.entity, Run.direction)
+            ).scalars()
+            last_runs = [
+                run_dict(r) for r in s.scalars(select(Run).where(Run.id.in_(list(last_ids))))
+            ]
+            open_incidents = dict(
+                s.execute(
+                    select(Incident.entity, func.count())
+                    .where(Incident.dossier_id == view.id, Incident.state == "open")
+                    .group_by(Incident.entity)
+                ).all()
+            )
+        entities = sorted(set(view.entities) | set(labels) | {r["entity"] for r in last_runs})
+        per_entity = []
+        for name in entities:
+            counts = labels.get(name, {})
+            per_entity.append(
+                {
+                    "entity": name,
+                    "records": {
+                        "synced": counts.get("synced", 0),
+                        "pending": counts.get("pending", 0),
+                        "pending_review": counts.get("pending_review", 0),
+                        "error": counts.get("error", 0),
+                        "deleted": int(deleted.get(name, 0)),
+                    },
+                    "open_incidents": int(open_incidents.get(name, 0)),
+                    "last_runs": sorted(
+                        (r for r in last_runs if r["entity"] == name),
+                        key=lambda r: r["direction"],
+                    ),
+                }
+            )
+        out.append(
+            {
+                "id": view.id,
+                "name": view.name,
+                "state": view.state,
+                "needs_full_sync": view.needs_full_sync,
+                "open_incidents": view.open_incidents,
+                "entities": per_entity,
+            }
+        )
+    return out
+
+
+def journal(
+    store: StateStore,
+    dossier_id: str,
+    *,
+    run_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The dossier's runs, newest first; with ``run_id``, that run's per-record events."""
+    with store.session() as s:
+        if run_id is not None:
+            events = s.scalars(
+                select(Event)
+                .where(Event.run_id == run_id, Event.dossier_id == dossier_id)
+                .order_by(Event.id)
+            )
+            return [
+                {
+                    "event_id": e.id,
+                    "run_id": e.run_id,
+                    "entity": e.entity,
+                    "record_key": e.record_key,
+                    "action": e.action,
+                    "detail": e.detail,
+                    "at": _iso(e.at),
+                }
+                for e in events
+            ]
+        stmt = select(Run).where(Run.dossier_id == dossier_id)
+        if since is not None:
+            stmt = stmt.where(Run.started_at >= since)
+        runs = s.scalars(stmt.order_by(Run.id.desc()).limit(limit))
+        return [run_dict(r) for r in runs]
+
+
+def incidents(
+    store: StateStore,
+    dossier_id: str | None = None,
+    *,
+    open_only: bool = False,
+    entity: str | None = None,
+) -> list[dict[str, Any]]:
+    with store.session() as s:
+        stmt = select(Incident)
+        if dossier_id:
+            stmt = stmt.where(Incident.dossier_id == dossier_id)
+        if open_only:
+            stmt = stmt.where(Incident.state == "open")
+        if entity:
+            stmt = stmt.where(Incident.entity == entity)
+        return [
+            {
+                "incident_id": i.id,
+                "dossier_id": i.dossier_id,
+                "entity": i.entity,
+                "record_key": i.record_key,
+                "direction": i.direction,
+                "kind": i.kind,
+                "field": i.field,
+                "message": i.message,
+                "state": i.state,
+                "occurrences": i.occurrences,
+                "first_seen": _iso(i.first_seen),
+                "last_seen": _iso(i.last_seen),
+                "resolved_at": _iso(i.resolved_at),
+            }
+            for i in s.scalars(stmt.order_by(Incident.id))
+        ]

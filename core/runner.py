@@ -1,0 +1,194 @@
+"""Syncing dossiers: each one on its own, one failing never stopping the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from .config import Config, DossierConfig
+from .context import DossierContext
+from .dossiers import proposed
+from .engine import run_entity
+from .errors import DossierSyncError, LeaseTaken
+from .journal import RunRecord
+from .lease import held
+from .plugins import hook_manager, load_endpoint, load_entities
+from .secrets import scrub
+from .state.models import Dossier
+from .state.store import StateStore
+
+log = logging.getLogger("dossiersync.runner")
+
+
+@dataclass
+class DossierResult:
+    """What one dossier's sync did: its runs, or why it did not run."""
+
+    dossier_id: str
+    runs: list[RunRecord] = field(default_factory=list)
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and self.skipped is None
+            and all(r.outcome == "succeeded" for r in self.runs)
+        )
+
+    def reasons(self) -> list[str]:
+        """One line per failed run (or per dossier that could not run)."""
+        if self.error:
+            return [f"{self.dossier_id}: {self.error}"]
+        if self.skipped:
+            return [f"{self.dossier_id}: {self.skipped}"]
+        return [
+            f"{r.dossier_id} {r.entity} {r.direction}: {r.outcome}: {r.message or ''}".rstrip(": ")
+            for r in self.runs
+            if r.outcome != "succeeded"
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dossier_id": self.dossier_id,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "error": self.error,
+            "runs": [r.as_dict() for r in self.runs],
+        }
+
+
+def ssm_client(config: Config) -> Any:
+    impl = config.implementation
+    client_class = load_endpoint(impl.endpoint)
+    return client_class(
+        impl.api_url,
+        impl.public_key.reveal(),
+        impl.private_key.reveal(),
+        timeout=impl.timeout_seconds,
+        max_retries=impl.max_retries,
+        max_concurrency=impl.max_concurrency,
+        max_requests_per_second=impl.max_requests_per_second,
+        page_size=impl.page_size,
+    )
+
+
+def sync(
+    config: Config,
+    store: StateStore,
+    dossier_ids: list[str] | None = None,
+    entity_names: list[str] | None = None,
+    *,
+    full: bool = False,
+    trigger: str = "manual",
+    on_run: Callable[[RunRecord], None] | None = None,
+) -> list[DossierResult]:
+    """Sync the given dossiers (default: every active one), each independently."""
+    with store.session() as s:
+        rows = {d.id: d for d in s.scalars(select(Dossier))}
+    if dossier_ids:
+        targets = list(dict.fromkeys(dossier_ids))
+    else:
+        targets = sorted(d for d, row in rows.items() if row.state == "active")
+    candidates = proposed(config)
+    results: list[DossierResult] = []
+    client = None
+    try:
+        for dossier_id in targets:
+            row = rows.get(dossier_id)
+            if row is None:
+                results.append(DossierResult(dossier_id, error="not activated (dossiers activate)"))
+                continue
+            if row.state != "active":
+                results.append(DossierResult(dossier_id, skipped="inactive: not read or written"))
+                continue
+            cfg = candidates.get(dossier_id)
+            if cfg is None:
+                results.append(
+                    DossierResult(dossier_id, error="no longer in the configuration; not synced")
+                )
+                continue
+            if client is None:
+                client = ssm_client(config)
+            results.append(
+                sync_dossier(config, store, cfg, client, entity_names, full, trigger, on_run)
+            )
+    finally:
+        if client is not None:
+            client.close()
+    return results
+
+
+def sync_dossier(
+    config: Config,
+    store: StateStore,
+    dossier: DossierConfig,
+    client: Any,
+    entity_names: list[str] | None,
+    full: bool,
+    trigger: str,
+    on_run: Callable[[RunRecord], None] | None = None,
+) -> DossierResult:
+    result = DossierResult(dossier.id)
+    secrets = config.secrets()
+    try:
+        with held(store, dossier.id, config.sync.lease_seconds):
+            enabled = load_entities(dossier.entities)
+            if entity_names:
+                unknown = sorted(set(entity_names) - {e.name for e in enabled})
+                if unknown:
+                    result.error = f"entity not enabled for this dossier: {', '.join(unknown)}"
+                    return result
+                enabled = [e for e in enabled if e.name in entity_names]
+            with store.session() as s:
+                row = s.get(Dossier, dossier.id)
+                assert row is not None
+                needs_full = row.needs_full_sync
+                pending_trigger = row.full_sync_trigger
+            run_trigger = (pending_trigger or "activation") if needs_full else trigger
+            endpoint_class = load_endpoint(dossier.endpoint)
+            mapping = None
+            if dossier.mapping:
+                from dossiersync.plugins.sage50fr_odbc import SageMapping
+
+                mapping = SageMapping.load(dossier.mapping)
+            sage = endpoint_class(dossier.connection.reveal(), mapping)
+            opened: Exception | None = None
+            try:
+                sage.open()
+            except DossierSyncError as exc:
+                opened = exc
+            ctx = DossierContext(
+                dossier=dossier,
+                implementation=config.implementation,
+                sync=config.sync,
+                store=store,
+                sage=sage,
+                ssm_client=client,
+                hooks=hook_manager(enabled).hook,
+                trigger=run_trigger,
+                full=full or needs_full,
+                realign=run_trigger in ("reactivation", "realign"),
+            )
+            try:
+                for entity in enabled:
+                    result.runs.extend(run_entity(ctx, entity, on_run, opened))
+            finally:
+                if opened is None:
+                    sage.close()
+            if needs_full and not entity_names and all(r.outcome != "failed" for r in result.runs):
+                with store.session() as s:
+                    row = s.get(Dossier, dossier.id)
+                    if row is not None:
+                        row.needs_full_sync = False
+                        row.full_sync_trigger = None
+    except LeaseTaken as exc:
+        result.skipped = str(exc)
+    except DossierSyncError as exc:
+        result.error = scrub(str(exc), secrets)
+    return result

@@ -1,0 +1,81 @@
+"""Secret references and masking.
+
+A secret in the configuration is either a literal or a reference: ``env:NAME`` reads
+the environment, ``file:PATH`` reads a file that only its owner may read.  Secrets are
+held in :class:`Secret`, whose ``str``/``repr`` never reveal the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from .errors import ConfigError
+
+_CONN_SECRET = re.compile(r"(?i)\b(PWD|PASSWORD)\s*=\s*(\{[^}]*\}|[^;]*)")
+
+
+class Secret:
+    """A value that is never printed, logged or serialised by accident."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def resolve(reference: str, where: str) -> Secret:
+    """Turn a configured value (literal, ``env:NAME`` or ``file:PATH``) into a Secret.
+
+    ``where`` names the configuration key in error messages; the value itself never
+    appears in them.
+    """
+    if reference.startswith("env:"):
+        name = reference[4:]
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return Secret(value)
+    if reference.startswith("file:"):
+        path = Path(reference[5:]).expanduser()
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{where}: secret file {path} is readable by others; run chmod 600 {path}"
+            )
+        return Secret(path.read_text(encoding="utf-8").strip())
+    return Secret(reference)
+
+
+def mask_connection(connection: str) -> str:
+    """An ODBC connection string with its password replaced by ``***``."""
+    return _CONN_SECRET.sub(lambda m: f"{m.group(1)}=***", connection)
+
+
+def scrub(text: str, secrets: list[Secret]) -> str:
+    """Remove every known secret value (and ODBC passwords) from a message."""
+    out = mask_connection(text)
+    for secret in secrets:
+        value = secret.reveal()
+        if len(value) >= 3:
+            out = out.replace(value, "***")
+    return out
