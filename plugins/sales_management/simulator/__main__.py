@@ -1,0 +1,52 @@
+"""``python -m dossiersync.plugins.sales_management.simulator --port 8765 [options]``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from .process import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY, serve
+
+
+def _rate(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _natural(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dossiersync.plugins.sales_management.simulator",
+        description="Serve a local simulator of the Sage Sales Management REST API (v4).",
+    )
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    p.add_argument("--db", dest="db_path", help="SQLite file (default: a temporary file)")
+    p.add_argument("--public-key", default=DEFAULT_PUBLIC_KEY, help="login username")
+    p.add_argument("--private-key", default=DEFAULT_PRIVATE_KEY, help="login password")
+    p.add_argument("--latency-ms", type=_natural, default=0, help="delay added to each request")
+    p.add_argument("--error-rate", type=_rate, default=0.0, help="share of calls failing 5xx")
+    p.add_argument("--rate-limit", type=_natural, default=0, help="requests/s per session")
+    p.add_argument("--session-ttl", type=_natural, default=3600, help="session lifetime (s)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the fault injection")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = vars(parser().parse_args(argv))
+    try:
+        serve(options.pop("port"), options.pop("host"), options.pop("db_path"), **options)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""The simulated Sales Management REST API (v4) as a Starlette application."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .store import ApiError, Store
+
+BASE_PATH = "/api/v4"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+PAGE_SIZE_HEADERS = ("Count", "X-FM-Entity-Count")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def message(status: int, text: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"Message": text}, status_code=status, headers=headers)
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Behaviour knobs of a simulator instance."""
+
+    public_key: str = "demo-public"
+    private_key: str = "demo-private"
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    rate_limit: int = 0
+    session_ttl: int = 3600
+    seed: int | None = None
+
+
+class Gate:
+    """Sessions, rate limit and fault injection applied in front of every resource call."""
+
+    def __init__(self, switches: Switches) -> None:
+        self.switches = switches
+        self._sessions: dict[str, float] = {}
+        self._recent: dict[str, deque[float]] = {}
+        self._random = random.Random(switches.seed)
+        self._lock = threading.Lock()
+
+    def open_session(self, username: Any, password: Any) -> str | None:
+        expected = (self.switches.public_key, self.switches.private_key)
+        if not (isinstance(username, str) and isinstance(password, str)):
+            return None
+        matches = secrets.compare_digest(username.encode(), expected[0].encode())
+        matches &= secrets.compare_digest(password.encode(), expected[1].encode())
+        if not matches:
+            return None
+        token = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self._lock:
+            self._sessions = {t: end for t, end in self._sessions.items() if end > now}
+            self._sessions[token] = now + self.switches.session_ttl
+        return token
+
+    def session_alive(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self._lock:
+            expires = self._sessions.get(token)
+            if expires is None:
+                return False
+            if expires <= time.monotonic():
+                del self._sessions[token]
+                self._recent.pop(token, None)
+                return False
+            return True
+
+    def retry_after(self, token: str) -> int | None:
+        """Seconds to wait if ``token`` is over the per-second limit, else ``None``."""
+        limit = self.switches.rate_limit
+        if limit <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent.setdefault(token, deque())
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= limit:
+                return max(1, math.ceil(recent[0] + 1.0 - now))
+            recent.append(now)
+            return None
+
+    def injected_failure(self) -> int | None:
+        rate = self.switches.error_rate
+        if rate <= 0:
+            return None
+        with self._lock:
+            if self._random.random() >= rate:
+                return None
+            return self._random.choice((500, 503))
+
+
+def create_app(
+    db_path: str,
+    *,
+    public_key: str = "demo-public",
+    private_key: str = "demo-private",
+    latency_ms: int = 0,
+    error_rate: float = 0.0,
+    rate_limit: int = 0,
+    session_ttl: int = 3600,
+    seed: int | None = None,
+) -> Starlette:
+    """The simulator application over the SQLite file ``db_path`` (created and seeded if new)."""
+    switches = Switches(
+        public_key=public_key,
+        private_key=private_key,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        rate_limit=rate_limit,
+        session_ttl=session_ttl,
+        seed=seed,
+    )
+    store = Store(db_path)
+    gate = Gate(switches)
+
+    def guarded(handler: Handler, *, login: bool = False) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if switches.latency_ms > 0:
+                await asyncio.sleep(switches.latency_ms / 1000)
+            if not login:
+                token = request.headers.get("X-Session-Key")
+                if token is None or not gate.session_alive(token):
+                    return message(401, "Invalid or expired session key: log in again")
+                wait = gate.retry_after(token)
+                if wait is not None:
+                    headers = {"Retry-After": str(wait)}
+                    return message(429, "Too many requests: slow down", headers)
+                failure = gate.injected_failure()
+                if failure == 500:
+                    return message(500, "901: internal error (simulated)")
+                if failure is not None:
+                    return message(failure, "900: service temporarily unavailable (simulated)")
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return message(exc.status, exc.message)
+
+        return endpoint
+
+    async def login(request: Request) -> Response:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "login body must be a JSON object with username and password")
+        token = gate.open_session(body.get("username"), body.get("password"))
+        if token is None:
+            return message(401, "Invalid credentials")
+        return JSONResponse({"token": token})
+
+    async def list_records(request: Request) -> Response:
+        resource = request.path_params["resource"]
+        page = int_parameter(request.query_params.get("page", "0"), "page")
+        size = page_size(request)
+        records, total = store.page(
+            resource,
+            where=request.query_params.get("where"),
+            order=request.query_params.get("order"),
+            page=page,
+            size=size,
+        )
+        headers = {"X-FM-Entity-Count": str(total)}
+        if (page + 1) * size < total:
+            headers["X-FM-Next-Page"] = str(page + 1)
+        return JSONResponse(records, headers=headers)
+
+    async def get_record(request: Request) -> Response:
+        resource, record_id = record_path(request)
+        return JSONResponse(store.get(resource, record_id))
+
+    async def create_record(request: Request) -> Response:
+        body = await json_object(request)
+        record_id = store.create(request.path_params["resource"], body)
+        return JSONResponse({"Message": "entity created", "id": record_id}, status_code=201)
+
+    async def update_record(request: Request) -> Response:
+        resource, record_id = record_path(request)
+        store.update(resource, record_id, await json_object(request))
+        return JSONResponse({"Message": "entity updated"})
+
+    async def delete_record(request: Request) -> Response:
+        resource, record_id = record_path(request)
+        store.delete(resource, record_id)
+        return JSONResponse({"Message": "entity deleted"})
+
+    async def bulk_records(request: Request) -> Response:
+        body = await json_body(request)
+        if not isinstance(body, list):
+            raise ApiError(400, "bulk body must be a JSON array")
+        return JSONResponse(store.bulk(request.path_params["resource"], body))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return message(status, str(detail))
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        return message(500, f"901: internal error ({type(exc).__name__})")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    routes = [
+        Route(f"{BASE_PATH}/login", guarded(login, login=True), methods=["POST"]),
+        Route(f"{BASE_PATH}/{{resource}}/bulk", guarded(bulk_records), methods=["POST"]),
+        Route(f"{BASE_PATH}/{{resource}}", guarded(list_records), methods=["GET"]),
+        Route(f"{BASE_PATH}/{{resource}}", guarded(create_record), methods=["POST"]),
+        Route(f"{BASE_PATH}/{{resource}}/{{record_id}}", guarded(get_record), methods=["GET"]),
+        Route(f"{BASE_PATH}/{{resource}}/{{record_id}}", guarded(update_record), methods=["PUT"]),
+        Route(
+            f"{BASE_PATH}/{{resource}}/{{record_id}}", guarded(delete_record), methods=["DELETE"]
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, Exception: unexpected_error},
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.switches = switches
+    return app
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError(400, "request body must be JSON")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON body: {exc}") from exc
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def int_parameter(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ApiError(400, f"{name} must not be negative")
+    return value
+
+
+def page_size(request: Request) -> int:
+    for header in PAGE_SIZE_HEADERS:
+        raw = request.headers.get(header)
+        if raw is not None and raw.strip():
+            size = int_parameter(raw.strip(), header)
+            if size == 0:
+                raise ApiError(400, f"{header} must be at least 1")
+            return min(size, MAX_PAGE_SIZE)
+    return DEFAULT_PAGE_SIZE
+
+
+def record_path(request: Request) -> tuple[str, int]:
+    raw = request.path_params["record_id"]
+    if not raw.isdigit():
+        raise ApiError(400, f"910: {raw!r} is not a record id")
+    return request.path_params["resource"], int(raw)

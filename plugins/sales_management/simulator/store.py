@@ -1,0 +1,580 @@
+"""SQLite storage of the simulated Sales Management resources.
+
+Every record is one JSON document in the ``records`` table, with the columns the API
+filters and pages on most (``ext_id``, ``date_updated``, ``deleted``) copied out and
+indexed. Foreign keys are stored as plain ids and rendered as ``{"id": n, "value": label}``
+when read, like the real API does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .where import (
+    FIELD_PATTERN,
+    Literal,
+    SqlFragment,
+    WhereSyntaxError,
+    compile_where,
+    fields,
+    parse,
+)
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+API_USER_ID = 1
+"""The user the API keys act as: it is recorded as creator, updater and deleter."""
+
+BULK_LIMIT = 100
+SCHEMA_VERSION = 1
+
+SYSTEM_FIELDS = (
+    "id",
+    "dateCreated",
+    "dateUpdated",
+    "dateDeleted",
+    "deleted",
+    "salesRepIdCreated",
+    "salesRepIdUpdated",
+    "salesRepIdDeleted",
+)
+SYSTEM_REFERENCES: Mapping[str, str] = {
+    "salesRepIdCreated": "users",
+    "salesRepIdUpdated": "users",
+    "salesRepIdDeleted": "users",
+}
+COLUMNS: Mapping[str, str] = {
+    "id": "records.id",
+    "extId": "records.ext_id",
+    "dateUpdated": "records.date_updated",
+    "deleted": "records.deleted",
+}
+_DATE_FIELD = re.compile(r"(?:^|\.)date[A-Z0-9_][A-Za-z0-9_]*$")
+_DATE_LITERAL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}")
+
+
+class ApiError(Exception):
+    """A request the API answers with an error status and a ``Message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One API resource: what it requires on create, what it references, how it is named."""
+
+    name: str
+    required: tuple[str, ...] = ()
+    references: Mapping[str, str] = field(default_factory=dict)
+    label: tuple[str, ...] = ("name",)
+    writable: bool = True
+    bulk: bool = False
+    seed: tuple[Mapping[str, Any], ...] = ()
+
+    def all_references(self) -> Mapping[str, str]:
+        return {**SYSTEM_REFERENCES, **self.references}
+
+
+def _described(*descriptions: tuple[str, str]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(
+        {"description": fr, "descriptionFR": fr, "descriptionEN": en} for fr, en in descriptions
+    )
+
+
+RESOURCES: Mapping[str, Resource] = {
+    r.name: r
+    for r in (
+        Resource(
+            "users",
+            writable=False,
+            seed=(
+                {"name": "Camille Martin", "email": "camille.martin@example.fr", "active": True},
+                {"name": "Julien Dubois", "email": "julien.dubois@example.fr", "active": True},
+                {"name": "Élodie Moreau", "email": "elodie.moreau@example.fr", "active": True},
+            ),
+        ),
+        Resource(
+            "branches",
+            writable=False,
+            seed=(
+                {"name": "Siège"},
+                {"name": "Agence Lyon"},
+                {"name": "Agence Bordeaux"},
+                {"name": "Agence Lille"},
+            ),
+        ),
+        Resource(
+            "accountTypes",
+            writable=False,
+            label=("description",),
+            seed=_described(
+                ("Client", "Customer"), ("Prospect", "Lead"), ("Partenaire", "Partner")
+            ),
+        ),
+        Resource(
+            "salesorderStatuses",
+            writable=False,
+            label=("description",),
+            seed=_described(
+                ("En cours", "Open"),
+                ("Validée", "Confirmed"),
+                ("Livrée", "Delivered"),
+                ("Facturée", "Invoiced"),
+                ("Annulée", "Cancelled"),
+            ),
+        ),
+        Resource(
+            "currencies",
+            writable=False,
+            label=("description",),
+            seed=_described(("Euro", "Euro"), ("Dollar US", "US dollar"), ("Franc suisse", "CHF")),
+        ),
+        Resource(
+            "accounts",
+            required=("branchId", "name", "salesRepId1"),
+            references={
+                "branchId": "branches",
+                "salesRepId1": "users",
+                "salesRepId2": "users",
+                "typeId": "accountTypes",
+            },
+        ),
+        Resource(
+            "contacts",
+            required=("accountId", "firstName", "lastName"),
+            references={"accountId": "accounts"},
+            label=("firstName", "lastName"),
+        ),
+        Resource(
+            "productFamilies",
+            required=("descriptionFR",),
+            label=("descriptionFR",),
+        ),
+        Resource(
+            "products",
+            required=("model",),
+            references={"familyId": "productFamilies"},
+            label=("model",),
+            bulk=True,
+        ),
+        Resource(
+            "salesorders",
+            required=("branchId", "reference", "salesRepId"),
+            references={
+                "branchId": "branches",
+                "salesRepId": "users",
+                "accountId": "accounts",
+                "contactId": "contacts",
+                "statusId": "salesorderStatuses",
+                "currencyId": "currencies",
+            },
+            label=("reference",),
+        ),
+        Resource(
+            "salesordersLines",
+            required=("salesorderId", "productId", "quantity"),
+            references={"salesorderId": "salesorders", "productId": "products"},
+            label=("extId",),
+        ),
+    )
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    resource TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    ext_id TEXT,
+    date_updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (resource, id)
+);
+CREATE INDEX IF NOT EXISTS records_ext_id ON records (resource, ext_id);
+CREATE INDEX IF NOT EXISTS records_date_updated ON records (resource, date_updated);
+"""
+
+
+def is_date_field(name: str) -> bool:
+    return _DATE_FIELD.search(name) is not None
+
+
+def normalise_date_literal(value: str) -> str:
+    """``'2026-11-01 10:00:00'`` and ``'…Z'`` forms become the stored ``'…T…'`` form."""
+    if _DATE_LITERAL.match(value):
+        value = value[:10] + "T" + value[11:]
+    for suffix in ("Z", "+00:00"):
+        if value.endswith(suffix):
+            value = value[: -len(suffix)]
+    return value
+
+
+def _not_found(resource: str, record_id: int) -> ApiError:
+    return ApiError(400, f"910: {resource} with id {record_id} does not exist")
+
+
+class _Columns:
+    """Resolves field names of one resource to SQL expressions over ``records``."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.references = resource.all_references()
+
+    def expression(self, name: str) -> SqlFragment:
+        if name in COLUMNS:
+            return SqlFragment(COLUMNS[name])
+        head, _, tail = name.partition(".")
+        if head in self.references and tail in ("id", "value"):
+            if tail == "id":
+                return SqlFragment("json_extract(records.data, ?)", (f"$.{head}",))
+            target = RESOURCES[self.references[head]]
+            label = _label_sql(target)
+            # label.sql is built from the registry's constants and holds only placeholders.
+            sql = (
+                f"(SELECT {label.sql} FROM records AS ref WHERE ref.resource = ? "  # noqa: S608
+                "AND ref.id = json_extract(records.data, ?))"
+            )
+            return SqlFragment(sql, (*label.params, target.name, f"$.{head}"))
+        return SqlFragment("json_extract(records.data, ?)", (f"$.{name}",))
+
+    def literal(self, name: str, value: Literal) -> Literal:
+        head, _, tail = name.partition(".")
+        is_id = name == "id" or (head in self.references and tail in ("", "id"))
+        if is_id and isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, str) and is_date_field(name):
+            return normalise_date_literal(value)
+        return value
+
+
+def _label_sql(target: Resource) -> SqlFragment:
+    parts = ["COALESCE(json_extract(ref.data, ?), '')" for _ in target.label]
+    paths = tuple(f"$.{name}" for name in target.label)
+    if len(parts) == 1:
+        return SqlFragment("json_extract(ref.data, ?)", paths)
+    return SqlFragment("TRIM(" + " || ' ' || ".join(parts) + ")", paths)
+
+
+class Store:
+    """The simulator's records, in one SQLite file, safe to use from several threads."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+        row = self._db.execute("SELECT MAX(date_updated) FROM records").fetchone()
+        self._last_stamp = (
+            datetime.strptime(row[0], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+            if row[0]
+            else datetime.min.replace(tzinfo=UTC)
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version >= SCHEMA_VERSION:
+                return
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._last_stamp = datetime.min.replace(tzinfo=UTC)
+            with self._transaction():
+                for resource in RESOURCES.values():
+                    for values in resource.seed:
+                        self._insert(resource, dict(values))
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _stamp(self) -> str:
+        now = datetime.now(UTC)
+        if now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return now.strftime(TIMESTAMP_FORMAT)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def page(
+        self,
+        resource_name: str,
+        *,
+        where: str | None = None,
+        order: str | None = None,
+        page: int = 0,
+        size: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of matching records and the total number of matching records."""
+        resource = resource_of(resource_name)
+        columns = _Columns(resource)
+        conditions = [SqlFragment("records.resource = ?", (resource.name,))]
+        names_deleted = False
+        if where is not None and where.strip():
+            try:
+                tree = parse(where)
+            except WhereSyntaxError as exc:
+                raise ApiError(400, f"invalid where expression: {exc}") from exc
+            names_deleted = any(name.split(".")[0] == "deleted" for name in fields(tree))
+            conditions.append(compile_where(tree, columns))
+        if not names_deleted:
+            conditions.append(SqlFragment("records.deleted = 0"))
+        condition = " AND ".join(c.sql for c in conditions)
+        params = tuple(p for c in conditions for p in c.params)
+        ordering = SqlFragment("records.id ASC")
+        if order:
+            if FIELD_PATTERN.fullmatch(order.strip()) is None:
+                raise ApiError(400, f"invalid order field {order!r}")
+            sort = columns.expression(order.strip())
+            ordering = SqlFragment(f"{sort.sql} DESC, records.id ASC", sort.params)
+        # condition and ordering hold only "?" placeholders; every value is bound below.
+        count_sql = f"SELECT COUNT(*) FROM records WHERE {condition}"  # noqa: S608
+        page_sql = (
+            f"SELECT records.data FROM records WHERE {condition} "  # noqa: S608
+            f"ORDER BY {ordering.sql} LIMIT ? OFFSET ?"
+        )
+        try:
+            with self._lock:
+                (total,) = self._db.execute(count_sql, params).fetchone()
+                rows = self._db.execute(
+                    page_sql, (*params, *ordering.params, size, page * size)
+                ).fetchall()
+                documents = [json.loads(data) for (data,) in rows]
+                return self._render(resource, documents), int(total)
+        except sqlite3.OperationalError as exc:
+            raise ApiError(400, f"901: the filter could not be applied ({exc})") from exc
+
+    def get(self, resource_name: str, record_id: int) -> dict[str, Any]:
+        resource = resource_of(resource_name)
+        with self._lock:
+            document = self._document(resource, record_id)
+            if document is None:
+                raise _not_found(resource.name, record_id)
+            return self._render(resource, [document])[0]
+
+    def _document(self, resource: Resource, record_id: int) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT data FROM records WHERE resource = ? AND id = ?", (resource.name, record_id)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def _render(self, resource: Resource, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        references = resource.all_references()
+        wanted: dict[str, set[int]] = {}
+        for document in documents:
+            for name, target in references.items():
+                value = document.get(name)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    wanted.setdefault(target, set()).add(value)
+        labels: dict[tuple[str, int], str] = {}
+        for target, ids in wanted.items():
+            labels.update(self._labels(RESOURCES[target], sorted(ids)))
+        for document in documents:
+            for name, target in references.items():
+                value = document.get(name)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    document[name] = {"id": value, "value": labels.get((target, value))}
+        return documents
+
+    def _labels(self, target: Resource, ids: Sequence[int]) -> dict[tuple[str, int], str]:
+        labels: dict[tuple[str, int], str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            placeholders = ", ".join("?" for _ in chunk)
+            rows = self._db.execute(
+                "SELECT id, data FROM records WHERE resource = ? "  # noqa: S608
+                f"AND id IN ({placeholders})",
+                (target.name, *chunk),
+            )
+            for record_id, data in rows:
+                document = json.loads(data)
+                parts = [
+                    str(document[n]) for n in target.label if document.get(n) not in (None, "")
+                ]
+                labels[(target.name, record_id)] = " ".join(parts)
+        return labels
+
+    # -- writing -----------------------------------------------------------------------
+
+    def create(self, resource_name: str, body: Mapping[str, Any]) -> int:
+        resource = writable_resource(resource_name)
+        with self._transaction():
+            values = self._checked(resource, body, creating=True)
+            return self._insert(resource, values)
+
+    def update(self, resource_name: str, record_id: int, body: Mapping[str, Any]) -> None:
+        resource = writable_resource(resource_name)
+        with self._transaction():
+            self._update(resource, record_id, body)
+
+    def delete(self, resource_name: str, record_id: int) -> None:
+        resource = writable_resource(resource_name)
+        with self._transaction():
+            document = self._live_document(resource, record_id)
+            stamp = self._stamp()
+            document.update(
+                deleted=True,
+                dateDeleted=stamp,
+                dateUpdated=stamp,
+                salesRepIdDeleted=API_USER_ID,
+                salesRepIdUpdated=API_USER_ID,
+            )
+            self._save(resource, document)
+
+    def bulk(self, resource_name: str, items: Sequence[Any]) -> list[dict[str, Any]]:
+        """Create (no ``id``) or update (with ``id``) each item; one answer per item."""
+        resource = writable_resource(resource_name)
+        if not resource.bulk:
+            raise ApiError(404, f"{resource.name} has no bulk operation")
+        if len(items) > BULK_LIMIT:
+            raise ApiError(400, f"at most {BULK_LIMIT} items per bulk call, got {len(items)}")
+        answers: list[dict[str, Any]] = []
+        with self._transaction():
+            for item in items:
+                if not isinstance(item, Mapping):
+                    answers.append({"statusCode": 400, "Message": "item is not a JSON object"})
+                    continue
+                answer: dict[str, Any] = {"guid": item.get("guid")}
+                body = {k: v for k, v in item.items() if k != "guid"}
+                try:
+                    if body.get("id") is not None:
+                        record_id = _record_id(body["id"])
+                        self._update(resource, record_id, body)
+                        answer.update(statusCode=200, id=record_id, Message="entity updated")
+                    else:
+                        values = self._checked(resource, body, creating=True)
+                        record_id = self._insert(resource, values)
+                        answer.update(statusCode=201, id=record_id, Message="entity created")
+                except ApiError as exc:
+                    answer.update(statusCode=exc.status, Message=exc.message)
+                answers.append(answer)
+        return answers
+
+    def _update(self, resource: Resource, record_id: int, body: Mapping[str, Any]) -> None:
+        document = self._live_document(resource, record_id)
+        document.update(self._checked(resource, body, creating=False))
+        document.update(dateUpdated=self._stamp(), salesRepIdUpdated=API_USER_ID)
+        self._save(resource, document)
+
+    def _live_document(self, resource: Resource, record_id: int) -> dict[str, Any]:
+        document = self._document(resource, record_id)
+        if document is None or document.get("deleted"):
+            raise _not_found(resource.name, record_id)
+        return document
+
+    def _checked(
+        self, resource: Resource, body: Mapping[str, Any], *, creating: bool
+    ) -> dict[str, Any]:
+        values = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS}
+        for name in resource.required:
+            if (creating or name in values) and values.get(name) in (None, ""):
+                raise ApiError(400, f"Missing required field '{name}' for {resource.name}")
+        for name, target in resource.references.items():
+            if name not in values or values[name] is None:
+                continue
+            try:
+                reference = _record_id(values[name])
+            except ApiError as exc:
+                raise ApiError(400, f"{name}: {exc.message}") from exc
+            referenced = self._document(RESOURCES[target], reference)
+            if referenced is None or referenced.get("deleted"):
+                raise ApiError(400, f"{name}: {target} with id {reference} does not exist")
+            values[name] = reference
+        return values
+
+    def _insert(self, resource: Resource, values: dict[str, Any]) -> int:
+        (last,) = self._db.execute(
+            "SELECT MAX(id) FROM records WHERE resource = ?", (resource.name,)
+        ).fetchone()
+        record_id = int(last or 0) + 1
+        stamp = self._stamp()
+        ext_id = values.pop("extId", None)
+        document: dict[str, Any] = {"id": record_id, "extId": ext_id, **values}
+        document.update(
+            dateCreated=stamp,
+            dateUpdated=stamp,
+            dateDeleted=None,
+            deleted=False,
+            salesRepIdCreated=API_USER_ID if resource.writable else None,
+            salesRepIdUpdated=API_USER_ID if resource.writable else None,
+            salesRepIdDeleted=None,
+        )
+        self._db.execute(
+            "INSERT INTO records (resource, id, data, ext_id, date_updated, deleted) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            (resource.name, record_id, _dumps(document), _text(ext_id), stamp),
+        )
+        return record_id
+
+    def _save(self, resource: Resource, document: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE records SET data = ?, ext_id = ?, date_updated = ?, deleted = ? "
+            "WHERE resource = ? AND id = ?",
+            (
+                _dumps(document),
+                _text(document.get("extId")),
+                document["dateUpdated"],
+                1 if document.get("deleted") else 0,
+                resource.name,
+                document["id"],
+            ),
+        )
+
+
+def resource_of(name: str) -> Resource:
+    try:
+        return RESOURCES[name]
+    except KeyError:
+        raise ApiError(404, f"resource {name!r} does not exist") from None
+
+
+def writable_resource(name: str) -> Resource:
+    resource = resource_of(name)
+    if not resource.writable:
+        raise ApiError(405, f"{name} is a read-only reference list")
+    return resource
+
+
+def _record_id(value: Any) -> int:
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if isinstance(value, bool):
+        raise ApiError(400, f"{value!r} is not a record id")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ApiError(400, f"{value!r} is not a record id")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
