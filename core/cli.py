@@ -342,7 +342,7 @@ def incidents_cmd(
 @json_option
 def plugins_cmd(as_json: bool) -> None:
     """Plugins found through entry points, with their distribution and version."""
-    from .plugins import list_plugins
+    from .registry import list_plugins
 
     found = list_plugins()
     if as_json:

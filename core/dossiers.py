@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from .config import Config, DossierConfig
 from .errors import DossierSyncError
 from .journal import utcnow
-from .plugins import load_endpoint
+from .registry import load_endpoint
 from .secrets import Secret
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore

@@ -16,7 +16,7 @@ from .engine import run_entity
 from .errors import DossierSyncError, LeaseTaken
 from .journal import RunRecord
 from .lease import held
-from .plugins import hook_manager, load_endpoint, load_entities
+from .registry import hook_manager, load_endpoint, load_entities
 from .secrets import scrub
 from .state.models import Dossier
 from .state.store import StateStore

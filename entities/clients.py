@@ -111,6 +111,6 @@ class ClientsEntity(Entity):
         self, record: Mapping[str, Any], changed: Iterable[str], ctx: DossierContext
     ) -> dict[str, Any]:
         # a prospect turned client in SSM is a Sage customer from now on: read-only
-        if "is_prospect" in set(changed) and record.get("is_prospect") is False:
-            return {"readOnly": True}
+        if "is_prospect" in set(changed):
+            return {"readOnly": record.get("is_prospect") is False}
         return {}

@@ -1,0 +1,60 @@
+# dossiersync — set-up, demo and tests on Debian (as root, or with sudo).
+#   make demo   installs what it needs, then runs the three-dossier demo
+#   make test   installs what it needs, then lint, format check, mypy and the test suite
+
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN := $(VENV)/bin
+
+.PHONY: setup system venv demo test lint typecheck pytest clean
+
+setup: system venv
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@odbcinst -q -d -n "SQLite3" >/dev/null 2>&1 || \
+	  printf '[SQLite3]\nDescription=SQLite3 ODBC Driver\nDriver=libsqlite3odbc.so\nSetup=libsqlite3odbc.so\n' \
+	  | $(SUDO) odbcinst -i -d -r >/dev/null
+	@odbcinst -q -d -n "PostgreSQL Unicode" >/dev/null 2>&1 || \
+	  $(SUDO) odbcinst -i -d -f /usr/share/psqlodbc/odbcinst.ini.template >/dev/null
+
+$(BIN)/.installed: pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/dossiersync demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# core/, plugins/ and entities/ form one import namespace: check it under its real names
+typecheck: venv
+	@rm -rf build/typecheck && mkdir -p build/typecheck/dossiersync
+	@for f in core/*; do ln -s ../../../$$f build/typecheck/dossiersync/; done
+	@ln -s ../../../plugins build/typecheck/dossiersync/plugins
+	@ln -s ../../../entities build/typecheck/dossiersync/entities
+	cd build/typecheck && ../../$(BIN)/mypy -p dossiersync --config-file ../../pyproject.toml
+
+pytest: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test: setup lint typecheck pytest
+
+clean:
+	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache demo

@@ -1,0 +1,182 @@
+"""A throw-away installation: dossier files, a configuration, the CLI, the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from click.testing import CliRunner, Result
+
+from dossiersync.cli import cli
+from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
+from dossiersync.plugins.sales_management.simulator.process import SimulatorProcess
+
+
+class Workspace:
+    """Dossiers, configuration and state of one test, plus ways to look at SSM."""
+
+    def __init__(self, root: Path, simulator: SimulatorProcess) -> None:
+        self.root = root
+        self.simulator = simulator
+        self.dossiers: dict[str, dict[str, Any]] = {}
+        self.state_url = f"sqlite:///{root / 'state.db'}"
+        self.extra_config = ""
+        self._http: httpx.Client | None = None
+
+    # -- set-up ----------------------------------------------------------------------
+
+    def add_dossier(
+        self,
+        dossier_id: str,
+        *,
+        clients: int = 30,
+        seed: int = 0,
+        branch_id: int | None = None,
+        entities: tuple[str, ...] = ("clients",),
+    ) -> Path:
+        path = self.root / f"{dossier_id}.db"
+        write_demo_dossier(path, clients=clients, seed=seed)
+        self.dossiers[dossier_id] = {"path": path, "branch_id": branch_id, "entities": entities}
+        self.write_config()
+        return path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "dossiersync.toml"
+
+    def write_config(self) -> None:
+        lines = [
+            "[implementation]",
+            'name = "Groupe de test"',
+            f'api_url = "{self.simulator.url}"',
+            'public_key = "env:SSM_PUBLIC_KEY"',
+            'private_key = "env:SSM_PRIVATE_KEY"',
+            "max_requests_per_second = 0",
+            "max_retries = 3",
+            "[state]",
+            f'url = "{self.state_url}"',
+            "[sync]",
+            "batch_size = 50",
+        ]
+        for dossier_id, d in self.dossiers.items():
+            lines += [
+                f"[dossiers.{dossier_id}]",
+                f'name = "Dossier {dossier_id}"',
+                f'connection = "DRIVER={{SQLite3}};Database={d["path"]}"',
+                "entities = [" + ", ".join(f'"{e}"' for e in d["entities"]) + "]",
+            ]
+            if d["branch_id"] is not None:
+                lines.append(f"branch_id = {d['branch_id']}")
+        self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config, encoding="utf-8")
+
+    # -- running the CLI ---------------------------------------------------------------
+
+    def cli(self, *args: str, expect: int | None = 0) -> Result:
+        result = CliRunner().invoke(
+            cli, ["--config", str(self.config_path), *args], catch_exceptions=False
+        )
+        if expect is not None:
+            assert result.exit_code == expect, result.output
+        return result
+
+    def cli_json(self, *args: str, expect: int | None = 0) -> Any:
+        return json.loads(self.cli(*args, "--json", expect=expect).stdout)
+
+    def subprocess(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """The real command in a new process (as a user would run it)."""
+        return subprocess.run(
+            [sys.executable, "-m", "dossiersync.cli", "--config", str(self.config_path), *args],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=600,
+            **kwargs,
+        )
+
+    def activate_all(self) -> None:
+        self.cli("dossiers", "activate", *self.dossiers)
+
+    def sync(self, *args: str, expect: int | None = 0) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.cli_json("sync", *args, expect=expect)
+        return data
+
+    # -- Sage side ---------------------------------------------------------------------
+
+    def sage(self, dossier_id: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.dossiers[dossier_id]["path"])
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def sage_clients(self, dossier_id: str) -> dict[str, sqlite3.Row]:
+        with self.sage(dossier_id) as conn:
+            rows = conn.execute("SELECT * FROM F_COMPTET WHERE CT_Type = 0").fetchall()
+        return {r["CT_Num"]: r for r in rows}
+
+    def sage_execute(self, dossier_id: str, sql: str, params: tuple[Any, ...] = ()) -> None:
+        conn = self.sage(dossier_id)
+        with conn:
+            conn.execute(sql, params)
+        conn.close()
+
+    # -- SSM side ----------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            client = httpx.Client(base_url=self.simulator.url, timeout=30)
+            token = client.post(
+                "/login",
+                json={
+                    "username": self.simulator.public_key,
+                    "password": self.simulator.private_key,
+                },
+            ).json()["token"]
+            client.headers["X-Session-Key"] = token
+            self._http = client
+        return self._http
+
+    def ssm_list(self, resource: str, where: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            params: dict[str, Any] = {"page": page}
+            if where:
+                params["where"] = where
+            response = self.http.get(f"/{resource}", params=params, headers={"Count": "500"})
+            response.raise_for_status()
+            out.extend(response.json())
+            nxt = response.headers.get("X-FM-Next-Page")
+            if not nxt:
+                return out
+            page = int(nxt)
+
+    def accounts(
+        self, dossier_id: str | None = None, deleted: bool = False
+    ) -> list[dict[str, Any]]:
+        clauses = []
+        if dossier_id:
+            clauses.append(f"extId LIKE '{dossier_id}:%'")
+        clauses.append("deleted = true" if deleted else "deleted = false")
+        return self.ssm_list("accounts", " AND ".join(clauses))
+
+    def account(self, ext_id: str) -> dict[str, Any]:
+        found = self.ssm_list("accounts", f"extId = '{ext_id}'")
+        assert len(found) == 1, found
+        return found[0]
+
+    def ssm_put(self, resource: str, record_id: int, body: dict[str, Any]) -> None:
+        self.http.put(f"/{resource}/{record_id}", json=body).raise_for_status()
+
+    def ssm_post(self, resource: str, body: dict[str, Any]) -> int:
+        response = self.http.post(f"/{resource}", json=body)
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+    def ssm_delete(self, resource: str, record_id: int) -> None:
+        self.http.delete(f"/{resource}/{record_id}").raise_for_status()
