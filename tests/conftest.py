@@ -6,13 +6,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from support.postgres import PgServer, throwaway_postgres
-from support.workspace import Workspace
-
 from dossiersync.plugins.sales_management.simulator.process import (
     SimulatorProcess,
     running_simulator,
 )
+from support.postgres import PgServer, throwaway_postgres
+from support.workspace import Workspace
 
 
 @pytest.fixture(scope="session")

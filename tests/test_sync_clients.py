@@ -223,8 +223,9 @@ def test_sage_deletion_marks_account_deleted_and_ssm_deletion_stays(workspace: W
 
     runs = workspace.sync()
     assert totals(runs)["deleted"] == 1
-    deleted = {a["extId"] for a in workspace.accounts("nord", deleted=True)}
-    assert "nord:CL00004" in deleted
+    deleted = {a["id"]: a for a in workspace.accounts("nord", deleted=True)}
+    assert deleted[gone["id"]]["extId"] == "nord:CL00004"
+    assert deleted[gone["id"]]["dateDeleted"]
     assert "CL00005" in workspace.sage_clients("nord")
     assert writes(workspace.sync()) == 0
 
