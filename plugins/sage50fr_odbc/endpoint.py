@@ -1,0 +1,675 @@
+"""Generic record I/O on one Sage 50FR dossier through ODBC (pyodbc).
+
+The endpoint knows tables, not business objects: every table and column name comes from
+a :class:`~dossiersync.plugins.sage50fr_odbc.mapping.SageMapping`, is checked and quoted,
+and every value travels as a bound parameter.  Rows come and go as dictionaries keyed
+by *logical* column names, with values normalised by the column's declared type.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+import pyodbc
+from dossiersync.errors import SourceError, SourceUnavailable
+
+from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
+
+Dialect = Literal["sqlite", "postgresql", "odbc"]
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
+_SECRET = re.compile(r"(?i)(?<![^;\s])(PWD|PASSWORD)(\s*=\s*)(\{(?:[^}]|\}\})*\}|[^;]*)")
+_UNAVAILABLE_STATES = ("08", "HYT00", "HYT01", "57P01", "57P02", "57P03")
+_UNAVAILABLE_TEXT = ("database is locked", "connection dead", "server closed the connection")
+_PARAMETERS_PER_STATEMENT = 500
+
+_CLOCK_SQL: dict[Dialect, str] = {
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    "postgresql": "SELECT to_char(LOCALTIMESTAMP(3), 'YYYY-MM-DD HH24:MI:SS.MS')",
+    "odbc": "SELECT {fn NOW()}",
+}
+
+
+def mask_secrets(connection: str) -> str:
+    """The connection string with every ``PWD=`` / ``Password=`` value replaced by ``***``."""
+    return _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", connection)
+
+
+def _secret_values(connection: str) -> list[str]:
+    values = []
+    for match in _SECRET.finditer(connection):
+        value = match.group(3).strip()
+        if value.startswith("{") and value.endswith("}"):
+            value = value[1:-1].replace("}}", "}")
+        if value:
+            values.append(value)
+    return values
+
+
+def format_timestamp(value: datetime) -> str:
+    """``YYYY-MM-DD hh:mm:ss.fff``: the one text form of a timestamp (milliseconds, no ``T``)."""
+    return f"{value.strftime(TIMESTAMP_FORMAT)}.{value.microsecond // 1000:03d}"
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.strip()).replace(tzinfo=None)
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def _canonical_decimal(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    if value == 0:
+        return Decimal(0)
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, str):
+        number = Decimal(value.strip())
+    else:
+        raise ValueError(f"not a number: {value!r}")
+    return _canonical_decimal(number)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    if isinstance(value, float | Decimal) and value == int(value):
+        return int(value)
+    raise ValueError(f"not an integer: {value!r}")
+
+
+def normalise(column: ColumnMapping, value: Any) -> Any:
+    """A value read from the database, in the form its declared type promises.
+
+    text → ``str`` without trailing spaces, int → ``int``, decimal → exact ``Decimal`` in
+    its shortest form, timestamp → ``'YYYY-MM-DD hh:mm:ss.fff'``, date → ``'YYYY-MM-DD'``.
+    ``None`` stays ``None``.  Raises ``ValueError`` for a value the type cannot hold.
+    """
+    if value is None:
+        return None
+    kind = column.type
+    if kind == "text":
+        return (value if isinstance(value, str) else str(value)).rstrip(" ")
+    if kind == "int":
+        return _to_int(value)
+    if kind == "decimal":
+        return _to_decimal(value)
+    if kind == "timestamp":
+        if isinstance(value, str) and _TIMESTAMP_TEXT.match(value):
+            return value
+        return format_timestamp(_parse_timestamp(value))
+    return _parse_timestamp(value).date().isoformat()
+
+
+class Sage50OdbcEndpoint:
+    """One Sage 50FR dossier reached through an ODBC connection string or DSN."""
+
+    name = "sage50fr_odbc"
+
+    def __init__(
+        self,
+        connection: str,
+        mapping: SageMapping | None = None,
+        *,
+        fetch_size: int = 500,
+        login_timeout: int = 15,
+    ) -> None:
+        if fetch_size < 1:
+            raise ValueError("fetch_size must be at least 1")
+        self._connection_string = connection
+        self._secrets = _secret_values(connection)
+        self.source = mask_secrets(connection)
+        self.mapping = mapping if mapping is not None else SageMapping.load()
+        self.fetch_size = fetch_size
+        self.login_timeout = login_timeout
+        self._conn: pyodbc.Connection | None = None
+        self._dialect: Dialect | None = None
+        self._quote = '"'
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source!r})"
+
+    # -- connection -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, autocommit off; :class:`SourceUnavailable` when the source is unreachable."""
+        if self._conn is not None:
+            return
+        try:
+            conn = pyodbc.connect(
+                self._connection_string, autocommit=False, timeout=self.login_timeout
+            )
+        except pyodbc.Error as exc:
+            raise SourceUnavailable(
+                f"cannot connect to the ODBC data source {self.source}: {self._describe(exc)}. "
+                "Check that the data source exists, its driver is installed and the "
+                "database is reachable."
+            ) from None
+        try:
+            dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME)).lower()
+            quote = str(conn.getinfo(pyodbc.SQL_IDENTIFIER_QUOTE_CHAR)).strip()
+        except pyodbc.Error as exc:
+            with suppress(pyodbc.Error):
+                conn.close()
+            raise SourceUnavailable(
+                f"the ODBC data source {self.source} does not describe itself: "
+                f"{self._describe(exc)}"
+            ) from None
+        if "sqlite" in dbms:
+            self._dialect, self._quote = "sqlite", '"'
+        elif "postgres" in dbms:
+            self._dialect, self._quote = "postgresql", '"'
+        else:
+            self._dialect, self._quote = "odbc", quote
+        self._conn = conn
+
+    def close(self) -> None:
+        """Disconnect; an open transaction is rolled back."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(pyodbc.Error):
+                conn.rollback()
+            with suppress(pyodbc.Error):
+                conn.close()
+
+    def __enter__(self) -> Sage50OdbcEndpoint:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql``, or ``odbc`` for any other DBMS (opens the connection)."""
+        self._connection()
+        assert self._dialect is not None
+        return self._dialect
+
+    def _connection(self) -> pyodbc.Connection:
+        if self._conn is None:
+            self.open()
+        assert self._conn is not None
+        return self._conn
+
+    def _cursor(self) -> pyodbc.Cursor:
+        with self._errors("open a cursor on", None):
+            return self._connection().cursor()
+
+    def _execute_script(self, statements: Iterable[str], operation: str) -> None:
+        """Run fixed statements without parameters (schema set-up), in the open transaction."""
+        cursor = self._cursor()
+        try:
+            for statement in statements:
+                with self._errors(operation, None):
+                    cursor.execute(statement)
+        finally:
+            with suppress(pyodbc.Error):
+                cursor.close()
+
+    # -- errors -----------------------------------------------------------------------
+
+    def _describe(self, exc: BaseException) -> str:
+        args: tuple[object, ...] = exc.args
+        text = str(args[1]) if len(args) > 1 else str(exc)
+        text = mask_secrets(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @staticmethod
+    def _is_unavailable(exc: pyodbc.Error) -> bool:
+        state = str(exc.args[0]) if exc.args else ""
+        text = str(exc).lower()
+        return state.startswith(_UNAVAILABLE_STATES) or any(t in text for t in _UNAVAILABLE_TEXT)
+
+    @contextmanager
+    def _errors(self, operation: str, table: TableMapping | None) -> Iterator[None]:
+        """Turn driver errors into :class:`SourceUnavailable` / :class:`SourceError`.
+
+        ``operation`` reads before the table's name, or before the data source when there
+        is no table ("commit on", "read the clock of").
+        """
+        try:
+            yield
+        except pyodbc.Error as exc:
+            what = f"{operation} {table.logical} (table {table.table}) on" if table else operation
+            message = f"{what} {self.source} failed: {self._describe(exc)}"
+            if self._is_unavailable(exc):
+                raise SourceUnavailable(message) from None
+            raise SourceError(message) from None
+
+    # -- SQL pieces -------------------------------------------------------------------
+
+    def _q(self, name: str) -> str:
+        check_identifier(name, "identifier")
+        return f"{self._quote}{name}{self._quote}"
+
+    def _param(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        """A Python value converted for binding to ``column`` on this dialect."""
+        if value is None:
+            return None
+        try:
+            if column.type == "text":
+                text = value if isinstance(value, str) else str(value)
+                if column.length is not None and len(text) > column.length:
+                    raise ValueError(f"{len(text)} characters, at most {column.length} fit")
+                return text
+            if column.type == "int":
+                return _to_int(value)
+            generic = self.dialect == "odbc"
+            if column.type == "decimal":
+                number = _to_decimal(value)
+                return number if generic else format(number, "f")
+            moment = _parse_timestamp(value)
+            if column.type == "date":
+                return moment.date() if generic else moment.date().isoformat()
+            if generic:
+                return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+            return format_timestamp(moment)
+        except (ValueError, TypeError, InvalidOperation) as exc:
+            raise SourceError(
+                f"{table.logical}.{column.logical}: {value!r} is not a valid {column.type} ({exc})"
+            ) from None
+
+    def _key_condition(
+        self, table: TableMapping, key: Sequence[Any]
+    ) -> tuple[list[str], list[Any]]:
+        conditions, params = [], []
+        for name, value in zip(table.key, self._key(table, key), strict=True):
+            column = table.columns[name]
+            conditions.append(f"{self._q(column.column)} = ?")
+            params.append(self._param(table, column, value))
+        return conditions, params
+
+    def _selection(self, table: TableMapping, columns: Sequence[str] | None) -> list[ColumnMapping]:
+        if columns is None:
+            return list(table.columns.values())
+        if isinstance(columns, str):
+            raise TypeError("columns is a sequence of column names, not one string")
+        return [table.column(name) for name in dict.fromkeys(columns)]
+
+    # -- reading ----------------------------------------------------------------------
+
+    def clock(self) -> str:
+        """The source's current time as ``'YYYY-MM-DD hh:mm:ss.fff'``.
+
+        PostgreSQL answers with the current transaction's start time (``LOCALTIMESTAMP``);
+        SQLite with UTC.  Use it, never the local clock, for watermarks.
+        """
+        conn = self._connection()
+        assert self._dialect is not None
+        with self._errors("read the clock of", None):
+            row = conn.execute(_CLOCK_SQL[self._dialect]).fetchone()
+        assert row is not None
+        value = row[0]
+        if isinstance(value, str) and _TIMESTAMP_TEXT.match(value):
+            return value
+        return format_timestamp(_parse_timestamp(value))
+
+    def high_water_mark(self, table: str) -> str | None:
+        """The greatest modification timestamp in ``table`` (same text form as :meth:`clock`)."""
+        spec = self.mapping.table(table)
+        modified = self._modified(spec)
+        sql = f"SELECT MAX({self._q(modified.column)}) FROM {self._q(spec.table)}"  # noqa: S608
+        conn = self._connection()
+        with self._errors("read the high-water mark of", spec):
+            row = conn.execute(sql).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return format_timestamp(_parse_timestamp(self._normalise(spec, modified, row[0])))
+
+    def _modified(self, table: TableMapping) -> ColumnMapping:
+        if table.modified is None:
+            raise SourceError(
+                f"table {table.logical} has no modification column in {self.mapping.source}"
+            )
+        return table.columns[table.modified]
+
+    def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        try:
+            return normalise(column, value)
+        except (ValueError, TypeError, InvalidOperation) as exc:
+            raise SourceError(
+                f"{table.logical}.{column.logical} on {self.source} holds {value!r}, "
+                f"which is not a valid {column.type} ({exc})"
+            ) from None
+
+    def read(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        *,
+        since: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        keys: Iterable[Sequence[Any]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream rows of ``table`` as ``{logical column: value}``, ordered by key.
+
+        ``since`` keeps rows modified at or after that time (``>=``: the boundary is
+        included); ``where`` keeps rows whose columns equal the given values (``None``
+        matches NULL); ``keys`` keeps only those keys (each once however often it is
+        given), queried in chunks of a few hundred keys, each chunk ordered by key.
+        Rows are fetched ``fetch_size`` at a time.
+        """
+        spec = self.mapping.table(table)
+        selected = self._selection(spec, columns)
+        names = [column.logical for column in selected]
+        return (
+            dict(zip(names, values, strict=True))
+            for values in self._select(spec, selected, since=since, where=where, keys=keys)
+        )
+
+    def read_keys(
+        self, table: str, where: Mapping[str, Any] | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stream the keys of ``table`` (tuples in key-column order), ordered by key."""
+        spec = self.mapping.table(table)
+        selected = [spec.columns[name] for name in spec.key]
+        return (tuple(values) for values in self._select(spec, selected, where=where))
+
+    def get(
+        self, table: str, key: Sequence[Any], columns: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One row by key, or ``None`` when there is no such row."""
+        spec = self.mapping.table(table)
+        selected = self._selection(spec, columns)
+        where = dict(zip(spec.key, self._key(spec, key), strict=True))
+        rows = self._select(spec, selected, where=where)
+        try:
+            values = next(rows, None)
+        finally:
+            rows.close()
+        if values is None:
+            return None
+        return {column.logical: value for column, value in zip(selected, values, strict=True)}
+
+    @staticmethod
+    def _key(table: TableMapping, key: Sequence[Any]) -> Sequence[Any]:
+        if isinstance(key, str | bytes) or len(key) != len(table.key):
+            raise ValueError(
+                f"{table.logical} has a key of {len(table.key)} column(s) "
+                f"({', '.join(table.key)}): give a sequence of that many values, got {key!r}"
+            )
+        return key
+
+    def _select(
+        self,
+        table: TableMapping,
+        selected: list[ColumnMapping],
+        *,
+        since: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        keys: Iterable[Sequence[Any]] | None = None,
+    ) -> Generator[list[Any], None, None]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            modified = self._modified(table)
+            conditions.append(f"{self._q(modified.column)} >= ?")
+            params.append(self._param(table, modified, since))
+        for name, value in (where or {}).items():
+            column = table.column(name)
+            if value is None:
+                conditions.append(f"{self._q(column.column)} IS NULL")
+            else:
+                conditions.append(f"{self._q(column.column)} = ?")
+                params.append(self._param(table, column, value))
+        head = (
+            f"SELECT {', '.join(self._q(c.column) for c in selected)} "  # noqa: S608
+            f"FROM {self._q(table.table)}"
+        )
+        order = f" ORDER BY {', '.join(self._q(table.columns[k].column) for k in table.key)}"
+        if keys is None:
+            where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            return self._stream(table, selected, [(head + where_sql + order, params)])
+        return self._stream(
+            table, selected, self._key_chunks(table, head, order, conditions, params, keys)
+        )
+
+    def _key_chunks(
+        self,
+        table: TableMapping,
+        head: str,
+        order: str,
+        conditions: list[str],
+        params: list[Any],
+        keys: Iterable[Sequence[Any]],
+    ) -> Iterator[tuple[str, list[Any]]]:
+        key_columns = [table.columns[name] for name in table.key]
+        per_chunk = max(1, _PARAMETERS_PER_STATEMENT // len(key_columns))
+        seen: set[tuple[Any, ...]] = set()
+        chunk: list[tuple[Any, ...]] = []
+
+        def statement() -> tuple[str, list[Any]]:
+            if len(key_columns) == 1:
+                marks = ", ".join(["?"] * len(chunk))
+                condition = f"{self._q(key_columns[0].column)} IN ({marks})"
+            else:
+                one = " AND ".join(f"{self._q(c.column)} = ?" for c in key_columns)
+                condition = " OR ".join(f"({one})" for _ in chunk)
+            sql = f"{head} WHERE {' AND '.join([*conditions, f'({condition})'])}{order}"
+            return sql, [*params, *(value for key in chunk for value in key)]
+
+        for key in keys:
+            self._key(table, key)
+            converted = tuple(
+                self._param(table, column, value)
+                for column, value in zip(key_columns, key, strict=True)
+            )
+            if converted in seen:
+                continue
+            seen.add(converted)
+            chunk.append(converted)
+            if len(chunk) >= per_chunk:
+                yield statement()
+                chunk = []
+        if chunk:
+            yield statement()
+
+    def _stream(
+        self,
+        table: TableMapping,
+        selected: list[ColumnMapping],
+        statements: Iterable[tuple[str, list[Any]]],
+    ) -> Generator[list[Any], None, None]:
+        for sql, params in statements:
+            cursor = self._cursor()
+            try:
+                with self._errors("read", table):
+                    cursor.execute(sql, params)
+                while True:
+                    with self._errors("read", table):
+                        rows = cursor.fetchmany(self.fetch_size)
+                    if not rows:
+                        break
+                    for row in rows:
+                        yield [
+                            self._normalise(table, column, value)
+                            for column, value in zip(selected, row, strict=True)
+                        ]
+            finally:
+                with suppress(pyodbc.Error):
+                    cursor.close()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _assignments(
+        self, table: TableMapping, values: Mapping[str, Any]
+    ) -> tuple[list[ColumnMapping], list[Any]]:
+        columns, params = [], []
+        for name, value in values.items():
+            column = table.column(name)
+            if name == table.identity:
+                raise SourceError(
+                    f"{table.logical}.{name} is set by the database and cannot be written"
+                )
+            columns.append(column)
+            params.append(self._param(table, column, value))
+        return columns, params
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> None:
+        """Insert one row; the modification column is set to :meth:`clock` unless given."""
+        spec = self.mapping.table(table)
+        row = dict(values)
+        missing = [name for name in spec.key if row.get(name) is None]
+        if missing:
+            raise SourceError(
+                f"insert into {spec.logical}: key column(s) {', '.join(missing)} missing"
+            )
+        if spec.modified is not None and spec.modified not in row:
+            row[spec.modified] = self.clock()
+        conn = self._connection()
+        columns, params = self._assignments(spec, row)
+        sql = (
+            f"INSERT INTO {self._q(spec.table)} "  # noqa: S608
+            f"({', '.join(self._q(c.column) for c in columns)}) "
+            f"VALUES ({', '.join(['?'] * len(columns))})"
+        )
+        with self._errors("insert into", spec):
+            conn.execute(sql, params)
+
+    def update(self, table: str, key: Sequence[Any], values: Mapping[str, Any]) -> int:
+        """Update one row by key; sets the modification column to :meth:`clock` unless given.
+
+        Key columns may appear in ``values`` only with their current value.  Returns the
+        number of rows changed (0 when the key does not exist).
+        """
+        spec = self.mapping.table(table)
+        key = self._key(spec, key)
+        row = dict(values)
+        for name, current in zip(spec.key, key, strict=True):
+            if name in row:
+                column = spec.columns[name]
+                if self._param(spec, column, row.pop(name)) != self._param(spec, column, current):
+                    raise SourceError(
+                        f"update of {spec.logical}: the key column {name} cannot change"
+                    )
+        if spec.modified is not None and spec.modified not in row:
+            row[spec.modified] = self.clock()
+        if not row:
+            return 0
+        conn = self._connection()
+        columns, params = self._assignments(spec, row)
+        conditions, key_params = self._key_condition(spec, key)
+        sql = (
+            f"UPDATE {self._q(spec.table)} "  # noqa: S608
+            f"SET {', '.join(f'{self._q(c.column)} = ?' for c in columns)} "
+            f"WHERE {' AND '.join(conditions)}"
+        )
+        with self._errors("update", spec):
+            count: int = conn.execute(sql, [*params, *key_params]).rowcount
+        return count
+
+    def delete(self, table: str, key: Sequence[Any]) -> int:
+        """Delete one row by key; returns the number of rows deleted."""
+        spec = self.mapping.table(table)
+        conn = self._connection()
+        conditions, params = self._key_condition(spec, self._key(spec, key))
+        sql = f"DELETE FROM {self._q(spec.table)} WHERE {' AND '.join(conditions)}"  # noqa: S608
+        with self._errors("delete from", spec):
+            count: int = conn.execute(sql, params).rowcount
+        return count
+
+    def next_code(self, table: str, column: str, prefix: str, width: int) -> str:
+        """The code after the greatest ``prefix`` + digits code of ``width`` characters.
+
+        ``next_code("F_COMPTET", "CT_Num", "P", 8)`` after ``P0000123`` is ``P0000124``;
+        ``P0000001`` when there is none.  Not a reservation: insert it in the same
+        transaction, and a concurrent writer shows as a duplicate-key error.
+        """
+        spec = self.mapping.table(table)
+        mapped = spec.column(column)
+        digits = width - len(prefix)
+        if mapped.type != "text":
+            raise SourceError(f"{spec.logical}.{column} is not a text column")
+        if digits < 1:
+            raise ValueError(f"width {width} leaves no room for digits after {prefix!r}")
+        if mapped.length is not None and width > mapped.length:
+            raise SourceError(f"{spec.logical}.{column} holds at most {mapped.length} characters")
+        quoted = self._q(mapped.column)
+        sql = (
+            f"SELECT {quoted} FROM {self._q(spec.table)} "  # noqa: S608
+            f"WHERE {quoted} >= ? AND {quoted} <= ? ORDER BY {quoted} DESC"
+        )
+        params = [prefix + "0" * digits, prefix + "9" * digits]
+        last = 0
+        for (code,) in self._stream(spec, [mapped], [(sql, params)]):
+            suffix = code[len(prefix) :] if code.startswith(prefix) else ""
+            if len(code) == width and suffix.isascii() and suffix.isdigit():
+                last = int(suffix)
+                break
+        if last + 1 >= 10**digits:
+            raise SourceError(f"{spec.logical}.{column}: every {prefix!r} code of {width} is taken")
+        return f"{prefix}{last + 1:0{digits}d}"
+
+    # -- transactions -----------------------------------------------------------------
+
+    def commit(self) -> None:
+        conn = self._connection()
+        with self._errors("commit on", None):
+            conn.commit()
+
+    def rollback(self) -> None:
+        conn = self._connection()
+        with self._errors("roll back on", None):
+            conn.rollback()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit when the block succeeds, roll back when it raises."""
+        self._connection()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    # -- discovery --------------------------------------------------------------------
+
+    @staticmethod
+    def data_sources(patterns: Sequence[str]) -> dict[str, str]:
+        """ODBC data sources whose name matches one of ``patterns`` → their driver.
+
+        Patterns are shell-style (``fnmatch``), matched without regard to case; an empty
+        list matches every data source.  The system, user and ``ODBCINI`` files are read.
+        """
+        try:
+            sources: dict[str, str] = pyodbc.dataSources()
+        except pyodbc.Error as exc:
+            raise SourceUnavailable(f"cannot list the ODBC data sources: {exc}") from None
+        if not patterns:
+            return dict(sorted(sources.items()))
+        lowered = [pattern.lower() for pattern in patterns]
+        return {
+            name: driver
+            for name, driver in sorted(sources.items())
+            if any(fnmatch.fnmatchcase(name.lower(), pattern) for pattern in lowered)
+        }
