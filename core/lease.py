@@ -21,8 +21,26 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def holder_is_dead(holder: str) -> bool:
+    """True when the holder was a process of this host that no longer runs."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None = None) -> str:
-    """Take the dossier's lease or raise LeaseTaken; an expired lease is taken over."""
+    """Take the dossier's lease or raise LeaseTaken.
+
+    A lease past its expiry, or left by a process of this host that is gone (killed),
+    is taken over.
+    """
     holder = holder or holder_name()
     now = utcnow()
     try:
@@ -37,7 +55,11 @@ def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None
                         expires_at=now + timedelta(seconds=seconds),
                     )
                 )
-            elif lease.holder != holder and lease.expires_at > now:
+            elif (
+                lease.holder != holder
+                and lease.expires_at > now
+                and not holder_is_dead(lease.holder)
+            ):
                 raise LeaseTaken(
                     f"dossier {dossier_id} is being synced by {lease.holder} "
                     f"(lease until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); skipped"

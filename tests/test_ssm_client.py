@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -146,15 +147,39 @@ def test_session_expiry_is_answered_with_a_new_login() -> None:
         assert client.get("accounts", record_id)["id"] == record_id
 
 
-def test_random_server_errors_are_retried_away() -> None:
+def test_random_server_errors_are_retried_away(tmp_path: Path) -> None:
+    db = str(tmp_path / "ssm.sqlite")
+    prefix = unique("FLAKY:")
+    with running_simulator(db) as steady, client_for(steady) as client:
+        ids = [client.create("accounts", account(f"{prefix}{n}")) for n in range(15)]
     with (
-        running_simulator(error_rate=0.3, seed=11) as flaky,
+        running_simulator(db, error_rate=0.3, seed=11) as flaky,
         client_for(flaky, max_retries=8) as client,
     ):
-        prefix = unique("FLAKY:")
-        ids = [client.create("accounts", account(f"{prefix}{n}")) for n in range(15)]
-        assert [client.get("accounts", i)["id"] for i in ids] == ids
+        for n, record_id in enumerate(ids):
+            client.update("accounts", record_id, {"city": f"Ville {n}"})
+        assert [client.get("accounts", i)["city"] for i in ids] == [f"Ville {n}" for n in range(15)]
         assert len(list(client.list("accounts", where=f"extId LIKE '{prefix}%'"))) == 15
+
+
+def test_a_create_answered_by_a_server_error_is_not_sent_twice() -> None:
+    """The server may have created the record before failing: no blind retry."""
+    with (
+        running_simulator(error_rate=0.5, seed=3) as flaky,
+        client_for(flaky, max_retries=8) as client,
+    ):
+        prefix = unique("ONCE:")
+        outcomes = []
+        for n in range(20):
+            try:
+                client.create("accounts", account(f"{prefix}{n}"))
+                outcomes.append("created")
+            except SsmUnavailable as exc:
+                assert exc.status == 500
+                outcomes.append("ambiguous")
+        assert "ambiguous" in outcomes
+        listed = list(client.list("accounts", where=f"extId LIKE '{prefix}%'"))
+        assert len(listed) == outcomes.count("created")
 
 
 def test_persistent_server_errors_end_in_unavailable() -> None:

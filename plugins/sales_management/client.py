@@ -23,6 +23,10 @@ from dossiersync.errors import SsmAuthError, SsmError, SsmRefused, SsmUnavailabl
 log = logging.getLogger("dossiersync.ssm")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# statuses and transport errors after which the server surely did not act on the request:
+# the only ones a non-idempotent call (a create) may be retried after
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 BULK_LIMIT = 100
 LOGIN_REFUSED = "login refused: check the public/private key"
 
@@ -259,6 +263,9 @@ class SalesManagementClient:
         headers = dict(request.pop("headers", None) or {})
         if token is not None:
             headers["X-Session-Key"] = token
+        # a create answered by a timeout or a 500 may have happened: retrying it could
+        # create the record twice; the caller finds it by extId on its next pass instead
+        idempotent = not (method == "POST" and token is not None)
         attempt = 0
         while True:
             self._pacer.wait()
@@ -268,7 +275,9 @@ class SalesManagementClient:
                     response = self._http.request(method, path, headers=headers, **request)
             except httpx.TransportError as exc:
                 log.debug("%s %s failed: %s", method, path, type(exc).__name__)
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not (
+                    idempotent or isinstance(exc, NOT_SENT_ERRORS)
+                ):
                     raise SsmUnavailable(
                         f"{method} {path}: {type(exc).__name__} after {attempt + 1} attempt(s); "
                         "check the API URL and the network"
@@ -280,7 +289,9 @@ class SalesManagementClient:
             log.debug("%s %s -> %d in %.0f ms", method, path, response.status_code, elapsed_ms)
             if response.status_code not in RETRYABLE_STATUSES:
                 return response
-            if attempt >= self.max_retries:
+            if attempt >= self.max_retries or not (
+                idempotent or response.status_code in NOT_PROCESSED_STATUSES
+            ):
                 raise SsmUnavailable(
                     f"{method} {path}: HTTP {response.status_code} after {attempt + 1} "
                     f"attempt(s): {self._message(response)}",
