@@ -20,24 +20,15 @@ from dossiersync.errors import SourceError, SourceUnavailable
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint, SageMapping, TableMapping
 from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
-from support.postgres import PgServer, PostgresUnavailable, throwaway_postgres
+from support.postgres import PgServer
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 
 
 @pytest.fixture(scope="module")
-def pg_server() -> Iterator[PgServer]:
-    try:
-        with throwaway_postgres() as server:
-            yield server
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no throw-away PostgreSQL: {exc}")
-
-
-@pytest.fixture(scope="module")
-def pg_dossier(pg_server: PgServer) -> str:
+def pg_dossier(pg: PgServer) -> str:
     """A reference dossier in PostgreSQL, shared by the module and emptied before each test."""
-    connection = pg_server.odbc_connection_string(pg_server.create_database("sage_endpoint"))
+    connection = pg.odbc_connection_string(pg.create_database("sage_endpoint"))
     create_reference_schema(connection)
     return connection
 
@@ -59,7 +50,7 @@ def dossier(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         path = tmp_path / "dossier.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"DRIVER={{SQLite3}};Database={path}"
-    server: PgServer = request.getfixturevalue("pg_server")
+    server: PgServer = request.getfixturevalue("pg")
     connection = str(request.getfixturevalue("pg_dossier"))
     tables = [table.table for table in SageMapping.load().tables.values()]
     server.execute("sage_endpoint", "; ".join(f'DELETE FROM "{name}"' for name in tables))  # noqa: S608
@@ -491,28 +482,26 @@ def test_a_missing_sqlite_folder_is_unavailable(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_an_unreachable_server_is_unavailable_and_the_password_stays_secret(
-    pg_server: PgServer,
+    pg: PgServer,
 ) -> None:
-    connection = pg_server.odbc_connection_string("postgres").replace(
-        f"PORT={pg_server.port}", "PORT=1"
-    )
+    connection = pg.odbc_connection_string("postgres").replace(f"PORT={pg.port}", "PORT=1")
     endpoint = Sage50OdbcEndpoint(connection, login_timeout=2)
 
     with pytest.raises(SourceUnavailable) as raised:
         endpoint.open()
 
     message = str(raised.value)
-    assert pg_server.password not in message
+    assert pg.password not in message
     assert "PWD=***" in message
     assert "PORT=1" in message
     assert raised.value.__cause__ is None
-    assert pg_server.password not in repr(endpoint)
+    assert pg.password not in repr(endpoint)
 
 
 @pytest.mark.postgres
-def test_a_wrong_password_is_unavailable_and_not_echoed(pg_server: PgServer) -> None:
-    connection = pg_server.odbc_connection_string("postgres").replace(
-        f"PWD={pg_server.password}", "PWD={wrong;secret}"
+def test_a_wrong_password_is_unavailable_and_not_echoed(pg: PgServer) -> None:
+    connection = pg.odbc_connection_string("postgres").replace(
+        f"PWD={pg.password}", "PWD={wrong;secret}"
     )
 
     with pytest.raises(SourceUnavailable) as raised:
