@@ -43,8 +43,17 @@ def _entry_points(group: str) -> list[metadata.EntryPoint]:
     return sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
 
 
+def _distribution(group: str, ep: metadata.EntryPoint) -> str | None:
+    if ep.dist is not None:
+        return ep.dist.name
+    for candidate in metadata.entry_points(group=group, name=ep.name):
+        if candidate.value == ep.value and candidate.dist is not None:
+            return candidate.dist.name
+    return None
+
+
 def _describe(group: str, ep: metadata.EntryPoint) -> str:
-    dist = ep.dist.name if ep.dist else "unknown distribution"
+    dist = _distribution(group, ep) or "an unknown distribution"
     return f"{group} plugin {ep.name!r} ({ep.value}, from {dist})"
 
 

@@ -1,0 +1,121 @@
+"""The configuration file: where it is found, how it is validated, how secrets resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dossiersync.cli import cli
+from dossiersync.config import load
+from dossiersync.errors import ConfigError
+
+VALID = """
+[implementation]
+name = "Acme group"
+api_url = "http://127.0.0.1:8765/api/v4"
+public_key = "env:SSM_PUBLIC_KEY"
+private_key = "env:SSM_PRIVATE_KEY"
+[state]
+url = "sqlite:///dossiersync.db"
+[dossiers.acme-fr]
+name = "Acme France"
+connection = "DRIVER={SQLite3};Database=/srv/acme-fr.db"
+entities = ["clients"]
+"""
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSM_PUBLIC_KEY", "pub-123456")
+    monkeypatch.setenv("SSM_PRIVATE_KEY", "priv-abcdef")
+
+
+def write(tmp_path: Path, text: str, name: str = "dossiersync.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    config = load(write(tmp_path, VALID))
+    assert config.implementation.name == "Acme group"
+    assert config.implementation.private_key.reveal() == "priv-abcdef"
+    assert "priv-abcdef" not in repr(config)
+    dossier = config.dossiers["acme-fr"]
+    assert dossier.entities == ("clients",)
+    # a relative SQLite state file lives beside the configuration
+    assert config.state_url == f"sqlite:///{tmp_path.resolve() / 'dossiersync.db'}"
+
+
+def test_invalid_file_is_refused_with_the_json_path_of_each_problem(tmp_path: Path) -> None:
+    text = VALID.replace('api_url = "http://', 'api_url = "ftp://').replace(
+        'entities = ["clients"]', 'entities = ["clients", 3]\ncolour = "blue"'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text))
+    message = str(caught.value)
+    assert "$.implementation.api_url" in message
+    assert "$.dossiers.acme-fr.entities[1]" in message
+    assert "$.dossiers.acme-fr" in message and "colour" in message
+
+
+def test_bad_dossier_id_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\$\.dossiers"):
+        load(write(tmp_path, VALID.replace("[dossiers.acme-fr]", '[dossiers."acme fr!"]')))
+
+
+def test_missing_environment_variable_is_named_not_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSM_PRIVATE_KEY")
+    with pytest.raises(ConfigError, match="implementation.private_key: environment variable"):
+        load(write(tmp_path, VALID))
+
+
+def test_secret_file_must_be_private(tmp_path: Path) -> None:
+    secret = tmp_path / "private.key"
+    secret.write_text("from-a-file\n")
+    secret.chmod(0o644)
+    text = VALID.replace('"env:SSM_PRIVATE_KEY"', f'"file:{secret}"')
+    with pytest.raises(ConfigError, match="readable by others"):
+        load(write(tmp_path, text))
+    secret.chmod(0o600)
+    assert load(write(tmp_path, text)).implementation.private_key.reveal() == "from-a-file"
+
+
+def test_config_option_then_environment_then_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    write(here, VALID.replace("Acme France", "from cwd"))
+    env_file = write(tmp_path, VALID.replace("Acme France", "from env"), "env.toml")
+    opt_file = write(tmp_path, VALID.replace("Acme France", "from option"), "opt.toml")
+    monkeypatch.chdir(here)
+
+    def names(*args: str) -> str:
+        result = CliRunner().invoke(cli, [*args, "dossiers", "discover"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    monkeypatch.delenv("DOSSIERSYNC_CONFIG", raising=False)
+    assert "from cwd" in names()
+    monkeypatch.setenv("DOSSIERSYNC_CONFIG", str(env_file))
+    assert "from env" in names()
+    assert "from option" in names("--config", str(opt_file))
+
+
+def test_cli_reports_an_invalid_file_and_fails(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = write(tmp_path, VALID.replace('name = "Acme group"', "name = 12"))
+    result = subprocess.run(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(bad), "dossiers", "list"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "$.implementation.name" in result.stderr

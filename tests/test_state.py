@@ -1,0 +1,94 @@
+"""The state store on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from dossiersync.errors import LeaseTaken
+from dossiersync.journal import open_incident, resolve_incidents, utcnow
+from dossiersync.lease import acquire, release
+from dossiersync.state import Dossier, Incident, Lease, Link, StateStore
+
+
+def new_dossier(store: StateStore, dossier_id: str) -> None:
+    with store.session() as s:
+        s.add(Dossier(id=dossier_id, name=dossier_id, state="active", created_at=utcnow()))
+
+
+def test_migrations_create_every_table_and_are_idempotent(state_url: str) -> None:
+    store = StateStore(state_url)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"dossier", "dossier_entity", "link", "run", "event", "incident", "lease"} <= tables
+    assert "alembic_version" in tables
+    StateStore(state_url)  # a second start finds nothing to migrate
+    store.dispose()
+
+
+def test_one_record_belongs_to_one_dossier(state_url: str) -> None:
+    store = StateStore(state_url)
+    new_dossier(store, "a")
+    new_dossier(store, "b")
+    now = utcnow()
+    with store.session() as s:
+        s.add(Link(dossier_id="a", entity="clients", sage_key="C1", ssm_id=10, updated_at=now))
+        s.add(Link(dossier_id="b", entity="clients", sage_key="C1", ssm_id=11, updated_at=now))
+    with pytest.raises(IntegrityError), store.session() as s:
+        # the same SSM record cannot be linked from another dossier
+        s.add(Link(dossier_id="b", entity="clients", sage_key="C2", ssm_id=10, updated_at=now))
+    with pytest.raises(IntegrityError), store.session() as s:
+        s.add(Link(dossier_id="a", entity="clients", sage_key="C1", ssm_id=12, updated_at=now))
+    store.dispose()
+
+
+def test_incidents_count_recurrences_and_resolve(state_url: str) -> None:
+    store = StateStore(state_url)
+    new_dossier(store, "a")
+    with store.session() as s:
+        for _ in range(3):
+            open_incident(
+                s,
+                "a",
+                entity="clients",
+                record_key="C9",
+                direction="sage_to_ssm",
+                kind="invalid_record",
+                message="field 'email' fails rule 'pattern'",
+            )
+    with store.session() as s:
+        (incident,) = s.scalars(select(Incident)).all()
+        assert incident.occurrences == 3 and incident.state == "open"
+        assert resolve_incidents(s, "a", "clients", record_keys=["C9"]) == 1
+    with store.session() as s:
+        assert s.scalars(select(Incident)).one().state == "resolved"
+    store.dispose()
+
+
+def test_lease_is_exclusive_and_expires(state_url: str) -> None:
+    store = StateStore(state_url)
+    holder = acquire(store, "a", 60, holder="other-host:1")
+    with pytest.raises(LeaseTaken, match="being synced by other-host:1"):
+        acquire(store, "a", 60, holder="other-host:2")
+    with store.session() as s:
+        lease = s.get(Lease, "a")
+        assert lease is not None
+        lease.expires_at = utcnow() - timedelta(seconds=1)
+    assert acquire(store, "a", 60, holder="other-host:2") == "other-host:2"
+    release(store, "a", "other-host:2")
+    assert acquire(store, "a", 60, holder=holder) == holder
+    store.dispose()
+
+
+def test_lease_of_a_dead_local_process_is_taken_over(state_url: str) -> None:
+    import socket
+    import subprocess
+
+    store = StateStore(state_url)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    acquire(store, "a", 600, holder=f"{socket.gethostname()}:{gone.pid}")
+    assert acquire(store, "a", 600, holder="me:1") == "me:1"
+    store.dispose()
