@@ -163,7 +163,10 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         private_key=resolve(impl.pop("private_key"), "implementation.private_key"),
         **impl,
     )
-    state_url = data.get("state", {}).get("url", "sqlite:///dossiersync.db")
+    state_secret = resolve(
+        data.get("state", {}).get("url", "sqlite:///dossiersync.db"), "state.url"
+    )
+    state_url = state_secret.reveal()
     if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
         rel = state_url[len("sqlite:///") :]
         if rel and rel != ":memory:":
