@@ -6,10 +6,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from dossiersync.plugins.sales_management.simulator.process import (
     SimulatorProcess,
     running_simulator,
 )
+
 from support.postgres import PgServer, throwaway_postgres
 from support.workspace import Workspace
 

@@ -11,9 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support.workspace import Workspace
 
 from dossiersync.plugins.sales_management.simulator.process import running_simulator
+
+from support.workspace import Workspace
 
 CLIENTS = 3000
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint, SageMapping
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import DemoSummary, write_demo_dossier
 

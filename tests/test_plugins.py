@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from dossiersync.cli import cli
 from dossiersync.entities.clients import ClientsEntity
 from dossiersync.errors import PluginError

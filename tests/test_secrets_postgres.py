@@ -15,13 +15,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.postgres import PgServer
-from support.workspace import Workspace
 
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
 from dossiersync.plugins.sales_management.simulator.process import running_simulator
+
+from support.postgres import PgServer
+from support.workspace import Workspace
 
 PUBLIC = "pk-Distinctive-7781"
 PRIVATE = "sk-Distinctive-9932"

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator
 
 _numbers = itertools.count(1)

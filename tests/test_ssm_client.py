@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dossiersync.errors import SsmAuthError, SsmRefused, SsmUnavailable
 from dossiersync.plugins.sales_management import SalesManagementClient
 from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator

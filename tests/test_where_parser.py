@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from dossiersync.plugins.sales_management.simulator.store import ApiError, Store
 from dossiersync.plugins.sales_management.simulator.where import (
     And,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from click.testing import CliRunner, Result
+
 from dossiersync.cli import cli
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
 from dossiersync.plugins.sales_management.simulator.process import SimulatorProcess
