@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
 from dossiersync.errors import SsmAuthError, SsmError, SsmRefused, SsmUnavailable
 
 log = logging.getLogger("dossiersync.ssm")

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import IO, Any
 
 import httpx
+
 from dossiersync.errors import SsmUnavailable
 
 from .app import BASE_PATH, create_app
