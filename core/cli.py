@@ -17,8 +17,9 @@ from .state.store import StateStore
 
 
 class Ctx:
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, verbose: int = 0) -> None:
         self.config_path = config_path
+        self.verbose = verbose
         self._config: Config | None = None
         self._store: StateStore | None = None
 
@@ -26,7 +27,8 @@ class Ctx:
     def config(self) -> Config:
         if self._config is None:
             self._config = load(self.config_path)
-            logging.getLogger("dossiersync").setLevel(self._config.log_level)
+            if not self.verbose:
+                logging.getLogger("dossiersync").setLevel(self._config.log_level)
         return self._config
 
     @property
@@ -73,7 +75,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    ctx.obj = Ctx(config_path)
+    ctx.obj = Ctx(config_path, verbose)
 
 
 # -- dossiers ------------------------------------------------------------------------
