@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -16,10 +17,12 @@ from typing import Any
 
 import pyodbc
 import pytest
+
 from dossiersync.errors import SourceError, SourceUnavailable
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint, SageMapping, TableMapping
 from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
+
 from support.postgres import PgServer
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
@@ -469,6 +472,25 @@ def test_a_site_mapping_renames_tables_and_columns(tmp_path: Path) -> None:
         assert [tuple(r) for r in physical.fetchall()] == [("CL1", "Épicerie Fine")]
 
 
+def test_a_date_modification_column_is_read_by_whole_days(tmp_path: Path) -> None:
+    document = _mapping_document()
+    document["tables"]["F_FAMILLE"]["columns"]["cbModification"]["type"] = "date"
+    path = tmp_path / "ciel-mapping.json"
+    path.write_text(json.dumps(document))
+    mapping = SageMapping.load(path)
+    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'ciel.db'}"
+    create_reference_schema(connection, mapping)
+
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        for code, day in (("OLD", "2024-03-01"), ("SAME", "2024-03-02"), ("NEW", "2024-03-03")):
+            endpoint.insert("F_FAMILLE", {"FA_CodeFamille": code, "cbModification": day})
+        mark = endpoint.high_water_mark("F_FAMILLE")
+        rows = endpoint.read("F_FAMILLE", ["FA_CodeFamille"], since="2024-03-02 17:45:00.000")
+
+        assert [row["FA_CodeFamille"] for row in rows] == ["NEW", "SAME"]
+        assert mark == "2024-03-03 00:00:00.000"
+
+
 # -- reachability and discovery --------------------------------------------------------
 
 
@@ -478,6 +500,39 @@ def test_a_missing_sqlite_folder_is_unavailable(tmp_path: Path) -> None:
 
     with pytest.raises(SourceUnavailable, match="no-such-folder"):
         endpoint.open()
+
+
+def test_a_finished_read_leaves_the_sqlite_file_free_for_writers(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "dossier.db"
+    shutil.copyfile(sqlite_template, path)
+
+    with Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={path}") as endpoint:
+        assert list(endpoint.read("F_COMPTET")) == []
+        assert endpoint.get("F_COMPTET", ["CL1"]) is None
+        endpoint.clock()
+        endpoint.high_water_mark("F_COMPTET")
+
+        with sqlite3.connect(path, timeout=0.1) as sage:
+            sage.execute('INSERT INTO "F_COMPTET" ("CT_Num") VALUES (?)', ("CL1",))
+
+        assert endpoint.get("F_COMPTET", ["CL1"], ["CT_Num"]) == {"CT_Num": "CL1"}
+
+
+def test_a_locked_sqlite_file_is_unavailable(sqlite_template: Path, tmp_path: Path) -> None:
+    path = tmp_path / "dossier.db"
+    shutil.copyfile(sqlite_template, path)
+    writer = Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={path}")
+    blocked = Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={path};Timeout=100")
+    try:
+        writer.insert("F_COMPTET", _client("CL1"))
+
+        with pytest.raises(SourceUnavailable, match="locked"):
+            blocked.insert("F_COMPTET", _client("CL2"))
+    finally:
+        blocked.close()
+        writer.close()
 
 
 @pytest.mark.postgres

@@ -151,6 +151,8 @@ class Sage50OdbcEndpoint:
         self._conn: pyodbc.Connection | None = None
         self._dialect: Dialect | None = None
         self._quote = '"'
+        self._writing = False
+        self._open_reads = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source!r})"
@@ -192,6 +194,7 @@ class Sage50OdbcEndpoint:
     def close(self) -> None:
         """Disconnect; an open transaction is rolled back."""
         conn, self._conn = self._conn, None
+        self._writing, self._open_reads = False, 0
         if conn is not None:
             with suppress(pyodbc.Error):
                 conn.rollback()
@@ -224,6 +227,7 @@ class Sage50OdbcEndpoint:
 
     def _execute_script(self, statements: Iterable[str], operation: str) -> None:
         """Run fixed statements without parameters (schema set-up), in the open transaction."""
+        self._writing = True
         cursor = self._cursor()
         try:
             for statement in statements:
@@ -232,6 +236,16 @@ class Sage50OdbcEndpoint:
         finally:
             with suppress(pyodbc.Error):
                 cursor.close()
+
+    def _release(self) -> None:
+        """End a transaction that only read, so an idle endpoint holds no lock or snapshot.
+
+        A SQLite reader that keeps its transaction blocks every writer of the file (Sage
+        included); a PostgreSQL one pins ``LOCALTIMESTAMP`` and the snapshot.
+        """
+        if self._conn is not None and not self._writing and self._open_reads == 0:
+            with suppress(pyodbc.Error):
+                self._conn.rollback()
 
     # -- errors -----------------------------------------------------------------------
 
@@ -320,13 +334,15 @@ class Sage50OdbcEndpoint:
     def clock(self) -> str:
         """The source's current time as ``'YYYY-MM-DD hh:mm:ss.fff'``.
 
-        PostgreSQL answers with the current transaction's start time (``LOCALTIMESTAMP``);
-        SQLite with UTC.  Use it, never the local clock, for watermarks.
+        SQLite answers in UTC; PostgreSQL with ``LOCALTIMESTAMP``, the start of the
+        current transaction (now, unless a write transaction is in progress).  Use it,
+        never the host's clock, for watermarks.
         """
         conn = self._connection()
         assert self._dialect is not None
         with self._errors("read the clock of", None):
             row = conn.execute(_CLOCK_SQL[self._dialect]).fetchone()
+        self._release()
         assert row is not None
         value = row[0]
         if isinstance(value, str) and _TIMESTAMP_TEXT.match(value):
@@ -341,6 +357,7 @@ class Sage50OdbcEndpoint:
         conn = self._connection()
         with self._errors("read the high-water mark of", spec):
             row = conn.execute(sql).fetchone()
+        self._release()
         if row is None or row[0] is None:
             return None
         return format_timestamp(_parse_timestamp(self._normalise(spec, modified, row[0])))
@@ -376,7 +393,8 @@ class Sage50OdbcEndpoint:
         included); ``where`` keeps rows whose columns equal the given values (``None``
         matches NULL); ``keys`` keeps only those keys (each once however often it is
         given), queried in chunks of a few hundred keys, each chunk ordered by key.
-        Rows are fetched ``fetch_size`` at a time.
+        Rows are fetched ``fetch_size`` at a time.  Outside a write transaction, the
+        read's transaction ends with the stream, releasing its locks on the source.
         """
         spec = self.mapping.table(table)
         selected = self._selection(spec, columns)
@@ -499,24 +517,29 @@ class Sage50OdbcEndpoint:
         selected: list[ColumnMapping],
         statements: Iterable[tuple[str, list[Any]]],
     ) -> Generator[list[Any], None, None]:
-        for sql, params in statements:
-            cursor = self._cursor()
-            try:
-                with self._errors("read", table):
-                    cursor.execute(sql, params)
-                while True:
+        self._open_reads += 1
+        try:
+            for sql, params in statements:
+                cursor = self._cursor()
+                try:
                     with self._errors("read", table):
-                        rows = cursor.fetchmany(self.fetch_size)
-                    if not rows:
-                        break
-                    for row in rows:
-                        yield [
-                            self._normalise(table, column, value)
-                            for column, value in zip(selected, row, strict=True)
-                        ]
-            finally:
-                with suppress(pyodbc.Error):
-                    cursor.close()
+                        cursor.execute(sql, params)
+                    while True:
+                        with self._errors("read", table):
+                            rows = cursor.fetchmany(self.fetch_size)
+                        if not rows:
+                            break
+                        for row in rows:
+                            yield [
+                                self._normalise(table, column, value)
+                                for column, value in zip(selected, row, strict=True)
+                            ]
+                finally:
+                    with suppress(pyodbc.Error):
+                        cursor.close()
+        finally:
+            self._open_reads = max(0, self._open_reads - 1)
+            self._release()
 
     # -- writing ----------------------------------------------------------------------
 
@@ -552,6 +575,7 @@ class Sage50OdbcEndpoint:
             f"({', '.join(self._q(c.column) for c in columns)}) "
             f"VALUES ({', '.join(['?'] * len(columns))})"
         )
+        self._writing = True
         with self._errors("insert into", spec):
             conn.execute(sql, params)
 
@@ -583,6 +607,7 @@ class Sage50OdbcEndpoint:
             f"SET {', '.join(f'{self._q(c.column)} = ?' for c in columns)} "
             f"WHERE {' AND '.join(conditions)}"
         )
+        self._writing = True
         with self._errors("update", spec):
             count: int = conn.execute(sql, [*params, *key_params]).rowcount
         return count
@@ -593,6 +618,7 @@ class Sage50OdbcEndpoint:
         conn = self._connection()
         conditions, params = self._key_condition(spec, self._key(spec, key))
         sql = f"DELETE FROM {self._q(spec.table)} WHERE {' AND '.join(conditions)}"  # noqa: S608
+        self._writing = True
         with self._errors("delete from", spec):
             count: int = conn.execute(sql, params).rowcount
         return count
@@ -635,11 +661,13 @@ class Sage50OdbcEndpoint:
         conn = self._connection()
         with self._errors("commit on", None):
             conn.commit()
+        self._writing = False
 
     def rollback(self) -> None:
         conn = self._connection()
         with self._errors("roll back on", None):
             conn.rollback()
+        self._writing = False
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
