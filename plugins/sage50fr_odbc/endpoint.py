@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import pyodbc
+
 from dossiersync.errors import SourceError, SourceUnavailable
 
 from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
@@ -312,15 +313,22 @@ class Sage50OdbcEndpoint:
                 f"{table.logical}.{column.logical}: {value!r} is not a valid {column.type} ({exc})"
             ) from None
 
-    def _key_condition(
-        self, table: TableMapping, key: Sequence[Any]
+    def _equalities(
+        self, table: TableMapping, values: Mapping[str, Any]
     ) -> tuple[list[str], list[Any]]:
+        """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters."""
         conditions, params = [], []
-        for name, value in zip(table.key, self._key(table, key), strict=True):
-            column = table.columns[name]
-            conditions.append(f"{self._q(column.column)} = ?")
-            params.append(self._param(table, column, value))
+        for name, value in values.items():
+            column = table.column(name)
+            if value is None:
+                conditions.append(f"{self._q(column.column)} IS NULL")
+            else:
+                conditions.append(f"{self._q(column.column)} = ?")
+                params.append(self._param(table, column, value))
         return conditions, params
+
+    def _key_values(self, table: TableMapping, key: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(table.key, self._key(table, key), strict=True))
 
     def _selection(self, table: TableMapping, columns: Sequence[str] | None) -> list[ColumnMapping]:
         if columns is None:
@@ -418,8 +426,7 @@ class Sage50OdbcEndpoint:
         """One row by key, or ``None`` when there is no such row."""
         spec = self.mapping.table(table)
         selected = self._selection(spec, columns)
-        where = dict(zip(spec.key, self._key(spec, key), strict=True))
-        rows = self._select(spec, selected, where=where)
+        rows = self._select(spec, selected, where=self._key_values(spec, key))
         try:
             values = next(rows, None)
         finally:
@@ -446,19 +453,11 @@ class Sage50OdbcEndpoint:
         where: Mapping[str, Any] | None = None,
         keys: Iterable[Sequence[Any]] | None = None,
     ) -> Generator[list[Any], None, None]:
-        conditions: list[str] = []
-        params: list[Any] = []
+        conditions, params = self._equalities(table, where or {})
         if since is not None:
             modified = self._modified(table)
             conditions.append(f"{self._q(modified.column)} >= ?")
             params.append(self._param(table, modified, since))
-        for name, value in (where or {}).items():
-            column = table.column(name)
-            if value is None:
-                conditions.append(f"{self._q(column.column)} IS NULL")
-            else:
-                conditions.append(f"{self._q(column.column)} = ?")
-                params.append(self._param(table, column, value))
         head = (
             f"SELECT {', '.join(self._q(c.column) for c in selected)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
@@ -586,9 +585,9 @@ class Sage50OdbcEndpoint:
         number of rows changed (0 when the key does not exist).
         """
         spec = self.mapping.table(table)
-        key = self._key(spec, key)
+        key_values = self._key_values(spec, key)
         row = dict(values)
-        for name, current in zip(spec.key, key, strict=True):
+        for name, current in key_values.items():
             if name in row:
                 column = spec.columns[name]
                 if self._param(spec, column, row.pop(name)) != self._param(spec, column, current):
@@ -601,7 +600,7 @@ class Sage50OdbcEndpoint:
             return 0
         conn = self._connection()
         columns, params = self._assignments(spec, row)
-        conditions, key_params = self._key_condition(spec, key)
+        conditions, key_params = self._equalities(spec, key_values)
         sql = (
             f"UPDATE {self._q(spec.table)} "  # noqa: S608
             f"SET {', '.join(f'{self._q(c.column)} = ?' for c in columns)} "
@@ -616,7 +615,7 @@ class Sage50OdbcEndpoint:
         """Delete one row by key; returns the number of rows deleted."""
         spec = self.mapping.table(table)
         conn = self._connection()
-        conditions, params = self._key_condition(spec, self._key(spec, key))
+        conditions, params = self._equalities(spec, self._key_values(spec, key))
         sql = f"DELETE FROM {self._q(spec.table)} WHERE {' AND '.join(conditions)}"  # noqa: S608
         self._writing = True
         with self._errors("delete from", spec):

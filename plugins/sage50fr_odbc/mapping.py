@@ -16,9 +16,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-from dossiersync.errors import SourceError
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+
+from dossiersync.errors import SourceError
 
 ColumnType = Literal["text", "int", "decimal", "timestamp", "date"]
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
