@@ -92,7 +92,7 @@ class PgServer:
     def execute(self, database: str, sql: str) -> None:
         """Run one statement as the superuser in ``database`` (test set-up and clean-up)."""
         with self._admin_connection(database) as conn:
-            conn.execute(sql.encode())
+            conn.execute(sql)
 
     def sqlalchemy_url(self, database: str) -> str:
         return (
