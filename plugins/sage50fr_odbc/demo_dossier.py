@@ -248,8 +248,9 @@ def write_demo_dossier(
     """Write a demo dossier to the SQLite file ``path`` and say what it holds.
 
     ``clients`` customers and prospects (about a fifth prospects, a few dormant).
-    ``contacts``, ``products`` and ``orders`` are reserved for the generators of those
-    tables; their tables are created empty.  An existing file is replaced only with
+    ``contacts``, ``products`` and ``orders`` name the generators of those tables, not
+    written yet: their tables are created empty and a count other than ``None`` or 0
+    raises ``NotImplementedError``.  An existing file is replaced only with
     ``overwrite``; the file appears complete or not at all.
     """
     if clients < 0:
