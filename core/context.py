@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from .config import DossierConfig, ImplementationConfig, SyncConfig
+from .refs import Refs
 from .state.store import StateStore
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class DossierContext:
     trigger: str = "manual"
     full: bool = False
     realign: bool = False
+    refs: Refs = field(init=False)
 
     @property
     def dossier_id(self) -> str:

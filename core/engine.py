@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
@@ -24,7 +25,14 @@ from sqlalchemy.orm import Session
 
 from .context import DossierContext
 from .entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity, record_hash
-from .errors import DossierSyncError, RecordInvalid, SourceError, SsmRefused
+from .errors import (
+    DossierSyncError,
+    RecordInvalid,
+    RecordMoved,
+    RecordPending,
+    SourceError,
+    SsmRefused,
+)
 from .journal import (
     RunRecord,
     add_event,
@@ -34,6 +42,7 @@ from .journal import (
     start_run,
     utcnow,
 )
+from .refs import Refs
 from .secrets import scrub
 from .state.models import DossierEntity, Link
 
@@ -90,6 +99,7 @@ def run_pass(
     )
     ctx.hooks.dossiersync_run_started(run=run)
     session = ctx.store.new_session()
+    ctx.refs = Refs(session, ctx.dossier_id)
     try:
         if error is not None:
             raise error
@@ -230,7 +240,22 @@ class _Pass:
         return record
 
 
-Op = tuple[str, Link, dict[str, Any], str, list[str]]
+@dataclass
+class Write:
+    """One SSM write decided in the main thread and sent from the pool."""
+
+    kind: str  # create | update
+    link: Link
+    canonical: dict[str, Any]
+    digest: str
+    names: list[str]
+    body: dict[str, Any]
+    ssm_id: int | None = None
+    outcome: tuple[str, int] | Exception | None = None
+
+
+BULK_SIZE = 100
+LOOKUP_CHUNK = 40
 
 
 class SageToSsm(_Pass):
@@ -250,18 +275,19 @@ class SageToSsm(_Pass):
         # with no link at all (new state store, reinstall) records already in SSM are
         # adopted by extId instead of being created twice
         self.adopt: dict[str, int] | None = None if known else self.ssm_index()
-        retry = set(
+        retry: set[str | None] = set(
             session.scalars(
                 select(Link.sage_key).where(
                     Link.dossier_id == self.dossier_id,
                     Link.entity == entity.name,
-                    Link.origin == "sage",
                     Link.label.in_(("error", "pending")),
                     Link.deleted.is_(False),
                     Link.sage_key.is_not(None),
                 )
             )
         )
+        if since is not None:
+            retry.update(entity.extra_changed_keys(ctx, since))
         seen: set[str] = set()
         columns = entity.sage_columns
         rows = ctx.sage.read(self.table, columns, since=since, where=entity.sage_where())
@@ -269,9 +295,9 @@ class SageToSsm(_Pass):
             self.pool = pool
             for batch in batched(rows, ctx.sync.batch_size):
                 self.process(batch, seen)
-            retry -= seen
-            if retry:
-                keys = [entity.key_from_text(k) for k in sorted(k for k in retry if k)]
+            todo = sorted(k for k in retry if k and k not in seen)
+            if todo:
+                keys = [entity.key_from_text(k) for k in todo]
                 rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
                 for batch in batched(rows, ctx.sync.batch_size):
                     self.process(batch, seen)
@@ -292,16 +318,21 @@ class SageToSsm(_Pass):
                 found[ext] = int(record["id"])
         return found
 
-    def find_in_ssm(self, ext_id: str) -> int | None:
+    def find_in_ssm(self, ext_ids: list[str]) -> dict[str, int]:
+        """SSM ids of records already carrying these extIds (one query per chunk)."""
         if self.adopt is not None:
-            return self.adopt.get(ext_id)
-        for record in self.ctx.ssm_client.list(self.resource, where=f"extId = {quote(ext_id)}"):
-            if record.get("extId") == ext_id:
-                return int(record["id"])
-        return None
+            return {e: self.adopt[e] for e in ext_ids if e in self.adopt}
+        found: dict[str, int] = {}
+        for chunk in batched(ext_ids, LOOKUP_CHUNK):
+            where = " OR ".join(f"extId = {quote(e)}" for e in chunk)
+            for record in self.ctx.ssm_client.list(self.resource, where=where):
+                ext = record.get("extId")
+                if ext in chunk:
+                    found[str(ext)] = int(record["id"])
+        return found
 
     def process(self, rows: list[dict[str, Any]], seen: set[str]) -> None:
-        entity, session = self.entity, self.session
+        ctx, entity, session = self.ctx, self.entity, self.session
         keyed: list[tuple[str, dict[str, Any]]] = []
         for row in rows:
             self.run.add("read")
@@ -309,59 +340,100 @@ class SageToSsm(_Pass):
             if key not in seen:
                 seen.add(key)
                 keyed.append((key, row))
+        if not keyed:
+            return
+        entity.enrich([row for _, row in keyed], ctx)
         links = self.links_for(Link.sage_key, [k for k, _ in keyed])
-        ops: list[Op] = []
+        for f in entity.fields:
+            if f.ref and f.sage:
+                ctx.refs.prefetch_keys(f.ref, [str(r.get(f.sage) or "").strip() for _, r in keyed])
+        writes: list[Write] = []
+        recover: list[Write] = []
         for key, row in keyed:
             link = links.get(key)
+            if link is not None and link.label == "pending_review":
+                self.run.add("unchanged")
+                continue
             try:
                 canonical = self.canonical_from_sage(row, SAGE_TO_SSM)
             except RecordInvalid as exc:
-                if link is None:
-                    link = self.new_link(key)
-                self.record_failed(link, key, "invalid_record", str(exc), field_name=exc.field)
+                self.record_failed(
+                    link or self.new_link(key),
+                    key,
+                    "invalid_record",
+                    str(exc),
+                    field_name=exc.field,
+                )
                 continue
             digest = record_hash(canonical)
-            if link is None or link.ssm_id is None or link.deleted:
-                if link is None:
-                    link = self.new_link(key)
-                elif link.deleted:
-                    link.deleted = False
-                    link.ssm_id = None
-                link.label = "pending"
-                ops.append(("create", link, canonical, digest, []))
+            all_names = [f.name for f in entity.fields_to_ssm]
+            try:
+                if link is None or link.ssm_id is None or link.deleted:
+                    body = entity.to_ssm(canonical, all_names, ctx, create=True)
+                    if link is None:
+                        link = self.new_link(key)
+                        write = Write("create", link, canonical, digest, all_names, body)
+                    else:
+                        # an earlier attempt may have created it: look before creating
+                        link.deleted = False
+                        link.ssm_id = None
+                        write = Write("create", link, canonical, digest, all_names, body)
+                        recover.append(write)
+                    link.label = "pending"
+                    writes.append(write)
+                    continue
+                if link.sage_hash == digest and link.label == "synced" and not ctx.realign:
+                    self.run.add("unchanged")
+                    continue
+                base = link.base or {}
+                names = [n for n in all_names if ctx.realign or canonical.get(n) != base.get(n)]
+                if not names:
+                    # only Sage-side fields SSM does not hold changed
+                    link.base, link.sage_hash = canonical, digest
+                    self.succeeded(link, key, "unchanged")
+                    continue
+                body = entity.to_ssm(canonical, names, ctx, create=False)
+            except RecordPending as exc:
+                self.record_pending(link or self.new_link(key), key, str(exc))
                 continue
-            if link.sage_hash == digest and link.label == "synced" and not self.ctx.realign:
-                self.run.add("unchanged")
-                continue
-            base = link.base or {}
-            names = [
-                f.name
-                for f in entity.fields_to_ssm
-                if self.ctx.realign or canonical.get(f.name) != base.get(f.name)
-            ]
-            if not names:
-                # only Sage-side fields SSM does not hold changed
-                link.base, link.sage_hash = canonical, digest
-                self.succeeded(link, key, "unchanged")
-                continue
-            ops.append(("update", link, canonical, digest, names))
+            writes.append(Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id))
         # intent rows are durable before any create is sent
         session.commit()
+        if recover:
+            found = self.find_in_ssm([w.link.ext_id or "" for w in recover])
+            for w in recover:
+                existing = found.get(w.link.ext_id or "")
+                if existing is not None:
+                    w.kind, w.ssm_id = "adopt", existing
+                    w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+        if self.adopt is not None:
+            for w in writes:
+                existing = self.adopt.get(w.link.ext_id or "")
+                if w.kind == "create" and existing is not None:
+                    w.kind, w.ssm_id = "adopt", existing
+                    w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+        for w in writes:
+            if w.kind == "create":
+                w.body["extId"] = w.link.ext_id
+        if entity.bulk:
+            list(self.pool.map(self.send_bulk, batched(writes, BULK_SIZE)))
+        else:
+            list(self.pool.map(self.send_one, writes))
         fatal: Exception | None = None
-        for op, outcome in zip(ops, self.pool.map(self.write, ops), strict=True):
-            fatal = self.apply(op, outcome) or fatal
+        for w in writes:
+            fatal = self.apply(w) or fatal
         session.commit()
         if fatal is not None:
             # the API is down or refuses our keys: stop the run, keep the cursor
             raise fatal
 
-    def new_link(self, key: str) -> Link:
+    def new_link(self, key: str, origin: str = "sage") -> Link:
         link = Link(
             dossier_id=self.dossier_id,
             entity=self.entity.name,
             sage_key=key,
             ext_id=self.entity.ext_id(self.dossier_id, key),
-            origin="sage",
+            origin=origin,
             label="pending",
             deleted=False,
             updated_at=utcnow(),
@@ -369,47 +441,67 @@ class SageToSsm(_Pass):
         self.session.add(link)
         return link
 
-    def write(self, op: Op) -> tuple[str, int | None] | Exception:
+    def send_one(self, w: Write) -> None:
         """Runs in the pool: HTTP only, no state-store access."""
-        kind, link, canonical, _digest, names = op
-        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        client = self.ctx.ssm_client
         try:
-            if kind == "create":
-                assert link.ext_id is not None
-                existing = self.find_in_ssm(link.ext_id)
-                if existing is not None:
-                    # already in SSM (earlier crash, lost state): realign, never duplicate
-                    all_names = [f.name for f in entity.fields_to_ssm]
-                    body = entity.to_ssm(canonical, all_names, ctx, create=False)
-                    client.update(self.resource, existing, body)
-                    return ("adopted", existing)
-                body = entity.to_ssm(
-                    canonical, [f.name for f in entity.fields_to_ssm], ctx, create=True
-                )
-                body["extId"] = link.ext_id
-                return ("created", client.create(self.resource, body))
-            assert link.ssm_id is not None
-            client.update(self.resource, link.ssm_id, entity.to_ssm(canonical, names, ctx, False))
-            return ("updated", link.ssm_id)
+            if w.kind == "create":
+                w.outcome = ("created", client.create(self.resource, w.body))
+            else:
+                assert w.ssm_id is not None
+                client.update(self.resource, w.ssm_id, w.body)
+                w.outcome = ("updated", w.ssm_id)
         except Exception as exc:  # noqa: BLE001 - sorted out in apply()
-            return exc
+            w.outcome = exc
 
-    def apply(self, op: Op, outcome: tuple[str, int | None] | Exception) -> Exception | None:
+    def send_bulk(self, chunk: list[Write]) -> None:
+        """Runs in the pool: one bulk call for up to 100 writes."""
+        items = []
+        for n, w in enumerate(chunk):
+            item = dict(w.body, guid=str(n))
+            if w.kind != "create":
+                item["id"] = w.ssm_id
+            items.append(item)
+        try:
+            answers = self.ctx.ssm_client.bulk(self.resource, items)
+        except Exception as exc:  # noqa: BLE001
+            for w in chunk:
+                w.outcome = exc
+            return
+        by_guid = {str(a.get("guid")): a for a in answers}
+        for n, w in enumerate(chunk):
+            answer = by_guid.get(str(n), {})
+            status = int(answer.get("statusCode") or 0)
+            if 200 <= status < 300:
+                record_id = int(answer.get("id") or w.ssm_id or 0)
+                w.outcome = ("created" if w.kind == "create" else "updated", record_id)
+            else:
+                message = answer.get("Message") or answer.get("message") or "no answer"
+                w.outcome = SsmRefused(f"bulk item refused (HTTP {status}): {message}", status)
+
+    def apply(self, w: Write) -> Exception | None:
         """Record a write's outcome; return the exception that must stop the run."""
-        _kind, link, canonical, digest, names = op
+        link, outcome = w.link, w.outcome
         key = link.sage_key or ""
         if isinstance(outcome, SsmRefused):
             self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {outcome}")
             return None
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, Exception) or outcome is None:
             return outcome
         action, ssm_id = outcome
         link.ssm_id = ssm_id
-        link.base = canonical
-        link.sage_hash = digest
-        detail = ",".join(names) if names else None
+        link.base = w.canonical
+        link.sage_hash = w.digest
+        detail = ",".join(w.names) if w.kind == "update" else None
         self.succeeded(link, key, "created" if action == "created" else "updated", detail)
         return None
+
+    def record_pending(self, link: Link, key: str, message: str) -> None:
+        link.label = "pending"
+        link.last_error = message
+        link.updated_at = utcnow()
+        self.run.add("pending")
+        add_event(self.session, self.run, key, "pending", message)
 
     def deletions(self) -> None:
         ctx, entity, session = self.ctx, self.entity, self.session
@@ -417,16 +509,16 @@ class SageToSsm(_Pass):
             entity.key_text(k) for k in ctx.sage.read_keys(self.table, where=entity.sage_where())
         }
         candidates = session.execute(
-            select(Link.id, Link.sage_key).where(
+            select(Link.id, Link.sage_key, Link.origin).where(
                 Link.dossier_id == self.dossier_id,
                 Link.entity == entity.name,
                 Link.deleted.is_(False),
                 Link.ssm_id.is_not(None),
-                Link.label != "pending",
+                Link.label.in_(("synced", "error")),
                 Link.sage_key.is_not(None),
             )
         ).all()
-        vanished = [link_id for link_id, key in candidates if key not in present]
+        vanished = [(link_id, origin) for link_id, key, origin in candidates if key not in present]
         if not vanished:
             return
         limit = max(
@@ -449,7 +541,20 @@ class SageToSsm(_Pass):
             )
             self.run.message = message
             return
-        for chunk in batched(vanished, self.ctx.sync.batch_size):
+        kept = [
+            i for i, origin in vanished if entity.sage_deletions == "origin" and origin != "sage"
+        ]
+        if kept:
+            for link in session.scalars(select(Link).where(Link.id.in_(kept))):
+                # created in SSM: a deletion in Sage does not reach SSM
+                link.label = "pending_review"
+                link.last_error = (
+                    "deleted in Sage 50FR; kept in Sales Management where it was created"
+                )
+                link.updated_at = utcnow()
+                add_event(session, self.run, link.sage_key or "", "kept", link.last_error)
+        doomed = [i for i, _ in vanished if i not in set(kept)]
+        for chunk in batched(doomed, self.ctx.sync.batch_size):
             links = list(session.scalars(select(Link).where(Link.id.in_(chunk))))
             outcomes = list(self.pool.map(self.delete_one, links))
             for link, outcome in zip(links, outcomes, strict=True):
@@ -487,21 +592,24 @@ class SsmToSage(_Pass):
         cursor = cursor_row(session, self.dossier_id, entity.name, SSM_TO_SAGE)
         full = ctx.full or cursor.cursor is None
         since = None if full else shift_ssm_time(cursor.cursor or "", -ctx.sync.overlap_seconds)
-        date_filter = f" AND dateUpdated >= {quote(since)}" if since else ""
+        date_filter = f"dateUpdated >= {quote(since)}" if since else ""
+        # deleted records are listed only when the filter names `deleted`
+        if entity.ssm_deletions != "never":
+            date_filter = " AND ".join(x for x in (date_filter, "deleted IN (true, false)") if x)
         prefix = f"{self.dossier_id}:"
         newest = cursor.cursor
-        where = f"extId LIKE {quote(prefix + '%')}{date_filter}"
+        where = " AND ".join(x for x in (f"extId LIKE {quote(prefix + '%')}", date_filter) if x)
         for batch in batched(ctx.ssm_client.list(self.resource, where=where), ctx.sync.batch_size):
             mine = [r for r in batch if str(r.get("extId") or "").startswith(prefix)]
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
                 newest = _later(newest, record.get("dateUpdated"))
                 self.run.add("read")
-                self.linked(record, links.get(int(record["id"])))
+                self.guarded(record, links.get(int(record["id"])))
             session.commit()
-        branch = ctx.dossier.branch_id
-        if branch is not None:
-            where = f"branchId = {int(branch)}{date_filter}"
+        unlinked = entity.ssm_unlinked_where(ctx)
+        if unlinked is not None:
+            where = " AND ".join(x for x in (unlinked, date_filter) if x)
             for batch in batched(
                 ctx.ssm_client.list(self.resource, where=where), ctx.sync.batch_size
             ):
@@ -509,20 +617,50 @@ class SsmToSage(_Pass):
                     if record.get("extId"):
                         continue
                     newest = _later(newest, record.get("dateUpdated"))
-                    if record.get("deleted") or not entity.belongs_to_dossier(record, ctx):
+                    if record.get("deleted"):
+                        continue
+                    try:
+                        mine_too = entity.belongs_to_dossier(record, ctx)
+                    except (RecordPending, RecordMoved):
+                        mine_too = False
+                    if not mine_too:
                         continue
                     self.run.add("read")
-                    self.unlinked(record)
+                    self.guarded(record, None, create=True)
                     session.commit()
         cursor.cursor = newest
         if full:
             cursor.last_full_sync_at = utcnow()
         session.commit()
 
+    def guarded(self, record: dict[str, Any], link: Link | None, create: bool = False) -> None:
+        """One SSM record; a reference problem becomes a label or an incident."""
+        key = link.sage_key if link and link.sage_key else f"ssm:{self.resource}/{record['id']}"
+        try:
+            if create:
+                self.unlinked(record)
+            else:
+                self.linked(record, link)
+        except RecordPending as exc:
+            if link is not None:
+                link.label = "pending"
+                link.last_error = str(exc)
+                link.updated_at = utcnow()
+            self.run.add("pending")
+            add_event(self.session, self.run, key, "pending", str(exc))
+        except RecordMoved as exc:
+            self.record_failed(link, key, "moved_between_dossiers", str(exc))
+
     def linked(self, record: dict[str, Any], link: Link | None) -> None:
         ctx, entity = self.ctx, self.entity
-        if link is None or link.deleted or record.get("deleted") or link.sage_key is None:
-            # no link yet (the Sage pass adopts it) or deleted: SSM deletions stay in SSM
+        if link is None or link.deleted or link.sage_key is None:
+            # no link yet (the Sage pass adopts it) or already deleted
+            self.run.add("unchanged")
+            return
+        if record.get("deleted"):
+            self.deleted_in_ssm(record, link)
+            return
+        if link.label == "pending_review":
             self.run.add("unchanged")
             return
         base = link.base or {}
@@ -532,7 +670,10 @@ class SsmToSage(_Pass):
             n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
         ]
         if not changed:
-            self.run.add("unchanged")
+            if link.label == "pending":
+                self.succeeded(link, link.sage_key, "unchanged")
+            else:
+                self.run.add("unchanged")
             return
         key = link.sage_key
         sage_key = entity.key_from_text(key)
@@ -540,6 +681,7 @@ class SsmToSage(_Pass):
         if row is None:
             self.run.add("unchanged")
             return
+        entity.enrich([row], ctx)
         current = entity.from_sage(row)
         conflicts = [n for n in changed if current.get(n) != base.get(n)]
         if conflicts and entity.conflict_winner == "sage":
@@ -563,6 +705,27 @@ class SsmToSage(_Pass):
             return
         self.settle(link, key, sage_key, merged, changed, "updated")
 
+    def deleted_in_ssm(self, record: dict[str, Any], link: Link) -> None:
+        ctx, entity = self.ctx, self.entity
+        key = link.sage_key or ""
+        if entity.ssm_deletions == "origin" and link.origin == "ssm":
+            try:
+                with ctx.sage.transaction():
+                    ctx.sage.delete(self.table, entity.key_from_text(key))
+            except SourceError as exc:
+                self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
+                return
+            link.deleted = True
+            self.succeeded(link, key, "deleted")
+            return
+        if link.label != "pending_review":
+            # created in Sage: a deletion in SSM does not reach Sage
+            link.label = "pending_review"
+            link.last_error = "deleted in Sales Management; kept in Sage 50FR where it was created"
+            link.updated_at = utcnow()
+            add_event(self.session, self.run, key, "kept", link.last_error)
+        self.run.add("unchanged")
+
     def settle(
         self,
         link: Link,
@@ -574,8 +737,10 @@ class SsmToSage(_Pass):
     ) -> None:
         """Record what Sage now holds, then tell SSM what follows from it."""
         ctx, entity = self.ctx, self.entity
-        row = ctx.sage.get(self.table, sage_key, entity.sage_columns)
-        stored = entity.from_sage(row or {})
+        row = ctx.sage.get(self.table, sage_key, entity.sage_columns) or {}
+        if row:
+            entity.enrich([row], ctx)
+        stored = entity.from_sage(row)
         link.base = stored
         link.sage_hash = record_hash(stored)
         extra = entity.after_sage_write(record, changed, ctx)
@@ -605,9 +770,8 @@ class SsmToSage(_Pass):
             ref = f"ssm:{self.resource}/{ssm_id}"
             sage_key = entity.new_sage_key(incoming, ctx)
             key = entity.key_text(sage_key)
-            candidate = dict(incoming, code=key)
             try:
-                entity.validate(candidate)
+                entity.validate(entity.with_key(incoming, sage_key))
             except RecordInvalid as exc:
                 self.record_failed(None, ref, "invalid_record", str(exc), field_name=exc.field)
                 return
@@ -627,7 +791,7 @@ class SsmToSage(_Pass):
             resolve_incidents(session, self.dossier_id, entity.name, record_keys=[ref])
         key = link.sage_key or ""
         sage_key = entity.key_from_text(key)
-        candidate = dict(incoming, code=key)
+        candidate = entity.with_key(incoming, sage_key)
         try:
             if ctx.sage.get(self.table, sage_key, entity.sage_columns) is None:
                 with ctx.sage.transaction():

@@ -41,6 +41,10 @@ class FieldSpec:
     ssm: str | None = None
     owner: Owner = "sage"
     kind: Kind = "text"
+    #: the field refers to a record of this entity (held as its Sage key; SSM id in SSM)
+    ref: str | None = None
+    #: not a column of the entity's table: the entity fills it in ``enrich``
+    virtual: bool = False
 
 
 def normalise(value: Any, kind: Kind) -> Any:
@@ -85,6 +89,12 @@ class Entity:
     conflict_winner: ClassVar[Literal["sage", "ssm"]] = "sage"
     #: JSON Schema of the canonical record, relative to ``dossiersync.schemas``
     schema: ClassVar[str]
+    #: a record deleted in Sage is deleted in SSM: always, or only if created in Sage
+    sage_deletions: ClassVar[Literal["always", "origin"]] = "always"
+    #: a record deleted in SSM is deleted in Sage: never, or only if created in SSM
+    ssm_deletions: ClassVar[Literal["never", "origin"]] = "never"
+    #: send creates and updates through ``/{resource}/bulk`` (at most 100 per call)
+    bulk: ClassVar[bool] = False
 
     # -- declarations derived once ---------------------------------------------------
 
@@ -98,7 +108,7 @@ class Entity:
 
     @cached_property
     def sage_columns(self) -> list[str]:
-        return [f.sage for f in self.fields if f.sage]
+        return [f.sage for f in self.fields if f.sage and not f.virtual]
 
     @cached_property
     def fields_to_ssm(self) -> tuple[FieldSpec, ...]:
@@ -112,8 +122,16 @@ class Entity:
 
     # -- keys ------------------------------------------------------------------------
 
+    #: canonical fields holding the Sage key, in key order
+    key_fields: ClassVar[tuple[str, ...]]
+
     def sage_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        raise NotImplementedError
+        by_name = {f.name: f for f in self.fields}
+        return tuple(str(row[by_name[n].sage]).strip() for n in self.key_fields)  # type: ignore[index]
+
+    def with_key(self, record: Mapping[str, Any], key: Sequence[Any]) -> dict[str, Any]:
+        """A canonical record completed with the fields of a Sage key."""
+        return dict(record, **dict(zip(self.key_fields, key, strict=True)))
 
     def key_text(self, key: Sequence[Any]) -> str:
         """A Sage key as text; parts of a composite key are joined by ``:``."""
@@ -135,24 +153,38 @@ class Entity:
         return {f.name: normalise(row.get(f.sage), f.kind) for f in self.sage_fields if f.sage}
 
     def from_ssm(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
+        """The canonical view of an SSM record; references become Sage keys.
+
+        Raises RecordPending when a referenced record is not linked yet and
+        RecordMoved when it belongs to another dossier.
+        """
         out: dict[str, Any] = {}
         for f in self.fields:
             if f.ssm and f.ssm in record:
                 value = record[f.ssm]
                 if isinstance(value, dict) and "id" in value:
                     value = value["id"]
-                out[f.name] = normalise(value, f.kind)
+                if f.ref and value is not None:
+                    out[f.name] = ctx.refs.sage_key(f.ref, int(value), f.name)
+                else:
+                    out[f.name] = normalise(value, f.kind)
         return out
 
     def to_ssm(
         self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
     ) -> dict[str, Any]:
+        """The SSM body for these fields; references become SSM ids (or RecordPending)."""
         by_name = {f.name: f for f in self.fields}
         body: dict[str, Any] = {}
         for name in names:
             f = by_name[name]
-            if f.ssm:
-                body[f.ssm] = _json_value(record.get(name), f.kind)
+            if not f.ssm:
+                continue
+            value = record.get(name)
+            if f.ref and value is not None:
+                body[f.ssm] = ctx.refs.ssm_id(f.ref, str(value), f.name)
+            else:
+                body[f.ssm] = _json_value(value, f.kind)
         return body
 
     def to_sage(
@@ -160,6 +192,26 @@ class Entity:
     ) -> dict[str, Any]:
         by_name = {f.name: f for f in self.fields}
         return {by_name[n].sage: record.get(n) for n in names if by_name[n].sage}  # type: ignore[misc]
+
+    # -- reading ---------------------------------------------------------------------
+
+    def parts(self) -> tuple[Entity, ...]:
+        """The entities this plugin runs, in order (e.g. product families, then products)."""
+        return (self,)
+
+    def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
+        """Complete a batch of Sage rows with values from other tables (``virtual`` fields)."""
+
+    def extra_changed_keys(self, ctx: DossierContext, since: str | None) -> set[str]:
+        """Keys of records changed through another table since ``since`` (e.g. stock)."""
+        return set()
+
+    def ssm_unlinked_where(self, ctx: DossierContext) -> str | None:
+        """A ``where=`` selecting SSM records with no extId that may belong to the dossier.
+
+        None: records created in SSM are not taken into Sage.
+        """
+        return None
 
     # -- rules -----------------------------------------------------------------------
 

@@ -60,3 +60,11 @@ class RecordInvalid(DossierSyncError):
 
 class LeaseTaken(DossierSyncError):
     """Another process holds this dossier's sync lease."""
+
+
+class RecordPending(DossierSyncError):
+    """A record waits for another one it refers to (e.g. a contact for its account)."""
+
+
+class RecordMoved(DossierSyncError):
+    """A record refers to a record of another dossier: records never move."""

@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session
 
 from .state.models import Event, Incident, Run
 
-COUNTS = ("read", "created", "updated", "deleted", "unchanged", "refused", "failed")
+COUNTS = (
+    "read",
+    "created",
+    "updated",
+    "deleted",
+    "unchanged",
+    "pending",
+    "refused",
+    "failed",
+)
 
 
 def utcnow() -> datetime:

@@ -39,6 +39,7 @@ def run_dict(run: Run) -> dict[str, Any]:
             "updated": run.updated,
             "deleted": run.deleted,
             "unchanged": run.unchanged,
+            "pending": run.pending,
             "refused": run.refused,
             "failed": run.failed,
         },

@@ -177,7 +177,8 @@ def sync_dossier(
             )
             try:
                 for entity in enabled:
-                    result.runs.extend(run_entity(ctx, entity, on_run, opened))
+                    for part in entity.parts():
+                        result.runs.extend(run_entity(ctx, part, on_run, opened))
             finally:
                 if opened is None:
                     sage.close()

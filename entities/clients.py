@@ -28,6 +28,7 @@ class ClientsEntity(Entity):
     ssm_resource = "accounts"
     schema = "entities/clients.schema.json"
     conflict_winner = "sage"
+    key_fields = ("code",)
     fields = (
         FieldSpec("code", sage="CT_Num", owner="sage"),
         FieldSpec("name", sage="CT_Intitule", ssm="name", owner="both"),
@@ -46,9 +47,6 @@ class ClientsEntity(Entity):
         FieldSpec("comment", ssm="comment", owner="ssm"),
         FieldSpec("sales_rep", ssm="salesRepId1", owner="ssm", kind="int"),
     )
-
-    def sage_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (str(row["CT_Num"]).strip(),)
 
     def sage_where(self) -> dict[str, Any]:
         return {"CT_Type": 0}
@@ -99,6 +97,11 @@ class ClientsEntity(Entity):
         if base.get("is_prospect"):
             return tuple(f.name for f in self.fields_to_sage)
         return ()
+
+    def ssm_unlinked_where(self, ctx: DossierContext) -> str | None:
+        # accounts created in SSM belong to the dossier whose branch they are in
+        branch = ctx.dossier.branch_id
+        return None if branch is None else f"branchId = {int(branch)}"
 
     def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
         branch = ctx.dossier.branch_id
