@@ -31,6 +31,8 @@ class DossierContext:
     full: bool = False
     realign: bool = False
     refs: Refs = field(init=False)
+    #: per-pass working data of an entity (reset at the start of every pass)
+    scratch: dict[str, Any] = field(init=False, default_factory=dict)
 
     @property
     def dossier_id(self) -> str:

@@ -100,12 +100,13 @@ def run_pass(
     ctx.hooks.dossiersync_run_started(run=run)
     session = ctx.store.new_session()
     ctx.refs = Refs(session, ctx.dossier_id)
+    ctx.scratch = {}
     try:
         if error is not None:
             raise error
-        sync_pass: _Pass = (SageToSsm if direction == SAGE_TO_SSM else SsmToSage)(
-            ctx, entity, run, session
-        )
+        custom = entity.pass_class(direction)
+        generic = SageToSsm if direction == SAGE_TO_SSM else SsmToSage
+        sync_pass: SyncPass = (custom or generic)(ctx, entity, run, session)
         sync_pass.execute()
         problems = run.counts["failed"] + run.counts["refused"]
         run.outcome = "partial" if problems else "succeeded"
@@ -158,7 +159,13 @@ def _impl_secrets(ctx: DossierContext) -> list[Any]:
     return [ctx.implementation.public_key, ctx.implementation.private_key]
 
 
-class _Pass:
+class SyncPass:
+    """Base of a sync pass: what every pass needs to journal its records.
+
+    Entities whose sync a declaration cannot express (orders: header + lines) subclass
+    it and return the subclass from ``Entity.pass_class``.
+    """
+
     def __init__(
         self, ctx: DossierContext, entity: Entity, run: RunRecord, session: Session
     ) -> None:
@@ -258,7 +265,7 @@ BULK_SIZE = 100
 LOOKUP_CHUNK = 40
 
 
-class SageToSsm(_Pass):
+class SageToSsm(SyncPass):
     """Sage 50FR -> Sales Management for one entity of one dossier."""
 
     def execute(self) -> None:
@@ -578,7 +585,7 @@ class SageToSsm(_Pass):
         return None
 
 
-class SsmToSage(_Pass):
+class SsmToSage(SyncPass):
     """Sales Management -> Sage 50FR for one entity of one dossier."""
 
     def __init__(
@@ -666,6 +673,16 @@ class SsmToSage(_Pass):
         base = link.base or {}
         incoming = entity.from_ssm(record, ctx)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
+        moved = [
+            n
+            for n in entity.key_fields
+            if n in incoming and incoming[n] != base.get(n, incoming[n])
+        ]
+        if moved:
+            raise RecordMoved(
+                f"{', '.join(moved)} changed in Sales Management "
+                f"({base.get(moved[0])} -> {incoming[moved[0]]}): a synced record cannot move"
+            )
         changed = [
             n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
         ]

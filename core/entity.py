@@ -23,6 +23,7 @@ from .errors import RecordInvalid
 
 if TYPE_CHECKING:
     from .context import DossierContext
+    from .engine import SyncPass
 
 SAGE_TO_SSM = "sage_to_ssm"
 SSM_TO_SAGE = "ssm_to_sage"
@@ -192,6 +193,12 @@ class Entity:
     ) -> dict[str, Any]:
         by_name = {f.name: f for f in self.fields}
         return {by_name[n].sage: record.get(n) for n in names if by_name[n].sage}  # type: ignore[misc]
+
+    # -- custom passes ---------------------------------------------------------------
+
+    def pass_class(self, direction: str) -> type[SyncPass] | None:
+        """A SyncPass subclass running this direction, or None for the generic pass."""
+        return None
 
     # -- reading ---------------------------------------------------------------------
 

@@ -1,0 +1,104 @@
+"""Products: Sage ``F_ARTICLE`` (+ ``F_FAMILLE``, + total stock of ``F_ARTSTOCK``) -> SSM.
+
+One way, Sage to SSM:
+
+- families (``F_FAMILLE``) become SSM ``productFamilies`` and run first, as part of this
+  plugin, so enabling ``products`` is enough;
+- new and changed products go through ``/products/bulk`` (at most 100 per call);
+- the stock sent is the total of ``AS_QteSto`` over every depot; a stock movement is a
+  change of the product even when ``F_ARTICLE`` itself did not change;
+- a dormant product (``AR_Sommeil``) is ``notAvailable`` in SSM; a deleted one is
+  deleted (soft) in SSM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from dossiersync.entity import SAGE_TO_SSM, Entity, FieldSpec, normalise
+
+if TYPE_CHECKING:
+    from dossiersync.context import DossierContext
+
+STOCK = "stock_total"
+
+
+class ProductFamiliesEntity(Entity):
+    name = "product_families"
+    directions = (SAGE_TO_SSM,)
+    sage_table = "F_FAMILLE"
+    ssm_resource = "productFamilies"
+    schema = "entities/product_families.schema.json"
+    key_fields = ("code",)
+    fields = (
+        FieldSpec("code", sage="FA_CodeFamille", owner="sage"),
+        FieldSpec("label", sage="FA_Intitule", ssm="descriptionFR", owner="sage"),
+    )
+
+    def to_ssm(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        body = super().to_ssm(record, names, ctx, create)
+        if "descriptionFR" in body:
+            body["description"] = body["descriptionFR"]
+        return body
+
+
+class ProductsEntity(Entity):
+    name = "products"
+    directions = (SAGE_TO_SSM,)
+    sage_table = "F_ARTICLE"
+    ssm_resource = "products"
+    schema = "entities/products.schema.json"
+    bulk = True
+    key_fields = ("ref",)
+    fields = (
+        FieldSpec("ref", sage="AR_Ref", owner="sage"),
+        FieldSpec("designation", sage="AR_Design", ssm="model", owner="sage"),
+        FieldSpec(
+            "family", sage="FA_CodeFamille", ssm="familyId", owner="sage", ref="product_families"
+        ),
+        FieldSpec("price", sage="AR_PrixVen", ssm="price", owner="sage", kind="decimal"),
+        FieldSpec("cost", sage="AR_PrixAch", ssm="cost", owner="sage", kind="decimal"),
+        FieldSpec("barcode", sage="AR_CodeBarre", owner="sage"),
+        FieldSpec("dormant", sage="AR_Sommeil", ssm="notAvailable", owner="sage", kind="bool"),
+        FieldSpec("stock", sage=STOCK, ssm="stock", owner="sage", kind="decimal", virtual=True),
+    )
+
+    def parts(self) -> tuple[Entity, ...]:
+        return (FAMILIES, self)
+
+    def to_ssm(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        body = super().to_ssm(record, names, ctx, create)
+        if "model" in body:
+            body["description"] = body["model"]
+        return body
+
+    def stock_totals(self, ctx: DossierContext) -> dict[str, Decimal]:
+        """Total stock per article, read once per pass (streamed, summed as it goes)."""
+        totals: dict[str, Decimal] = ctx.scratch.get("stock") or {}
+        if "stock" not in ctx.scratch:
+            for row in ctx.sage.read("F_ARTSTOCK", ["AR_Ref", "AS_QteSto"]):
+                ref = str(row["AR_Ref"]).strip()
+                totals[ref] = totals.get(ref, Decimal(0)) + Decimal(row["AS_QteSto"] or 0)
+            ctx.scratch["stock"] = totals
+        return totals
+
+    def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
+        totals = self.stock_totals(ctx)
+        for row in rows:
+            row[STOCK] = normalise(totals.get(str(row["AR_Ref"]).strip(), Decimal(0)), "decimal")
+
+    def extra_changed_keys(self, ctx: DossierContext, since: str | None) -> set[str]:
+        # a stock movement changes F_ARTSTOCK, not F_ARTICLE
+        return {
+            str(row["AR_Ref"]).strip()
+            for row in ctx.sage.read("F_ARTSTOCK", ["AR_Ref"], since=since)
+        }
+
+
+FAMILIES = ProductFamiliesEntity()
