@@ -340,6 +340,36 @@ def incidents_cmd(
     )
 
 
+@cli.command("records")
+@click.option("--dossier", "dossier_id", required=True)
+@click.option("--entity")
+@click.option(
+    "--label", type=click.Choice(["synced", "pending", "pending_review", "error"]), default=None
+)
+@click.option("--limit", type=int, default=1000, show_default=True)
+@json_option
+@pass_ctx
+def records_cmd(
+    c: Ctx, dossier_id: str, entity: str | None, label: str | None, limit: int, as_json: bool
+) -> None:
+    """Linked records of a dossier with their sync label (synced, pending, error…)."""
+    from .reports import records
+
+    data = records(c.store, dossier_id, entity=entity, label=label, limit=limit)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(
+        table(
+            [
+                [r["entity"], r["sage_key"], r["ssm_id"], r["ext_id"], r["label"], r["error"]]
+                for r in data
+            ],
+            ["entity", "sage key", "ssm id", "ext id", "label", "error"],
+        )
+    )
+
+
 @cli.command("plugins")
 @json_option
 def plugins_cmd(as_json: bool) -> None:

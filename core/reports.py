@@ -189,3 +189,39 @@ def incidents(
             }
             for i in s.scalars(stmt.order_by(Incident.id))
         ]
+
+
+LABELS = ("synced", "pending", "pending_review", "error")
+
+
+def records(
+    store: StateStore,
+    dossier_id: str,
+    *,
+    entity: str | None = None,
+    label: str | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Linked records of a dossier with their sync label (and error message)."""
+    with store.session() as s:
+        stmt = select(Link).where(Link.dossier_id == dossier_id)
+        if entity:
+            stmt = stmt.where(Link.entity == entity)
+        if label:
+            stmt = stmt.where(Link.label == label)
+        stmt = stmt.order_by(Link.entity, Link.sage_key).limit(limit)
+        return [
+            {
+                "dossier_id": link.dossier_id,
+                "entity": link.entity,
+                "sage_key": link.sage_key,
+                "ssm_id": link.ssm_id,
+                "ext_id": link.ext_id,
+                "origin": link.origin,
+                "label": link.label,
+                "error": link.last_error,
+                "deleted": link.deleted,
+                "updated_at": _iso(link.updated_at),
+            }
+            for link in s.scalars(stmt)
+        ]
