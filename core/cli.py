@@ -175,7 +175,7 @@ def sync(
         if not as_json:
             counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
             click.echo(
-                f"{run.dossier_id:<16} {run.entity:<10} {run.direction:<12} "
+                f"{run.dossier_id:<16} {run.entity:<16} {run.direction:<12} "
                 f"{run.outcome:<10} {counts}"
             )
 
@@ -399,16 +399,47 @@ def plugins_cmd(as_json: bool) -> None:
 @cli.command("demo-dossier")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--clients", type=click.IntRange(0), required=True)
+@click.option(
+    "--contacts", type=click.IntRange(0), help="Client contacts [default: 1.5 per client]."
+)
+@click.option(
+    "--products", type=click.IntRange(0), help="Articles [default: 1 per 2 clients, at least 10]."
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(0),
+    help="Sales orders, with a quarter as many invoices [default: 1 per 10 clients, at least 3].",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 @json_option
-def demo_dossier(path: str, clients: int, seed: int, overwrite: bool, as_json: bool) -> None:
+def demo_dossier(
+    path: str,
+    clients: int,
+    contacts: int | None,
+    products: int | None,
+    orders: int | None,
+    seed: int,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write a SQLite Sage 50FR dossier in the reference schema with French demo data."""
     from dataclasses import asdict
 
     from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
 
-    summary = write_demo_dossier(path, clients=clients, seed=seed, overwrite=overwrite)
+    try:
+        summary = write_demo_dossier(
+            path,
+            clients=clients,
+            contacts=contacts,
+            products=products,
+            orders=orders,
+            seed=seed,
+            overwrite=overwrite,
+        )
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         emit_json(asdict(summary))
     else:

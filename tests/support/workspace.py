@@ -39,9 +39,11 @@ class Workspace:
         seed: int = 0,
         branch_id: int | None = None,
         entities: tuple[str, ...] = ("clients",),
+        **counts: int,
     ) -> Path:
+        """A reference dossier; ``counts`` are the generator's (contacts, products, orders)."""
         path = self.root / f"{dossier_id}.db"
-        write_demo_dossier(path, clients=clients, seed=seed)
+        write_demo_dossier(path, clients=clients, seed=seed, **counts)
         self.dossiers[dossier_id] = {"path": path, "branch_id": branch_id, "entities": entities}
         self.write_config()
         return path
@@ -113,6 +115,10 @@ class Workspace:
         conn.row_factory = sqlite3.Row
         return conn
 
+    def sage_rows(self, dossier_id: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self.sage(dossier_id) as conn:
+            return conn.execute(sql, params).fetchall()
+
     def sage_clients(self, dossier_id: str) -> dict[str, sqlite3.Row]:
         with self.sage(dossier_id) as conn:
             rows = conn.execute("SELECT * FROM F_COMPTET WHERE CT_Type = 0").fetchall()
@@ -156,19 +162,27 @@ class Workspace:
                 return out
             page = int(nxt)
 
-    def accounts(
-        self, dossier_id: str | None = None, deleted: bool = False
+    def records(
+        self, resource: str, dossier_id: str | None = None, deleted: bool = False
     ) -> list[dict[str, Any]]:
         clauses = []
         if dossier_id:
             clauses.append(f"extId LIKE '{dossier_id}:%'")
         clauses.append("deleted = true" if deleted else "deleted = false")
-        return self.ssm_list("accounts", " AND ".join(clauses))
+        return self.ssm_list(resource, " AND ".join(clauses))
 
-    def account(self, ext_id: str) -> dict[str, Any]:
-        found = self.ssm_list("accounts", f"extId = '{ext_id}'")
+    def accounts(
+        self, dossier_id: str | None = None, deleted: bool = False
+    ) -> list[dict[str, Any]]:
+        return self.records("accounts", dossier_id, deleted)
+
+    def record(self, resource: str, ext_id: str) -> dict[str, Any]:
+        found = self.ssm_list(resource, f"extId = '{ext_id}'")
         assert len(found) == 1, found
         return found[0]
+
+    def account(self, ext_id: str) -> dict[str, Any]:
+        return self.record("accounts", ext_id)
 
     def ssm_put(self, resource: str, record_id: int, body: dict[str, Any]) -> None:
         self.http.put(f"/{resource}/{record_id}", json=body).raise_for_status()
