@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import jsonschema
 
-from .config import load_schema
+from .config import load_schema as load_packaged_schema
 from .errors import RecordInvalid
 
 if TYPE_CHECKING:
@@ -88,7 +88,8 @@ class Entity:
     fields: ClassVar[tuple[FieldSpec, ...]]
     #: the side whose value stands when a field owned by ``both`` changed on both sides
     conflict_winner: ClassVar[Literal["sage", "ssm"]] = "sage"
-    #: JSON Schema of the canonical record, relative to ``dossiersync.schemas``
+    #: JSON Schema of the canonical record, relative to ``dossiersync.schemas``; a plugin
+    #: shipping its schema in its own package overrides ``load_schema`` instead
     schema: ClassVar[str]
     #: a record deleted in Sage is deleted in SSM: always, or only if created in Sage
     sage_deletions: ClassVar[Literal["always", "origin"]] = "always"
@@ -101,7 +102,11 @@ class Entity:
 
     @cached_property
     def validator(self) -> jsonschema.Draft202012Validator:
-        return jsonschema.Draft202012Validator(load_schema(self.schema))
+        return jsonschema.Draft202012Validator(self.load_schema())
+
+    def load_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the canonical record (default: ``schema`` in the core's schemas)."""
+        return load_packaged_schema(self.schema)
 
     @cached_property
     def sage_fields(self) -> tuple[FieldSpec, ...]:

@@ -64,7 +64,8 @@ def test_contact_waits_for_its_account(workspace: Workspace) -> None:
 
     workspace.sage_execute(
         "nord",
-        "UPDATE F_COMPTET SET CT_EMail = 'ok@exemple.fr', cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+        "UPDATE F_COMPTET SET CT_EMail = 'ok@exemple.fr', cbModification = "
+        "strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
         (code,),
     )
     workspace.sync()
@@ -185,7 +186,8 @@ def test_stock_movement_alone_updates_the_product(workspace: Workspace) -> None:
     ref, depot = workspace.sage_rows("nord", "SELECT AR_Ref, DE_No FROM F_ARTSTOCK LIMIT 1")[0]
     workspace.sage_execute(
         "nord",
-        "UPDATE F_ARTSTOCK SET AS_QteSto = '1234', cbModification = strftime('%Y-%m-%d %H:%M:%f','now') "
+        "UPDATE F_ARTSTOCK SET AS_QteSto = '1234', cbModification = "
+        "strftime('%Y-%m-%d %H:%M:%f','now') "
         "WHERE AR_Ref = ? AND DE_No = ?",
         (ref, depot),
     )
@@ -204,7 +206,8 @@ def test_dormant_and_deleted_products(workspace: Workspace) -> None:
     refs = [r[0] for r in workspace.sage_rows("nord", "SELECT AR_Ref FROM F_ARTICLE LIMIT 2")]
     workspace.sage_execute(
         "nord",
-        "UPDATE F_ARTICLE SET AR_Sommeil = 1, cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE AR_Ref = ?",
+        "UPDATE F_ARTICLE SET AR_Sommeil = 1, cbModification = "
+        "strftime('%Y-%m-%d %H:%M:%f','now') WHERE AR_Ref = ?",
         (refs[0],),
     )
     workspace.sage_execute("nord", "DELETE FROM F_ARTSTOCK WHERE AR_Ref = ?", (refs[1],))
@@ -227,12 +230,14 @@ def test_disabling_products_for_one_dossier_stops_only_that(workspace: Workspace
     for dossier_id in ("nord", "sud"):
         workspace.sage_execute(
             dossier_id,
-            "UPDATE F_ARTICLE SET AR_PrixVen = '99.90', cbModification = strftime('%Y-%m-%d %H:%M:%f','now') "
+            "UPDATE F_ARTICLE SET AR_PrixVen = '99.90', cbModification = "
+            "strftime('%Y-%m-%d %H:%M:%f','now') "
             "WHERE AR_Ref = 'ART000001'",
         )
         workspace.sage_execute(
             dossier_id,
-            "UPDATE F_COMPTET SET CT_Ville = 'Lille', cbModification = strftime('%Y-%m-%d %H:%M:%f','now') "
+            "UPDATE F_COMPTET SET CT_Ville = 'Lille', cbModification = "
+            "strftime('%Y-%m-%d %H:%M:%f','now') "
             "WHERE CT_Num = 'CL00001'",
         )
     runs = workspace.sync()

@@ -186,6 +186,14 @@ RESOURCES: Mapping[str, Resource] = {
             references={"salesorderId": "salesorders", "productId": "products"},
             label=("extId",),
         ),
+        # (assumed) the public API has no invoices resource: read-only copies of ERP
+        # invoices and credit notes, lines held in the record as a JSON array
+        Resource(
+            "salesInvoices",
+            required=("accountId", "number"),
+            references={"accountId": "accounts"},
+            label=("number",),
+        ),
     )
 }
 
