@@ -44,7 +44,7 @@ from .journal import (
 )
 from .refs import Refs
 from .secrets import scrub
-from .state.models import DossierEntity, Link
+from .state.models import DossierEntity, Incident, Link
 
 log = logging.getLogger("dossiersync.engine")
 T = TypeVar("T")
@@ -177,6 +177,20 @@ class SyncPass:
         self.direction = SAGE_TO_SSM
         self.resource = entity.ssm_resource
         self.table = entity.sage_table
+        self.resolved: list[str] = []
+        # most passes have no open record incident to close: skip the updates then
+        self.has_open_incidents = bool(
+            session.scalar(
+                select(func.count())
+                .select_from(Incident)
+                .where(
+                    Incident.dossier_id == self.dossier_id,
+                    Incident.entity == entity.name,
+                    Incident.state == "open",
+                    Incident.record_key.is_not(None),
+                )
+            )
+        )
 
     def execute(self) -> None:
         raise NotImplementedError
@@ -201,7 +215,17 @@ class SyncPass:
         link.updated_at = utcnow()
         self.run.add(action)
         add_event(self.session, self.run, key, action, detail)
-        resolve_incidents(self.session, self.dossier_id, self.entity.name, record_keys=[key])
+        self.resolved.append(key)
+
+    def commit(self) -> None:
+        """Close the incidents of the records that synced, then commit the batch."""
+        if self.has_open_incidents:
+            for chunk in batched(self.resolved, 500):
+                resolve_incidents(
+                    self.session, self.dossier_id, self.entity.name, record_keys=chunk
+                )
+        self.resolved.clear()
+        self.session.commit()
 
     def record_failed(
         self,
@@ -220,6 +244,7 @@ class SyncPass:
             link.updated_at = utcnow()
         self.run.add("refused" if refused else "failed")
         add_event(self.session, self.run, key, "failed", message)
+        self.has_open_incidents = True
         opened = open_incident(
             self.session,
             self.dossier_id,
@@ -312,7 +337,7 @@ class SageToSsm(SyncPass):
         cursor.cursor = clock
         if full:
             cursor.last_full_sync_at = utcnow()
-        session.commit()
+        self.commit()
 
     def ssm_index(self) -> dict[str, int]:
         prefix = f"{self.dossier_id}:"
@@ -339,7 +364,7 @@ class SageToSsm(SyncPass):
         return found
 
     def process(self, rows: list[dict[str, Any]], seen: set[str]) -> None:
-        ctx, entity, session = self.ctx, self.entity, self.session
+        ctx, entity = self.ctx, self.entity
         keyed: list[tuple[str, dict[str, Any]]] = []
         for row in rows:
             self.run.add("read")
@@ -405,7 +430,7 @@ class SageToSsm(SyncPass):
                 continue
             writes.append(Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id))
         # intent rows are durable before any create is sent
-        session.commit()
+        self.commit()
         if recover:
             found = self.find_in_ssm([w.link.ext_id or "" for w in recover])
             for w in recover:
@@ -429,7 +454,7 @@ class SageToSsm(SyncPass):
         fatal: Exception | None = None
         for w in writes:
             fatal = self.apply(w) or fatal
-        session.commit()
+        self.commit()
         if fatal is not None:
             # the API is down or refuses our keys: stop the run, keep the cursor
             raise fatal
@@ -569,12 +594,12 @@ class SageToSsm(SyncPass):
                 if isinstance(outcome, SsmRefused) and outcome.status not in (400, 404):
                     self.record_failed(link, key, "refused_by_ssm", str(outcome))
                 elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
-                    session.commit()
+                    self.commit()
                     raise outcome
                 else:
                     link.deleted = True
                     self.succeeded(link, key, "deleted")
-            session.commit()
+            self.commit()
 
     def delete_one(self, link: Link) -> Exception | None:
         try:
@@ -613,7 +638,7 @@ class SsmToSage(SyncPass):
                 newest = _later(newest, record.get("dateUpdated"))
                 self.run.add("read")
                 self.guarded(record, links.get(int(record["id"])))
-            session.commit()
+            self.commit()
         unlinked = entity.ssm_unlinked_where(ctx)
         if unlinked is not None:
             where = " AND ".join(x for x in (unlinked, date_filter) if x)
@@ -634,11 +659,11 @@ class SsmToSage(SyncPass):
                         continue
                     self.run.add("read")
                     self.guarded(record, None, create=True)
-                    session.commit()
+                    self.commit()
         cursor.cursor = newest
         if full:
             cursor.last_full_sync_at = utcnow()
-        session.commit()
+        self.commit()
 
     def guarded(self, record: dict[str, Any], link: Link | None, create: bool = False) -> None:
         """One SSM record; a reference problem becomes a label or an incident."""
@@ -804,7 +829,7 @@ class SsmToSage(SyncPass):
                 updated_at=utcnow(),
             )
             session.add(link)
-            session.commit()
+            self.commit()
             resolve_incidents(session, self.dossier_id, entity.name, record_keys=[ref])
         key = link.sage_key or ""
         sage_key = entity.key_from_text(key)

@@ -191,5 +191,8 @@ def resolve_incidents(
         stmt = stmt.where(Incident.direction == direction)
     if kinds is not None:
         stmt = stmt.where(Incident.kind.in_(kinds))
-    result = session.execute(stmt.values(state="resolved", resolved_at=utcnow()))
+    result = session.execute(
+        stmt.values(state="resolved", resolved_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
     return int(getattr(result, "rowcount", 0) or 0)
