@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo test lint typecheck pytest clean
+.PHONY: setup system venv demo test lint typecheck pytest bench clean
 
 setup: system venv
 
@@ -55,6 +55,11 @@ pytest: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: setup lint typecheck pytest
+
+# figures for docs/benchmarks.md (wall time, peak RSS via /usr/bin/time -v, API calls)
+bench: setup
+	@command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq time
+	$(BIN)/python tests/benchmarks/bench_sync.py $(SCENARIOS)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache demo

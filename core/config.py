@@ -56,6 +56,7 @@ class DossierConfig:
     branch_id: int | None = None
     code_prefix: str = "SM"
     origin: str = "configuration"
+    interval_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,22 @@ class SyncConfig:
     lease_seconds: int = 900
     mass_deletion_threshold: float = 0.5
     mass_deletion_minimum: int = 20
+    restore_detection: bool = True
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    interval_seconds: float = 900
+    parallel_dossiers: int = 2
+    journal_retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    bind: str = "127.0.0.1"
+    port: int = 8780
+    token: Secret | None = None
+    language: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -83,11 +100,15 @@ class Config:
     discovery: DiscoveryConfig
     dossiers: dict[str, DossierConfig] = field(default_factory=dict)
     log_level: str = "WARNING"
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def secrets(self) -> list[Secret]:
         """Every secret value of this configuration, for scrubbing messages."""
         out = [self.implementation.public_key, self.implementation.private_key]
         out.extend(d.connection for d in self.dossiers.values())
+        if self.web.token is not None:
+            out.append(self.web.token)
         return out
 
 
@@ -188,6 +209,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
             mapping=_relative(base, d.get("mapping")),
             branch_id=d.get("branch_id"),
             code_prefix=d.get("code_prefix", "SM"),
+            interval_seconds=d.get("interval_seconds"),
         )
     return Config(
         path=path,
@@ -197,4 +219,16 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         discovery=discovery,
         dossiers=dossiers,
         log_level=data.get("logging", {}).get("level", "WARNING"),
+        service=ServiceConfig(**data.get("service", {})),
+        web=_web(data.get("web", {})),
+    )
+
+
+def _web(data: dict[str, Any]) -> WebConfig:
+    token = data.get("token")
+    return WebConfig(
+        bind=data.get("bind", "127.0.0.1"),
+        port=data.get("port", 8780),
+        token=resolve(token, "web.token") if token else None,
+        language=data.get("language", "auto"),
     )
