@@ -44,7 +44,7 @@ from .journal import (
 )
 from .refs import Refs
 from .secrets import scrub
-from .state.models import DossierEntity, Incident, Link
+from .state.models import Dossier, DossierEntity, Incident, Link
 
 log = logging.getLogger("dossiersync.engine")
 T = TypeVar("T")
@@ -287,6 +287,8 @@ class Write:
 
 
 BULK_SIZE = 100
+#: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
+KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
 LOOKUP_CHUNK = 40
 
 
@@ -297,7 +299,12 @@ class SageToSsm(SyncPass):
         ctx, entity, session = self.ctx, self.entity, self.session
         cursor = cursor_row(session, self.dossier_id, entity.name, SAGE_TO_SSM)
         full = ctx.full or cursor.cursor is None
+        self.realign = ctx.realign
         clock = ctx.sage.clock()
+        high_water = ctx.sage.high_water_mark(self.table)
+        restored = self.restored(cursor.high_water_mark, high_water)
+        if restored:
+            full = self.realign = True
         since = None if full else shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
         known = session.scalar(
             select(func.count())
@@ -333,10 +340,74 @@ class SageToSsm(SyncPass):
                 rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
                 for batch in batched(rows, ctx.sync.batch_size):
                     self.process(batch, seen)
-            self.deletions()
+            if restored:
+                self.keep_vanished("not in the restored Sage 50FR database; kept in SSM")
+            else:
+                self.deletions()
         cursor.cursor = clock
+        cursor.high_water_mark = high_water
         if full:
             cursor.last_full_sync_at = utcnow()
+        self.commit()
+
+    def restored(self, before: str | None, now: str | None) -> bool:
+        """A high-water mark that went backwards: the Sage database was restored."""
+        if not self.ctx.sync.restore_detection or not before or not now or now >= before:
+            return False
+        message = (
+            f"Sage 50FR table {self.table} was last modified at {now}, before what this "
+            f"dossier already synced ({before}): restored database? Full realigning sync "
+            "with Sage as master; nothing deleted in Sales Management."
+        )
+        open_incident(
+            self.session,
+            self.dossier_id,
+            entity=self.entity.name,
+            record_key=None,
+            direction=SAGE_TO_SSM,
+            kind="restored_database",
+            message=message,
+            run_id=self.run.id,
+        )
+        self.run.message = message
+        self.ctx.hooks.dossiersync_incident_opened(
+            dossier=self.dossier_id,
+            entity=self.entity.name,
+            record_key=None,
+            kind="restored_database",
+            message=message,
+        )
+        return True
+
+    def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
+        """Live links whose Sage key is gone, and how many live links there are."""
+        present = {
+            self.entity.key_text(k)
+            for k in self.ctx.sage.read_keys(self.table, where=self.entity.sage_where())
+        }
+        candidates = self.session.execute(
+            select(Link.id, Link.sage_key, Link.origin).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.ssm_id.is_not(None),
+                Link.label.in_(("synced", "error")),
+                Link.sage_key.is_not(None),
+            )
+        ).all()
+        vanished = [(i, origin) for i, key, origin in candidates if key not in present]
+        return vanished, len(candidates)
+
+    def keep_vanished(self, reason: str, ids: list[int] | None = None) -> None:
+        """Leave these records in SSM, labelled for review."""
+        if ids is None:
+            ids = [i for i, _ in self.vanished_links()[0]]
+        for chunk in batched(ids, 500):
+            for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
+                link.label = "pending_review"
+                link.last_error = reason
+                link.updated_at = utcnow()
+                add_event(self.session, self.run, link.sage_key or "", "kept", reason)
         self.commit()
 
     def ssm_index(self) -> dict[str, int]:
@@ -383,7 +454,11 @@ class SageToSsm(SyncPass):
         recover: list[Write] = []
         for key, row in keyed:
             link = links.get(key)
-            if link is not None and link.label == "pending_review":
+            if (
+                link is not None
+                and link.label == "pending_review"
+                and link.last_error == KEPT_IN_SAGE
+            ):
                 self.run.add("unchanged")
                 continue
             try:
@@ -414,11 +489,11 @@ class SageToSsm(SyncPass):
                     link.label = "pending"
                     writes.append(write)
                     continue
-                if link.sage_hash == digest and link.label == "synced" and not ctx.realign:
+                if link.sage_hash == digest and link.label == "synced" and not self.realign:
                     self.run.add("unchanged")
                     continue
                 base = link.base or {}
-                names = [n for n in all_names if ctx.realign or canonical.get(n) != base.get(n)]
+                names = [n for n in all_names if self.realign or canonical.get(n) != base.get(n)]
                 if not names:
                     # only Sage-side fields SSM does not hold changed
                     link.base, link.sage_hash = canonical, digest
@@ -537,29 +612,15 @@ class SageToSsm(SyncPass):
 
     def deletions(self) -> None:
         ctx, entity, session = self.ctx, self.entity, self.session
-        present = {
-            entity.key_text(k) for k in ctx.sage.read_keys(self.table, where=entity.sage_where())
-        }
-        candidates = session.execute(
-            select(Link.id, Link.sage_key, Link.origin).where(
-                Link.dossier_id == self.dossier_id,
-                Link.entity == entity.name,
-                Link.deleted.is_(False),
-                Link.ssm_id.is_not(None),
-                Link.label.in_(("synced", "error")),
-                Link.sage_key.is_not(None),
-            )
-        ).all()
-        vanished = [(link_id, origin) for link_id, key, origin in candidates if key not in present]
+        vanished, known = self.vanished_links()
         if not vanished:
             return
-        limit = max(
-            ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * len(candidates)
-        )
+        limit = max(ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * known)
         if len(vanished) > limit:
             message = (
-                f"{len(vanished)} of {len(candidates)} known {entity.name} vanished from Sage "
-                "at once: deletions refused (restored or replaced Sage database?)"
+                f"{len(vanished)} of {known} known {entity.name} vanished from Sage at once: "
+                "deletions refused (restored or replaced Sage database?); the next sync of "
+                "this dossier is a full realigning one"
             )
             open_incident(
                 session,
@@ -571,20 +632,21 @@ class SageToSsm(SyncPass):
                 message=message,
                 run_id=self.run.id,
             )
+            dossier = session.get(Dossier, self.dossier_id)
+            if dossier is not None:
+                dossier.needs_full_sync = True
+                dossier.full_sync_trigger = "realign"
             self.run.message = message
+            self.keep_vanished("vanished from Sage with many others; deletion refused")
             return
         kept = [
             i for i, origin in vanished if entity.sage_deletions == "origin" and origin != "sage"
         ]
         if kept:
-            for link in session.scalars(select(Link).where(Link.id.in_(kept))):
-                # created in SSM: a deletion in Sage does not reach SSM
-                link.label = "pending_review"
-                link.last_error = (
-                    "deleted in Sage 50FR; kept in Sales Management where it was created"
-                )
-                link.updated_at = utcnow()
-                add_event(session, self.run, link.sage_key or "", "kept", link.last_error)
+            # created in SSM: a deletion in Sage does not reach SSM
+            self.keep_vanished(
+                "deleted in Sage 50FR; kept in Sales Management where it was created", kept
+            )
         doomed = [i for i, _ in vanished if i not in set(kept)]
         for chunk in batched(doomed, self.ctx.sync.batch_size):
             links = list(session.scalars(select(Link).where(Link.id.in_(chunk))))
@@ -763,7 +825,7 @@ class SsmToSage(SyncPass):
         if link.label != "pending_review":
             # created in Sage: a deletion in SSM does not reach Sage
             link.label = "pending_review"
-            link.last_error = "deleted in Sales Management; kept in Sage 50FR where it was created"
+            link.last_error = KEPT_IN_SAGE
             link.updated_at = utcnow()
             add_event(self.session, self.run, key, "kept", link.last_error)
         self.run.add("unchanged")
