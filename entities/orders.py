@@ -1,0 +1,908 @@
+"""Sales orders: SSM ``salesorders`` + ``salesordersLines`` -> Sage ``F_DOCENTETE`` + lines.
+
+- An order created in SSM is created in the dossier its account belongs to (the
+  ``clients`` link of ``accountId``), as a sales order (``DO_Domaine`` 0, ``DO_Type``
+  1) numbered from the dossier's own ``BC`` sequence, header and lines in one Sage
+  transaction.  An order whose account belongs to another dossier is that dossier's.
+- Sage computes: the unit price is the article's ``AR_PrixVen`` in that dossier, the
+  line amount ``quantity x price x (1 - discount %)`` to the cent, the order's totals
+  the sum of the lines and that sum with 20 % VAT.  Exact decimals throughout.
+- What Sage computed (prices, totals, status, the piece number) goes back to SSM and the
+  order becomes read-only there.  From then on the Sage document is the order: when it
+  changes in Sage its status, total and lines (compared as a set) are realigned in SSM.
+  SSM-only fields (``comment``, custom fields) are never written.
+- Refused with an incident, nothing written: an account or a line product the dossier
+  does not know, an order that fails the schema, a synced order re-pointed to another
+  account (``moved_between_dossiers`` when that account is another dossier's).
+- Crash-safe: the link (the intent, with the new Sage key) is committed before the
+  Sage write; a later pass finishes an intent whose document exists instead of writing
+  it again.
+- Orders created in Sage are not sent to SSM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dossiersync.engine import (
+    SyncPass,
+    batched,
+    cursor_row,
+    quote,
+    shift_sage_time,
+    shift_ssm_time,
+)
+from dossiersync.entity import (
+    SAGE_TO_SSM,
+    SSM_TO_SAGE,
+    Entity,
+    FieldSpec,
+    normalise,
+    record_hash,
+)
+from dossiersync.errors import (
+    DossierSyncError,
+    RecordInvalid,
+    RecordMoved,
+    RecordPending,
+    SourceError,
+    SsmRefused,
+)
+from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
+from dossiersync.state.models import Incident, Link
+
+if TYPE_CHECKING:
+    from dossiersync.context import DossierContext
+
+HEADER = "F_DOCENTETE"
+LINES = "F_DOCLIGNE"
+SALES = 0  # DO_Domaine
+ORDER = 1  # DO_Type
+LINE_STEP = 1000
+VAT_FACTOR = Decimal("1.2")
+CENT = Decimal("0.01")
+LOOKUP_CHUNK = 40
+
+#: canonical line fields -> SSM line fields
+LINE_TO_SSM = {
+    "product": "productId",
+    "quantity": "quantity",
+    "discount": "discount1",
+    "price": "price",
+    "total": "total",
+}
+#: canonical names as SSM calls them, for incidents about an SSM order
+SSM_NAMES = {"account": "accountId", "discount": "discount1", "product": "productId"}
+
+
+class OrdersEntity(Entity):
+    name = "orders"
+    depends_on = ("clients", "products")
+    directions = (SAGE_TO_SSM, SSM_TO_SAGE)
+    sage_table = HEADER
+    ssm_resource = "salesorders"
+    lines_resource = "salesordersLines"
+    schema = "entities/orders.schema.json"
+    key_fields = ("domain", "type", "piece")
+    #: new orders are numbered <prefix><digits>, ``piece_width`` characters in all
+    piece_prefix = "BC"
+    piece_width = 7
+    # "both": set from SSM when the order is created, then kept as Sage has it
+    fields = (
+        FieldSpec("domain", sage="DO_Domaine", owner="sage", kind="int"),
+        FieldSpec("type", sage="DO_Type", owner="sage", kind="int"),
+        FieldSpec("piece", sage="DO_Piece", ssm="number", owner="sage"),
+        FieldSpec("account", sage="DO_Tiers", ssm="accountId", owner="both", ref="clients"),
+        FieldSpec("reference", sage="DO_Ref", ssm="reference", owner="both"),
+        FieldSpec("date", sage="DO_Date", ssm="date", owner="both"),
+        FieldSpec("status", sage="DO_Statut", ssm="statusId", owner="sage", kind="int"),
+        FieldSpec("total_ht", sage="DO_TotalHT", ssm="total", owner="sage", kind="decimal"),
+        FieldSpec("total_ttc", sage="DO_TotalTTC", owner="sage", kind="decimal"),
+        FieldSpec("comment", ssm="comment", owner="ssm"),
+    )
+    line_fields = (
+        FieldSpec("line", sage="DL_Ligne", owner="sage", kind="int"),
+        FieldSpec("product", sage="AR_Ref", ssm="productId", owner="both", ref="products"),
+        FieldSpec("designation", sage="DL_Design", owner="sage"),
+        FieldSpec("quantity", sage="DL_Qte", ssm="quantity", owner="both", kind="decimal"),
+        FieldSpec(
+            "discount", sage="DL_Remise01REM_Valeur", ssm="discount1", owner="both", kind="decimal"
+        ),
+        FieldSpec("price", sage="DL_PrixUnitaire", ssm="price", owner="sage", kind="decimal"),
+        FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
+    )
+
+    def pass_class(self, direction: str) -> type[SyncPass] | None:
+        return OrdersFromSage if direction == SAGE_TO_SSM else OrdersToSage
+
+    # -- keys ------------------------------------------------------------------------
+
+    def order_key(self, piece: str) -> str:
+        return self.key_text((SALES, ORDER, piece))
+
+    def key_from_text(self, text: str) -> tuple[Any, ...]:
+        domain, kind, piece = text.split(":", 2)
+        return (int(domain), int(kind), piece)
+
+    def piece_of(self, key: str) -> str:
+        return str(self.key_from_text(key)[2])
+
+    # -- Sage documents --------------------------------------------------------------
+
+    @property
+    def line_columns(self) -> list[str]:
+        return [f.sage for f in self.line_fields if f.sage]
+
+    def from_sage_document(
+        self, header: Mapping[str, Any], lines: Iterable[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """The canonical order: the header's fields and its lines ordered by number."""
+        record = self.from_sage(header)
+        record["lines"] = sorted(
+            (
+                {f.name: normalise(row.get(f.sage), f.kind) for f in self.line_fields if f.sage}
+                for row in lines
+            ),
+            key=lambda line: line["line"],
+        )
+        return record
+
+    def sage_rows(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The ``F_DOCENTETE`` row and the ``F_DOCLIGNE`` rows of a canonical order."""
+        header = {f.sage: record.get(f.name) for f in self.fields if f.sage}
+        key = {"DO_Domaine": SALES, "DO_Type": ORDER, "DO_Piece": record["piece"]}
+        lines = [
+            dict(key, **{f.sage: line.get(f.name) for f in self.line_fields if f.sage})
+            for line in record["lines"]
+        ]
+        return header, lines
+
+    # -- validation ------------------------------------------------------------------
+
+    def validate(self, record: Mapping[str, Any]) -> None:
+        """Raise RecordInvalid naming the first failing field (``lines[1].quantity``)."""
+        errors = sorted(
+            self.validator.iter_errors(dict(record)),
+            key=lambda e: [str(p) for p in e.absolute_path],
+        )
+        if not errors:
+            return
+        e = errors[0]
+        path = list(e.absolute_path)
+        if e.validator == "required" and isinstance(e.instance, dict):
+            required: list[str] = list(e.validator_value)
+            path += [n for n in required if n not in e.instance][:1]
+        field_name = field_path(path) or "(record)"
+        raise RecordInvalid(
+            f"field {field_name!r} fails rule {e.validator!r}: {e.message}", field_name
+        )
+
+    # -- SSM side --------------------------------------------------------------------
+
+    def status_id(self, status: int | None, ctx: DossierContext) -> int | None:
+        """The SSM status of a ``DO_Statut``: the status at that position in SSM's list.
+
+        0 (saisi), 1 (confirmé), 2 (accepté) are the first, second and third entries of
+        ``salesorderStatuses`` ordered by id; None when the list is shorter.
+        """
+        ids: list[int] | None = ctx.scratch.get("order_statuses")
+        if ids is None:
+            ids = sorted(int(s["id"]) for s in ctx.ssm_client.list("salesorderStatuses"))
+            ctx.scratch["order_statuses"] = ids
+        if status is None or not 0 <= status < len(ids):
+            return None
+        return ids[status]
+
+    def line_body(
+        self, line: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
+    ) -> dict[str, Any]:
+        """SSM fields of a line; the product becomes its SSM id (RecordPending if unknown)."""
+        body: dict[str, Any] = {}
+        for name in names:
+            value = line.get(name)
+            if name == "product":
+                body["productId"] = ctx.refs.ssm_id("products", str(value), "product")
+            elif name == "discount":
+                body["discount1"] = float(Decimal(value)) if value is not None else 0
+            else:
+                body[LINE_TO_SSM[name]] = None if value is None else float(Decimal(value))
+        return body
+
+
+def field_path(parts: Sequence[Any]) -> str:
+    """``["lines", 1, "quantity"]`` -> ``lines[1].quantity``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def ssm_field(path: str) -> str:
+    """A canonical field path in SSM's names: ``lines[0].discount`` -> ``lines[0].discount1``."""
+    head, _, rest = path.partition(".")
+    name, bracket, index = head.partition("[")
+    head = SSM_NAMES.get(name, name) + bracket + index
+    return head + ("." + ssm_field(rest) if rest else "")
+
+
+def line_ids_of(link: Link) -> dict[str, int]:
+    """SSM line ids by Sage line number, as the link recorded them at creation."""
+    found = (link.base or {}).get("line_ids")
+    return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def amount(value: Decimal) -> str:
+    return str(normalise(value, "decimal"))
+
+
+def later(current: str | None, candidate: Any) -> str | None:
+    if not candidate:
+        return current
+    text = str(candidate)
+    return text if current is None or text > current else current
+
+
+class Refused(DossierSyncError):
+    """An SSM order that cannot go to Sage as it is; nothing was written."""
+
+    def __init__(self, kind: str, field_name: str | None, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.field = field_name
+
+
+class OrderPass(SyncPass):
+    """What both directions of the orders sync share."""
+
+    entity: OrdersEntity
+
+    def __init__(
+        self, ctx: DossierContext, entity: Entity, run: RunRecord, session: Session
+    ) -> None:
+        super().__init__(ctx, entity, run, session)
+        assert isinstance(entity, OrdersEntity)
+        self.entity = entity
+        self.prefix = f"{self.dossier_id}:"
+
+    def document(self, piece: str) -> dict[str, Any] | None:
+        """The order as Sage holds it, header and every line, or None."""
+        sage = self.ctx.sage
+        header = sage.get(HEADER, (SALES, ORDER, piece), self.entity.sage_columns)
+        if header is None:
+            return None
+        where = {"DO_Domaine": SALES, "DO_Type": ORDER, "DO_Piece": piece}
+        lines = sage.read(LINES, self.entity.line_columns, where=where)
+        record = self.entity.from_sage_document(header, lines)
+        self.ctx.transform(self.entity.name, SAGE_TO_SSM, record)
+        return record
+
+    def done(self, link: Link, key: str, action: str, detail: str | None = None) -> None:
+        """A record went through in this direction: close its incidents here, label it.
+
+        The label is ``synced`` only when no incident of the record stays open in the
+        other direction.
+        """
+        still_open = 0
+        if self.has_open_incidents:
+            keys = [key, f"ssm:{self.resource}/{link.ssm_id}"]
+            resolve_incidents(
+                self.session,
+                self.dossier_id,
+                self.entity.name,
+                record_keys=keys,
+                direction=self.direction,
+            )
+            still_open = (
+                self.session.scalar(
+                    select(func.count())
+                    .select_from(Incident)
+                    .where(
+                        Incident.dossier_id == self.dossier_id,
+                        Incident.entity == self.entity.name,
+                        Incident.record_key.in_(keys),
+                        Incident.state == "open",
+                    )
+                )
+                or 0
+            )
+        label = "error" if still_open else "synced"
+        if label != link.label or action != "unchanged":
+            add_event(self.session, self.run, key, action, detail)
+        link.label = label
+        if not still_open:
+            link.last_error = None
+        link.updated_at = utcnow()
+        self.run.add(action)
+
+    def link_of(self, ssm_id: int) -> Link | None:
+        """The order's link, whichever dossier holds it."""
+        return self.session.scalar(
+            select(Link).where(Link.entity == self.entity.name, Link.ssm_id == ssm_id)
+        )
+
+
+class OrdersFromSage(OrderPass):
+    """Sage 50FR -> SSM: what Sage computed or changed on orders that came from SSM."""
+
+    def execute(self) -> None:
+        ctx, session = self.ctx, self.session
+        cursor = cursor_row(session, self.dossier_id, self.entity.name, SAGE_TO_SSM)
+        full = ctx.full or cursor.cursor is None
+        clock = ctx.sage.clock()
+        keys: set[str] = set()
+        if full:
+            keys.update(self.settled_keys())
+        else:
+            since = shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
+            where = {"DO_Domaine": SALES, "DO_Type": ORDER}
+            # a rewritten document may touch only its lines
+            for table in (HEADER, LINES):
+                for row in ctx.sage.read(table, ["DO_Piece"], since=since, where=where):
+                    keys.add(self.entity.order_key(str(row["DO_Piece"])))
+            keys.update(self.settled_keys(labels=("error",)))
+        for chunk in batched(sorted(keys), ctx.sync.batch_size):
+            links = self.links_for(Link.sage_key, chunk)
+            for key in chunk:
+                link = links.get(key)
+                # no link: created in Sage, not sent to SSM; no hash: not in Sage yet
+                if (
+                    link is None
+                    or link.sage_hash is None
+                    or link.ssm_id is None
+                    or link.deleted
+                    or link.label in ("pending", "pending_review")
+                ):
+                    continue
+                self.run.add("read")
+                self.refresh(link, key)
+            session.commit()
+        cursor.cursor = clock
+        if full:
+            cursor.last_full_sync_at = utcnow()
+        session.commit()
+
+    def settled_keys(self, labels: tuple[str, ...] | None = None) -> list[str]:
+        stmt = select(Link.sage_key).where(
+            Link.dossier_id == self.dossier_id,
+            Link.entity == self.entity.name,
+            Link.deleted.is_(False),
+            Link.sage_hash.is_not(None),
+        )
+        if labels is not None:
+            stmt = stmt.where(Link.label.in_(labels))
+        return [k for k in self.session.scalars(stmt) if k]
+
+    def refresh(self, link: Link, key: str) -> None:
+        ctx = self.ctx
+        current = self.document(self.entity.piece_of(key))
+        if current is None:
+            # deleted in Sage: the order stays in SSM, where it was created
+            self.run.add("unchanged")
+            return
+        try:
+            self.entity.validate(current)
+        except RecordInvalid as exc:
+            self.record_failed(link, key, "invalid_record", str(exc), field_name=exc.field)
+            return
+        digest = record_hash(current)
+        if digest == link.sage_hash and not ctx.realign:
+            self.done(link, key, "unchanged")
+            return
+        base = {k: v for k, v in (link.base or {}).items() if k != "line_ids"}
+        try:
+            changed = self.push(link, base, current)
+        except (RecordPending, RecordMoved) as exc:
+            self.record_failed(link, key, "unknown_reference", str(exc), field_name="lines")
+            return
+        except SsmRefused as exc:
+            self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+            return
+        link.base = dict(current, line_ids=line_ids_of(link))
+        link.sage_hash = digest
+        self.done(link, key, "updated" if changed else "unchanged", ",".join(changed) or None)
+
+    def push(self, link: Link, base: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+        """Send SSM what differs from ``base``; return the names of what was sent."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        assert link.ssm_id is not None
+        realign = ctx.realign
+        changed: list[str] = []
+        if realign or current.get("lines") != base.get("lines"):
+            changed += self.push_lines(link, base, current)
+        body: dict[str, Any] = {}
+        if realign or current.get("status") != base.get("status"):
+            status = entity.status_id(current.get("status"), ctx)
+            if status is not None:
+                body["statusId"] = status
+        if realign or current.get("total_ht") != base.get("total_ht"):
+            body["total"] = float(Decimal(current["total_ht"]))
+        if realign:
+            body.update(number=current["piece"], readOnly=True)
+        if body:
+            client.update(self.resource, link.ssm_id, body)
+            changed += list(body)
+        return changed
+
+    def push_lines(
+        self, link: Link, base: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> list[str]:
+        """Make the SSM lines of the order the set Sage holds (matched by extId)."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        resource = entity.lines_resource
+        ext = link.ext_id or ""
+        in_ssm = {
+            str(line.get("extId")): line
+            for line in client.list(resource, where=f"salesorderId = {int(link.ssm_id or 0)}")
+            if str(line.get("extId") or "").startswith(ext + ":")
+        }
+        before = {line["line"]: line for line in base.get("lines") or []}
+        changed: list[str] = []
+        wanted: set[str] = set()
+        names = list(LINE_TO_SSM)
+        for line in current["lines"]:
+            line_ext = f"{ext}:{line['line']}"
+            wanted.add(line_ext)
+            existing = in_ssm.get(line_ext)
+            if existing is None:
+                body = entity.line_body(line, names, ctx)
+                body.update(salesorderId=link.ssm_id, extId=line_ext)
+                client.create(resource, body)
+                changed.append(f"lines[{line['line']}]+")
+                continue
+            old = before.get(line["line"], {})
+            differ = [n for n in names if ctx.realign or line.get(n) != old.get(n)]
+            if differ:
+                client.update(resource, int(existing["id"]), entity.line_body(line, differ, ctx))
+                changed.append(f"lines[{line['line']}]")
+        for line_ext, existing in in_ssm.items():
+            if line_ext not in wanted:
+                client.delete(resource, int(existing["id"]))
+                changed.append(f"lines[{line_ext.rsplit(':', 1)[1]}]-")
+        return changed
+
+
+class OrdersToSage(OrderPass):
+    """SSM -> Sage 50FR: new orders are created in their dossier; synced ones never move."""
+
+    def __init__(
+        self, ctx: DossierContext, entity: Entity, run: RunRecord, session: Session
+    ) -> None:
+        super().__init__(ctx, entity, run, session)
+        self.direction = SSM_TO_SAGE
+
+    def execute(self) -> None:
+        ctx, session, client = self.ctx, self.session, self.ctx.ssm_client
+        cursor = cursor_row(session, self.dossier_id, self.entity.name, SSM_TO_SAGE)
+        full = ctx.full or cursor.cursor is None
+        since = None if full else shift_ssm_time(cursor.cursor or "", -ctx.sync.overlap_seconds)
+        newest = cursor.cursor
+        seen: set[int] = set()
+        # unfinished intents and refused orders first, whether they changed or not
+        self.by_ids(sorted(self.retry_ids()), seen, retry=True)
+        date_filter = f"dateUpdated >= {quote(since)}" if since else None
+        for batch in batched(client.list(self.resource, where=date_filter), ctx.sync.batch_size):
+            for record in batch:
+                newest = later(newest, record.get("dateUpdated"))
+                self.one(record, seen)
+            session.commit()
+        if date_filter is not None:
+            # a line added or changed leaves its order's dateUpdated as it was
+            touched: set[int] = set()
+            for line in client.list(self.entity.lines_resource, where=date_filter):
+                newest = later(newest, line.get("dateUpdated"))
+                order_id = client.fk_id(line.get("salesorderId"))
+                if order_id is not None and order_id not in seen:
+                    touched.add(order_id)
+            self.by_ids(sorted(touched), seen)
+        cursor.cursor = newest
+        if full:
+            cursor.last_full_sync_at = utcnow()
+        session.commit()
+
+    def retry_ids(self) -> set[int]:
+        session = self.session
+        ids = {
+            i
+            for i in session.scalars(
+                select(Link.ssm_id).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == self.entity.name,
+                    Link.deleted.is_(False),
+                    Link.label.in_(("pending", "error")),
+                )
+            )
+            if i is not None
+        }
+        refs = f"ssm:{self.resource}/"
+        for key in session.scalars(
+            select(Incident.record_key).where(
+                Incident.dossier_id == self.dossier_id,
+                Incident.entity == self.entity.name,
+                Incident.direction == SSM_TO_SAGE,
+                Incident.state == "open",
+                Incident.record_key.like(refs + "%"),
+            )
+        ):
+            if key and key[len(refs) :].isdigit():
+                ids.add(int(key[len(refs) :]))
+        return ids
+
+    def by_ids(self, ids: list[int], seen: set[int], retry: bool = False) -> None:
+        """Process these SSM orders.
+
+        With ``retry`` (records this dossier failed on), an order SSM no longer has or
+        that is no longer this dossier's closes its incidents here.
+        """
+        for chunk in batched([i for i in ids if i not in seen], LOOKUP_CHUNK):
+            where = " OR ".join(f"id = {i}" for i in chunk)
+            found = {int(r["id"]): r for r in self.ctx.ssm_client.list(self.resource, where=where)}
+            for ssm_id in chunk:
+                record = found.get(ssm_id)
+                if record is None:
+                    if retry:
+                        self.vanished(ssm_id)
+                elif not self.one(record, seen) and retry:
+                    self.forget_incidents(ssm_id)
+            self.session.commit()
+
+    def one(self, record: dict[str, Any], seen: set[int]) -> bool:
+        """One SSM order; False when it is not this dossier's to sync."""
+        ssm_id = int(record["id"])
+        if ssm_id in seen:
+            return True
+        seen.add(ssm_id)
+        link = self.link_of(ssm_id)
+        if link is not None and link.dossier_id != self.dossier_id:
+            return False
+        ext = str(record.get("extId") or "")
+        if link is None and ext.startswith(self.prefix):
+            # synced before this state store existed (reinstall, restore)
+            self.run.add("read")
+            self.adopt(record, ext[len(self.prefix) :])
+            return True
+        if link is None and (ext or not self.belongs_here(record)):
+            # another dossier's order (or another system's)
+            return False
+        self.run.add("read")
+        ref = f"ssm:{self.resource}/{ssm_id}"
+        try:
+            if link is not None and link.sage_hash is not None:
+                self.linked(record, link)
+            else:
+                self.create(record, link, ref)
+        except Refused as exc:
+            target = link.sage_key if link and link.sage_hash and link.sage_key else ref
+            self.record_failed(link, target, exc.kind, str(exc), field_name=exc.field)
+        except SsmRefused as exc:
+            self.record_failed(link, ref, "refused_by_ssm", f"Sales Management refused: {exc}")
+        return True
+
+    def belongs_here(self, record: Mapping[str, Any]) -> bool:
+        """An order is its account's dossier's; with an unknown account, its branch's."""
+        client = self.ctx.ssm_client
+        account = client.fk_id(record.get("accountId"))
+        if account is not None:
+            owner = self.ctx.refs.owner_of("clients", account)
+            if owner is not None:
+                return owner == self.dossier_id
+        branch = self.ctx.dossier.branch_id
+        return branch is not None and client.fk_id(record.get("branchId")) == branch
+
+    # -- synced orders -----------------------------------------------------------------
+
+    def linked(self, record: Mapping[str, Any], link: Link) -> None:
+        """A synced order is read-only in SSM: nothing goes to Sage, but it cannot move."""
+        key = link.sage_key or ""
+        base_account = (link.base or {}).get("account")
+        label = _label(record.get("accountId"))
+        account = self.ctx.ssm_client.fk_id(record.get("accountId"))
+        owner = None if account is None else self.ctx.refs.owner_of("clients", account)
+        if owner is not None and owner != self.dossier_id:
+            raise Refused(
+                "moved_between_dossiers",
+                "accountId",
+                f"order {record['id']} ({self.entity.piece_of(key)} in dossier "
+                f"{self.dossier_id}) was re-pointed in Sales Management to account {account}"
+                f"{label} of dossier {owner}: an order cannot move between dossiers; "
+                "nothing written. Point it back to its account.",
+            )
+        try:
+            code = (
+                None if account is None else self.ctx.refs.sage_key("clients", account, "account")
+            )
+        except (RecordPending, RecordMoved):
+            code = None
+        if code != base_account:
+            raise Refused(
+                "account_changed",
+                "accountId",
+                f"order {record['id']} ({self.entity.piece_of(key)}) is in Sage 50FR for account "
+                f"{base_account}; its account was changed in Sales Management to "
+                f"{account}{label}, which is read-only once synced; nothing written",
+            )
+        self.done(link, key, "unchanged")
+
+    def adopt(self, record: Mapping[str, Any], key: str) -> None:
+        """Link an order SSM already holds with this dossier's extId, by its Sage key."""
+        try:
+            piece = self.entity.piece_of(key)
+        except ValueError:
+            self.run.add("unchanged")
+            return
+        current = self.document(piece)
+        if current is None or self.entity.order_key(piece) != key:
+            self.run.add("unchanged")
+            return
+        link = Link(
+            dossier_id=self.dossier_id,
+            entity=self.entity.name,
+            sage_key=key,
+            ssm_id=int(record["id"]),
+            ext_id=self.entity.ext_id(self.dossier_id, key),
+            origin="ssm",
+            base=dict(current, line_ids={}),
+            sage_hash=record_hash(current),
+            label="pending",
+            deleted=False,
+            updated_at=utcnow(),
+        )
+        self.session.add(link)
+        self.done(link, key, "unchanged", "adopted by extId")
+
+    def forget_incidents(self, ssm_id: int) -> None:
+        resolve_incidents(
+            self.session,
+            self.dossier_id,
+            self.entity.name,
+            record_keys=[f"ssm:{self.resource}/{ssm_id}"],
+            direction=SSM_TO_SAGE,
+        )
+
+    def vanished(self, ssm_id: int) -> None:
+        """An order retried here is no longer in SSM (deleted there)."""
+        ref = f"ssm:{self.resource}/{ssm_id}"
+        self.forget_incidents(ssm_id)
+        link = self.link_of(ssm_id)
+        if link is None or link.dossier_id != self.dossier_id:
+            return
+        piece = self.entity.piece_of(link.sage_key or "0:1:")
+        if link.sage_hash is None and self.ctx.sage.get(HEADER, (SALES, ORDER, piece)) is None:
+            # an intent never written to Sage: forget it
+            add_event(self.session, self.run, ref, "dropped", "deleted in Sales Management")
+            self.session.delete(link)
+            return
+        link.label = "pending_review"
+        link.last_error = "deleted in Sales Management; kept in Sage 50FR"
+        link.updated_at = utcnow()
+        add_event(self.session, self.run, link.sage_key or ref, "kept", link.last_error)
+
+    # -- new orders ---------------------------------------------------------------------
+
+    def create(self, record: Mapping[str, Any], link: Link | None, ref: str) -> None:
+        """Write an SSM order to Sage (intent link first), then tell SSM what Sage holds."""
+        ctx, entity, session = self.ctx, self.entity, self.session
+        piece: str | None = None
+        if link is not None:
+            piece = entity.piece_of(link.sage_key or "0:1:")
+            header = ctx.sage.get(HEADER, (SALES, ORDER, piece), ["DO_Tiers", "DO_Ref"])
+            if header is not None:
+                if self.is_intended(header, link):
+                    # written before a crash or a failure: finish, never write twice
+                    self.settle(link, ref)
+                    return
+                # the number was taken in Sage meanwhile: take the next one
+                piece = None
+        planned, line_ids = self.plan(record, piece or self.next_piece())
+        key = entity.order_key(planned["piece"])
+        if link is None:
+            link = Link(
+                dossier_id=self.dossier_id,
+                entity=entity.name,
+                ssm_id=int(record["id"]),
+                origin="ssm",
+                deleted=False,
+            )
+            session.add(link)
+        link.sage_key = key
+        link.ext_id = entity.ext_id(self.dossier_id, key)
+        link.base = dict(planned, line_ids=line_ids)
+        link.sage_hash = None
+        link.label = "pending"
+        link.updated_at = utcnow()
+        # the intent is durable before Sage is written
+        session.commit()
+        header_row, line_rows = entity.sage_rows(planned)
+        try:
+            with ctx.sage.transaction():
+                ctx.sage.insert(HEADER, header_row)
+                for row in line_rows:
+                    ctx.sage.insert(LINES, row)
+        except SourceError as exc:
+            self.record_failed(link, ref, "sage_write_failed", str(exc), refused=False)
+            return
+        self.settle(link, ref)
+
+    def is_intended(self, header: Mapping[str, Any], link: Link) -> bool:
+        planned = link.base or {}
+        return (header.get("DO_Tiers"), header.get("DO_Ref")) == (
+            planned.get("account"),
+            planned.get("reference"),
+        )
+
+    def next_piece(self) -> str:
+        """The next order number of the dossier, skipping numbers held by intents."""
+        entity = self.entity
+        prefix, width = entity.piece_prefix, entity.piece_width
+        piece = self.ctx.sage.next_code(HEADER, "DO_Piece", prefix, width)
+        held = {
+            entity.piece_of(k)
+            for k in self.session.scalars(
+                select(Link.sage_key).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == entity.name,
+                    Link.sage_hash.is_(None),
+                )
+            )
+            if k
+        }
+        while piece in held:
+            piece = f"{prefix}{int(piece[len(prefix) :]) + 1:0{width - len(prefix)}d}"
+        return piece
+
+    def plan(self, record: Mapping[str, Any], piece: str) -> tuple[dict[str, Any], dict[str, int]]:
+        """The order as it will be written to Sage, validated, and its SSM line ids by
+        line number; Refused when it cannot be written."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        account = client.fk_id(record.get("accountId"))
+        if account is None:
+            raise Refused(
+                "unknown_reference",
+                "accountId",
+                f"order {record['id']} has no account: give it a client of dossier "
+                f"{self.dossier_id}; nothing written",
+            )
+        try:
+            code = ctx.refs.sage_key("clients", account, "account")
+        except (RecordPending, RecordMoved) as exc:
+            raise Refused(
+                "unknown_reference",
+                "accountId",
+                f"order {record['id']}: account {account}{_label(record.get('accountId'))} is "
+                f"not a client of dossier {self.dossier_id} ({exc}); nothing written",
+            ) from None
+        lines = sorted(
+            client.list(entity.lines_resource, where=f"salesorderId = {int(record['id'])}"),
+            key=lambda line: int(line["id"]),
+        )
+        refs: list[str] = []
+        missing: list[tuple[int, str]] = []
+        for n, line in enumerate(lines):
+            product = client.fk_id(line.get("productId"))
+            try:
+                if product is None:
+                    raise RecordPending("no product")
+                refs.append(ctx.refs.sage_key("products", product, "product"))
+            except (RecordPending, RecordMoved) as exc:
+                label = _label(line.get("productId"))
+                missing.append((n, f"lines[{n}].productId: product {product}{label} ({exc})"))
+                refs.append("")
+        articles = {
+            str(row["AR_Ref"]): row
+            for row in ctx.sage.read(
+                "F_ARTICLE", ["AR_Ref", "AR_Design", "AR_PrixVen"], keys=[(r,) for r in refs if r]
+            )
+        }
+        for n, ref in enumerate(refs):
+            if ref and ref not in articles:
+                missing.append((n, f"lines[{n}].productId: article {ref} is no longer in Sage"))
+        if missing:
+            missing.sort()
+            raise Refused(
+                "unknown_reference",
+                f"lines[{missing[0][0]}].productId",
+                f"order {record['id']}: product(s) unknown to dossier {self.dossier_id}: "
+                + "; ".join(text for _, text in missing)
+                + "; nothing written",
+            )
+        planned_lines: list[dict[str, Any]] = []
+        line_ids: dict[str, int] = {}
+        total = Decimal(0)
+        for n, (line, ref) in enumerate(zip(lines, refs, strict=True)):
+            quantity = _decimal(line.get("quantity"), f"lines[{n}].quantity")
+            discount = _decimal(line.get("discount1") or 0, f"lines[{n}].discount1")
+            article = articles[ref]
+            price = Decimal(article["AR_PrixVen"] if article["AR_PrixVen"] is not None else 0)
+            amount_ht = (quantity * price * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
+            total += amount_ht
+            number = LINE_STEP * (n + 1)
+            line_ids[str(number)] = int(line["id"])
+            planned_lines.append(
+                {
+                    "line": number,
+                    "product": ref,
+                    "designation": normalise(article["AR_Design"], "text"),
+                    "quantity": amount(quantity),
+                    "discount": amount(discount),
+                    "price": amount(price),
+                    "total": amount(amount_ht),
+                }
+            )
+        day = str(record.get("date") or record.get("dateCreated") or "")[:10]
+        planned: dict[str, Any] = {
+            "domain": SALES,
+            "type": ORDER,
+            "piece": piece,
+            "account": code,
+            "reference": normalise(record.get("reference"), "text"),
+            "date": day or None,
+            "status": 0,
+            "total_ht": amount(total),
+            "total_ttc": amount((total * VAT_FACTOR).quantize(CENT, ROUND_HALF_UP)),
+            "lines": planned_lines,
+        }
+        ctx.transform(entity.name, SSM_TO_SAGE, planned)
+        try:
+            entity.validate(planned)
+        except RecordInvalid as exc:
+            name = ssm_field(exc.field or "(record)")
+            known_as = f" (SSM field {name})" if name != exc.field else ""
+            raise Refused(
+                "invalid_record", name, f"order {record['id']}: {exc}{known_as}"
+            ) from None
+        return planned, line_ids
+
+    def settle(self, link: Link, ref: str) -> None:
+        """Tell SSM what Sage holds (lines first, the order's extId last), then link."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        key = link.sage_key or ""
+        current = self.document(entity.piece_of(key))
+        if current is None:
+            raise SourceError(f"order {key} vanished from Sage 50FR right after it was written")
+        line_ids = line_ids_of(link)
+        ext = link.ext_id or ""
+        for line in current["lines"]:
+            ssm_line = line_ids.get(str(line["line"]))
+            if ssm_line is not None:
+                body = entity.line_body(line, ("price", "total"), ctx)
+                body["extId"] = f"{ext}:{line['line']}"
+                client.update(entity.lines_resource, ssm_line, body)
+        body = {
+            "extId": ext,
+            "number": current["piece"],
+            "total": float(Decimal(current["total_ht"])),
+            "readOnly": True,
+        }
+        status = entity.status_id(current.get("status"), ctx)
+        if status is not None:
+            body["statusId"] = status
+        assert link.ssm_id is not None
+        client.update(self.resource, link.ssm_id, body)
+        link.base = dict(current, line_ids=line_ids)
+        link.sage_hash = record_hash(current)
+        self.done(link, key, "created", current["piece"])
+
+
+def _decimal(value: Any, field_name: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise Refused(
+            "invalid_record", field_name, f"field {field_name!r}: {value!r} is not a number"
+        ) from None
+    if not number.is_finite():
+        raise Refused(
+            "invalid_record", field_name, f"field {field_name!r}: {value!r} is not a number"
+        )
+    return number
+
+
+def _label(value: Any) -> str:
+    """`` (label)`` of a foreign key as SSM renders it, or nothing."""
+    if isinstance(value, Mapping) and value.get("value"):
+        return f" ({value['value']})"
+    return ""
