@@ -100,14 +100,39 @@ def _dossier_rows(items: list[Any]) -> str:
 @json_option
 @pass_ctx
 def dossiers_discover(c: Ctx, as_json: bool) -> None:
-    """Dossiers the connector can reach, with their state (new/active/inactive)."""
-    from .dossiers import views
+    """Dossiers the connector can reach, with their state (new/active/inactive), and
+    whether Sales Management already holds their records (previously synced)."""
+    from .dossiers import records_in_ssm, views
+    from .runner import ssm_client
 
-    items = views(c.config, c.store)
+    try:
+        with ssm_client(c.config, max_retries=1) as client:
+            in_ssm = records_in_ssm(c.config, client)
+    except DossierSyncError as exc:
+        click.echo(f"warning: Sales Management not asked for earlier dossiers: {exc}", err=True)
+        in_ssm = None
+    items = views(c.config, c.store, in_ssm)
     if as_json:
         emit_json([v.as_dict() for v in items])
-    else:
-        click.echo(_dossier_rows(items))
+        return
+    click.echo(
+        table(
+            [
+                [
+                    v.id,
+                    v.name,
+                    v.state,
+                    ",".join(v.entities),
+                    v.linked_records,
+                    "?" if v.records_in_ssm is None else v.records_in_ssm,
+                    "yes" if v.previously_synced else "no",
+                    v.open_incidents,
+                ]
+                for v in items
+            ],
+            ["id", "name", "state", "entities", "linked", "in ssm", "synced before", "incidents"],
+        )
+    )
 
 
 @dossiers.command("list")
@@ -163,10 +188,22 @@ def dossiers_deactivate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> 
 @click.option("--dossier", "dossier_ids", multiple=True, help="Only this dossier (repeatable).")
 @click.option("--entity", "entity_names", multiple=True, help="Only this entity (repeatable).")
 @click.option("--full", is_flag=True, help="Read everything, not only what changed.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0),
+    default=0,
+    help="Seconds to wait for a dossier another process is syncing (default: skip it).",
+)
 @json_option
 @pass_ctx
 def sync(
-    c: Ctx, dossier_ids: tuple[str, ...], entity_names: tuple[str, ...], full: bool, as_json: bool
+    c: Ctx,
+    dossier_ids: tuple[str, ...],
+    entity_names: tuple[str, ...],
+    full: bool,
+    wait_seconds: float,
+    as_json: bool,
 ) -> None:
     """Sync active dossiers once. Exit status 0 only when every run succeeded."""
     from .runner import sync as run_sync
@@ -186,6 +223,7 @@ def sync(
         list(entity_names) or None,
         full=full,
         on_run=progress,
+        wait_seconds=wait_seconds,
     )
     if as_json:
         emit_json([r.as_dict() for r in results])
@@ -260,6 +298,13 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
 @click.option("--run", "run_id", type=int, help="Per-record events of this run.")
 @click.option("--since", type=click.DateTime(), help="Runs started at or after (UTC).")
 @click.option("--limit", type=int, default=50, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    help="Output format (csv: a report to open in a spreadsheet).",
+)
 @json_option
 @pass_ctx
 def journal_cmd(
@@ -268,13 +313,16 @@ def journal_cmd(
     run_id: int | None,
     since: datetime | None,
     limit: int,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """A dossier's journal: each process with start, end, outcome and counts."""
-    from .reports import journal
+    from .reports import journal, journal_csv
 
     data = journal(c.store, dossier_id, run_id=run_id, since=since, limit=limit)
-    if as_json:
+    if fmt == "csv":
+        click.echo(journal_csv(data), nl=False)
+    elif as_json or fmt == "json":
         emit_json(data)
     elif run_id is not None:
         click.echo(
@@ -308,15 +356,21 @@ def journal_cmd(
 @click.option("--dossier", "dossier_id")
 @click.option("--entity")
 @click.option("--open", "open_only", is_flag=True, help="Only open incidents.")
+@click.option("--state", type=click.Choice(["open", "resolved"]), help="Only in this state.")
 @json_option
 @pass_ctx
 def incidents_cmd(
-    c: Ctx, dossier_id: str | None, entity: str | None, open_only: bool, as_json: bool
+    c: Ctx,
+    dossier_id: str | None,
+    entity: str | None,
+    open_only: bool,
+    state: str | None,
+    as_json: bool,
 ) -> None:
     """Incidents: records or runs that failed and need attention."""
     from .reports import incidents
 
-    data = incidents(c.store, dossier_id, open_only=open_only, entity=entity)
+    data = incidents(c.store, dossier_id, state="open" if open_only else state, entity=entity)
     if as_json:
         emit_json(data)
         return
@@ -391,6 +445,21 @@ def plugins_cmd(as_json: bool) -> None:
         )
     if any(p.error for p in found):
         sys.exit(1)
+
+
+@cli.command("run")
+@click.option("--cycles", type=click.IntRange(1), help="Stop after this many scheduling cycles.")
+@pass_ctx
+def run_cmd(c: Ctx, cycles: int | None) -> None:
+    """The service: sync every active dossier on its schedule until SIGTERM/SIGINT."""
+    from .service import Service
+
+    c.config  # noqa: B018 - validate the configuration before starting
+    if not c.verbose:
+        logging.getLogger("dossiersync").setLevel(logging.INFO)
+    service = Service(c.config_path)
+    service.install_signal_handlers()
+    service.run(max_cycles=cycles)
 
 
 # -- tools -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from .config import Config, DossierConfig
 from .errors import DossierSyncError
 from .journal import utcnow
-from .registry import load_endpoint
+from .registry import hook_manager, load_endpoint, load_entities
 from .secrets import Secret
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore
@@ -32,6 +32,8 @@ class DossierView:
     linked_records: int = 0
     open_incidents: int = 0
     needs_full_sync: bool = False
+    previously_synced: bool | None = None
+    records_in_ssm: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -45,6 +47,8 @@ class DossierView:
             "linked_records": self.linked_records,
             "open_incidents": self.open_incidents,
             "needs_full_sync": self.needs_full_sync,
+            "previously_synced": self.previously_synced,
+            "records_in_ssm": self.records_in_ssm,
         }
 
 
@@ -72,8 +76,35 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
     return found
 
 
-def views(config: Config, store: StateStore) -> list[DossierView]:
-    """Every dossier of the group: proposed ones and those only the state knows."""
+_DOSSIER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def records_in_ssm(config: Config, client: Any) -> dict[str, int]:
+    """Records per dossier in Sales Management, found through their extId prefixes.
+
+    Scans the resources of every entity the configuration enables; deleted records do
+    not count.  This is how a reinstalled connector finds the dossiers synced before.
+    """
+    names: set[str] = set(config.discovery.entities)
+    for dossier in config.dossiers.values():
+        names.update(dossier.entities)
+    resources: set[str] = set()
+    for entity in load_entities(sorted(names)):
+        resources.update(part.ssm_resource for part in entity.parts())
+    counts: dict[str, int] = {}
+    for resource in sorted(resources):
+        for record in client.list(resource, where="extId LIKE '%:%'"):
+            prefix = str(record.get("extId") or "").split(":", 1)[0]
+            if _DOSSIER_ID.match(prefix):
+                counts[prefix] = counts.get(prefix, 0) + 1
+    return counts
+
+
+def views(
+    config: Config, store: StateStore, in_ssm: dict[str, int] | None = None
+) -> list[DossierView]:
+    """Every dossier of the group: proposed ones, those only the state knows, and (with
+    ``in_ssm``) those only Sales Management knows."""
     candidates = proposed(config)
     with store.session() as s:
         rows = {d.id: d for d in s.scalars(select(Dossier))}
@@ -92,20 +123,24 @@ def views(config: Config, store: StateStore) -> list[DossierView]:
             ).all()
         )
     out = []
-    for dossier_id in sorted(set(candidates) | set(rows)):
+    found = in_ssm or {}
+    for dossier_id in sorted(set(candidates) | set(rows) | set(found)):
         cfg = candidates.get(dossier_id)
         row = rows.get(dossier_id)
+        origin = cfg.origin if cfg else ("state-only" if row else "ssm-only")
         out.append(
             DossierView(
                 id=dossier_id,
                 name=cfg.name if cfg else (row.name if row else dossier_id),
                 state=row.state if row else "new",
-                origin=cfg.origin if cfg else "state-only",
+                origin=origin,
                 entities=list(cfg.entities) if cfg else [],
                 in_configuration=cfg is not None,
                 linked_records=int(links.get(dossier_id, 0)),
                 open_incidents=int(incidents.get(dossier_id, 0)),
                 needs_full_sync=bool(row.needs_full_sync) if row else False,
+                previously_synced=None if in_ssm is None else found.get(dossier_id, 0) > 0,
+                records_in_ssm=None if in_ssm is None else found.get(dossier_id, 0),
             )
         )
     return out
@@ -122,10 +157,11 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
     unknown = [d for d in dossier_ids if d not in candidates]
     if unknown:
         raise DossierSyncError(
-            f"unknown dossier(s): {', '.join(unknown)}; "
-            "see 'dossiersync dossiers discover' for the proposed ones"
+            f"dossier(s) not in the configuration: {', '.join(unknown)}; add a "
+            "[dossiers.ID] table with its connection (see 'dossiersync dossiers discover')"
         )
     now = utcnow()
+    triggers: dict[str, str] = {}
     with store.session() as s:
         for dossier_id in dossier_ids:
             cfg = candidates[dossier_id]
@@ -143,12 +179,17 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
                         activated_at=now,
                     )
                 )
+                triggers[dossier_id] = "activation"
             elif row.state != "active":
                 row.state = "active"
                 row.name = cfg.name
                 row.needs_full_sync = True
                 row.full_sync_trigger = "reactivation"
                 row.activated_at = now
+                triggers[dossier_id] = "reactivation"
+    for dossier_id, trigger in triggers.items():
+        hooks = hook_manager(load_entities(candidates[dossier_id].entities)).hook
+        hooks.dossiersync_dossier_activated(dossier=dossier_id, trigger=trigger)
     return [v for v in views(config, store) if v.id in dossier_ids]
 
 
@@ -165,4 +206,10 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
             if row.state != "inactive":
                 row.state = "inactive"
                 row.deactivated_at = now
+    candidates = proposed(config)
+    for dossier_id in dossier_ids:
+        entities = candidates[dossier_id].entities if dossier_id in candidates else ()
+        hook_manager(load_entities(entities)).hook.dossiersync_dossier_deactivated(
+            dossier=dossier_id
+        )
     return [v for v in views(config, store) if v.id in dossier_ids]

@@ -94,8 +94,12 @@ def run_pass(
     with ctx.store.session() as session:
         run = start_run(session, ctx.dossier_id, entity.name, direction, ctx.trigger, ctx.full)
     log.info(
-        "run started",
-        extra={"dossier": ctx.dossier_id, "entity": entity.name, "direction": direction},
+        "run start dossier=%s entity=%s direction=%s trigger=%s run=%d",
+        ctx.dossier_id,
+        entity.name,
+        direction,
+        ctx.trigger,
+        run.id,
     )
     ctx.hooks.dossiersync_run_started(run=run)
     session = ctx.store.new_session()
@@ -147,9 +151,13 @@ def run_pass(
         finish_run(session, run)
         session.close()
     log.info(
-        "run finished: %s",
+        "run end dossier=%s entity=%s direction=%s run=%d outcome=%s %s",
+        ctx.dossier_id,
+        entity.name,
+        direction,
+        run.id,
         run.outcome,
-        extra={"dossier": ctx.dossier_id, "entity": entity.name, "direction": direction},
+        " ".join(f"{k}={v}" for k, v in run.counts.items()),
     )
     ctx.hooks.dossiersync_run_finished(run=run)
     return run

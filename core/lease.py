@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,12 +20,13 @@ from .state.store import StateStore
 
 
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process and thread: ``host:pid/thread`` (two threads never share a lease)."""
+    return f"{socket.gethostname()}:{os.getpid()}/{threading.get_native_id()}"
 
 
 def holder_is_dead(holder: str) -> bool:
     """True when the holder was a process of this host that no longer runs."""
-    host, _, pid = holder.rpartition(":")
+    host, _, pid = holder.split("/", 1)[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -80,9 +83,29 @@ def release(store: StateStore, dossier_id: str, holder: str) -> None:
         s.execute(delete(Lease).where(Lease.dossier_id == dossier_id, Lease.holder == holder))
 
 
+def renew(store: StateStore, dossier_id: str, seconds: int, holder: str | None = None) -> None:
+    """Push this process's lease expiry further (long syncs renew between passes)."""
+    holder = holder or holder_name()
+    with store.session() as s:
+        lease = s.get(Lease, dossier_id)
+        if lease is not None and lease.holder == holder:
+            lease.expires_at = utcnow() + timedelta(seconds=seconds)
+
+
 @contextmanager
-def held(store: StateStore, dossier_id: str, seconds: int) -> Iterator[str]:
-    holder = acquire(store, dossier_id, seconds)
+def held(
+    store: StateStore, dossier_id: str, seconds: int, wait_seconds: float = 0
+) -> Iterator[str]:
+    """Hold the dossier's lease for the block; wait up to ``wait_seconds`` for it."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            holder = acquire(store, dossier_id, seconds)
+            break
+        except LeaseTaken:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
     try:
         yield holder
     finally:

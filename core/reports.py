@@ -160,15 +160,22 @@ def incidents(
     store: StateStore,
     dossier_id: str | None = None,
     *,
-    open_only: bool = False,
+    state: str | None = None,
     entity: str | None = None,
+    kind: str | None = None,
+    open_only: bool = False,
 ) -> list[dict[str, Any]]:
+    """Incidents, filtered by dossier, state (``open_only`` = state open), entity, kind."""
+    if open_only:
+        state = "open"
     with store.session() as s:
         stmt = select(Incident)
         if dossier_id:
             stmt = stmt.where(Incident.dossier_id == dossier_id)
-        if open_only:
-            stmt = stmt.where(Incident.state == "open")
+        if state:
+            stmt = stmt.where(Incident.state == state)
+        if kind:
+            stmt = stmt.where(Incident.kind == kind)
         if entity:
             stmt = stmt.where(Incident.entity == entity)
         return [
@@ -225,3 +232,37 @@ def records(
             }
             for link in s.scalars(stmt)
         ]
+
+
+JOURNAL_COLUMNS = (
+    "run_id",
+    "dossier_id",
+    "entity",
+    "direction",
+    "trigger",
+    "full",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "outcome",
+    "message",
+)
+
+
+def journal_csv(rows: list[dict[str, Any]]) -> str:
+    """Runs (or one run's events) as CSV, counts flattened into columns."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    if rows and "event_id" in rows[0]:
+        events = csv.DictWriter(out, fieldnames=list(rows[0]))
+        events.writeheader()
+        events.writerows(rows)
+        return out.getvalue()
+    counts = ("read", "created", "updated", "deleted", "unchanged", "pending", "refused", "failed")
+    writer = csv.writer(out)
+    writer.writerow([*JOURNAL_COLUMNS, *counts])
+    for row in rows:
+        writer.writerow([row[c] for c in JOURNAL_COLUMNS] + [row["counts"][c] for c in counts])
+    return out.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from .dossiers import proposed
 from .engine import run_entity
 from .errors import DossierSyncError, LeaseTaken
 from .journal import RunRecord
-from .lease import held
+from .lease import held, renew
 from .registry import hook_manager, load_endpoint, load_entities
 from .secrets import scrub
 from .state.models import Dossier
@@ -63,7 +64,8 @@ class DossierResult:
         }
 
 
-def ssm_client(config: Config) -> Any:
+def ssm_client(config: Config, max_retries: int | None = None) -> Any:
+    """The implementation's endpoint client (``max_retries`` overrides the setting)."""
     impl = config.implementation
     client_class = load_endpoint(impl.endpoint)
     return client_class(
@@ -71,7 +73,7 @@ def ssm_client(config: Config) -> Any:
         impl.public_key.reveal(),
         impl.private_key.reveal(),
         timeout=impl.timeout_seconds,
-        max_retries=impl.max_retries,
+        max_retries=impl.max_retries if max_retries is None else max_retries,
         max_concurrency=impl.max_concurrency,
         max_requests_per_second=impl.max_requests_per_second,
         page_size=impl.page_size,
@@ -87,8 +89,14 @@ def sync(
     full: bool = False,
     trigger: str = "manual",
     on_run: Callable[[RunRecord], None] | None = None,
+    stop: threading.Event | None = None,
+    wait_seconds: float = 0,
 ) -> list[DossierResult]:
-    """Sync the given dossiers (default: every active one), each independently."""
+    """Sync the given dossiers (default: every active one), each independently.
+
+    ``stop`` ends the work at the next safe point (between two passes); a dossier whose
+    lease another process holds is waited for up to ``wait_seconds``, then skipped.
+    """
     with store.session() as s:
         rows = {d.id: d for d in s.scalars(select(Dossier))}
     if dossier_ids:
@@ -115,8 +123,21 @@ def sync(
                 continue
             if client is None:
                 client = ssm_client(config)
+            if stop is not None and stop.is_set():
+                break
             results.append(
-                sync_dossier(config, store, cfg, client, entity_names, full, trigger, on_run)
+                sync_dossier(
+                    config,
+                    store,
+                    cfg,
+                    client,
+                    entity_names,
+                    full,
+                    trigger,
+                    on_run,
+                    stop=stop,
+                    wait_seconds=wait_seconds,
+                )
             )
     finally:
         if client is not None:
@@ -133,11 +154,14 @@ def sync_dossier(
     full: bool,
     trigger: str,
     on_run: Callable[[RunRecord], None] | None = None,
+    *,
+    stop: threading.Event | None = None,
+    wait_seconds: float = 0,
 ) -> DossierResult:
     result = DossierResult(dossier.id)
     secrets = config.secrets()
     try:
-        with held(store, dossier.id, config.sync.lease_seconds):
+        with held(store, dossier.id, config.sync.lease_seconds, wait_seconds):
             enabled = load_entities(dossier.entities)
             if entity_names:
                 unknown = sorted(set(entity_names) - {e.name for e in enabled})
@@ -178,11 +202,16 @@ def sync_dossier(
             try:
                 for entity in enabled:
                     for part in entity.parts():
+                        if stop is not None and stop.is_set():
+                            result.skipped = "stopped before the end (service shutting down)"
+                            break
+                        renew(store, dossier.id, config.sync.lease_seconds)
                         result.runs.extend(run_entity(ctx, part, on_run, opened))
             finally:
                 if opened is None:
                     sage.close()
-            if needs_full and not entity_names and all(r.outcome != "failed" for r in result.runs):
+            complete = result.skipped is None and all(r.outcome != "failed" for r in result.runs)
+            if needs_full and not entity_names and complete:
                 with store.session() as s:
                     row = s.get(Dossier, dossier.id)
                     if row is not None:
