@@ -116,7 +116,9 @@ def run_pass(
         run.outcome = "partial" if problems else "succeeded"
         if problems:
             run.message = f"{problems} record(s) not synced, see incidents"
-        resolve_incidents(session, ctx.dossier_id, entity.name, direction=direction)
+        resolve_incidents(
+            session, ctx.dossier_id, entity.name, direction=direction, kinds=("run_failed",)
+        )
         session.commit()
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others
         session.rollback()
@@ -351,6 +353,14 @@ class SageToSsm(SyncPass):
             if restored:
                 self.keep_vanished("not in the restored Sage 50FR database; kept in SSM")
             else:
+                # the realignment after a restore is done: its incident closes
+                resolve_incidents(
+                    session,
+                    self.dossier_id,
+                    entity.name,
+                    direction=SAGE_TO_SSM,
+                    kinds=("restored_database",),
+                )
                 self.deletions()
         cursor.cursor = clock
         cursor.high_water_mark = high_water
@@ -621,9 +631,17 @@ class SageToSsm(SyncPass):
     def deletions(self) -> None:
         ctx, entity, session = self.ctx, self.entity, self.session
         vanished, known = self.vanished_links()
+        limit = max(ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * known)
+        if len(vanished) <= limit:
+            resolve_incidents(
+                session,
+                self.dossier_id,
+                entity.name,
+                direction=SAGE_TO_SSM,
+                kinds=("mass_deletion_refused",),
+            )
         if not vanished:
             return
-        limit = max(ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * known)
         if len(vanished) > limit:
             message = (
                 f"{len(vanished)} of {known} known {entity.name} vanished from Sage at once: "

@@ -70,7 +70,7 @@ class Service:
 
     def next_due(self, config: Config, dossier_id: str) -> float:
         last = self.started.get(dossier_id)
-        return time.monotonic() if last is None else last + self.interval(config, dossier_id)
+        return 0.0 if last is None else last + self.interval(config, dossier_id)
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
