@@ -26,6 +26,7 @@ def write_config(directory: Path, api_url: str) -> Path:
         f'api_url = "{api_url}"',
         f'public_key = "env:{PUBLIC_ENV}"',
         f'private_key = "env:{PRIVATE_ENV}"',
+        "max_requests_per_second = 0  # the simulator is local; keep the default for SSM",
         "",
         "[state]",
         'url = "sqlite:///dossiersync.db"',
@@ -37,7 +38,7 @@ def write_config(directory: Path, api_url: str) -> Path:
             f"[dossiers.{dossier_id}]",
             f'name = "{name}"',
             f'connection = "DRIVER={{SQLite3}};Database={db}"',
-            'entities = ["clients"]',
+            'entities = ["clients", "contacts", "products", "orders"]',
             f"branch_id = {branch}",
             "",
         ]
@@ -69,19 +70,24 @@ def run_demo(directory: str, clients: int) -> int:
         click.echo(f"== Sales Management simulator on {sim.url}")
         config = write_config(root, sim.url)
         base = ["--config", str(config)]
-        steps = [
-            ("Dossiers proposed", ["dossiers", "discover"]),
-            ("Selecting all three", ["dossiers", "activate", *[d[0] for d in DEMO_DOSSIERS]]),
-            ("Syncing", ["sync"]),
-            ("Status", ["status"]),
-        ]
         code = 0
-        for title, args in steps:
+
+        def step(title: str, *args: str) -> None:
+            nonlocal code
             click.echo(f"\n== {title}: dossiersync {' '.join(args)}")
             try:
                 cli.main([*base, *args], standalone_mode=False)
             except SystemExit as exc:
                 code = code or int(exc.code or 0)
+
+        step("Dossiers proposed", "dossiers", "discover")
+        step("Selecting all three", "dossiers", "activate", *[d[0] for d in DEMO_DOSSIERS])
+        step("Syncing", "sync")
+        step("Status", "status")
+        orders = enter_orders(sim.url, public, private, "sud")
+        click.echo(f"\n== {len(orders)} orders entered in Sales Management for clients of 'sud'")
+        step("Syncing again", "sync")
+        show_orders(root / "sud.db", sim.url, public, private, orders)
         click.echo(
             f"\nThe demo's files are in {root}/. To look around, start the simulator again with\n"
             f"  dossiersync simulator --port {sim.port} --db {root}/simulator.db\n"
@@ -89,3 +95,91 @@ def run_demo(directory: str, clients: int) -> int:
             f"  dossiersync --config {config} status"
         )
     return code
+
+
+def enter_orders(api_url: str, public: str, private: str, dossier_id: str) -> list[int]:
+    """A few orders typed in Sales Management by a sales rep, for clients of a dossier."""
+    from dossiersync.plugins.sales_management import SalesManagementClient
+
+    prefix = f"{dossier_id}:"
+    with SalesManagementClient(api_url, public, private, max_requests_per_second=0) as client:
+        clients = [
+            a
+            for a in client.list("accounts", where=f"extId LIKE '{prefix}%' AND typeId = 1")
+            if str(a.get("extId", "")).startswith(prefix)
+        ][:3]
+        products = [
+            p
+            for p in client.list(
+                "products", where=f"extId LIKE '{prefix}%' AND notAvailable = false"
+            )
+            if str(p.get("extId", "")).startswith(prefix)
+        ][:6]
+        orders = []
+        for n, account in enumerate(clients):
+            order_id = client.create(
+                "salesorders",
+                {
+                    "branchId": 1,
+                    "salesRepId": 1,
+                    "reference": f"DEMO-{n + 1:03d}",
+                    "accountId": account["id"],
+                    "comment": "Saisie par le commercial",
+                },
+            )
+            for k, product in enumerate(products[n : n + 2]):
+                client.create(
+                    "salesordersLines",
+                    {"salesorderId": order_id, "productId": product["id"], "quantity": k + 2},
+                )
+            orders.append(order_id)
+    return orders
+
+
+def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: list[int]) -> None:
+    """The orders as Sage 50FR and Sales Management now hold them."""
+    from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
+    from dossiersync.plugins.sales_management import SalesManagementClient
+
+    from .cli import table
+
+    with SalesManagementClient(api_url, public, private, max_requests_per_second=0) as client:
+        ssm = [client.get("salesorders", i) for i in ids]
+    with Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={dossier.resolve()}") as sage:
+        rows = []
+        for order in ssm:
+            piece = str(order.get("number") or "")
+            header = sage.get("F_DOCENTETE", (0, 1, piece)) if piece else None
+            lines = (
+                list(sage.read("F_DOCLIGNE", where={"DO_Type": 1, "DO_Piece": piece}))
+                if piece
+                else []
+            )
+            rows.append(
+                [
+                    order["reference"],
+                    order.get("extId"),
+                    piece or "-",
+                    header["DO_Tiers"] if header else "-",
+                    len(lines),
+                    header["DO_TotalHT"] if header else "-",
+                    order.get("total"),
+                    order.get("readOnly"),
+                ]
+            )
+    click.echo("\n== The orders, now in Sage 50FR (dossier 'sud') and back in Sales Management")
+    click.echo(
+        table(
+            rows,
+            [
+                "ssm ref",
+                "ext id",
+                "sage piece",
+                "client",
+                "lines",
+                "total HT (sage)",
+                "total (ssm)",
+                "read-only",
+            ],
+        )
+    )
