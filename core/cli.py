@@ -208,13 +208,27 @@ def sync(
     """Sync active dossiers once. Exit status 0 only when every run succeeded."""
     from .runner import sync as run_sync
 
+    live = not as_json and sys.stdout.isatty()
+    spinner = "|/-\\"
+    ticks = [0]
+
+    def describe(run: Any) -> tuple[str, str]:
+        counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
+        return f"{run.dossier_id:<16} {run.entity:<16} {run.direction:<12}", counts
+
+    def moving(run: Any) -> None:
+        # a live line per process on a terminal; quiet when piped or with --json
+        ticks[0] += 1
+        head, counts = describe(run)
+        bar = "".join("#" if (ticks[0] + i) % 8 < 4 else "." for i in range(12))
+        click.echo(f"\r{head} [{bar}] {spinner[ticks[0] % 4]} {counts}\x1b[K", nl=False)
+
     def progress(run: Any) -> None:
         if not as_json:
-            counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
-            click.echo(
-                f"{run.dossier_id:<16} {run.entity:<16} {run.direction:<12} "
-                f"{run.outcome:<10} {counts}"
-            )
+            head, counts = describe(run)
+            prefix = "\r" if live else ""
+            suffix = "\x1b[K" if live else ""
+            click.echo(f"{prefix}{head} {run.outcome:<10} {counts}{suffix}")
 
     results = run_sync(
         c.config,
@@ -224,6 +238,7 @@ def sync(
         full=full,
         on_run=progress,
         wait_seconds=wait_seconds,
+        progress=moving if live else None,
     )
     if as_json:
         emit_json([r.as_dict() for r in results])
@@ -561,6 +576,17 @@ def demo(directory: str, clients: int) -> None:
     from .demo import run_demo
 
     sys.exit(run_demo(directory, clients))
+
+
+@cli.command("serve")
+@click.option("--bind", help="Address to listen on [default: web.bind, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port [default: web.port, 8780].")
+@pass_ctx
+def serve(c: Ctx, bind: str | None, port: int | None) -> None:
+    """Serve the status page and its JSON API (needs the access token) until interrupted."""
+    from .web import serve as serve_web
+
+    serve_web(c.config, c.store, bind=bind, port=port, echo=lambda line: click.echo(line, err=True))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ from .state.store import StateStore
 if TYPE_CHECKING:
     from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
     from dossiersync.plugins.sales_management import SalesManagementClient
+
+    from .journal import RunRecord
 
 
 @dataclass
@@ -30,6 +33,8 @@ class DossierContext:
     trigger: str = "manual"
     full: bool = False
     realign: bool = False
+    #: called with the running pass's record after each batch (terminal progress)
+    progress: Callable[[RunRecord], None] | None = None
     refs: Refs = field(init=False)
     #: per-pass working data of an entity (reset at the start of every pass)
     scratch: dict[str, Any] = field(init=False, default_factory=dict)

@@ -229,6 +229,8 @@ class SyncPass:
 
     def commit(self) -> None:
         """Close the incidents of the records that synced, then commit the batch."""
+        if self.ctx.progress is not None:
+            self.ctx.progress(self.run)
         if self.has_open_incidents:
             for chunk in batched(self.resolved, 500):
                 resolve_incidents(

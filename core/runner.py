@@ -91,6 +91,7 @@ def sync(
     on_run: Callable[[RunRecord], None] | None = None,
     stop: threading.Event | None = None,
     wait_seconds: float = 0,
+    progress: Callable[[RunRecord], None] | None = None,
 ) -> list[DossierResult]:
     """Sync the given dossiers (default: every active one), each independently.
 
@@ -137,6 +138,7 @@ def sync(
                     on_run,
                     stop=stop,
                     wait_seconds=wait_seconds,
+                    progress=progress,
                 )
             )
     finally:
@@ -157,6 +159,7 @@ def sync_dossier(
     *,
     stop: threading.Event | None = None,
     wait_seconds: float = 0,
+    progress: Callable[[RunRecord], None] | None = None,
 ) -> DossierResult:
     result = DossierResult(dossier.id)
     secrets = config.secrets()
@@ -198,6 +201,7 @@ def sync_dossier(
                 trigger=run_trigger,
                 full=full or needs_full,
                 realign=run_trigger in ("reactivation", "realign"),
+                progress=progress,
             )
             try:
                 for entity in enabled:
