@@ -81,8 +81,16 @@ def run(name: str) -> list[str]:
                 encoding="utf-8",
             )
             subprocess.run(
-                [sys.executable, "-m", "dossiersync.cli", "--config", str(config),
-                 "dossiers", "activate", "bench"],
+                [
+                    sys.executable,
+                    "-m",
+                    "dossiersync.cli",
+                    "--config",
+                    str(config),
+                    "dossiers",
+                    "activate",
+                    "bench",
+                ],
                 check=True,
                 capture_output=True,
                 env=os.environ,
