@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from dossiersync.errors import LeaseTaken
 from dossiersync.journal import open_incident, resolve_incidents, utcnow
 from dossiersync.lease import acquire, release
-from dossiersync.state import Dossier, Incident, Lease, Link, StateStore
+from dossiersync.state import Dossier, Incident, Lease, Link, Run, StateStore
 
 
 def new_dossier(store: StateStore, dossier_id: str) -> None:
@@ -91,4 +91,41 @@ def test_lease_of_a_dead_local_process_is_taken_over(state_url: str) -> None:
     gone.wait()
     acquire(store, "a", 600, holder=f"{socket.gethostname()}:{gone.pid}")
     assert acquire(store, "a", 600, holder="me:1") == "me:1"
+    store.dispose()
+
+
+def test_an_older_state_store_is_migrated_on_start(state_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from dossiersync.state.store import _alembic_config
+
+    engine = create_engine(state_url)
+    cfg = _alembic_config()
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO dossier (id, name, origin, state, needs_full_sync, created_at) "
+                "VALUES ('a', 'A', 'configuration', 'active', false, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                'INSERT INTO run (dossier_id, entity, direction, trigger, "full", started_at, '
+                "outcome, read, created, updated, deleted, unchanged, refused, failed) "
+                "VALUES ('a', 'clients', 'sage_to_ssm', 'manual', false, CURRENT_TIMESTAMP, "
+                "'succeeded', 5, 5, 0, 0, 0, 0, 0)"
+            )
+        )
+    engine.dispose()
+
+    store = StateStore(state_url)  # start: pending migrations run
+    with store.session() as s:
+        (run,) = s.scalars(select(Run)).all()
+        assert run.created == 5 and run.pending == 0
+        version = s.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == "0002"
     store.dispose()
