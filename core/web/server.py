@@ -1,0 +1,155 @@
+"""Serving the page with uvicorn: in the foreground (``dossiersync serve``) or in a
+thread of a host process (``dossiersync run``)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+
+from ..config import Config
+from ..errors import ConfigError
+from ..state.store import StateStore
+from .app import create_app
+from .auth import AccessToken, access_token
+from .jobs import SyncJobs
+
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def announcement(url: str, token: AccessToken) -> list[str]:
+    """What to print at start: the address, and the token only the time it was made."""
+    if token.created:
+        return [
+            f"Status page: {url}?token={token.secret.reveal()}",
+            f"(token generated and kept in {token.path}, readable by its owner only; "
+            "it is printed this once)",
+        ]
+    where = "web.token in the configuration" if token.source == "configuration" else token.path
+    return [f"Status page: {url} (open it with ?token=<token>; the token is in {where})"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot serve the status page on {host}:{port}: {exc.strerror}; "
+            "change web.bind / web.port (or --bind / --port)"
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class WebServer:
+    """The page served by uvicorn in a background thread; ``stop()`` ends it."""
+
+    app: Starlette
+    host: str
+    port: int
+    token: AccessToken
+    server: Any = field(repr=False)
+    thread: threading.Thread = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return _url(self.host, self.port)
+
+    def announcement(self) -> list[str]:
+        return announcement(self.url, self.token)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        self.app.state.site.jobs.stop(timeout)
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+    def __enter__(self) -> WebServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _uvicorn_server(app: Starlette) -> Any:
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+
+def serve_in_thread(
+    config: Config,
+    store: StateStore,
+    *,
+    bind: str | None = None,
+    port: int | None = None,
+    jobs: SyncJobs | None = None,
+    token: AccessToken | None = None,
+) -> WebServer:
+    """Start serving in a daemon thread; returns once the server accepts connections.
+
+    ``port=0`` takes a free port (``WebServer.port`` tells which).  Printing the
+    address is left to the caller: ``WebServer.announcement()`` gives the lines.
+    """
+    token = token or access_token(config)
+    app = create_app(config, store, token=token, jobs=jobs)
+    host = bind or config.web.bind
+    sock = _bind(host, config.web.port if port is None else port)
+    server = _uvicorn_server(app)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="dossiersync-web", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        server.should_exit = True
+        thread.join(STOP_TIMEOUT)
+        sock.close()
+        raise ConfigError(f"the status page did not start on {host}")
+    return WebServer(app, host, int(sock.getsockname()[1]), token, server, thread)
+
+
+def serve(
+    config: Config,
+    store: StateStore,
+    *,
+    bind: str | None = None,
+    port: int | None = None,
+    echo: Callable[[str], None] = _stderr,
+) -> None:
+    """Serve the page in the foreground until interrupted (Ctrl-C, SIGTERM)."""
+    token = access_token(config)
+    app = create_app(config, store, token=token)
+    host = bind or config.web.bind
+    sock = _bind(host, config.web.port if port is None else port)
+    for line in announcement(_url(host, int(sock.getsockname()[1])), token):
+        echo(line)
+    server = _uvicorn_server(app)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.state.site.jobs.stop(STOP_TIMEOUT)

@@ -1,0 +1,20 @@
+// dossiersync status page: the page works without this file; it only saves clicks.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  // choosing a dossier in the selector shows it at once
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      select.form.submit();
+    });
+  });
+
+  // while a sync runs, the page reloads every few seconds to show its progress
+  var seconds = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
+  if (seconds > 0) {
+    window.setTimeout(function () {
+      window.location.reload();
+    }, seconds * 1000);
+  }
+})();

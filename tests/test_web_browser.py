@@ -1,0 +1,168 @@
+"""The status page in a real headless Chromium, as a user goes through it.
+
+Debian's ``chromium`` and ``chromedriver`` (no browser download), driven by Selenium;
+the page served by uvicorn in a thread on a free local port, over a state store filled
+by real syncs.  The run saves a screenshot of the status view to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
+
+from dossiersync.config import load
+from dossiersync.state.store import StateStore
+from dossiersync.web import WebServer, serve_in_thread
+
+from support.workspace import Workspace
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+TOKEN = "browser-token-0123456789abcdef"
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "status.png"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs the Debian packages chromium and chromium-driver (make setup installs them)",
+)
+
+
+@pytest.fixture
+def page(workspace: Workspace) -> Iterator[WebServer]:
+    """Three synced dossiers (one client of nord is invalid), served on a free port."""
+    workspace.add_dossier("nord", clients=12, seed=1)
+    workspace.add_dossier("sud", clients=8, seed=2)
+    workspace.add_dossier("ouest", clients=6, seed=3)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\nlanguage = "auto"\n'
+    workspace.write_config()
+    workspace.sage_execute(
+        "nord", "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse' WHERE CT_Num = 'CL00006'"
+    )
+    workspace.activate_all()
+    workspace.sync(expect=1)
+    config = load(workspace.config_path)
+    with serve_in_thread(config, StateStore(config.state_url), port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1100,840",
+        "--lang=en-US",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: WebDriver, condition: str, timeout: float = 15) -> None:
+    """Wait until the current address contains ``condition``."""
+    WebDriverWait(driver, timeout).until(lambda d: condition in d.current_url)
+
+
+def text_of(driver: WebDriver, css: str) -> str:
+    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+
+
+def test_a_user_follows_the_dossier_group_on_the_page(
+    page: WebServer, browser: WebDriver, workspace: Workspace, tmp_path: Path
+) -> None:
+    # open the printed address with the token: logged in, the token gone from the address
+    browser.get(f"{page.url}?token={TOKEN}")
+    assert "Sync status" in browser.title
+    assert "token" not in browser.current_url
+    options = [
+        o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#dossier option")
+    ]
+    assert options == ["all", "nord", "ouest", "sud"]
+
+    # choose a dossier: only its state, with the counts the CLI gives
+    Select(browser.find_element(By.ID, "dossier")).select_by_value("nord")
+    wait_for(browser, "dossier=nord")
+    sections = browser.find_elements(By.CSS_SELECTOR, "section.dossier")
+    assert [s.get_attribute("data-dossier") for s in sections] == ["nord"]
+    (entity,) = workspace.cli_json("status", "--dossier", "nord")[0]["entities"]
+    for label, count in entity["records"].items():
+        cell = f'table.records tr[data-entity="clients"] td[data-label="{label}"]'
+        assert text_of(browser, cell) == str(count), label
+    assert entity["records"]["synced"] == 11
+    outcomes = browser.find_elements(By.CSS_SELECTOR, "table.runs tr[data-direction]")
+    assert {r.get_attribute("data-outcome") for r in outcomes} == {"partial", "succeeded"}
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))
+
+    # set-up: untick a dossier, confirm, and it is inactive
+    browser.find_element(By.LINK_TEXT, "Set-up").click()
+    wait_for(browser, "/setup")
+    checkbox = browser.find_element(By.ID, "active-ouest")
+    assert checkbox.is_selected()
+    checkbox.click()
+    browser.find_element(By.ID, "save").click()
+    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "confirm-yes"))
+    assert "stays in Sales Management" in text_of(browser, "p.warning")
+    assert {d["id"]: d["state"] for d in workspace.cli_json("dossiers", "list")}["ouest"] == (
+        "active"
+    )
+    browser.find_element(By.ID, "confirm-yes").click()
+    wait_for(browser, "notice=")
+    assert "Deactivated: ouest" in text_of(browser, "p.notice")
+    states = {d["id"]: d["state"] for d in workspace.cli_json("dossiers", "list")}
+    assert states == {"nord": "active", "ouest": "inactive", "sud": "active"}
+    assert not browser.find_element(By.ID, "active-ouest").is_selected()
+
+    # open an incident: the invalid client, with its key and message
+    browser.get(f"{page.url}incidents?dossier=nord")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.incidents tbody tr")
+    assert len(rows) == 1
+    rows[0].find_element(By.TAG_NAME, "a").click()
+    wait_for(browser, "/incidents/")
+    assert text_of(browser, "[data-record-key]") == "CL00006"
+    assert "email" in text_of(browser, "#incident-message")
+    assert browser.find_element(By.ID, "retry").is_enabled()
+
+    # export the journal: the CSV the browser downloads has the CLI's runs
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    browser.get(f"{page.url}journal?dossier=nord")
+    browser.find_element(By.ID, "export-csv").click()
+    exported = downloads / "journal-nord.csv"
+    deadline = time.monotonic() + 15
+    while not exported.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = list(csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8-sig"))))
+    journal = workspace.cli_json("journal", "--dossier", "nord")
+    assert [int(r["run_id"]) for r in rows] == [r["run_id"] for r in journal]
+    assert [r["outcome"] for r in rows] == [r["outcome"] for r in journal]
+    shutil.rmtree(downloads)
