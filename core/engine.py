@@ -176,6 +176,8 @@ class SyncPass:
     it and return the subclass from ``Entity.pass_class``.
     """
 
+    direction: str = SAGE_TO_SSM
+
     def __init__(
         self, ctx: DossierContext, entity: Entity, run: RunRecord, session: Session
     ) -> None:
@@ -184,7 +186,6 @@ class SyncPass:
         self.run = run
         self.session = session
         self.dossier_id = ctx.dossier_id
-        self.direction = SAGE_TO_SSM
         self.resource = entity.ssm_resource
         self.table = entity.sage_table
         self.resolved: list[str] = []
@@ -273,6 +274,28 @@ class SyncPass:
                 dossier=self.dossier_id,
                 entity=self.entity.name,
                 record_key=key,
+                kind=kind,
+                message=message,
+            )
+
+    def pass_incident(self, kind: str, message: str) -> None:
+        """An incident about the whole pass (not one record); the run says why too."""
+        self.run.message = message
+        opened = open_incident(
+            self.session,
+            self.dossier_id,
+            entity=self.entity.name,
+            record_key=None,
+            direction=self.direction,
+            kind=kind,
+            message=message,
+            run_id=self.run.id,
+        )
+        if opened:
+            self.ctx.hooks.dossiersync_incident_opened(
+                dossier=self.dossier_id,
+                entity=self.entity.name,
+                record_key=None,
                 kind=kind,
                 message=message,
             )
@@ -379,24 +402,7 @@ class SageToSsm(SyncPass):
             f"dossier already synced ({before}): restored database? Full realigning sync "
             "with Sage as master; nothing deleted in Sales Management."
         )
-        open_incident(
-            self.session,
-            self.dossier_id,
-            entity=self.entity.name,
-            record_key=None,
-            direction=SAGE_TO_SSM,
-            kind="restored_database",
-            message=message,
-            run_id=self.run.id,
-        )
-        self.run.message = message
-        self.ctx.hooks.dossiersync_incident_opened(
-            dossier=self.dossier_id,
-            entity=self.entity.name,
-            record_key=None,
-            kind="restored_database",
-            message=message,
-        )
+        self.pass_incident("restored_database", message)
         return True
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
@@ -650,21 +656,11 @@ class SageToSsm(SyncPass):
                 "deletions refused (restored or replaced Sage database?); the next sync of "
                 "this dossier is a full realigning one"
             )
-            open_incident(
-                session,
-                self.dossier_id,
-                entity=entity.name,
-                record_key=None,
-                direction=SAGE_TO_SSM,
-                kind="mass_deletion_refused",
-                message=message,
-                run_id=self.run.id,
-            )
+            self.pass_incident("mass_deletion_refused", message)
             dossier = session.get(Dossier, self.dossier_id)
             if dossier is not None:
                 dossier.needs_full_sync = True
                 dossier.full_sync_trigger = "realign"
-            self.run.message = message
             self.keep_vanished("vanished from Sage with many others; deletion refused")
             return
         kept = [
@@ -703,11 +699,7 @@ class SageToSsm(SyncPass):
 class SsmToSage(SyncPass):
     """Sales Management -> Sage 50FR for one entity of one dossier."""
 
-    def __init__(
-        self, ctx: DossierContext, entity: Entity, run: RunRecord, session: Session
-    ) -> None:
-        super().__init__(ctx, entity, run, session)
-        self.direction = SSM_TO_SAGE
+    direction = SSM_TO_SAGE
 
     def execute(self) -> None:
         ctx, entity, session = self.ctx, self.entity, self.session
