@@ -322,6 +322,8 @@ class Write:
 
 
 BULK_SIZE = 100
+#: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
+INDEX_FROM = 200
 #: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
 KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
 LOOKUP_CHUNK = 40
@@ -477,7 +479,6 @@ class SageToSsm(SyncPass):
             if f.ref and f.sage:
                 ctx.refs.prefetch_keys(f.ref, [str(r.get(f.sage) or "").strip() for _, r in keyed])
         writes: list[Write] = []
-        recover: list[Write] = []
         for key, row in keyed:
             link = links.get(key)
             if (
@@ -505,15 +506,10 @@ class SageToSsm(SyncPass):
                     body = entity.to_ssm(canonical, all_names, ctx, create=True)
                     if link is None:
                         link = self.new_link(key)
-                        write = Write("create", link, canonical, digest, all_names, body)
-                    else:
-                        # an earlier attempt may have created it: look before creating
-                        link.deleted = False
-                        link.ssm_id = None
-                        write = Write("create", link, canonical, digest, all_names, body)
-                        recover.append(write)
+                    link.deleted = False
+                    link.ssm_id = None
                     link.label = "pending"
-                    writes.append(write)
+                    writes.append(Write("create", link, canonical, digest, all_names, body))
                     continue
                 if link.sage_hash == digest and link.label == "synced" and not self.realign:
                     self.run.add("unchanged")
@@ -532,19 +528,34 @@ class SageToSsm(SyncPass):
             writes.append(Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id))
         # intent rows are durable before any create is sent
         self.commit()
-        if recover:
-            found = self.find_in_ssm([w.link.ext_id or "" for w in recover])
-            for w in recover:
-                existing = found.get(w.link.ext_id or "")
-                if existing is not None:
-                    w.kind, w.ssm_id = "adopt", existing
-                    w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
-        if self.adopt is not None:
-            for w in writes:
-                existing = self.adopt.get(w.link.ext_id or "")
-                if w.kind == "create" and existing is not None:
-                    w.kind, w.ssm_id = "adopt", existing
-                    w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+        creates = [w for w in writes if w.kind == "create"]
+        if creates and self.adopt is None and len(creates) >= INDEX_FROM:
+            self.adopt = self.ssm_index()  # one scan serves the rest of the pass
+        # before creating, look for the record in SSM: an earlier attempt, a lost state,
+        # or another dossier's record whose extId now says it is ours
+        found = self.find_in_ssm([w.link.ext_id or "" for w in creates])
+        for w in creates:
+            existing = found.get(w.link.ext_id or "")
+            if existing is None:
+                continue
+            holder = self.session.execute(
+                select(Link.dossier_id, Link.sage_key).where(
+                    Link.entity == entity.name, Link.ssm_id == existing
+                )
+            ).first()
+            if holder is not None and tuple(holder) != (self.dossier_id, w.link.sage_key):
+                w.outcome = RecordMoved(
+                    f"Sales Management record {existing} with extId {w.link.ext_id} is already "
+                    f"linked to {holder[0]}:{holder[1]}: records cannot move"
+                )
+                continue
+            w.kind, w.ssm_id = "adopt", existing
+            w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+        refused = [w for w in writes if w.outcome is not None]
+        writes = [w for w in writes if w.outcome is None]
+        for w in refused:
+            key = w.link.sage_key or ""
+            self.record_failed(w.link, key, "moved_between_dossiers", str(w.outcome))
         for w in writes:
             if w.kind == "create":
                 w.body["extId"] = w.link.ext_id

@@ -302,3 +302,32 @@ def test_failing_dossier_does_not_stop_the_others(workspace: Workspace) -> None:
     assert {i["kind"] for i in incidents} == {"run_failed"}
     status = {d["id"]: d for d in workspace.cli_json("status")}
     assert status["sud"]["entities"][0]["records"]["synced"] == 10
+
+
+def test_sage_key_colliding_with_another_dossiers_record_is_refused(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=10, seed=1)
+    workspace.add_dossier("sud", clients=10, seed=2)
+    workspace.activate_all()
+    workspace.sync()
+    # in SSM, sud's account is given an extId that names a nord client yet to come
+    foreign = workspace.account("sud:CL00003")
+    workspace.ssm_put("accounts", foreign["id"], {"extId": "nord:CL00077"})
+    workspace.sage_execute(
+        "nord",
+        "INSERT INTO F_COMPTET (CT_Num, CT_Intitule, CT_Type, CT_Prospect, CT_Sommeil, "
+        "cbModification) VALUES ('CL00077', 'Nouveau client', 0, 0, 0, "
+        "strftime('%Y-%m-%d %H:%M:%f','now'))",
+    )
+    before = workspace.http.get(f"/accounts/{foreign['id']}").json()
+
+    workspace.sync(expect=1)
+    incidents = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert [(i["kind"], i["record_key"]) for i in incidents] == [
+        ("moved_between_dossiers", "CL00077")
+    ]
+    assert "sud:CL00003" in incidents[0]["message"]
+    after = workspace.http.get(f"/accounts/{foreign['id']}").json()
+    assert after["name"] == before["name"] and after["dateUpdated"] == before["dateUpdated"]
+    assert len(workspace.ssm_list("accounts", "extId = 'nord:CL00077'")) == 1
