@@ -129,3 +129,30 @@ def test_an_older_state_store_is_migrated_on_start(state_url: str) -> None:
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert version == "0002"
     store.dispose()
+
+
+def test_journal_retention_prunes_old_runs_only(state_url: str) -> None:
+    from datetime import timedelta
+
+    from dossiersync.journal import add_event, finish_run, start_run
+    from dossiersync.service import prune_journal
+    from dossiersync.state import Event
+
+    store = StateStore(state_url)
+    new_dossier(store, "a")
+    with store.session() as s:
+        old = start_run(s, "a", "clients", "sage_to_ssm", "schedule", False)
+        add_event(s, old, "C1", "created")
+        finish_run(s, old)
+        recent = start_run(s, "a", "clients", "sage_to_ssm", "schedule", False)
+        finish_run(s, recent)
+        s.execute(
+            Run.__table__.update()
+            .where(Run.id == old.id)
+            .values(finished_at=utcnow() - timedelta(days=100))
+        )
+    assert prune_journal(store, 90) == 1
+    with store.session() as s:
+        assert [r.id for r in s.scalars(select(Run))] == [recent.id]
+        assert s.scalars(select(Event)).all() == []
+    store.dispose()
