@@ -203,6 +203,7 @@ class TokenGate:
             self.sessions.new_session(),
             httponly=True,
             samesite="strict",
+            secure=request.url.scheme == "https",  # behind a TLS proxy
             path="/",
         )
         return response
