@@ -3,12 +3,14 @@ thread of a host process (``dossiersync run``)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -148,8 +150,20 @@ def serve(
     for line in announcement(_url(host, int(sock.getsockname()[1])), token):
         echo(line)
     server = _uvicorn_server(app)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully, then raises the signal again: end quietly
+        previous = signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     finally:
         sock.close()
         app.state.site.jobs.stop(STOP_TIMEOUT)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
