@@ -464,15 +464,19 @@ def plugins_cmd(as_json: bool) -> None:
 
 @cli.command("run")
 @click.option("--cycles", type=click.IntRange(1), help="Stop after this many scheduling cycles.")
+@click.option("--no-web", is_flag=True, help="Do not serve the status page.")
 @pass_ctx
-def run_cmd(c: Ctx, cycles: int | None) -> None:
-    """The service: sync every active dossier on its schedule until SIGTERM/SIGINT."""
+def run_cmd(c: Ctx, cycles: int | None, no_web: bool) -> None:
+    """The service: sync every active dossier on its schedule until SIGTERM/SIGINT, and
+    serve the status page."""
     from .service import Service
 
     c.config  # noqa: B018 - validate the configuration before starting
     if not c.verbose:
         logging.getLogger("dossiersync").setLevel(logging.INFO)
-    service = Service(c.config_path)
+    service = Service(
+        c.config_path, web=not no_web, announce=lambda line: click.echo(line, err=True)
+    )
     service.install_signal_handlers()
     service.run(max_cycles=cycles)
 

@@ -54,8 +54,12 @@ class Service:
         config_path: str | Path | None,
         *,
         on_result: Callable[[DossierResult], None] | None = None,
+        web: bool = True,
+        announce: Callable[[str], None] = print,
     ) -> None:
         self.config_path = config_path
+        self.web = web
+        self.announce = announce
         self.stop = threading.Event()
         self.on_result = on_result
         self.started: dict[str, float] = {}
@@ -81,8 +85,25 @@ class Service:
         signal.signal(signal.SIGINT, stop)
 
     def run(self, max_cycles: int | None = None) -> None:
+        from .web import SyncJobs, serve_in_thread
+
         config = load(self.config_path)
         store = StateStore(config.state_url)
+        # syncs started from the page and scheduled ones share one claim per dossier
+        self.jobs = SyncJobs(config, store)
+        server = serve_in_thread(config, store, jobs=self.jobs) if self.web else None
+        if server is not None:
+            for line in server.announcement():
+                self.announce(line)
+        try:
+            self.loop(config, store, max_cycles)
+        finally:
+            if server is not None:
+                server.stop()
+            store.dispose()
+        log.info("service stopped")
+
+    def loop(self, config: Config, store: StateStore, max_cycles: int | None) -> None:
         pruned_at = 0.0
         log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)
         with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
@@ -117,12 +138,16 @@ class Service:
                 self.stop.wait(max(0.2, min([*waits, 5.0])))
             for future in list(self.running.values()):
                 future.result()
-        store.dispose()
-        log.info("service stopped")
 
     def sync_one(self, config: Config, store: StateStore, dossier_id: str) -> None:
+        from .web import SyncBusy
+
         try:
-            results = sync(config, store, [dossier_id], trigger="schedule", stop=self.stop)
+            with self.jobs.claim(dossier_id):
+                results = sync(config, store, [dossier_id], trigger="schedule", stop=self.stop)
+        except SyncBusy:
+            log.info("dossier %s is being synced from the status page; next cycle", dossier_id)
+            return
         except Exception:  # noqa: BLE001 - a dossier never stops the service
             log.exception("dossier %s: sync crashed", dossier_id)
             return

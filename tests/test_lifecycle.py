@@ -185,7 +185,15 @@ def test_service_keeps_syncing_the_others_when_one_source_goes(
         ws.write_config()
         ws.activate_all()
         service = subprocess.Popen(
-            [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path), "run"],
+            [
+                sys.executable,
+                "-m",
+                "dossiersync.cli",
+                "--config",
+                str(ws.config_path),
+                "run",
+                "--no-web",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -229,3 +237,49 @@ def test_journal_csv_report(workspace: Workspace) -> None:
     assert lines[0].startswith("run_id,dossier_id,entity,direction,trigger")
     assert len(lines) == 3 and all(",nord,clients," in line for line in lines[1:])
     assert json.loads(workspace.cli("journal", "--dossier", "nord", "--format", "json").stdout)
+
+
+def test_service_serves_the_status_page_and_honours_deactivation(workspace: Workspace) -> None:
+    import socket
+
+    import httpx
+
+    workspace.add_dossier("nord", clients=5, seed=1)
+    workspace.add_dossier("sud", clients=5, seed=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "jeton-de-test-0123456789"
+    workspace.extra_config = (
+        f'[service]\ninterval_seconds = 1\n[web]\nport = {port}\ntoken = "{token}"\n'
+    )
+    workspace.write_config()
+    workspace.activate_all()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(workspace.accounts()) < 10:
+            time.sleep(0.2)
+        assert httpx.get(f"{base}/api/dossiers").status_code == 401
+        headers = {"Authorization": f"Bearer {token}"}
+        listed = httpx.get(f"{base}/api/dossiers", headers=headers, timeout=30)
+        assert listed.status_code == 200
+        workspace.cli("dossiers", "deactivate", "sud")
+        time.sleep(1.5)  # the cycle in flight, if any, ends
+        runs_before = len(workspace.cli_json("journal", "--dossier", "sud", "--limit", "500"))
+        time.sleep(3)
+        runs_after = len(workspace.cli_json("journal", "--dossier", "sud", "--limit", "500"))
+        nord = len(workspace.cli_json("journal", "--dossier", "nord", "--limit", "500"))
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _out, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err
+    assert f"Status page: http://127.0.0.1:{port}" in err and token not in err
+    assert runs_after == runs_before, "the deactivated dossier kept being synced"
+    assert nord > 4
