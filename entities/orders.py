@@ -1,4 +1,4 @@
-"""Sales orders: SSM ``salesorders`` + ``salesordersLines`` -> Sage ``F_DOCENTETE`` + lines.
+"""Sales orders: SSM ``salesorders`` + ``salesordersLines`` <-> Sage ``F_DOCENTETE`` + lines.
 
 - An order created in SSM is created in the dossier its account belongs to (the
   ``clients`` link of ``accountId``), as a sales order (``DO_Domaine`` 0, ``DO_Type``
@@ -17,7 +17,11 @@
 - Crash-safe: the link (the intent, with the new Sage key) is committed before the
   Sage write; a later pass finishes an intent whose document exists instead of writing
   it again.
-- Orders created in Sage are not sent to SSM.
+- Sales orders created in Sage go to SSM as read-only orders with their lines, once
+  their account and every line's product are in SSM (``pending`` until then).  Sage
+  stays their master: what changes in Sage is realigned in SSM, and an order deleted in
+  Sage is deleted in SSM with its lines.  The link (the intent) is committed before the
+  SSM create; a later pass finds what an interrupted one created by ``extId``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dossiersync.engine import (
+    KEPT_IN_SAGE,
     SyncPass,
     batched,
     cursor_row,
@@ -53,8 +58,8 @@ from dossiersync.errors import (
     SourceError,
     SsmRefused,
 )
-from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
-from dossiersync.state.models import Incident, Link
+from dossiersync.journal import RunRecord, add_event, open_incident, resolve_incidents, utcnow
+from dossiersync.state.models import Dossier, Incident, Link
 
 if TYPE_CHECKING:
     from dossiersync.context import DossierContext
@@ -67,6 +72,7 @@ LINE_STEP = 1000
 VAT_FACTOR = Decimal("1.2")
 CENT = Decimal("0.01")
 LOOKUP_CHUNK = 40
+SALES_ORDERS = {"DO_Domaine": SALES, "DO_Type": ORDER}
 
 #: canonical line fields -> SSM line fields
 LINE_TO_SSM = {
@@ -213,6 +219,80 @@ class OrdersEntity(Entity):
                 body[LINE_TO_SSM[name]] = None if value is None else float(Decimal(value))
         return body
 
+    # -- orders created in Sage ----------------------------------------------------------
+
+    def born_view(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What SSM holds of an order created in Sage, field by field (canonical values)."""
+        return {
+            "account": record.get("account"),
+            "reference": record.get("reference") or record.get("piece"),
+            "number": record.get("piece"),
+            "total": record.get("total_ht"),
+            "status": record.get("status"),
+            "readOnly": True,
+        }
+
+    def ssm_view(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
+        """``born_view`` of an order as SSM holds it (an account of another dossier or
+        unknown, or a status of no ``DO_Statut``, reads as None)."""
+        client = ctx.ssm_client
+        account: str | None = None
+        account_id = client.fk_id(record.get("accountId"))
+        if account_id is not None:
+            try:
+                account = ctx.refs.sage_key("clients", account_id, "account")
+            except (RecordPending, RecordMoved):
+                account = None
+        status_id = client.fk_id(record.get("statusId"))
+        status = next(
+            (n for n in range(3) if status_id is not None and self.status_id(n, ctx) == status_id),
+            None,
+        )
+        return {
+            "account": account,
+            "reference": normalise(record.get("reference"), "text"),
+            "number": normalise(record.get("number"), "text"),
+            "total": normalise(record.get("total"), "decimal"),
+            "status": status,
+            "readOnly": record.get("readOnly") is True,
+        }
+
+    def born_body(
+        self, view: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
+    ) -> dict[str, Any]:
+        """SSM fields of an order created in Sage; the account becomes its SSM id."""
+        body: dict[str, Any] = {}
+        for name in names:
+            value = view.get(name)
+            if name == "account":
+                body["accountId"] = ctx.refs.ssm_id("clients", str(value), "account")
+            elif name == "total":
+                body["total"] = None if value is None else float(Decimal(value))
+            elif name == "status":
+                status = self.status_id(value, ctx)
+                if status is not None:
+                    body["statusId"] = status
+            else:
+                body[name] = value
+        return body
+
+    def ssm_line_view(self, line: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
+        """An SSM line in canonical terms (a product unknown to the dossier reads as None)."""
+        product: str | None = None
+        product_id = ctx.ssm_client.fk_id(line.get("productId"))
+        if product_id is not None:
+            try:
+                product = ctx.refs.sage_key("products", product_id, "product")
+            except (RecordPending, RecordMoved):
+                product = None
+        view: dict[str, Any] = {"product": product}
+        for name, ssm in LINE_TO_SSM.items():
+            if name != "product":
+                view[name] = normalise(line.get(ssm), "decimal")
+        if view["discount"] is None:
+            view["discount"] = "0"
+        return view
+
 
 def field_path(parts: Sequence[Any]) -> str:
     """``["lines", 1, "quantity"]`` -> ``lines[1].quantity``."""
@@ -327,32 +407,44 @@ class OrderPass(SyncPass):
 
 
 class OrdersFromSage(OrderPass):
-    """Sage 50FR -> SSM: what Sage computed or changed on orders that came from SSM."""
+    """Sage 50FR -> SSM: orders created in Sage go to SSM read-only and follow Sage there;
+    orders that came from SSM get what Sage computed or changed."""
 
     def execute(self) -> None:
-        ctx, session = self.ctx, self.session
-        cursor = cursor_row(session, self.dossier_id, self.entity.name, SAGE_TO_SSM)
+        ctx, entity, session = self.ctx, self.entity, self.session
+        cursor = cursor_row(session, self.dossier_id, entity.name, SAGE_TO_SSM)
         full = ctx.full or cursor.cursor is None
         clock = ctx.sage.clock()
-        keys: set[str] = set()
+        present = {
+            entity.order_key(str(key[-1]).strip())
+            for key in ctx.sage.read_keys(HEADER, where=SALES_ORDERS)
+        }
+        linked = self.live_keys()
+        # no link at all (new state store, reinstall): look in SSM by extId before creating
+        self.lost_state = not linked and not self.any_link()
+        self.ssm_index: dict[str, int] | None = None
+        # orders of Sage with no link are new (or predate this connector's cursor)
+        keys: set[str] = present - linked
         if full:
+            keys.update(present)
             keys.update(self.settled_keys())
         else:
             since = shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
-            where = {"DO_Domaine": SALES, "DO_Type": ORDER}
             # a rewritten document may touch only its lines
             for table in (HEADER, LINES):
-                for row in ctx.sage.read(table, ["DO_Piece"], since=since, where=where):
-                    keys.add(self.entity.order_key(str(row["DO_Piece"])))
-            keys.update(self.settled_keys(labels=("error",)))
+                for row in ctx.sage.read(table, ["DO_Piece"], since=since, where=SALES_ORDERS):
+                    keys.add(entity.order_key(str(row["DO_Piece"])))
+            keys.update(self.retry_keys())
         for chunk in batched(sorted(keys), ctx.sync.batch_size):
             links = self.links_for(Link.sage_key, chunk)
             for key in chunk:
                 link = links.get(key)
-                # no link: created in Sage, not sent to SSM; no hash: not in Sage yet
+                if link is None or link.origin == "sage":
+                    self.born(key, link, search=link is not None or self.lost_state)
+                    continue
+                # came from SSM; no hash: not in Sage yet
                 if (
-                    link is None
-                    or link.sage_hash is None
+                    link.sage_hash is None
                     or link.ssm_id is None
                     or link.deleted
                     or link.label in ("pending", "pending_review")
@@ -361,10 +453,46 @@ class OrdersFromSage(OrderPass):
                 self.run.add("read")
                 self.refresh(link, key)
             session.commit()
+        self.deletions(present)
         cursor.cursor = clock
         if full:
             cursor.last_full_sync_at = utcnow()
         session.commit()
+
+    def live_keys(self) -> set[str]:
+        return {
+            k
+            for k in self.session.scalars(
+                select(Link.sage_key).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == self.entity.name,
+                    Link.deleted.is_(False),
+                )
+            )
+            if k
+        }
+
+    def any_link(self) -> bool:
+        found = self.session.scalar(
+            select(func.count())
+            .select_from(Link)
+            .where(Link.dossier_id == self.dossier_id, Link.entity == self.entity.name)
+        )
+        return bool(found)
+
+    def retry_keys(self) -> list[str]:
+        """Orders to read again whatever their modification time: those that failed, and
+        those created in Sage that wait for their account or a product."""
+        stmt = select(Link.sage_key).where(
+            Link.dossier_id == self.dossier_id,
+            Link.entity == self.entity.name,
+            Link.deleted.is_(False),
+            or_(
+                and_(Link.sage_hash.is_not(None), Link.label == "error"),
+                and_(Link.origin == "sage", Link.label.in_(("pending", "error"))),
+            ),
+        )
+        return [k for k in self.session.scalars(stmt) if k]
 
     def settled_keys(self, labels: tuple[str, ...] | None = None) -> list[str]:
         stmt = select(Link.sage_key).where(
@@ -413,7 +541,8 @@ class OrdersFromSage(OrderPass):
         realign = ctx.realign
         changed: list[str] = []
         if realign or current.get("lines") != base.get("lines"):
-            changed += self.push_lines(link, base, current)
+            before = {line["line"]: line for line in base.get("lines") or []}
+            changed += self.push_lines(link, before, current)
         body: dict[str, Any] = {}
         if realign or current.get("status") != base.get("status"):
             status = entity.status_id(current.get("status"), ctx)
@@ -429,9 +558,13 @@ class OrdersFromSage(OrderPass):
         return changed
 
     def push_lines(
-        self, link: Link, base: Mapping[str, Any], current: Mapping[str, Any]
+        self, link: Link, before: Mapping[int, Mapping[str, Any]], current: Mapping[str, Any]
     ) -> list[str]:
-        """Make the SSM lines of the order the set Sage holds (matched by extId)."""
+        """Make the SSM lines of the order the set Sage holds (matched by extId).
+
+        ``before`` holds the lines as both sides last agreed on, by number; a line in
+        SSM that is not in it is compared with what SSM holds.
+        """
         ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
         resource = entity.lines_resource
         ext = link.ext_id or ""
@@ -440,7 +573,6 @@ class OrdersFromSage(OrderPass):
             for line in client.list(resource, where=f"salesorderId = {int(link.ssm_id or 0)}")
             if str(line.get("extId") or "").startswith(ext + ":")
         }
-        before = {line["line"]: line for line in base.get("lines") or []}
         changed: list[str] = []
         wanted: set[str] = set()
         names = list(LINE_TO_SSM)
@@ -454,7 +586,7 @@ class OrdersFromSage(OrderPass):
                 client.create(resource, body)
                 changed.append(f"lines[{line['line']}]+")
                 continue
-            old = before.get(line["line"], {})
+            old = before.get(line["line"]) or entity.ssm_line_view(existing, ctx)
             differ = [n for n in names if ctx.realign or line.get(n) != old.get(n)]
             if differ:
                 client.update(resource, int(existing["id"]), entity.line_body(line, differ, ctx))
@@ -464,6 +596,294 @@ class OrdersFromSage(OrderPass):
                 client.delete(resource, int(existing["id"]))
                 changed.append(f"lines[{line_ext.rsplit(':', 1)[1]}]-")
         return changed
+
+    # -- orders created in Sage ------------------------------------------------------------
+
+    def born(self, key: str, link: Link | None, search: bool) -> None:
+        """An order created in Sage: create it in SSM, or bring SSM in line with Sage.
+
+        ``search``: an earlier pass may have created it in SSM already (its link was
+        there, or the state store has none): look for its ``extId`` before creating.
+        """
+        ctx, entity = self.ctx, self.entity
+        if link is not None and link.label == "pending_review" and link.last_error == KEPT_IN_SAGE:
+            # deleted in SSM: it stays in Sage and is not created again
+            self.run.add("read")
+            self.run.add("unchanged")
+            return
+        current = self.document(entity.piece_of(key))
+        if current is None:
+            # gone from Sage since its key was read: deletions() sees to it
+            return
+        self.run.add("read")
+        try:
+            entity.validate(current)
+        except RecordInvalid as exc:
+            self.record_failed(
+                link or self.new_link(key), key, "invalid_record", str(exc), field_name=exc.field
+            )
+            return
+        digest = record_hash(current)
+        if link is None:
+            link = self.new_link(key)
+        elif link.deleted:
+            # deleted in Sage once, entered again under the same number: a new SSM order
+            link.deleted, link.ssm_id, link.base, link.sage_hash = False, None, None, None
+        elif (
+            link.ssm_id is not None
+            and digest == link.sage_hash
+            and link.label == "synced"
+            and not ctx.realign
+        ):
+            self.done(link, key, "unchanged")
+            return
+        try:
+            self.check_references(current)
+            if link.ssm_id is None:
+                action, detail = self.create_born(link, key, current, search)
+            else:
+                # base: what both sides last agreed on; none when that was never reached
+                changed = self.align_born(link, current, link.base if link.sage_hash else None)
+                action = "updated" if changed else "unchanged"
+                detail = ",".join(changed) or None
+        except RecordPending as exc:
+            self.wait(link, key, str(exc))
+            return
+        except SsmRefused as exc:
+            if _gone(exc) and link.ssm_id is not None:
+                self.kept(link, key)
+            else:
+                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+            return
+        link.base = current
+        link.sage_hash = digest
+        self.done(link, key, action, detail)
+
+    def new_link(self, key: str) -> Link:
+        link = Link(
+            dossier_id=self.dossier_id,
+            entity=self.entity.name,
+            sage_key=key,
+            ext_id=self.entity.ext_id(self.dossier_id, key),
+            origin="sage",
+            label="pending",
+            deleted=False,
+            updated_at=utcnow(),
+        )
+        self.session.add(link)
+        return link
+
+    def check_references(self, current: Mapping[str, Any]) -> None:
+        """RecordPending naming every account or product not in SSM yet: nothing is
+        written for an order until all of them are."""
+        refs = self.ctx.refs
+        wanted = [("clients", str(current.get("account")), "account")] + [
+            ("products", str(line.get("product")), "product") for line in current["lines"]
+        ]
+        refs.prefetch_keys("products", [key for entity, key, _ in wanted if entity == "products"])
+        waiting: list[str] = []
+        for entity, key, what in wanted:
+            try:
+                refs.ssm_id(entity, key, what)
+            except RecordPending as exc:
+                if str(exc) not in waiting:
+                    waiting.append(str(exc))
+        if waiting:
+            raise RecordPending("; ".join(waiting))
+
+    def find_by_ext(self, ext: str) -> int | None:
+        """The SSM order carrying this extId, if any."""
+        client = self.ctx.ssm_client
+        if self.lost_state:
+            if self.ssm_index is None:
+                where = f"extId LIKE {quote(self.prefix + '%')}"
+                self.ssm_index = {
+                    str(r.get("extId")): int(r["id"])
+                    for r in client.list(self.resource, where=where)
+                }
+            return self.ssm_index.get(ext)
+        for record in client.list(self.resource, where=f"extId = {quote(ext)}"):
+            if record.get("extId") == ext:
+                return int(record["id"])
+        return None
+
+    def create_born(
+        self, link: Link, key: str, current: Mapping[str, Any], search: bool
+    ) -> tuple[str, str | None]:
+        """Create an order of Sage in SSM, read-only, with its lines (intent first)."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        ext = link.ext_id = entity.ext_id(self.dossier_id, key)
+        found = self.find_by_ext(ext) if search else None
+        if found is not None:
+            # created by an interrupted pass, or before this state store existed
+            link.ssm_id = found
+            changed = self.align_born(link, current, None)
+            return ("updated" if changed else "unchanged"), ",".join(["found by extId", *changed])
+        link.label = "pending"
+        link.updated_at = utcnow()
+        # the intent is durable before SSM is written
+        self.session.commit()
+        view = entity.born_view(current)
+        body = entity.born_body(view, list(view), ctx)
+        impl = ctx.implementation
+        body.update(
+            extId=ext,
+            branchId=ctx.dossier.branch_id or impl.default_branch_id,
+            salesRepId=impl.default_sales_rep_id,
+        )
+        link.ssm_id = client.create(self.resource, body)
+        self.session.commit()
+        for line in current["lines"]:
+            line_body = entity.line_body(line, list(LINE_TO_SSM), ctx)
+            line_body.update(salesorderId=link.ssm_id, extId=f"{ext}:{line['line']}")
+            client.create(entity.lines_resource, line_body)
+        return "created", str(current["piece"])
+
+    def align_born(
+        self, link: Link, current: Mapping[str, Any], base: Mapping[str, Any] | None
+    ) -> list[str]:
+        """Send SSM what differs from ``base`` (from what SSM holds without one)."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        assert link.ssm_id is not None
+        wanted = entity.born_view(current)
+        if base is None:
+            record = client.get(self.resource, link.ssm_id)
+            if record.get("deleted"):
+                raise SsmRefused(f"{self.resource} {link.ssm_id} was deleted", 404)
+            held = entity.ssm_view(record, ctx)
+            before: dict[int, Mapping[str, Any]] = {}
+        else:
+            held = entity.born_view(base)
+            before = {line["line"]: line for line in base.get("lines") or []}
+        changed: list[str] = []
+        if ctx.realign or base is None or current.get("lines") != base.get("lines"):
+            changed += self.push_lines(link, before, current)
+        names = [n for n in wanted if ctx.realign or wanted[n] != held.get(n)]
+        body = entity.born_body(wanted, names, ctx)
+        if body:
+            client.update(self.resource, link.ssm_id, body)
+            changed += list(body)
+        return changed
+
+    def wait(self, link: Link, key: str, message: str) -> None:
+        """Not written: an account or a product is not in SSM yet; retried every pass."""
+        link.label = "pending"
+        link.last_error = message
+        link.updated_at = utcnow()
+        self.run.add("pending")
+        add_event(self.session, self.run, key, "pending", message)
+
+    def kept(self, link: Link, key: str) -> None:
+        """Deleted in SSM by someone: it stays in Sage, for review."""
+        link.label = "pending_review"
+        link.last_error = KEPT_IN_SAGE
+        link.updated_at = utcnow()
+        self.run.add("unchanged")
+        add_event(self.session, self.run, key, "kept", KEPT_IN_SAGE)
+
+    def deletions(self, present: set[str]) -> None:
+        """Orders created in Sage and gone from it are deleted in SSM, lines first.
+
+        Known orders vanishing en masse are not deleted (as for every entity): a
+        ``mass_deletion_refused`` incident, and the dossier's next sync is a full one.
+        """
+        ctx, entity, session = self.ctx, self.entity, self.session
+        links = list(
+            session.scalars(
+                select(Link).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == entity.name,
+                    Link.origin == "sage",
+                    Link.deleted.is_(False),
+                    Link.sage_key.is_not(None),
+                )
+            )
+        )
+        for link in links:
+            if link.sage_key not in present and link.last_error == KEPT_IN_SAGE:
+                # deleted on both sides
+                link.deleted = True
+                link.updated_at = utcnow()
+        gone = [
+            link
+            for link in links
+            if link.sage_key not in present and link.label != "pending_review"
+        ]
+        known = sum(1 for link in links if link.ssm_id is not None)
+        limit = max(ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * known)
+        if len(gone) <= limit:
+            resolve_incidents(
+                session,
+                self.dossier_id,
+                entity.name,
+                direction=SAGE_TO_SSM,
+                kinds=("mass_deletion_refused",),
+            )
+        else:
+            self.refuse_mass_deletion(gone, known)
+            return
+        for link in gone:
+            key = link.sage_key or ""
+            try:
+                if link.ssm_id is None:
+                    # an interrupted create may have reached SSM
+                    link.ssm_id = self.find_by_ext(
+                        link.ext_id or entity.ext_id(self.dossier_id, key)
+                    )
+                if link.ssm_id is None:
+                    add_event(
+                        session,
+                        self.run,
+                        key,
+                        "dropped",
+                        "deleted in Sage 50FR before it reached Sales Management",
+                    )
+                    resolve_incidents(session, self.dossier_id, entity.name, record_keys=[key])
+                    session.delete(link)
+                    continue
+                self.delete_born(link.ssm_id)
+            except SsmRefused as exc:
+                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+                continue
+            link.deleted = True
+            self.done(link, key, "deleted")
+        session.commit()
+
+    def delete_born(self, ssm_id: int) -> None:
+        client, lines = self.ctx.ssm_client, self.entity.lines_resource
+        for line in client.list(lines, where=f"salesorderId = {int(ssm_id)}"):
+            _delete(client, lines, int(line["id"]))
+        _delete(client, self.resource, ssm_id)
+
+    def refuse_mass_deletion(self, gone: list[Link], known: int) -> None:
+        session = self.session
+        message = (
+            f"{len(gone)} of {known} orders created in Sage 50FR vanished from it at once: "
+            "deletions refused (restored or replaced Sage database?); the next sync of this "
+            "dossier is a full realigning one"
+        )
+        open_incident(
+            session,
+            self.dossier_id,
+            entity=self.entity.name,
+            record_key=None,
+            direction=SAGE_TO_SSM,
+            kind="mass_deletion_refused",
+            message=message,
+            run_id=self.run.id,
+        )
+        dossier = session.get(Dossier, self.dossier_id)
+        if dossier is not None:
+            dossier.needs_full_sync = True
+            dossier.full_sync_trigger = "realign"
+        self.run.message = message
+        reason = "vanished from Sage with many others; deletion refused"
+        for link in gone:
+            link.label = "pending_review"
+            link.last_error = reason
+            link.updated_at = utcnow()
+            add_event(session, self.run, link.sage_key or "", "kept", reason)
+        session.commit()
 
 
 class OrdersToSage(OrderPass):
@@ -559,6 +979,9 @@ class OrdersToSage(OrderPass):
         link = self.link_of(ssm_id)
         if link is not None and link.dossier_id != self.dossier_id:
             return False
+        if link is not None and link.origin == "sage":
+            self.born_in_sage(record, link)
+            return True
         ext = str(record.get("extId") or "")
         if link is None and ext.startswith(self.prefix):
             # synced before this state store existed (reinstall, restore)
@@ -597,6 +1020,31 @@ class OrdersToSage(OrderPass):
 
     def linked(self, record: Mapping[str, Any], link: Link) -> None:
         """A synced order is read-only in SSM: nothing goes to Sage, but it cannot move."""
+        self.check_account(record, link)
+        self.done(link, link.sage_key or "", "unchanged")
+
+    def born_in_sage(self, record: Mapping[str, Any], link: Link) -> None:
+        """An order created in Sage: nothing of it goes to Sage, and it cannot move either.
+
+        Its label is the Sage pass's (``pending`` while it waits for a reference): this
+        pass only closes what it found wrong itself.
+        """
+        if link.deleted or link.sage_hash is None or link.label == "pending_review":
+            return
+        self.run.add("read")
+        key = link.sage_key or ""
+        try:
+            self.check_account(record, link)
+        except Refused as exc:
+            self.record_failed(link, key, exc.kind, str(exc), field_name=exc.field)
+            return
+        if link.label == "error":
+            self.done(link, key, "unchanged")
+        else:
+            self.run.add("unchanged")
+
+    def check_account(self, record: Mapping[str, Any], link: Link) -> None:
+        """Refused when a synced order's account was changed in SSM."""
         key = link.sage_key or ""
         base_account = (link.base or {}).get("account")
         label = _label(record.get("accountId"))
@@ -625,7 +1073,6 @@ class OrdersToSage(OrderPass):
                 f"{base_account}; its account was changed in Sales Management to "
                 f"{account}{label}, which is read-only once synced; nothing written",
             )
-        self.done(link, key, "unchanged")
 
     def adopt(self, record: Mapping[str, Any], key: str) -> None:
         """Link an order SSM already holds with this dossier's extId, by its Sage key."""
@@ -677,7 +1124,11 @@ class OrdersToSage(OrderPass):
             self.session.delete(link)
             return
         link.label = "pending_review"
-        link.last_error = "deleted in Sales Management; kept in Sage 50FR"
+        link.last_error = (
+            KEPT_IN_SAGE
+            if link.origin == "sage"
+            else "deleted in Sales Management; kept in Sage 50FR"
+        )
         link.updated_at = utcnow()
         add_event(self.session, self.run, link.sage_key or ref, "kept", link.last_error)
 
@@ -745,6 +1196,7 @@ class OrdersToSage(OrderPass):
                 select(Link.sage_key).where(
                     Link.dossier_id == self.dossier_id,
                     Link.entity == entity.name,
+                    Link.origin == "ssm",
                     Link.sage_hash.is_(None),
                 )
             )
@@ -906,3 +1358,17 @@ def _label(value: Any) -> str:
     if isinstance(value, Mapping) and value.get("value"):
         return f" ({value['value']})"
     return ""
+
+
+def _delete(client: Any, resource: str, record_id: int) -> None:
+    """Delete an SSM record; one already gone is fine."""
+    try:
+        client.delete(resource, record_id)
+    except SsmRefused as exc:
+        if not _gone(exc):
+            raise
+
+
+def _gone(exc: SsmRefused) -> bool:
+    """A refusal saying the record does not exist (404, or 400 with SSM's code 910)."""
+    return exc.status == 404 or (exc.status == 400 and "): 910" in str(exc))

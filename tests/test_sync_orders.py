@@ -1,4 +1,5 @@
-"""Sales orders entered in SSM, written to the dossier of their account, end to end.
+"""Sales orders, end to end: entered in SSM, written to the dossier of their account;
+entered in Sage, sent to SSM as read-only orders that follow Sage.
 
 Real parts only: reference dossiers read and written through the SQLite3 ODBC driver,
 the SSM simulator as a real HTTP server, the CLI as a user runs it.  Each dossier gets
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -458,3 +459,267 @@ def test_crash_after_the_intent_never_writes_the_order_twice(
     ]
     assert writes(ws.sync()) == 0
     assert len(new_documents(ws, "beta", before)) == 1
+
+
+# -- orders entered in Sage ------------------------------------------------------------------
+
+
+def sage_order(
+    ws: Workspace,
+    dossier_id: str,
+    piece: str,
+    account: str,
+    lines: list[tuple[str, float, float]],
+    reference: str | None = None,
+    status: int = 1,
+) -> None:
+    """A sales order entered in Sage, priced from the dossier's catalogue."""
+    catalogue = {ref: (design, Decimal(price)) for ref, design, price in CATALOGUE[dossier_id]}
+    rows = []
+    total = Decimal(0)
+    for n, (ref, quantity, discount) in enumerate(lines, start=1):
+        design, price = catalogue[ref]
+        amount = (Decimal(str(quantity)) * price * (1 - Decimal(str(discount)) / 100)).quantize(
+            Decimal("0.01"), ROUND_HALF_UP
+        )
+        total += amount
+        rows.append(
+            (piece, 1000 * n, ref, design, str(quantity), str(price), str(discount), str(amount))
+        )
+    conn = ws.sage(dossier_id)
+    with conn:
+        conn.execute(
+            "INSERT INTO F_DOCENTETE (DO_Domaine, DO_Type, DO_Piece, DO_Date, DO_Ref, DO_Tiers, "
+            "DO_Statut, DO_TotalHT, DO_TotalTTC, cbModification) "
+            "VALUES (0, 1, ?, '2026-02-03', ?, ?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+            (
+                piece,
+                reference,
+                account,
+                status,
+                str(total),
+                str((total * Decimal("1.2")).quantize(Decimal("0.01"), ROUND_HALF_UP)),
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO F_DOCLIGNE (DO_Domaine, DO_Type, DO_Piece, DL_Ligne, AR_Ref, DL_Design, "
+            "DL_Qte, DL_PrixUnitaire, DL_Remise01REM_Valeur, DL_MontantHT, cbModification) "
+            "VALUES (0, 1, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+            rows,
+        )
+    conn.close()
+
+
+def delete_sage_order(ws: Workspace, dossier_id: str, piece: str) -> None:
+    conn = ws.sage(dossier_id)
+    with conn:
+        conn.execute(
+            "DELETE FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type = 1 AND DO_Piece = ?",
+            (piece,),
+        )
+        conn.execute(
+            "DELETE FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 1 AND DO_Piece = ?",
+            (piece,),
+        )
+    conn.close()
+
+
+def sage_born_order(ws: Workspace) -> tuple[dict[str, Any], str]:
+    """Two dossiers synced, then an order entered in beta's Sage and synced: (SSM order,
+    client code)."""
+    two_synced_dossiers(ws, beta_branch=3)
+    code = first_client(ws, "beta")
+    sage_order(ws, "beta", "BC00901", code, LINES, reference="TEL-0042")
+    runs = ws.sync()
+    assert totals(runs, "sage_to_ssm")["created"] == 1
+    return one(ws, "salesorders", "beta:0:1:BC00901"), code
+
+
+def test_order_entered_in_sage_reaches_ssm_read_only_with_its_lines(ws: Workspace) -> None:
+    synced, code = sage_born_order(ws)
+    assert synced["readOnly"] is True
+    assert synced["accountId"]["id"] == one(ws, "accounts", f"beta:{code}")["id"]
+    assert (synced["number"], synced["reference"]) == ("BC00901", "TEL-0042")
+    assert Decimal(str(synced["total"])) == Decimal("131.89")
+    assert synced["statusId"]["id"] == status_ids(ws)[1]
+    assert synced["branchId"]["id"] == 3
+    assert synced["salesRepId"]["id"] == 1
+    lines = order_lines(ws, synced["id"])
+    assert [line["extId"] for line in lines] == [
+        f"beta:0:1:BC00901:{n}" for n in (1000, 2000, 3000)
+    ]
+    assert [line["productId"]["id"] for line in lines] == [
+        one(ws, "products", f"beta:{ref}")["id"] for ref, _, _ in LINES
+    ]
+    prices = {ref: Decimal(price) for ref, _, price in CATALOGUE["beta"]}
+    assert [
+        (
+            Decimal(str(line["quantity"])),
+            Decimal(str(line["discount1"])),
+            Decimal(str(line["price"])),
+            Decimal(str(line["total"])),
+        )
+        for line in lines
+    ] == [
+        (Decimal(str(qty)), Decimal(str(disc)), prices[ref], total)
+        for (ref, qty, disc), total in zip(LINES, EXPECTED_TOTALS, strict=True)
+    ]
+    # one-way: nothing went to Sage, nothing to another dossier
+    assert ws.records("salesorders", "alpha") == []
+    assert len(documents(ws, "beta")) == 1 and documents(ws, "alpha") == {}
+    assert open_incidents(ws, "beta") == []
+
+    ssm_before = (order(ws, synced["id"]), order_lines(ws, synced["id"]))
+    runs = ws.sync()
+    assert writes(runs) == 0
+    assert (order(ws, synced["id"]), order_lines(ws, synced["id"])) == ssm_before
+
+
+def test_order_without_reference_is_named_by_its_piece(ws: Workspace) -> None:
+    two_synced_dossiers(ws)
+    sage_order(ws, "alpha", "BC00077", first_client(ws, "alpha"), [("TST-A01", 2, 0)])
+    ws.sync()
+    synced = one(ws, "salesorders", "alpha:0:1:BC00077")
+    assert (synced["reference"], synced["number"]) == ("BC00077", "BC00077")
+    assert synced["branchId"]["id"] == 1
+    assert writes(ws.sync()) == 0
+
+
+def test_line_changed_in_sage_updates_only_that_line_in_ssm(ws: Workspace) -> None:
+    synced, _ = sage_born_order(ws)
+    lines_before = order_lines(ws, synced["id"])
+    # 5 x 3.99 x 0.90 = 17.955 -> 17.96; total 37.50 + 17.96 + 85.41 = 140.87
+    ws.sage_execute(
+        "beta",
+        "UPDATE F_DOCLIGNE SET DL_Qte = '5', DL_MontantHT = '17.96', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f', 'now') "
+        "WHERE DO_Piece = 'BC00901' AND DL_Ligne = 2000",
+    )
+    ws.sage_execute(
+        "beta",
+        "UPDATE F_DOCENTETE SET DO_TotalHT = '140.87', DO_TotalTTC = '169.04' "
+        "WHERE DO_Piece = 'BC00901'",
+    )
+
+    runs = ws.sync()
+    assert totals(runs, "sage_to_ssm")["updated"] == 1
+    lines = order_lines(ws, synced["id"])
+    assert (lines[0], lines[2]) == (lines_before[0], lines_before[2])
+    assert Decimal(str(lines[1]["quantity"])) == 5
+    assert Decimal(str(lines[1]["total"])) == Decimal("17.96")
+    assert Decimal(str(order(ws, synced["id"])["total"])) == Decimal("140.87")
+    assert order(ws, synced["id"])["readOnly"] is True
+    assert writes(ws.sync()) == 0
+
+
+def test_order_deleted_in_sage_is_deleted_in_ssm_only_when_born_in_sage(ws: Workspace) -> None:
+    synced, _ = sage_born_order(ws)
+    from_ssm = new_order(ws, "beta", LINES)
+    ws.sync()
+    piece = order(ws, from_ssm)["number"]
+    delete_sage_order(ws, "beta", "BC00901")
+    delete_sage_order(ws, "beta", piece)
+
+    runs = ws.sync()
+    assert totals(runs, "sage_to_ssm")["deleted"] == 1
+    assert order(ws, synced["id"])["deleted"] is True
+    assert ws.ssm_list("salesordersLines", f"salesorderId = {synced['id']}") == []
+    deleted_lines = ws.ssm_list(
+        "salesordersLines", f"salesorderId = {synced['id']} AND deleted = true"
+    )
+    assert len(deleted_lines) == 3
+    # the order entered in SSM stays there, with its lines
+    assert order(ws, from_ssm)["deleted"] is False
+    assert len(order_lines(ws, from_ssm)) == 3
+    assert [o["extId"] for o in ws.records("salesorders", "beta")] == [f"beta:0:1:{piece}"]
+    assert writes(ws.sync()) == 0
+
+
+def test_order_waits_for_its_account(ws: Workspace) -> None:
+    add_dossier(ws, "beta", seed=2)
+    code = first_client(ws, "beta")
+    ws.sage_execute("beta", "UPDATE F_COMPTET SET CT_EMail = 'faux' WHERE CT_Num = ?", (code,))
+    sage_order(ws, "beta", "BC00901", code, LINES)
+    ws.activate_all()
+
+    runs = ws.sync(expect=1)  # the account is refused
+    assert totals(runs, "sage_to_ssm")["pending"] == 1
+    assert ws.records("salesorders", "beta") == []
+    pending = ws.cli_json(
+        "records", "--dossier", "beta", "--entity", "orders", "--label", "pending"
+    )
+    assert [r["sage_key"] for r in pending] == ["0:1:BC00901"]
+    assert f"account {code}" in pending[0]["error"]
+    assert totals(runs, "sage_to_ssm")["created"] == 0
+
+    ws.sage_execute(
+        "beta",
+        "UPDATE F_COMPTET SET CT_EMail = 'ok@exemple.fr', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE CT_Num = ?",
+        (code,),
+    )
+    runs = ws.sync()
+    assert totals(runs, "sage_to_ssm")["created"] == 1
+    synced = one(ws, "salesorders", "beta:0:1:BC00901")
+    assert synced["accountId"]["id"] == one(ws, "accounts", f"beta:{code}")["id"]
+    assert len(order_lines(ws, synced["id"])) == 3
+    assert ws.cli_json("records", "--dossier", "beta", "--label", "pending") == []
+    assert writes(ws.sync()) == 0
+
+
+@pytest.mark.parametrize("crash", ["after_order_created", "before_first_line"])
+def test_interrupted_create_of_a_sage_order_is_finished_not_repeated(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, crash: str
+) -> None:
+    two_synced_dossiers(ws)
+    sage_order(ws, "beta", "BC00901", first_client(ws, "beta"), LINES)
+    ext = "beta:0:1:BC00901"
+
+    def killed() -> None:
+        raise KeyboardInterrupt
+
+    create = SalesManagementClient.create
+    target = "salesorders" if crash == "after_order_created" else "salesordersLines"
+
+    def interrupted(self: SalesManagementClient, resource: str, body: dict[str, Any]) -> int:
+        if resource != target:
+            return create(self, resource, body)
+        if crash == "after_order_created":
+            create(self, resource, body)  # SSM acted; the answer is lost
+        killed()
+        raise AssertionError("unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SalesManagementClient, "create", interrupted)
+        assert ws.cli("sync", expect=None).exit_code != 0
+    (created,) = ws.ssm_list("salesorders", f"extId = '{ext}'")
+    assert order_lines(ws, created["id"]) == []
+
+    ws.sync()
+    (synced,) = ws.ssm_list("salesorders", f"extId = '{ext}'")
+    assert synced["id"] == created["id"]
+    assert [line["extId"] for line in order_lines(ws, synced["id"])] == [
+        f"{ext}:{n}" for n in (1000, 2000, 3000)
+    ]
+    records = ws.cli_json("records", "--dossier", "beta", "--entity", "orders")
+    assert [(r["sage_key"], r["label"]) for r in records] == [("0:1:BC00901", "synced")]
+    assert writes(ws.sync()) == 0
+
+
+def test_order_entered_in_sage_cannot_be_moved_in_ssm(ws: Workspace) -> None:
+    synced, _ = sage_born_order(ws)
+    elsewhere = one(ws, "accounts", f"alpha:{first_client(ws, 'alpha')}")["id"]
+    ws.ssm_put("salesorders", synced["id"], {"accountId": elsewhere})
+
+    runs = ws.sync(expect=1)
+    assert writes(runs) == 0
+    (incident,) = open_incidents(ws, "beta")
+    assert (incident["kind"], incident["record_key"]) == ("moved_between_dossiers", "0:1:BC00901")
+    assert documents(ws, "alpha") == {}
+
+    ws.ssm_put("salesorders", synced["id"], {"accountId": synced["accountId"]["id"]})
+    ws.sync()
+    assert open_incidents(ws, "beta") == []
+    records = ws.cli_json("records", "--dossier", "beta", "--entity", "orders")
+    assert [(r["sage_key"], r["label"]) for r in records] == [("0:1:BC00901", "synced")]
+    assert writes(ws.sync()) == 0
