@@ -108,15 +108,12 @@ def load_entities(names: tuple[str, ...] | list[str]) -> list[Entity]:
     if not names:
         return []
     wanted = list(dict.fromkeys(names))
-    missing: list[str] = []
-    manager: NamedExtensionManager[Any] = NamedExtensionManager(
-        ENTITIES,
-        wanted,
-        invoke_on_load=True,
-        name_order=True,
-        on_load_failure_callback=_raise_load_failure,
-        on_missing_entrypoints_callback=lambda names: missing.extend(sorted(names)),
-    )
+    manager, missing = _named_entities(wanted)
+    installed = {ep.name for ep in _entry_points(ENTITIES)}
+    if missing and set(missing) <= installed:
+        # installed after stevedore cached this process's entry points: look again
+        _forget_cached_entry_points()
+        manager, missing = _named_entities(wanted)
     if missing:
         available = ", ".join(ep.name for ep in _entry_points(ENTITIES)) or "none"
         raise PluginError(
@@ -129,6 +126,31 @@ def load_entities(names: tuple[str, ...] | list[str]) -> list[Entity]:
             raise PluginError(f"{ENTITIES} plugin {ext.name!r} is not a dossiersync Entity")
         loaded[ext.name] = ext.obj
     return dependency_order(loaded)
+
+
+def _named_entities(wanted: list[str]) -> tuple[NamedExtensionManager[Any], list[str]]:
+    missing: list[str] = []
+    manager: NamedExtensionManager[Any] = NamedExtensionManager(
+        ENTITIES,
+        wanted,
+        invoke_on_load=True,
+        name_order=True,
+        on_load_failure_callback=_raise_load_failure,
+        on_missing_entrypoints_callback=lambda names: missing.extend(sorted(names)),
+    )
+    return manager, missing
+
+
+def _forget_cached_entry_points() -> None:
+    """Drop stevedore's in-process entry-point caches (per namespace, and per ``sys.path``):
+    they do not see a distribution installed while the process runs."""
+    from stevedore import ExtensionManager, _cache
+
+    ExtensionManager.ENTRY_POINT_CACHE.pop(ENTITIES, None)
+    cache = getattr(_cache, "_c", None)
+    internal = getattr(cache, "_internal", None)
+    if isinstance(internal, dict):
+        internal.clear()
 
 
 def dependency_order(entities: dict[str, Entity]) -> list[Entity]:

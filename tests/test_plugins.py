@@ -149,3 +149,24 @@ def test_hooks_are_called() -> None:
         dossier="nord", entity="clients", direction="sage_to_ssm", record=record
     )
     assert record == {"name": "CAFÉ"} and seen == ["nord"]
+
+
+def test_a_plugin_installed_while_the_process_runs_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert [e.name for e in load_entities(["clients"])] == ["clients"]  # caches entry points
+    fake_distribution(
+        tmp_path,
+        "acme-late",
+        "[dossiersync.entities]\nlate_notes = acme_late:Notes\n",
+        module=(
+            "from dossiersync.entities.clients import ClientsEntity\n"
+            "class Notes(ClientsEntity):\n"
+            "    name = 'late_notes'\n"
+        ),
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert [e.name for e in load_entities(["clients", "late_notes"])] == [
+        "clients",
+        "late_notes",
+    ]
