@@ -728,7 +728,7 @@ class SsmToSage(SyncPass):
             mine = [r for r in batch if str(r.get("extId") or "").startswith(prefix)]
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
-                newest = _later(newest, record.get("dateUpdated"))
+                newest = later(newest, record.get("dateUpdated"))
                 self.run.add("read")
                 self.guarded(record, links.get(int(record["id"])))
             self.commit()
@@ -741,7 +741,7 @@ class SsmToSage(SyncPass):
                 for record in batch:
                     if record.get("extId"):
                         continue
-                    newest = _later(newest, record.get("dateUpdated"))
+                    newest = later(newest, record.get("dateUpdated"))
                     if record.get("deleted"):
                         continue
                     try:
@@ -937,7 +937,8 @@ class SsmToSage(SyncPass):
         self.settle(link, key, sage_key, candidate, names, "created")
 
 
-def _later(current: str | None, candidate: Any) -> str | None:
+def later(current: str | None, candidate: Any) -> str | None:
+    """The newer of two ISO timestamps (SSM ``dateUpdated``), ignoring an empty one."""
     if not candidate:
         return current
     text = str(candidate)
