@@ -278,6 +278,14 @@ class SyncPass:
                 message=message,
             )
 
+    def record_pending(self, link: Link, key: str, message: str) -> None:
+        """Not written: a record it refers to is not synced yet; retried every pass."""
+        link.label = "pending"
+        link.last_error = message
+        link.updated_at = utcnow()
+        self.run.add("pending")
+        add_event(self.session, self.run, key, "pending", message)
+
     def pass_incident(self, kind: str, message: str) -> None:
         """An incident about the whole pass (not one record); the run says why too."""
         self.run.message = message
@@ -639,13 +647,6 @@ class SageToSsm(SyncPass):
         detail = ",".join(w.names) if w.kind == "update" else None
         self.succeeded(link, key, "created" if action == "created" else "updated", detail)
         return None
-
-    def record_pending(self, link: Link, key: str, message: str) -> None:
-        link.label = "pending"
-        link.last_error = message
-        link.updated_at = utcnow()
-        self.run.add("pending")
-        add_event(self.session, self.run, key, "pending", message)
 
     def deletions(self) -> None:
         ctx, entity, session = self.ctx, self.entity, self.session

@@ -97,6 +97,8 @@ class Entity:
     ssm_deletions: ClassVar[Literal["never", "origin"]] = "never"
     #: send creates and updates through ``/{resource}/bulk`` (at most 100 per call)
     bulk: ClassVar[bool] = False
+    #: SSM fields written with the value of another SSM field (e.g. a description)
+    ssm_copies: ClassVar[dict[str, str]] = {}
 
     # -- declarations derived once ---------------------------------------------------
 
@@ -191,6 +193,9 @@ class Entity:
                 body[f.ssm] = ctx.refs.ssm_id(f.ref, str(value), f.name)
             else:
                 body[f.ssm] = _json_value(value, f.kind)
+        for target, source in self.ssm_copies.items():
+            if source in body:
+                body[target] = body[source]
         return body
 
     def to_sage(

@@ -375,7 +375,8 @@ class OrdersFromSage(OrderPass):
                 action = "updated" if changed else "unchanged"
                 detail = ",".join(changed) or None
         except RecordPending as exc:
-            self.wait(link, key, str(exc))
+            # an account or a product is not in SSM yet: retried every pass
+            self.record_pending(link, key, str(exc))
             return
         except SsmRefused as exc:
             if _gone(exc) and link.ssm_id is not None:
@@ -492,14 +493,6 @@ class OrdersFromSage(OrderPass):
             client.update(self.resource, link.ssm_id, body)
             changed += list(body)
         return changed
-
-    def wait(self, link: Link, key: str, message: str) -> None:
-        """Not written: an account or a product is not in SSM yet; retried every pass."""
-        link.label = "pending"
-        link.last_error = message
-        link.updated_at = utcnow()
-        self.run.add("pending")
-        add_event(self.session, self.run, key, "pending", message)
 
     def kept(self, link: Link, key: str) -> None:
         """Deleted in SSM by someone: it stays in Sage, for review."""

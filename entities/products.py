@@ -13,7 +13,6 @@ One way, Sage to SSM:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -31,19 +30,12 @@ class ProductFamiliesEntity(Entity):
     sage_table = "F_FAMILLE"
     ssm_resource = "productFamilies"
     schema = "entities/product_families.schema.json"
+    ssm_copies = {"description": "descriptionFR"}
     key_fields = ("code",)
     fields = (
         FieldSpec("code", sage="FA_CodeFamille", owner="sage"),
         FieldSpec("label", sage="FA_Intitule", ssm="descriptionFR", owner="sage"),
     )
-
-    def to_ssm(
-        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
-    ) -> dict[str, Any]:
-        body = super().to_ssm(record, names, ctx, create)
-        if "descriptionFR" in body:
-            body["description"] = body["descriptionFR"]
-        return body
 
 
 class ProductsEntity(Entity):
@@ -52,6 +44,7 @@ class ProductsEntity(Entity):
     sage_table = "F_ARTICLE"
     ssm_resource = "products"
     schema = "entities/products.schema.json"
+    ssm_copies = {"description": "model"}
     bulk = True
     key_fields = ("ref",)
     fields = (
@@ -69,14 +62,6 @@ class ProductsEntity(Entity):
 
     def parts(self) -> tuple[Entity, ...]:
         return (FAMILIES, self)
-
-    def to_ssm(
-        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
-    ) -> dict[str, Any]:
-        body = super().to_ssm(record, names, ctx, create)
-        if "model" in body:
-            body["description"] = body["model"]
-        return body
 
     def stock_totals(self, ctx: DossierContext) -> dict[str, Decimal]:
         """Total stock per article, read once per pass (streamed, summed as it goes)."""
