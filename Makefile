@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chrom
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo test lint typecheck pytest bench clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench clean
 
 setup: system venv
 
@@ -38,6 +38,10 @@ venv: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/dossiersync demo
+
+# the demo, then the service and its status page until Ctrl-C
+demo-serve: setup
+	$(BIN)/dossiersync demo --serve
 
 lint: venv
 	$(BIN)/ruff check .

@@ -575,11 +575,16 @@ def simulator(
 @cli.command("demo")
 @click.option("--dir", "directory", default="demo", show_default=True, type=click.Path())
 @click.option("--clients", type=click.IntRange(1), default=200, show_default=True)
-def demo(directory: str, clients: int) -> None:
+@click.option(
+    "--serve", is_flag=True, help="Then keep the service and its status page running (Ctrl-C)."
+)
+def demo(directory: str, clients: int, serve: bool) -> None:
     """Three reference dossiers, the simulator, select all three, sync, show status."""
     from .demo import run_demo
 
-    sys.exit(run_demo(directory, clients))
+    if serve:
+        logging.getLogger("dossiersync").setLevel(logging.INFO)
+    sys.exit(run_demo(directory, clients, serve))
 
 
 @cli.command("serve")

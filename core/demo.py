@@ -31,6 +31,9 @@ def write_config(directory: Path, api_url: str) -> Path:
         "[state]",
         'url = "sqlite:///dossiersync.db"',
         "",
+        "[service]",
+        "interval_seconds = 60",
+        "",
     ]
     for dossier_id, name, _seed, branch in DEMO_DOSSIERS:
         db = (directory / f"{dossier_id}.db").resolve()
@@ -47,7 +50,7 @@ def write_config(directory: Path, api_url: str) -> Path:
     return path
 
 
-def run_demo(directory: str, clients: int) -> int:
+def run_demo(directory: str, clients: int, serve: bool = False) -> int:
     from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
     from dossiersync.plugins.sales_management.simulator.process import running_simulator
 
@@ -88,11 +91,21 @@ def run_demo(directory: str, clients: int) -> int:
         click.echo(f"\n== {len(orders)} orders entered in Sales Management for clients of 'sud'")
         step("Syncing again", "sync")
         show_orders(root / "sud.db", sim.url, public, private, orders)
+        if serve:
+            from .service import Service
+
+            click.echo("\n== The service: every dossier on its schedule, and the status page")
+            service = Service(config, announce=click.echo)
+            service.install_signal_handlers()
+            click.echo("(Ctrl-C stops it)")
+            service.run()
+            return code
         click.echo(
             f"\nThe demo's files are in {root}/. To look around, start the simulator again with\n"
             f"  dossiersync simulator --port {sim.port} --db {root}/simulator.db\n"
             f"and, with {PUBLIC_ENV}={public} and {PRIVATE_ENV}=… set,\n"
-            f"  dossiersync --config {config} status"
+            f"  dossiersync --config {config} status\n"
+            "or run the demo with --serve to keep the service and its status page running."
         )
     return code
 
