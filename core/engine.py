@@ -332,6 +332,8 @@ class Write:
 BULK_SIZE = 100
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
 INDEX_FROM = 200
+#: records in error re-read from SSM per pass (oldest first)
+RETRY_LIMIT = 500
 #: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
 KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
 LOOKUP_CHUNK = 40
@@ -725,14 +727,17 @@ class SsmToSage(SyncPass):
         prefix = f"{self.dossier_id}:"
         newest = cursor.cursor
         where = " AND ".join(x for x in (f"extId LIKE {quote(prefix + '%')}", date_filter) if x)
+        seen: set[int] = set()
         for batch in batched(ctx.ssm_client.list(self.resource, where=where), ctx.sync.batch_size):
             mine = [r for r in batch if str(r.get("extId") or "").startswith(prefix)]
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
                 newest = later(newest, record.get("dateUpdated"))
                 self.run.add("read")
+                seen.add(int(record["id"]))
                 self.guarded(record, links.get(int(record["id"])))
             self.commit()
+        self.retry_failed(seen)
         unlinked = entity.ssm_unlinked_where(ctx)
         if unlinked is not None:
             where = " AND ".join(x for x in (unlinked, date_filter) if x)
@@ -757,6 +762,32 @@ class SsmToSage(SyncPass):
         cursor.cursor = newest
         if full:
             cursor.last_full_sync_at = utcnow()
+        self.commit()
+
+    def retry_failed(self, seen: set[int]) -> None:
+        """Records whose SSM edit could not reach Sage are retried even if unchanged since:
+        the cursor moved past them, their link remembers."""
+        links = self.session.scalars(
+            select(Link)
+            .where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.label.in_(("error", "pending")),
+                Link.deleted.is_(False),
+                Link.ssm_id.is_not(None),
+            )
+            .order_by(Link.updated_at)
+            .limit(RETRY_LIMIT)
+        ).all()
+        for link in links:
+            if link.ssm_id is None or link.ssm_id in seen:
+                continue
+            try:
+                record = self.ctx.ssm_client.get(self.resource, link.ssm_id)
+            except SsmRefused:
+                continue  # gone from SSM: the Sage pass and its deletion rules see to it
+            self.run.add("read")
+            self.guarded(record, link)
         self.commit()
 
     def guarded(self, record: dict[str, Any], link: Link | None, create: bool = False) -> None:
@@ -806,10 +837,7 @@ class SsmToSage(SyncPass):
             n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
         ]
         if not changed:
-            if link.label == "pending":
-                self.succeeded(link, link.sage_key, "unchanged")
-            else:
-                self.run.add("unchanged")
+            self.run.add("unchanged")
             return
         key = link.sage_key
         sage_key = entity.key_from_text(key)

@@ -331,3 +331,32 @@ def test_sage_key_colliding_with_another_dossiers_record_is_refused(
     after = workspace.http.get(f"/accounts/{foreign['id']}").json()
     assert after["name"] == before["name"] and after["dateUpdated"] == before["dateUpdated"]
     assert len(workspace.ssm_list("accounts", "extId = 'nord:CL00077'")) == 1
+
+
+def test_ssm_edit_refused_by_sage_is_retried_after_the_cursor_moved_on(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=30, seed=1)
+    workspace.sync_settings["overlap_seconds"] = 0
+    workspace.write_config()
+    workspace.activate_all()
+    workspace.sync()
+    sage = workspace.sage_clients("nord")
+    code = next(c for c, row in sage.items() if row["CT_Prospect"] == 1)
+    other = next(c for c in sage if c != code)
+    workspace.sage_execute(
+        "nord",
+        "CREATE TRIGGER verrou BEFORE UPDATE ON F_COMPTET WHEN OLD.CT_Num = '"
+        + code
+        + "' BEGIN SELECT RAISE(ABORT, 'fiche verrouillée dans Sage'); END",
+    )
+    workspace.ssm_put("accounts", workspace.account(f"nord:{code}")["id"], {"city": "Quimper"})
+    workspace.ssm_put("accounts", workspace.account(f"nord:{other}")["id"], {"comment": "vu"})
+    workspace.sync(expect=1)
+    (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert incident["kind"] == "sage_write_failed" and incident["record_key"] == code
+
+    workspace.sage_execute("nord", "DROP TRIGGER verrou")
+    workspace.sync()
+    assert workspace.sage_clients("nord")[code]["CT_Ville"] == "Quimper"
+    assert workspace.cli_json("incidents", "--dossier", "nord", "--open") == []

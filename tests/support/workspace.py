@@ -27,6 +27,7 @@ class Workspace:
         self.dossiers: dict[str, dict[str, Any]] = {}
         self.state_url = f"sqlite:///{root / 'state.db'}"
         self.extra_config = ""
+        self.sync_settings: dict[str, int] = {"batch_size": 50}
         self._http: httpx.Client | None = None
 
     # -- set-up ----------------------------------------------------------------------
@@ -64,7 +65,7 @@ class Workspace:
             "[state]",
             f'url = "{self.state_url}"',
             "[sync]",
-            "batch_size = 50",
+            *(f"{k} = {v}" for k, v in self.sync_settings.items()),
         ]
         for dossier_id, d in self.dossiers.items():
             lines += [
