@@ -584,3 +584,14 @@ def test_data_sources_lists_matching_dsns(tmp_path: Path, monkeypatch: pytest.Mo
     with Sage50OdbcEndpoint("DSN=Sage_Agence_Lyon") as endpoint:
         assert endpoint.dialect == "sqlite"
     assert database.exists()
+
+
+def test_psqlodbc_connections_stream_their_result_sets() -> None:
+    from dossiersync.plugins.sage50fr_odbc.endpoint import streaming_connection
+
+    pg = "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;DATABASE=d;UID=u;PWD=p"
+    assert streaming_connection(pg, 250) == pg + ";UseDeclareFetch=1;Fetch=250"
+    own = pg + ";UseDeclareFetch=0"
+    assert streaming_connection(own, 250) == own
+    sqlite = "DRIVER={SQLite3};Database=/tmp/x.db"
+    assert streaming_connection(sqlite, 250) == sqlite

@@ -128,6 +128,31 @@ def normalise(column: ColumnMapping, value: Any) -> Any:
     return _parse_timestamp(value).date().isoformat()
 
 
+def _names_postgres_driver(connection: str) -> bool:
+    """Whether a connection string reaches psqlODBC (by driver name or through a DSN)."""
+    fields = {
+        k.strip().lower(): v.strip().strip("{}")
+        for k, _, v in (part.partition("=") for part in connection.split(";"))
+        if k.strip()
+    }
+    driver = fields.get("driver", "")
+    if not driver and "dsn" in fields:
+        with suppress(pyodbc.Error):
+            driver = pyodbc.dataSources().get(fields["dsn"], "")
+    return "postgres" in driver.lower() or "psqlodbc" in driver.lower()
+
+
+def streaming_connection(connection: str, fetch_size: int) -> str:
+    """The connection string, made to stream with psqlODBC.
+
+    psqlODBC reads a whole result set into memory unless ``UseDeclareFetch`` is on; a site
+    that sets it (or ``Fetch``) itself keeps its own values.
+    """
+    if "usedeclarefetch" in connection.lower() or not _names_postgres_driver(connection):
+        return connection
+    return f"{connection.rstrip(';')};UseDeclareFetch=1;Fetch={fetch_size}"
+
+
 class Sage50OdbcEndpoint:
     """One Sage 50FR dossier reached through an ODBC connection string or DSN."""
 
@@ -166,7 +191,9 @@ class Sage50OdbcEndpoint:
             return
         try:
             conn = pyodbc.connect(
-                self._connection_string, autocommit=False, timeout=self.login_timeout
+                streaming_connection(self._connection_string, self.fetch_size),
+                autocommit=False,
+                timeout=self.login_timeout,
             )
         except pyodbc.Error as exc:
             raise SourceUnavailable(
