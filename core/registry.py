@@ -86,13 +86,15 @@ def _raise_load_failure(manager: Any, ep: metadata.EntryPoint, exc: BaseExceptio
 
 def load_endpoint(name: str) -> Any:
     """The endpoint class registered under ``name`` in ``dossiersync.endpoints``."""
+    if name in {ep.name for ep in _entry_points(ENDPOINTS)}:
+        try:
+            return _driver(name)
+        except PluginError:
+            raise
+        except Exception:  # noqa: BLE001 - installed after stevedore cached: look again
+            _forget_cached_entry_points(ENDPOINTS)
     try:
-        manager: DriverManager[Any] = DriverManager(
-            ENDPOINTS,
-            name,
-            invoke_on_load=False,
-            on_load_failure_callback=_raise_load_failure,
-        )
+        return _driver(name)
     except PluginError:
         raise
     except Exception as exc:  # noqa: BLE001 - stevedore raises NoMatches / RuntimeError
@@ -100,6 +102,15 @@ def load_endpoint(name: str) -> Any:
         raise PluginError(
             f"endpoint plugin {name!r} not found in {ENDPOINTS} (available: {available})"
         ) from exc
+
+
+def _driver(name: str) -> Any:
+    manager: DriverManager[Any] = DriverManager(
+        ENDPOINTS,
+        name,
+        invoke_on_load=False,
+        on_load_failure_callback=_raise_load_failure,
+    )
     return manager.driver
 
 
@@ -141,12 +152,12 @@ def _named_entities(wanted: list[str]) -> tuple[NamedExtensionManager[Any], list
     return manager, missing
 
 
-def _forget_cached_entry_points() -> None:
+def _forget_cached_entry_points(group: str = ENTITIES) -> None:
     """Drop stevedore's in-process entry-point caches (per namespace, and per ``sys.path``):
     they do not see a distribution installed while the process runs."""
     from stevedore import ExtensionManager, _cache
 
-    ExtensionManager.ENTRY_POINT_CACHE.pop(ENTITIES, None)
+    ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
     cache = getattr(_cache, "_c", None)
     internal = getattr(cache, "_internal", None)
     if isinstance(internal, dict):

@@ -170,3 +170,17 @@ def test_a_plugin_installed_while_the_process_runs_is_found(
         "clients",
         "late_notes",
     ]
+
+
+def test_an_endpoint_installed_while_the_process_runs_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_endpoint("sales_management") is SalesManagementClient  # caches entry points
+    fake_distribution(
+        tmp_path,
+        "acme-endpoint",
+        "[dossiersync.endpoints]\nlate_odbc = acme_endpoint:Endpoint\n",
+        module="class Endpoint:\n    name = 'late_odbc'\n",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_endpoint("late_odbc").name == "late_odbc"
