@@ -286,6 +286,45 @@ class SyncPass:
         self.run.add("pending")
         add_event(self.session, self.run, key, "pending", message)
 
+    def keep_vanished(self, reason: str, ids: list[int]) -> None:
+        """Leave these records (link ids) in SSM, labelled for review."""
+        for chunk in batched(ids, 500):
+            for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
+                link.label = "pending_review"
+                link.last_error = reason
+                link.updated_at = utcnow()
+                add_event(self.session, self.run, link.sage_key or "", "kept", reason)
+        self.commit()
+
+    def deletions_allowed(self, vanishing: int, known: int) -> bool:
+        """The mass-deletion guard of a Sage -> SSM pass.
+
+        When more known records vanish from Sage at once than the configuration allows,
+        nothing is deleted: a ``mass_deletion_refused`` incident, and the dossier's next
+        sync is a full realigning one.  Below the limit, that incident closes.
+        """
+        sync = self.ctx.sync
+        if vanishing <= max(sync.mass_deletion_minimum, sync.mass_deletion_threshold * known):
+            resolve_incidents(
+                self.session,
+                self.dossier_id,
+                self.entity.name,
+                direction=SAGE_TO_SSM,
+                kinds=("mass_deletion_refused",),
+            )
+            return True
+        self.pass_incident(
+            "mass_deletion_refused",
+            f"{vanishing} of {known} known {self.entity.name} vanished from Sage at once: "
+            "deletions refused (restored or replaced Sage database?); the next sync of this "
+            "dossier is a full realigning one",
+        )
+        dossier = self.session.get(Dossier, self.dossier_id)
+        if dossier is not None:
+            dossier.needs_full_sync = True
+            dossier.full_sync_trigger = "realign"
+        return False
+
     def pass_incident(self, kind: str, message: str) -> None:
         """An incident about the whole pass (not one record); the run says why too."""
         self.run.message = message
@@ -388,7 +427,8 @@ class SageToSsm(SyncPass):
                 for batch in batched(rows, ctx.sync.batch_size):
                     self.process(batch, seen)
             if restored:
-                self.keep_vanished("not in the restored Sage 50FR database; kept in SSM")
+                vanished = [i for i, _ in self.vanished_links()[0]]
+                self.keep_vanished("not in the restored Sage 50FR database; kept in SSM", vanished)
             else:
                 # the realignment after a restore is done: its incident closes
                 resolve_incidents(
@@ -435,18 +475,6 @@ class SageToSsm(SyncPass):
         ).all()
         vanished = [(i, origin) for i, key, origin in candidates if key not in present]
         return vanished, len(candidates)
-
-    def keep_vanished(self, reason: str, ids: list[int] | None = None) -> None:
-        """Leave these records in SSM, labelled for review."""
-        if ids is None:
-            ids = [i for i, _ in self.vanished_links()[0]]
-        for chunk in batched(ids, 500):
-            for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
-                link.label = "pending_review"
-                link.last_error = reason
-                link.updated_at = utcnow()
-                add_event(self.session, self.run, link.sage_key or "", "kept", reason)
-        self.commit()
 
     def ssm_index(self) -> dict[str, int]:
         prefix = f"{self.dossier_id}:"
@@ -651,31 +679,14 @@ class SageToSsm(SyncPass):
         return None
 
     def deletions(self) -> None:
-        ctx, entity, session = self.ctx, self.entity, self.session
+        entity, session = self.entity, self.session
         vanished, known = self.vanished_links()
-        limit = max(ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * known)
-        if len(vanished) <= limit:
-            resolve_incidents(
-                session,
-                self.dossier_id,
-                entity.name,
-                direction=SAGE_TO_SSM,
-                kinds=("mass_deletion_refused",),
+        if not self.deletions_allowed(len(vanished), known):
+            self.keep_vanished(
+                "vanished from Sage with many others; deletion refused", [i for i, _ in vanished]
             )
-        if not vanished:
             return
-        if len(vanished) > limit:
-            message = (
-                f"{len(vanished)} of {known} known {entity.name} vanished from Sage at once: "
-                "deletions refused (restored or replaced Sage database?); the next sync of "
-                "this dossier is a full realigning one"
-            )
-            self.pass_incident("mass_deletion_refused", message)
-            dossier = session.get(Dossier, self.dossier_id)
-            if dossier is not None:
-                dossier.needs_full_sync = True
-                dossier.full_sync_trigger = "realign"
-            self.keep_vanished("vanished from Sage with many others; deletion refused")
+        if not vanished:
             return
         kept = [
             i for i, origin in vanished if entity.sage_deletions == "origin" and origin != "sage"

@@ -39,8 +39,8 @@ from dossiersync.errors import (
     SourceError,
     SsmRefused,
 )
-from dossiersync.journal import RunRecord, add_event, open_incident, resolve_incidents, utcnow
-from dossiersync.state.models import Dossier, Incident, Link
+from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
+from dossiersync.state.models import Incident, Link
 
 from .orders import (
     CENT,
@@ -508,7 +508,7 @@ class OrdersFromSage(OrderPass):
         Known orders vanishing en masse are not deleted (as for every entity): a
         ``mass_deletion_refused`` incident, and the dossier's next sync is a full one.
         """
-        ctx, entity, session = self.ctx, self.entity, self.session
+        entity, session = self.entity, self.session
         links = list(
             session.scalars(
                 select(Link).where(
@@ -531,17 +531,10 @@ class OrdersFromSage(OrderPass):
             if link.sage_key not in present and link.label != "pending_review"
         ]
         known = sum(1 for link in links if link.ssm_id is not None)
-        limit = max(ctx.sync.mass_deletion_minimum, ctx.sync.mass_deletion_threshold * known)
-        if len(gone) <= limit:
-            resolve_incidents(
-                session,
-                self.dossier_id,
-                entity.name,
-                direction=SAGE_TO_SSM,
-                kinds=("mass_deletion_refused",),
+        if not self.deletions_allowed(len(gone), known):
+            self.keep_vanished(
+                "vanished from Sage with many others; deletion refused", [link.id for link in gone]
             )
-        else:
-            self.refuse_mass_deletion(gone, known)
             return
         for link in gone:
             key = link.sage_key or ""
@@ -575,36 +568,6 @@ class OrdersFromSage(OrderPass):
         for line in client.list(lines, where=f"salesorderId = {int(ssm_id)}"):
             _delete(client, lines, int(line["id"]))
         _delete(client, self.resource, ssm_id)
-
-    def refuse_mass_deletion(self, gone: list[Link], known: int) -> None:
-        session = self.session
-        message = (
-            f"{len(gone)} of {known} orders created in Sage 50FR vanished from it at once: "
-            "deletions refused (restored or replaced Sage database?); the next sync of this "
-            "dossier is a full realigning one"
-        )
-        open_incident(
-            session,
-            self.dossier_id,
-            entity=self.entity.name,
-            record_key=None,
-            direction=SAGE_TO_SSM,
-            kind="mass_deletion_refused",
-            message=message,
-            run_id=self.run.id,
-        )
-        dossier = session.get(Dossier, self.dossier_id)
-        if dossier is not None:
-            dossier.needs_full_sync = True
-            dossier.full_sync_trigger = "realign"
-        self.run.message = message
-        reason = "vanished from Sage with many others; deletion refused"
-        for link in gone:
-            link.label = "pending_review"
-            link.last_error = reason
-            link.updated_at = utcnow()
-            add_event(session, self.run, link.sage_key or "", "kept", reason)
-        session.commit()
 
 
 class OrdersToSage(OrderPass):

@@ -283,3 +283,27 @@ def test_service_serves_the_status_page_and_honours_deactivation(workspace: Work
     assert f"Status page: http://127.0.0.1:{port}" in err and token not in err
     assert runs_after == runs_before, "the deactivated dossier kept being synced"
     assert nord > 4
+
+
+def test_known_records_vanishing_en_masse_are_not_deleted(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=40, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    workspace.sage_execute("nord", "DELETE FROM F_COMPTET WHERE CT_Num > 'CL00010'")
+
+    workspace.sync()
+    incidents = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert [i["kind"] for i in incidents] == ["mass_deletion_refused"]
+    assert incidents[0]["message"].startswith("30 of 40 known clients vanished")
+    assert workspace.accounts("nord", deleted=True) == []
+    assert len(workspace.accounts("nord")) == 40
+    review = workspace.cli_json("records", "--dossier", "nord", "--label", "pending_review")
+    assert len(review) == 30
+    (listed,) = workspace.cli_json("dossiers", "list")
+    assert listed["needs_full_sync"] is True
+
+    # a few deletions later are ordinary ones: the guard's incident closes
+    workspace.sage_execute("nord", "DELETE FROM F_COMPTET WHERE CT_Num = 'CL00001'")
+    runs = workspace.sync()
+    assert sum(r["counts"]["deleted"] for r in runs[0]["runs"]) == 1
+    assert workspace.cli_json("incidents", "--dossier", "nord", "--open") == []
