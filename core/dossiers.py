@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -34,7 +34,6 @@ class DossierView:
     needs_full_sync: bool = False
     previously_synced: bool | None = None
     records_in_ssm: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -72,7 +72,6 @@ class Link(Base):
     origin: Mapped[str] = mapped_column(String(8), default="sage")  # sage | ssm
     base: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     sage_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    ssm_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     label: Mapped[str] = mapped_column(String(16), default="pending")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
