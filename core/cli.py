@@ -534,42 +534,17 @@ def demo_dossier(
         click.echo(f"{path}: {summary}")
 
 
-@cli.command("simulator")
-@click.option("--port", type=int, default=8765, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--db", "db_path", type=click.Path(dir_okay=False))
-@click.option("--public-key", default="demo-public", show_default=True)
-@click.option("--private-key", default="demo-private")
-@click.option("--latency-ms", type=int, default=0)
-@click.option("--error-rate", type=float, default=0.0)
-@click.option("--rate-limit", type=int, default=0, help="Requests per second; 0 = none.")
-@click.option("--session-ttl", type=int, default=3600, help="Seconds.")
-def simulator(
-    port: int,
-    host: str,
-    db_path: str | None,
-    public_key: str,
-    private_key: str,
-    latency_ms: int,
-    error_rate: float,
-    rate_limit: int,
-    session_ttl: int,
-) -> None:
-    """Run the Sales Management simulator (a real HTTP server)."""
-    from dossiersync.plugins.sales_management.simulator import serve
+@cli.command(
+    "simulator",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+def simulator(options: tuple[str, ...]) -> None:
+    """Run the Sales Management simulator (a real HTTP server); --help lists its options."""
+    from dossiersync.plugins.sales_management.simulator.__main__ import main as run_simulator
 
-    click.echo(f"Sales Management simulator on http://{host}:{port}/api/v4", err=True)
-    serve(
-        port=port,
-        host=host,
-        db_path=db_path,
-        public_key=public_key,
-        private_key=private_key,
-        latency_ms=latency_ms,
-        error_rate=error_rate,
-        rate_limit=rate_limit,
-        session_ttl=session_ttl,
-    )
+    run_simulator(list(options))
 
 
 @cli.command("demo")

@@ -11,10 +11,10 @@ import pluggy
 from .config import DossierConfig, ImplementationConfig, SyncConfig
 from .refs import Refs
 from .state.store import StateStore
+from .target import SsmTarget
 
 if TYPE_CHECKING:
     from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
-    from dossiersync.plugins.sales_management import SalesManagementClient
 
     from .journal import RunRecord
 
@@ -28,7 +28,7 @@ class DossierContext:
     sync: SyncConfig
     store: StateStore
     sage: Sage50OdbcEndpoint
-    ssm_client: SalesManagementClient
+    ssm_client: SsmTarget
     hooks: pluggy.HookRelay
     trigger: str = "manual"
     full: bool = False

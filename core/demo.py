@@ -116,17 +116,10 @@ def enter_orders(api_url: str, public: str, private: str, dossier_id: str) -> li
 
     prefix = f"{dossier_id}:"
     with SalesManagementClient(api_url, public, private, max_requests_per_second=0) as client:
-        clients = [
-            a
-            for a in client.list("accounts", where=f"extId LIKE '{prefix}%' AND typeId = 1")
-            if str(a.get("extId", "")).startswith(prefix)
-        ][:3]
+        accounts = client.list_changed("accounts", ext_prefix=prefix, equals={"typeId": 1})
+        clients = list(accounts)[:3]
         products = [
-            p
-            for p in client.list(
-                "products", where=f"extId LIKE '{prefix}%' AND notAvailable = false"
-            )
-            if str(p.get("extId", "")).startswith(prefix)
+            p for p in client.list_changed("products", ext_prefix=prefix) if not p["notAvailable"]
         ][:6]
         orders = []
         for n, account in enumerate(clients):
@@ -142,8 +135,13 @@ def enter_orders(api_url: str, public: str, private: str, dossier_id: str) -> li
             )
             for k, product in enumerate(products[n : n + 2]):
                 client.create(
-                    "salesordersLines",
-                    {"salesorderId": order_id, "productId": product["id"], "quantity": k + 2},
+                    "salesOrdersLines",
+                    {
+                        "salesOrderId": order_id,
+                        "productId": product["id"],
+                        "quantity": k + 2,
+                        "price": product.get("price") or 0,
+                    },
                 )
             orders.append(order_id)
     return orders
@@ -161,7 +159,8 @@ def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: lis
     with Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={dossier.resolve()}") as sage:
         rows = []
         for order in ssm:
-            piece = str(order.get("number") or "")
+            # the extId of an order taken into Sage ends with its piece (dossier:0:1:piece)
+            piece = str(order.get("extId") or "").rsplit(":", 1)[-1] if order.get("extId") else ""
             header = sage.get("F_DOCENTETE", (0, 1, piece)) if piece else None
             lines = (
                 list(sage.read("F_DOCLIGNE", where={"DO_Type": 1, "DO_Piece": piece}))

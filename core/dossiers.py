@@ -92,9 +92,9 @@ def records_in_ssm(config: Config, client: Any) -> dict[str, int]:
         resources.update(part.ssm_resource for part in entity.parts())
     counts: dict[str, int] = {}
     for resource in sorted(resources):
-        for record in client.list(resource, where="extId LIKE '%:%'"):
-            prefix = str(record.get("extId") or "").split(":", 1)[0]
-            if _DOSSIER_ID.match(prefix):
+        for record in client.list_changed(resource, ext_prefix=""):
+            prefix, colon, _ = str(record.get("extId") or "").partition(":")
+            if colon and _DOSSIER_ID.match(prefix):
                 counts[prefix] = counts.get(prefix, 0) + 1
     return counts
 

@@ -64,17 +64,6 @@ def shift_sage_time(value: str, seconds: int) -> str:
     return moved.strftime(SAGE_FORMAT)[:23]
 
 
-def shift_ssm_time(value: str, seconds: int) -> str:
-    """An SSM ``dateUpdated`` moved by ``seconds``, in the API's ISO format."""
-    moved = datetime.fromisoformat(value.replace("Z", "")) + timedelta(seconds=seconds)
-    return moved.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def quote(value: str) -> str:
-    """A string literal for a ``where=`` expression."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def cursor_row(session: Session, dossier_id: str, entity: str, direction: str) -> DossierEntity:
     row = session.get(DossierEntity, (dossier_id, entity, direction))
     if row is None:
@@ -358,7 +347,7 @@ class SyncPass:
 class Write:
     """One SSM write decided in the main thread and sent from the pool."""
 
-    kind: str  # create | update
+    kind: str  # create | update | adopt
     link: Link
     canonical: dict[str, Any]
     digest: str
@@ -368,14 +357,12 @@ class Write:
     outcome: tuple[str, int] | Exception | None = None
 
 
-BULK_SIZE = 100
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
 INDEX_FROM = 200
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
 #: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
 KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
-LOOKUP_CHUNK = 40
 
 
 class SageToSsm(SyncPass):
@@ -477,28 +464,18 @@ class SageToSsm(SyncPass):
         return vanished, len(candidates)
 
     def ssm_index(self) -> dict[str, int]:
-        prefix = f"{self.dossier_id}:"
-        found: dict[str, int] = {}
-        for record in self.ctx.ssm_client.list(
-            self.resource, where=f"extId LIKE {quote(prefix + '%')}"
-        ):
-            ext = str(record.get("extId") or "")
-            if ext.startswith(prefix):
-                found[ext] = int(record["id"])
-        return found
+        """SSM ids of this dossier's live records, by extId."""
+        records = self.ctx.ssm_client.list_changed(self.resource, ext_prefix=f"{self.dossier_id}:")
+        return {str(r["extId"]): int(r["id"]) for r in records}
 
     def find_in_ssm(self, ext_ids: list[str]) -> dict[str, int]:
-        """SSM ids of records already carrying these extIds (one query per chunk)."""
+        """SSM ids of live records already carrying these extIds."""
         if self.adopt is not None:
             return {e: self.adopt[e] for e in ext_ids if e in self.adopt}
-        found: dict[str, int] = {}
-        for chunk in batched(ext_ids, LOOKUP_CHUNK):
-            where = " OR ".join(f"extId = {quote(e)}" for e in chunk)
-            for record in self.ctx.ssm_client.list(self.resource, where=where):
-                ext = record.get("extId")
-                if ext in chunk:
-                    found[str(ext)] = int(record["id"])
-        return found
+        if not ext_ids:
+            return {}
+        found = self.ctx.ssm_client.find(self.resource, ext_ids=ext_ids)
+        return {str(r["extId"]): int(r["id"]) for r in found}
 
     def process(self, rows: list[dict[str, Any]], seen: set[str]) -> None:
         ctx, entity = self.ctx, self.entity
@@ -513,6 +490,7 @@ class SageToSsm(SyncPass):
             return
         entity.enrich([row for _, row in keyed], ctx)
         links = self.links_for(Link.sage_key, [k for k, _ in keyed])
+        waiting = self.waiting_for_sage([k for k, _ in keyed])
         for f in entity.fields:
             if f.ref and f.sage:
                 ctx.refs.prefetch_keys(f.ref, [str(r.get(f.sage) or "").strip() for _, r in keyed])
@@ -557,7 +535,10 @@ class SageToSsm(SyncPass):
                 if not names:
                     # only Sage-side fields SSM does not hold changed
                     link.base, link.sage_hash = canonical, digest
-                    self.succeeded(link, key, "unchanged")
+                    if key in waiting:
+                        self.run.add("unchanged")  # its SSM edit still has to reach Sage
+                    else:
+                        self.succeeded(link, key, "unchanged")
                     continue
                 body = entity.to_ssm(canonical, names, ctx, create=False)
             except RecordPending as exc:
@@ -597,10 +578,11 @@ class SageToSsm(SyncPass):
         for w in writes:
             if w.kind == "create":
                 w.body["extId"] = w.link.ext_id
-        if entity.bulk:
-            list(self.pool.map(self.send_bulk, batched(writes, BULK_SIZE)))
-        else:
-            list(self.pool.map(self.send_one, writes))
+        # as many records per request as the API takes (bulk), the requests in parallel
+        limit = self.ctx.ssm_client.bulk_limit(self.resource)
+        chunks = list(batched([w for w in writes if w.kind == "create"], limit))
+        chunks += batched([w for w in writes if w.kind != "create"], limit)
+        list(self.pool.map(self.send, chunks))
         fatal: Exception | None = None
         for w in writes:
             fatal = self.apply(w) or fatal
@@ -608,6 +590,23 @@ class SageToSsm(SyncPass):
         if fatal is not None:
             # the API is down or refuses our keys: stop the run, keep the cursor
             raise fatal
+
+    def waiting_for_sage(self, keys: list[str]) -> set[str]:
+        """Keys of records whose SSM edit could not be written to Sage (an open incident of
+        the other direction): this pass must not call them synced, the SSM pass retries them."""
+        if not self.has_open_incidents or not keys:
+            return set()
+        return set(
+            self.session.scalars(
+                select(Incident.record_key).where(
+                    Incident.dossier_id == self.dossier_id,
+                    Incident.entity == self.entity.name,
+                    Incident.state == "open",
+                    Incident.direction == SSM_TO_SAGE,
+                    Incident.record_key.in_(keys),
+                )
+            )
+        )
 
     def new_link(self, key: str, origin: str = "sage") -> Link:
         link = Link(
@@ -623,43 +622,25 @@ class SageToSsm(SyncPass):
         self.session.add(link)
         return link
 
-    def send_one(self, w: Write) -> None:
-        """Runs in the pool: HTTP only, no state-store access."""
+    def send(self, chunk: list[Write]) -> None:
+        """Runs in the pool: one bulk create or update (HTTP only, no state-store access)."""
         client = self.ctx.ssm_client
         try:
-            if w.kind == "create":
-                w.outcome = ("created", client.create(self.resource, w.body))
+            if chunk[0].kind == "create":
+                results = client.bulk_create(self.resource, [w.body for w in chunk])
             else:
-                assert w.ssm_id is not None
-                client.update(self.resource, w.ssm_id, w.body)
-                w.outcome = ("updated", w.ssm_id)
+                items = [(w.ssm_id or 0, w.body) for w in chunk]
+                results = client.bulk_update(self.resource, items)
         except Exception as exc:  # noqa: BLE001 - sorted out in apply()
-            w.outcome = exc
-
-    def send_bulk(self, chunk: list[Write]) -> None:
-        """Runs in the pool: one bulk call for up to 100 writes."""
-        items = []
-        for n, w in enumerate(chunk):
-            item = dict(w.body, guid=str(n))
-            if w.kind != "create":
-                item["id"] = w.ssm_id
-            items.append(item)
-        try:
-            answers = self.ctx.ssm_client.bulk(self.resource, items)
-        except Exception as exc:  # noqa: BLE001
             for w in chunk:
                 w.outcome = exc
             return
-        by_guid = {str(a.get("guid")): a for a in answers}
-        for n, w in enumerate(chunk):
-            answer = by_guid.get(str(n), {})
-            status = int(answer.get("statusCode") or 0)
-            if 200 <= status < 300:
-                record_id = int(answer.get("id") or w.ssm_id or 0)
-                w.outcome = ("created" if w.kind == "create" else "updated", record_id)
+        for w, result in zip(chunk, results, strict=True):
+            if result.error is not None:
+                w.outcome = result.error
             else:
-                message = answer.get("Message") or answer.get("message") or "no answer"
-                w.outcome = SsmRefused(f"bulk item refused (HTTP {status}): {message}", status)
+                action = "created" if w.kind == "create" else "updated"
+                w.outcome = (action, result.id or w.ssm_id or 0)
 
     def apply(self, w: Write) -> Exception | None:
         """Record a write's outcome; return the exception that must stop the run."""
@@ -727,52 +708,94 @@ class SsmToSage(SyncPass):
     direction = SSM_TO_SAGE
 
     def execute(self) -> None:
-        ctx, entity, session = self.ctx, self.entity, self.session
+        ctx, entity, session, client = self.ctx, self.entity, self.session, self.ctx.ssm_client
         cursor = cursor_row(session, self.dossier_id, entity.name, SSM_TO_SAGE)
         full = ctx.full or cursor.cursor is None
-        since = None if full else shift_ssm_time(cursor.cursor or "", -ctx.sync.overlap_seconds)
-        date_filter = f"dateUpdated >= {quote(since)}" if since else ""
-        # deleted records are listed only when the filter names `deleted`
-        if entity.ssm_deletions != "never":
-            date_filter = " AND ".join(x for x in (date_filter, "deleted IN (true, false)") if x)
+        since, overlap = (None if full else cursor.cursor), ctx.sync.overlap_seconds
+        # deleted records only matter where a deletion in SSM may reach Sage
+        deleted = entity.ssm_deletions != "never"
         prefix = f"{self.dossier_id}:"
         newest = cursor.cursor
-        where = " AND ".join(x for x in (f"extId LIKE {quote(prefix + '%')}", date_filter) if x)
+        unlinked = entity.ssm_unlinked_filter(ctx)
+        # records created in SSM, with no extId yet, may be this dossier's: when the
+        # entity cannot narrow them down, one listing of every record serves both
+        everything = unlinked is not None and not unlinked
+        listing = client.list_changed(
+            self.resource,
+            since=since,
+            overlap_seconds=overlap,
+            deleted=deleted,
+            ext_prefix=None if everything else prefix,
+        )
         seen: set[int] = set()
-        for batch in batched(ctx.ssm_client.list(self.resource, where=where), ctx.sync.batch_size):
+        for batch in batched(listing, ctx.sync.batch_size):
             mine = [r for r in batch if str(r.get("extId") or "").startswith(prefix)]
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
-                newest = later(newest, record.get("dateUpdated"))
+                newest = later(newest, client.changed_at(record))
                 self.run.add("read")
                 seen.add(int(record["id"]))
                 self.guarded(record, links.get(int(record["id"])))
-            self.commit()
-        self.retry_failed(seen)
-        unlinked = entity.ssm_unlinked_where(ctx)
-        if unlinked is not None:
-            where = " AND ".join(x for x in (unlinked, date_filter) if x)
-            for batch in batched(
-                ctx.ssm_client.list(self.resource, where=where), ctx.sync.batch_size
-            ):
+            if everything:
                 for record in batch:
-                    if record.get("extId"):
-                        continue
-                    newest = later(newest, record.get("dateUpdated"))
-                    if record.get("deleted"):
-                        continue
-                    try:
-                        mine_too = entity.belongs_to_dossier(record, ctx)
-                    except (RecordPending, RecordMoved):
-                        mine_too = False
-                    if not mine_too:
-                        continue
-                    self.run.add("read")
-                    self.guarded(record, None, create=True)
-                    self.commit()
+                    newest = self.stray(record, newest)
+            self.commit()
+        if full and deleted:
+            self.vanished_from_ssm(seen)
+        self.retry_failed(seen)
+        if unlinked:
+            listing = client.list_changed(
+                self.resource, since=since, overlap_seconds=overlap, equals=unlinked
+            )
+            for batch in batched(listing, ctx.sync.batch_size):
+                for record in batch:
+                    newest = self.stray(record, newest)
         cursor.cursor = newest
         if full:
             cursor.last_full_sync_at = utcnow()
+        self.commit()
+
+    def stray(self, record: dict[str, Any], newest: str | None) -> str | None:
+        """An SSM record with no extId: created in SSM, taken into Sage if it is ours."""
+        if record.get("extId"):
+            return newest
+        newest = later(newest, self.ctx.ssm_client.changed_at(record))
+        if record.get("deleted"):
+            return newest
+        try:
+            mine = self.entity.belongs_to_dossier(record, self.ctx)
+        except (RecordPending, RecordMoved):
+            mine = False
+        if mine:
+            self.run.add("read")
+            self.guarded(record, None, create=True)
+            self.commit()
+        return newest
+
+    def vanished_from_ssm(self, seen: set[int]) -> None:
+        """The safety net of a full pass: linked records the complete listing did not show
+        (removed from SSM outright) are handled as deleted there, unless many vanished at
+        once (then nothing is done and an incident says why)."""
+        links = self.session.scalars(
+            select(Link).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.ssm_id.is_not(None),
+                Link.label != "pending_review",
+            )
+        ).all()
+        gone = [link for link in links if link.ssm_id not in seen]
+        sync = self.ctx.sync
+        if len(gone) > max(sync.mass_deletion_minimum, sync.mass_deletion_threshold * len(links)):
+            self.pass_incident(
+                "mass_deletion_refused",
+                f"{len(gone)} of {len(links)} linked {self.entity.name} missing from the "
+                "Sales Management listing: nothing deleted in Sage 50FR",
+            )
+            return
+        for link in gone:
+            self.deleted_in_ssm({"id": link.ssm_id, "deleted": True}, link)
         self.commit()
 
     def retry_failed(self, seen: set[int]) -> None:

@@ -95,8 +95,6 @@ class Entity:
     sage_deletions: ClassVar[Literal["always", "origin"]] = "always"
     #: a record deleted in SSM is deleted in Sage: never, or only if created in SSM
     ssm_deletions: ClassVar[Literal["never", "origin"]] = "never"
-    #: send creates and updates through ``/{resource}/bulk`` (at most 100 per call)
-    bulk: ClassVar[bool] = False
     #: SSM fields written with the value of another SSM field (e.g. a description)
     ssm_copies: ClassVar[dict[str, str]] = {}
 
@@ -223,8 +221,9 @@ class Entity:
         """Keys of records changed through another table since ``since`` (e.g. stock)."""
         return set()
 
-    def ssm_unlinked_where(self, ctx: DossierContext) -> str | None:
-        """A ``where=`` selecting SSM records with no extId that may belong to the dossier.
+    def ssm_unlinked_filter(self, ctx: DossierContext) -> Mapping[str, int | str] | None:
+        """Field values selecting SSM records with no extId that may belong to the dossier
+        (``belongs_to_dossier`` decides); ``{}``: any record may.
 
         None: records created in SSM are not taken into Sage.
         """

@@ -98,10 +98,10 @@ class ClientsEntity(Entity):
             return tuple(f.name for f in self.fields_to_sage)
         return ()
 
-    def ssm_unlinked_where(self, ctx: DossierContext) -> str | None:
+    def ssm_unlinked_filter(self, ctx: DossierContext) -> Mapping[str, int | str] | None:
         # accounts created in SSM belong to the dossier whose branch they are in
         branch = ctx.dossier.branch_id
-        return None if branch is None else f"branchId = {int(branch)}"
+        return None if branch is None else {"branchId": int(branch)}
 
     def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
         branch = ctx.dossier.branch_id

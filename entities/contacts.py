@@ -53,9 +53,18 @@ class ContactsEntity(Entity):
     def sage_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return (str(row["CT_Num"]).strip(), int(row["CT_No"]))
 
-    def ssm_unlinked_where(self, ctx: DossierContext) -> str | None:
+    def ssm_unlinked_filter(self, ctx: DossierContext) -> Mapping[str, int | str] | None:
         # contacts created in SSM belong to the dossier of their account
-        return ""
+        return {}
+
+    def to_ssm(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        body = super().to_ssm(record, names, ctx, create)
+        if create:
+            # required by the API; the implementation's sales rep, as for accounts
+            body["salesRepId"] = ctx.implementation.default_sales_rep_id
+        return body
 
     def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
         account = ctx.ssm_client.fk_id(record.get("accountId"))

@@ -21,9 +21,7 @@ from dossiersync.engine import (
     batched,
     cursor_row,
     later,
-    quote,
     shift_sage_time,
-    shift_ssm_time,
 )
 from dossiersync.entity import (
     SAGE_TO_SSM,
@@ -57,6 +55,7 @@ from .orders import (
     Refused,
     amount,
     line_ids_of,
+    piece_number,
     ssm_field,
 )
 
@@ -279,7 +278,10 @@ class OrdersFromSage(OrderPass):
         if realign or current.get("total_ht") != base.get("total_ht"):
             body["total"] = float(Decimal(current["total_ht"]))
         if realign:
-            body.update(number=current["piece"], readOnly=True)
+            body.update(readOnly=True)
+            number = piece_number(current["piece"])
+            if number is not None:
+                body["number"] = number
         if body:
             client.update(self.resource, link.ssm_id, body)
             changed += list(body)
@@ -298,7 +300,7 @@ class OrdersFromSage(OrderPass):
         ext = link.ext_id or ""
         in_ssm = {
             str(line.get("extId")): line
-            for line in client.list(resource, where=f"salesorderId = {int(link.ssm_id or 0)}")
+            for line in entity.ssm_lines(int(link.ssm_id or 0), ctx)
             if str(line.get("extId") or "").startswith(ext + ":")
         }
         changed: list[str] = []
@@ -310,7 +312,7 @@ class OrdersFromSage(OrderPass):
             existing = in_ssm.get(line_ext)
             if existing is None:
                 body = entity.line_body(line, names, ctx)
-                body.update(salesorderId=link.ssm_id, extId=line_ext)
+                body.update(salesOrderId=link.ssm_id, extId=line_ext)
                 client.create(resource, body)
                 changed.append(f"lines[{line['line']}]+")
                 continue
@@ -425,15 +427,13 @@ class OrdersFromSage(OrderPass):
         client = self.ctx.ssm_client
         if self.lost_state:
             if self.ssm_index is None:
-                where = f"extId LIKE {quote(self.prefix + '%')}"
                 self.ssm_index = {
                     str(r.get("extId")): int(r["id"])
-                    for r in client.list(self.resource, where=where)
+                    for r in client.list_changed(self.resource, ext_prefix=self.prefix)
                 }
             return self.ssm_index.get(ext)
-        for record in client.list(self.resource, where=f"extId = {quote(ext)}"):
-            if record.get("extId") == ext:
-                return int(record["id"])
+        for record in client.find(self.resource, ext_ids=[ext]):
+            return int(record["id"])
         return None
 
     def create_born(
@@ -464,7 +464,7 @@ class OrdersFromSage(OrderPass):
         self.session.commit()
         for line in current["lines"]:
             line_body = entity.line_body(line, list(LINE_TO_SSM), ctx)
-            line_body.update(salesorderId=link.ssm_id, extId=f"{ext}:{line['line']}")
+            line_body.update(salesOrderId=link.ssm_id, extId=f"{ext}:{line['line']}")
             client.create(entity.lines_resource, line_body)
         return "created", str(current["piece"])
 
@@ -565,7 +565,7 @@ class OrdersFromSage(OrderPass):
 
     def delete_born(self, ssm_id: int) -> None:
         client, lines = self.ctx.ssm_client, self.entity.lines_resource
-        for line in client.list(lines, where=f"salesorderId = {int(ssm_id)}"):
+        for line in self.entity.ssm_lines(ssm_id, self.ctx):
             _delete(client, lines, int(line["id"]))
         _delete(client, self.resource, ssm_id)
 
@@ -583,22 +583,26 @@ class OrdersToSage(OrderPass):
         ctx, session, client = self.ctx, self.session, self.ctx.ssm_client
         cursor = cursor_row(session, self.dossier_id, self.entity.name, SSM_TO_SAGE)
         full = ctx.full or cursor.cursor is None
-        since = None if full else shift_ssm_time(cursor.cursor or "", -ctx.sync.overlap_seconds)
+        since = None if full else cursor.cursor
+        overlap = ctx.sync.overlap_seconds
         newest = cursor.cursor
         seen: set[int] = set()
         # unfinished intents and refused orders first, whether they changed or not
         self.by_ids(sorted(self.retry_ids()), seen, retry=True)
-        date_filter = f"dateUpdated >= {quote(since)}" if since else None
-        for batch in batched(client.list(self.resource, where=date_filter), ctx.sync.batch_size):
+        listing = client.list_changed(self.resource, since=since, overlap_seconds=overlap)
+        for batch in batched(listing, ctx.sync.batch_size):
             for record in batch:
-                newest = later(newest, record.get("dateUpdated"))
+                newest = later(newest, client.changed_at(record))
                 self.one(record, seen)
             session.commit()
-        if date_filter is not None:
+        if since is not None:
             # a line added or changed leaves its order's dateUpdated as it was
             touched: set[int] = set()
-            for line in client.list(self.entity.lines_resource, where=date_filter):
-                newest = later(newest, line.get("dateUpdated"))
+            lines = client.list_changed(
+                self.entity.lines_resource, since=since, overlap_seconds=overlap
+            )
+            for line in lines:
+                newest = later(newest, client.changed_at(line))
                 order_id = client.fk_id(line.get("salesorderId"))
                 if order_id is not None and order_id not in seen:
                     touched.add(order_id)
@@ -643,8 +647,7 @@ class OrdersToSage(OrderPass):
         that is no longer this dossier's closes its incidents here.
         """
         for chunk in batched([i for i in ids if i not in seen], LOOKUP_CHUNK):
-            where = " OR ".join(f"id = {i}" for i in chunk)
-            found = {int(r["id"]): r for r in self.ctx.ssm_client.list(self.resource, where=where)}
+            found = {int(r["id"]): r for r in self.ctx.ssm_client.find(self.resource, ids=chunk)}
             for ssm_id in chunk:
                 record = found.get(ssm_id)
                 if record is None:
@@ -911,10 +914,7 @@ class OrdersToSage(OrderPass):
                 f"order {record['id']}: account {account}{_label(record.get('accountId'))} is "
                 f"not a client of dossier {self.dossier_id} ({exc}); nothing written",
             ) from None
-        lines = sorted(
-            client.list(entity.lines_resource, where=f"salesorderId = {int(record['id'])}"),
-            key=lambda line: int(line["id"]),
-        )
+        lines = sorted(entity.ssm_lines(int(record["id"]), ctx), key=lambda line: int(line["id"]))
         refs: list[str] = []
         missing: list[tuple[int, str]] = []
         for n, line in enumerate(lines):
@@ -1004,15 +1004,17 @@ class OrdersToSage(OrderPass):
         for line in current["lines"]:
             ssm_line = line_ids.get(str(line["line"]))
             if ssm_line is not None:
-                body = entity.line_body(line, ("price", "total"), ctx)
-                body["extId"] = f"{ext}:{line['line']}"
-                client.update(entity.lines_resource, ssm_line, body)
-        body = {
+                line_body = entity.line_body(line, ("price", "total"), ctx)
+                line_body["extId"] = f"{ext}:{line['line']}"
+                client.update(entity.lines_resource, ssm_line, line_body)
+        body: dict[str, Any] = {
             "extId": ext,
-            "number": current["piece"],
             "total": float(Decimal(current["total_ht"])),
             "readOnly": True,
         }
+        number = piece_number(current["piece"])
+        if number is not None:
+            body["number"] = number
         status = entity.status_id(current.get("status"), ctx)
         if status is not None:
             body["statusId"] = status

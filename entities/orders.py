@@ -1,4 +1,4 @@
-"""Sales orders: SSM ``salesorders`` + ``salesordersLines`` <-> Sage ``F_DOCENTETE`` + lines.
+"""Sales orders: SSM ``salesorders`` + ``salesOrdersLines`` <-> Sage ``F_DOCENTETE`` + lines.
 
 - An order created in SSM is created in the dossier its account belongs to (the
   ``clients`` link of ``accountId``), as a sales order (``DO_Domaine`` 0, ``DO_Type``
@@ -8,9 +8,15 @@
   line amount ``quantity x price x (1 - discount %)`` to the cent, the order's totals
   the sum of the lines and that sum with 20 % VAT.  Exact decimals throughout.
 - What Sage computed (prices, totals, status, the piece number) goes back to SSM and the
-  order becomes read-only there.  From then on the Sage document is the order: when it
-  changes in Sage its status, total and lines (compared as a set) are realigned in SSM.
-  SSM-only fields (``comment``, custom fields) are never written.
+  order becomes read-only there.  SSM's ``number`` is an integer: it gets the digits of
+  the Sage piece (``BC00042`` -> 42); the whole piece is in the extId, and in
+  ``reference`` of an order entered in Sage without a reference of its own.
+- SSM line quantities are integers.  A Sage line with a fractional quantity (2.5 kg) goes
+  to SSM as quantity 1 at the line's undiscounted amount (2.5 x 12.00 = 30.00), its
+  description saying ``2.5 x <designation>``: the line and order totals stay exact.
+- From then on the Sage document is the order: when it changes in Sage its status,
+  total and lines (compared as a set) are realigned in SSM.  SSM-only fields
+  (``comment``, custom fields) are never written.
 - Refused with an incident, nothing written: an account or a line product the dossier
   does not know, an order that fails the schema, a synced order re-pointed to another
   account (``moved_between_dossiers`` when that account is another dossier's).
@@ -26,8 +32,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from dossiersync.engine import (
@@ -79,7 +86,8 @@ class OrdersEntity(Entity):
     directions = (SAGE_TO_SSM, SSM_TO_SAGE)
     sage_table = HEADER
     ssm_resource = "salesorders"
-    lines_resource = "salesordersLines"
+    #: created as ``POST /salesOrdersLines`` (``salesOrderId``), read with ``salesorderId``
+    lines_resource = "salesOrdersLines"
     schema = "entities/orders.schema.json"
     key_fields = ("domain", "type", "piece")
     #: new orders are numbered <prefix><digits>, ``piece_width`` characters in all
@@ -89,7 +97,7 @@ class OrdersEntity(Entity):
     fields = (
         FieldSpec("domain", sage="DO_Domaine", owner="sage", kind="int"),
         FieldSpec("type", sage="DO_Type", owner="sage", kind="int"),
-        FieldSpec("piece", sage="DO_Piece", ssm="number", owner="sage"),
+        FieldSpec("piece", sage="DO_Piece", owner="sage"),
         FieldSpec("account", sage="DO_Tiers", ssm="accountId", owner="both", ref="clients"),
         FieldSpec("reference", sage="DO_Ref", ssm="reference", owner="both"),
         FieldSpec("date", sage="DO_Date", ssm="date", owner="both"),
@@ -187,16 +195,27 @@ class OrdersEntity(Entity):
         """
         ids: list[int] | None = ctx.scratch.get("order_statuses")
         if ids is None:
-            ids = sorted(int(s["id"]) for s in ctx.ssm_client.list("salesorderStatuses"))
+            ids = sorted(int(s["id"]) for s in ctx.ssm_client.list_changed("salesorderStatuses"))
             ctx.scratch["order_statuses"] = ids
         if status is None or not 0 <= status < len(ids):
             return None
         return ids[status]
 
+    def ssm_lines(self, order_id: int, ctx: DossierContext) -> list[dict[str, Any]]:
+        """The live lines of an SSM order."""
+        return list(
+            ctx.ssm_client.list_changed(self.lines_resource, equals={"salesorderId": order_id})
+        )
+
     def line_body(
         self, line: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
     ) -> dict[str, Any]:
-        """SSM fields of a line; the product becomes its SSM id (RecordPending if unknown)."""
+        """SSM fields of a line; the product becomes its SSM id (RecordPending if unknown).
+
+        The quantity is an integer in SSM: a fractional one is sent as 1 at the line's
+        undiscounted amount, and quantity and price always go together.
+        """
+        names = list(names)
         body: dict[str, Any] = {}
         for name in names:
             value = line.get(name)
@@ -204,8 +223,10 @@ class OrdersEntity(Entity):
                 body["productId"] = ctx.refs.ssm_id("products", str(value), "product")
             elif name == "discount":
                 body["discount1"] = float(Decimal(value)) if value is not None else 0
-            else:
+            elif name not in ("quantity", "price"):
                 body[LINE_TO_SSM[name]] = None if value is None else float(Decimal(value))
+        if "quantity" in names or "price" in names:
+            body.update(integer_quantity(line))
         return body
 
     # -- orders created in Sage ----------------------------------------------------------
@@ -215,7 +236,7 @@ class OrdersEntity(Entity):
         return {
             "account": record.get("account"),
             "reference": record.get("reference") or record.get("piece"),
-            "number": record.get("piece"),
+            "number": piece_number(record.get("piece")),
             "total": record.get("total_ht"),
             "status": record.get("status"),
             "readOnly": True,
@@ -240,7 +261,7 @@ class OrdersEntity(Entity):
         return {
             "account": account,
             "reference": normalise(record.get("reference"), "text"),
-            "number": normalise(record.get("number"), "text"),
+            "number": normalise(record.get("number"), "int"),
             "total": normalise(record.get("total"), "decimal"),
             "status": status,
             "readOnly": record.get("readOnly") is True,
@@ -281,6 +302,28 @@ class OrdersEntity(Entity):
         if view["discount"] is None:
             view["discount"] = "0"
         return view
+
+
+def piece_number(piece: Any) -> int | None:
+    """SSM's integer ``number`` of a Sage piece: its trailing digits (``BC00042`` -> 42)."""
+    digits = re.search(r"(\d+)\s*$", str(piece or ""))
+    return int(digits.group(1)) if digits else None
+
+
+def integer_quantity(line: Mapping[str, Any]) -> dict[str, Any]:
+    """``quantity`` (an integer, as SSM takes it) and ``price`` of a line, and with a
+    fractional quantity a ``description`` saying what the line really holds."""
+    quantity = Decimal(line.get("quantity") or 0)
+    price = Decimal(line.get("price") or 0)
+    if quantity == quantity.to_integral_value():
+        return {"quantity": int(quantity), "price": float(price)}
+    undiscounted = (quantity * price).quantize(CENT, ROUND_HALF_UP)
+    what = line.get("designation") or line.get("product") or ""
+    return {
+        "quantity": 1,
+        "price": float(undiscounted),
+        "description": f"{amount(quantity)} x {what} ({amount(price)})".strip(),
+    }
 
 
 def field_path(parts: Sequence[Any]) -> str:

@@ -4,7 +4,8 @@ One way, Sage to SSM:
 
 - families (``F_FAMILLE``) become SSM ``productFamilies`` and run first, as part of this
   plugin, so enabling ``products`` is enough;
-- new and changed products go through ``/products/bulk`` (at most 100 per call);
+- new and changed products go through ``/products/bulk`` (at most 100 per call), families
+  through the generic bulk of value lists (200);
 - the stock sent is the total of ``AS_QteSto`` over every depot; a stock movement is a
   change of the product even when ``F_ARTICLE`` itself did not change;
 - a dormant product (``AR_Sommeil``) is ``notAvailable`` in SSM; a deleted one is
@@ -30,7 +31,8 @@ class ProductFamiliesEntity(Entity):
     sage_table = "F_FAMILLE"
     ssm_resource = "productFamilies"
     schema = "entities/product_families.schema.json"
-    ssm_copies = {"description": "descriptionFR"}
+    # the API requires the English description; Sage has one label, sent as both
+    ssm_copies = {"description": "descriptionFR", "descriptionEN": "descriptionFR"}
     key_fields = ("code",)
     fields = (
         FieldSpec("code", sage="FA_CodeFamille", owner="sage"),
@@ -45,7 +47,6 @@ class ProductsEntity(Entity):
     ssm_resource = "products"
     schema = "entities/products.schema.json"
     ssm_copies = {"description": "model"}
-    bulk = True
     key_fields = ("ref",)
     fields = (
         FieldSpec("ref", sage="AR_Ref", owner="sage"),

@@ -42,8 +42,17 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPro
 
 @pytest.fixture
 def workspace(
-    tmp_path: pytest.TempPathFactory, simulator: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
+    request: pytest.FixtureRequest,
+    tmp_path: pytest.TempPathFactory,
+    simulator: SimulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Workspace]:
+    """A workspace; afterwards, the simulator must have refused nothing the connector sent
+    (tests that provoke refusals on purpose are marked ``ssm_refusals``)."""
     monkeypatch.setenv("SSM_PUBLIC_KEY", simulator.public_key)
     monkeypatch.setenv("SSM_PRIVATE_KEY", simulator.private_key)
-    return Workspace(tmp_path, simulator)  # type: ignore[arg-type]
+    workspace = Workspace(tmp_path, simulator)  # type: ignore[arg-type]
+    yield workspace
+    if request.node.get_closest_marker("ssm_refusals") is None:
+        stats = workspace.simulator_stats()
+        assert stats["refusals"] == 0, f"the simulator refused requests: {stats['reasons']}"

@@ -102,7 +102,13 @@ def test_deletion_propagates_only_from_the_side_that_created_the_contact(
 
     account = workspace.account(f"nord:{code}")
     new_id = workspace.ssm_post(
-        "contacts", {"accountId": account["id"], "firstName": "Loïc", "lastName": "Le Dréan"}
+        "contacts",
+        {
+            "accountId": account["id"],
+            "firstName": "Loïc",
+            "lastName": "Le Dréan",
+            "salesRepId": 2,
+        },
     )
     workspace.sync()
     # the Sage-born contact deleted in SSM stays in Sage, flagged for review

@@ -11,24 +11,40 @@ from __future__ import annotations
 import builtins
 import logging
 import random
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from dossiersync.errors import SsmAuthError, SsmError, SsmRefused, SsmUnavailable
+from dossiersync.target import WriteResult
 
 log = logging.getLogger("dossiersync.ssm")
+T = TypeVar("T")
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # statuses and transport errors after which the server surely did not act on the request:
 # the only ones a non-idempotent call (a create) may be retried after
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-BULK_LIMIT = 100
+#: items per bulk call, by resource (lower case); other resources have no bulk call
+BULK_LIMITS = {
+    "accounts": 200,
+    "contacts": 200,
+    "opportunities": 200,
+    "salesorders": 200,
+    "productfamilies": 200,
+    "products": 100,
+}
+#: extIds or ids looked up per request (an OR of "=", kept short for the URL)
+LOOKUP_CHUNK = 40
 LOGIN_REFUSED = "login refused: check the public/private key"
 
 
@@ -83,6 +99,7 @@ class SalesManagementClient:
         self.backoff_max = backoff_max
         self._credentials = {"username": public_key, "password": private_key}
         self._token: str | None = None
+        self._largest_page = 0  # the longest page this server has answered
         self._auth_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._pacer = RequestPacer(max_requests_per_second)
@@ -117,17 +134,26 @@ class SalesManagementClient:
         with self._auth_lock:
             self._token = token
 
-    def list(
+    def query(
         self,
         resource: str,
         where: str | None = None,
         order: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every record of ``resource`` matching ``where``, fetched page by page as consumed."""
+        """Every record of ``resource`` matching ``where``, fetched page by page as consumed.
+
+        The page size is asked with ``X-FM-Entity-Count``; the server may answer fewer.
+        The end of a list is not documented, so a list ends on an empty page, on a page
+        shorter than what this server has already shown it can answer, or when the pages
+        repeat; an ``X-FM-Next-Page`` header is only a hint (an older API announced the
+        current page again on the last one).
+        """
         size = page_size or self.page_size
-        headers = {"Count": str(size), "X-FM-Entity-Count": str(size)}
+        headers = {"X-FM-Entity-Count": str(size)}
         page = 0
+        previous: list[Any] = []
+        shown = 0  # the longest page of this list so far
         while True:
             params: dict[str, str | int] = {"page": page}
             if where:
@@ -138,17 +164,78 @@ class SalesManagementClient:
             records = _json(response)
             if not isinstance(records, builtins.list):
                 raise SsmError(f"GET /{resource} answered something else than a list", 200)
-            yield from records
-            announced = response.headers.get("X-FM-Next-Page", "").strip()
-            if not announced or not records:
+            ids = [r.get("id") for r in records if isinstance(r, dict)]
+            if not records or (page > 0 and ids == previous):
                 return
-            try:
-                next_page = int(announced)
-            except ValueError:
-                raise SsmError(f"GET /{resource}: unreadable next page {announced!r}") from None
-            if next_page <= page:
-                raise SsmError(f"GET /{resource}: next page {next_page} after page {page}")
-            page = next_page
+            yield from records
+            shown = max(shown, len(records))
+            with self._auth_lock:
+                capacity = max(self._largest_page, shown)
+                self._largest_page = max(self._largest_page, len(records))
+            hint = response.headers.get("X-FM-Next-Page", "").strip()
+            if hint.isdigit() and int(hint) <= page:
+                return  # the last page, as an older API said it
+            if len(records) < min(size, capacity):
+                return  # shorter than what this server answers: the last page
+            previous = ids
+            page += 1
+
+    def list_changed(
+        self,
+        resource: str,
+        *,
+        since: str | None = None,
+        overlap_seconds: int = 0,
+        ext_prefix: str | None = None,
+        equals: Mapping[str, int | str] | None = None,
+        deleted: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """See ``dossiersync.target.SsmTarget.list_changed``.
+
+        Only documented operators are sent: ``LIKE`` for the prefix, ``=`` for equality,
+        ``>`` for dates (the overlap window stands in for ``>=``), ``AND``/``OR``.
+        Deleted records are listed by the API and filtered here; a deletion does not
+        move ``dateUpdated``, so deletions are found by ``dateDeleted``.
+        """
+        base = []
+        if ext_prefix is not None:
+            base.append(f"extId LIKE {where_literal(ext_prefix + '%')}")
+        for name, value in (equals or {}).items():
+            base.append(f"{where_field(name)} = {where_literal(value)}")
+        if since:
+            after = where_literal(shift_date(since, -overlap_seconds))
+            dates = ["dateUpdated", "dateDeleted"] if deleted else ["dateUpdated"]
+            where = " OR ".join(" AND ".join([*base, f"{d} > {after}"]) for d in dates)
+        else:
+            where = " AND ".join(base)
+        seen: set[Any] = set()
+        for record in self.query(resource, where=where or None):
+            if ext_prefix is not None and not str(record.get("extId") or "").startswith(ext_prefix):
+                continue
+            if record.get("deleted") and not deleted:
+                continue
+            if record.get("id") in seen:
+                continue  # a record that moved between two pages while they were read
+            seen.add(record.get("id"))
+            yield record
+
+    def find(
+        self, resource: str, *, ext_ids: Sequence[str] = (), ids: Sequence[int] = ()
+    ) -> Iterator[dict[str, Any]]:
+        """The live records with these extIds or ids, a few per request (``OR`` of ``=``)."""
+        wanted: builtins.list[tuple[str, int | str]] = [
+            ("extId", str(e)) for e in dict.fromkeys(ext_ids)
+        ]
+        wanted += [("id", int(i)) for i in dict.fromkeys(ids)]
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            where = " OR ".join(f"{name} = {where_literal(value)}" for name, value in chunk)
+            keep = set(chunk)
+            for record in self.query(resource, where=where):
+                if record.get("deleted"):
+                    continue
+                if ("extId", record.get("extId")) in keep or ("id", record.get("id")) in keep:
+                    yield record
 
     def get(self, resource: str, record_id: int) -> dict[str, Any]:
         response = self._call("GET", f"/{resource}/{int(record_id)}")
@@ -158,13 +245,12 @@ class SalesManagementClient:
         return record
 
     def create(self, resource: str, body: Mapping[str, Any]) -> int:
-        """Create one record; returns its new id."""
+        """Create one record; returns its new id (the API answers 200 with it)."""
         response = self._call("POST", f"/{resource}", json=dict(body))
-        answer = _json(response)
-        new_id = answer.get("id") if isinstance(answer, dict) else None
-        if isinstance(new_id, bool) or not isinstance(new_id, int | str):
+        new_id = _record_id(_json(response))
+        if new_id is None:
             raise SsmError(f"POST /{resource} answered without the new record's id")
-        return int(new_id)
+        return new_id
 
     def update(self, resource: str, record_id: int, body: Mapping[str, Any]) -> None:
         """Partial update: only the fields in ``body`` change."""
@@ -173,21 +259,55 @@ class SalesManagementClient:
     def delete(self, resource: str, record_id: int) -> None:
         self._call("DELETE", f"/{resource}/{int(record_id)}")
 
-    def bulk(
-        self, resource: str, items: Sequence[Mapping[str, Any]]
-    ) -> builtins.list[dict[str, Any]]:
-        """Create or update up to 100 records in one call (``/products/bulk``).
+    def bulk_limit(self, resource: str) -> int:
+        """Items per ``/{resource}/bulk`` call: 100 for products, 200 for the generic bulk
+        (accounts, contacts, orders, value lists); 1 for a resource without bulk."""
+        return BULK_LIMITS.get(resource.lower(), 1)
 
-        Items without ``id`` are created, items with ``id`` updated; tag each with a
-        ``guid`` to match the answers, which come one per item in order.
+    def bulk_create(
+        self, resource: str, bodies: Sequence[Mapping[str, Any]]
+    ) -> builtins.list[WriteResult]:
+        """``POST /{resource}/bulk`` (items ``{guid, data}``), or one create per record for a
+        resource without bulk; one result per body, in order.
+
+        After a call whose outcome is unknown (timeout, 5xx), bodies carrying an ``extId``
+        are looked up by it: found, they were created; not found, they keep the error and
+        are created again only by a later pass, which looks them up first too.
         """
-        if len(items) > BULK_LIMIT:
-            raise ValueError(f"at most {BULK_LIMIT} items per bulk call, got {len(items)}")
-        response = self._call("POST", f"/{resource}/bulk", json=[dict(i) for i in items])
-        answers = _json(response)
-        if not isinstance(answers, builtins.list):
-            raise SsmError(f"POST /{resource}/bulk answered something else than a list")
-        return answers
+        results: builtins.list[WriteResult] = []
+        for chunk in _chunks(bodies, self.bulk_limit(resource)):
+            if self.bulk_limit(resource) == 1:
+                chunk_results = [self._one(self.create, resource, chunk[0])]
+            else:
+                items = [{"guid": uuid.uuid4().hex, "data": dict(b)} for b in chunk]
+                chunk_results = self._bulk("POST", resource, items, creating=True)
+            results += self._recover(resource, chunk, chunk_results)
+        return results
+
+    def bulk_update(
+        self, resource: str, items: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> builtins.list[WriteResult]:
+        """``PUT /{resource}/bulk`` (items ``{guid, id, data}``), or one update per record
+        for a resource without bulk; one result per item, in order."""
+        results: builtins.list[WriteResult] = []
+        for chunk in _chunks(items, self.bulk_limit(resource)):
+            if self.bulk_limit(resource) == 1:
+                record_id, body = chunk[0]
+                outcome = self._one(self.update, resource, record_id, body)
+                results.append(WriteResult(record_id, outcome.error))
+                continue
+            framed = [{"guid": uuid.uuid4().hex, "id": int(i), "data": dict(b)} for i, b in chunk]
+            answers = self._bulk("PUT", resource, framed, creating=False)
+            results += [
+                WriteResult(int(i), a.error) for (i, _), a in zip(chunk, answers, strict=True)
+            ]
+        return results
+
+    @staticmethod
+    def changed_at(record: Mapping[str, Any]) -> str | None:
+        """The later of ``dateUpdated`` and ``dateDeleted`` (a deletion moves only the latter)."""
+        dates = [str(record[k]) for k in ("dateUpdated", "dateDeleted") if record.get(k)]
+        return max(dates, default=None)
 
     @staticmethod
     def fk_id(value: Any) -> int | None:
@@ -203,6 +323,73 @@ class SalesManagementClient:
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
         raise ValueError(f"not a record id: {value!r}")
+
+    # -- bulk --------------------------------------------------------------------------
+
+    @staticmethod
+    def _one(write: Callable[..., Any], *args: Any) -> WriteResult:
+        try:
+            answer = write(*args)
+        except SsmError as exc:
+            return WriteResult(error=exc)
+        return WriteResult(answer if isinstance(answer, int) else None)
+
+    def _bulk(
+        self, method: str, resource: str, items: builtins.list[dict[str, Any]], *, creating: bool
+    ) -> builtins.list[WriteResult]:
+        """One bulk call; each item's result found by its ``guid``."""
+        path = f"/{resource}/bulk"
+        try:
+            response = self._call(method, path, json=items)
+        except SsmError as exc:
+            return [WriteResult(error=exc) for _ in items]
+        answers = _json(response)
+        if not isinstance(answers, builtins.list):
+            error = SsmError(f"{method} {path} answered something else than a list", 200)
+            return [WriteResult(error=error) for _ in items]
+        by_guid = {str(a.get("guid")): a for a in answers if isinstance(a, dict) and a.get("guid")}
+        results = []
+        for item in items:
+            answer = by_guid.get(item["guid"])
+            if answer is None:
+                error = SsmRefused(f"{method} {path}: no answer for this record", None)
+                results.append(WriteResult(error=error))
+                continue
+            status = _status(answer)
+            record_id = _record_id(answer) if creating else item["id"]
+            if status is not None and 200 <= status < 300 and record_id is not None:
+                results.append(WriteResult(record_id))
+            else:
+                text = self._mask(_text(answer) or "no clear success")
+                error = SsmRefused(f"{method} {path} refused this record: {text}", status)
+                results.append(WriteResult(error=error))
+        return results
+
+    def _recover(
+        self,
+        resource: str,
+        bodies: Sequence[Mapping[str, Any]],
+        results: builtins.list[WriteResult],
+    ) -> builtins.list[WriteResult]:
+        """Creates whose outcome is unknown: the records found by extId were created."""
+        unknown = {
+            str(b["extId"]): n
+            for n, (b, r) in enumerate(zip(bodies, results, strict=True))
+            if _ambiguous(r.error) and b.get("extId")
+        }
+        if not unknown:
+            return results
+        try:
+            found = builtins.list(self.find(resource, ext_ids=builtins.list(unknown)))
+        except SsmError:
+            return results  # still unknown: a later pass looks them up before creating
+        recovered = builtins.list(results)
+        for record in found:
+            n = unknown.get(str(record.get("extId")))
+            if n is not None:
+                log.debug("%s %s: created despite the error, found by extId", resource, n)
+                recovered[n] = WriteResult(int(record["id"]))
+        return recovered
 
     # -- transport ---------------------------------------------------------------------
 
@@ -225,7 +412,9 @@ class SalesManagementClient:
 
     def _message(self, response: httpx.Response) -> str:
         """The API's explanation of an error, with any secret of this client masked."""
-        text = _message(response)
+        return self._mask(_message(response))
+
+    def _mask(self, text: str) -> str:
         secrets = [self._credentials["username"], self._credentials["password"], self._token]
         for secret in secrets:
             if secret:
@@ -344,3 +533,59 @@ def _message(response: httpx.Response) -> str:
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])
     return response.text[:200].strip() or response.reason_phrase
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + max(1, size)]
+
+
+def _ambiguous(error: Exception | None) -> bool:
+    """An error after which the server may have carried out the write."""
+    return isinstance(error, SsmError) and not isinstance(error, SsmRefused | SsmAuthError)
+
+
+def _record_id(answer: Any) -> int | None:
+    value = answer.get("id") if isinstance(answer, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    return int(value) if str(value).strip().isdigit() else None
+
+
+def _status(answer: dict[str, Any]) -> int | None:
+    for key in ("statusCode", "status"):
+        value = answer.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None
+
+
+def _text(answer: dict[str, Any]) -> str:
+    for key in ("Message", "message", "error"):
+        if isinstance(answer.get(key), str) and answer[key]:
+            return str(answer[key])
+    return ""
+
+
+def where_field(name: str) -> str:
+    if not FIELD_NAME.fullmatch(name):
+        raise ValueError(f"not a field name: {name!r}")
+    return name
+
+
+def where_literal(value: int | str) -> str:
+    """A value in a ``where=`` expression: a number, or a single-quoted string."""
+    if isinstance(value, bool):
+        raise ValueError("booleans are not documented in where= filters")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def shift_date(value: str, seconds: int) -> str:
+    """An API date (``2017-10-17T11:17:57.363Z``) moved by ``seconds``, in the same form."""
+    text = value.strip().removesuffix("Z")
+    moved = datetime.fromisoformat(text) + timedelta(seconds=seconds)
+    return moved.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -149,28 +149,34 @@ class Workspace:
         return self._http
 
     def ssm_list(self, resource: str, where: str | None = None) -> list[dict[str, Any]]:
+        """Every record matching ``where`` (deleted ones included, as the API lists them)."""
         out: list[dict[str, Any]] = []
         page = 0
         while True:
             params: dict[str, Any] = {"page": page}
             if where:
                 params["where"] = where
-            response = self.http.get(f"/{resource}", params=params, headers={"Count": "500"})
+            headers = {"X-FM-Entity-Count": "500"}
+            response = self.http.get(f"/{resource}", params=params, headers=headers)
             response.raise_for_status()
-            out.extend(response.json())
-            nxt = response.headers.get("X-FM-Next-Page")
-            if not nxt:
+            records = response.json()
+            out.extend(records)
+            if len(records) < 500:
                 return out
-            page = int(nxt)
+            page += 1
 
     def records(
         self, resource: str, dossier_id: str | None = None, deleted: bool = False
     ) -> list[dict[str, Any]]:
-        clauses = []
-        if dossier_id:
-            clauses.append(f"extId LIKE '{dossier_id}:%'")
-        clauses.append("deleted = true" if deleted else "deleted = false")
-        return self.ssm_list(resource, " AND ".join(clauses))
+        """The live (or with ``deleted``, the deleted) records, of one dossier or all."""
+        where = f"extId LIKE '{dossier_id}:%'" if dossier_id else None
+        return [r for r in self.ssm_list(resource, where) if bool(r.get("deleted")) == deleted]
+
+    def simulator_stats(self) -> dict[str, Any]:
+        """Requests and refusals the simulator counted (``GET /_simulator/stats``)."""
+        base = self.simulator.url.split("/api/")[0]
+        stats: dict[str, Any] = httpx.get(f"{base}/_simulator/stats", timeout=10).json()
+        return stats
 
     def accounts(
         self, dossier_id: str | None = None, deleted: bool = False
@@ -178,7 +184,7 @@ class Workspace:
         return self.records("accounts", dossier_id, deleted)
 
     def record(self, resource: str, ext_id: str) -> dict[str, Any]:
-        found = self.ssm_list(resource, f"extId = '{ext_id}'")
+        found = [r for r in self.ssm_list(resource, f"extId = '{ext_id}'") if not r["deleted"]]
         assert len(found) == 1, found
         return found[0]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from .app import MAX_PAGE_SIZE, NEXT_PAGE_MODES
 from .process import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY, serve
 
 
@@ -34,7 +35,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--private-key", default=DEFAULT_PRIVATE_KEY, help="login password")
     p.add_argument("--latency-ms", type=_natural, default=0, help="delay added to each request")
     p.add_argument("--error-rate", type=_rate, default=0.0, help="share of calls failing 5xx")
-    p.add_argument("--rate-limit", type=_natural, default=0, help="requests/s per session")
+    p.add_argument(
+        "--lost-answer-rate",
+        type=_rate,
+        default=0.0,
+        help="share of writes carried out, then answered 500",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_natural,
+        default=0,
+        help="requests per second of the tenant; 429 with Retry-After above (0: no limit)",
+    )
+    p.add_argument(
+        "--next-page",
+        choices=NEXT_PAGE_MODES,
+        default="none",
+        help="X-FM-Next-Page on lists: none (default, undocumented), next, or repeat",
+    )
+    p.add_argument(
+        "--max-page-size",
+        type=_natural,
+        default=MAX_PAGE_SIZE,
+        help=f"largest page answered, whatever X-FM-Entity-Count asks (default {MAX_PAGE_SIZE})",
+    )
     p.add_argument("--session-ttl", type=_natural, default=3600, help="session lifetime (s)")
     p.add_argument("--seed", type=int, default=None, help="seed of the fault injection")
     return p

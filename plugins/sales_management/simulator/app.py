@@ -1,4 +1,10 @@
-"""The simulated Sales Management REST API (v4) as a Starlette application."""
+"""The simulated Sales Management REST API (v4) as a Starlette application.
+
+It answers as the public documentation says (see ``docs/simulator.md``) and refuses the
+rest; every refusal (a 4xx answer other than 401 and 429, or a failed bulk item) is
+counted and shown at ``GET /_simulator/stats``, so a test or the demo can prove that the
+connector sent nothing the documentation does not promise.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +32,12 @@ from .store import ApiError, Store
 BASE_PATH = "/api/v4"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-PAGE_SIZE_HEADERS = ("Count", "X-FM-Entity-Count")
+PAGE_SIZE_HEADER = "X-FM-Entity-Count"
+STATS_PATH = "/_simulator/stats"
+#: how the end of a list is announced: not at all (the API does not document it), with
+#: ``X-FM-Next-Page`` on every page but the last, or as an older API did (next = current
+#: page on the last one)
+NEXT_PAGE_MODES = ("none", "next", "repeat")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -46,6 +57,36 @@ class Switches:
     rate_limit: int = 0
     session_ttl: int = 3600
     seed: int | None = None
+    lost_answer_rate: float = 0.0
+    next_page: str = "none"
+    max_page_size: int = MAX_PAGE_SIZE
+
+
+class Stats:
+    """What the simulator answered: requests, and refusals by reason."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.refusals: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def refused(self, method: str, path: str, status: int, text: str) -> None:
+        resource = path.removeprefix(BASE_PATH).split("/")[1:2]
+        reason = f"{method} /{''.join(resource)} {status}: {text[:120]}"
+        with self._lock:
+            self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "refusals": sum(self.refusals.values()),
+                "reasons": dict(self.refusals),
+            }
 
 
 class Gate:
@@ -54,7 +95,7 @@ class Gate:
     def __init__(self, switches: Switches) -> None:
         self.switches = switches
         self._sessions: dict[str, float] = {}
-        self._recent: dict[str, deque[float]] = {}
+        self._recent: deque[float] = deque()
         self._random = random.Random(switches.seed)
         self._lock = threading.Lock()
 
@@ -82,18 +123,20 @@ class Gate:
                 return False
             if expires <= time.monotonic():
                 del self._sessions[token]
-                self._recent.pop(token, None)
                 return False
             return True
 
-    def retry_after(self, token: str) -> int | None:
-        """Seconds to wait if ``token`` is over the per-second limit, else ``None``."""
+    def retry_after(self) -> int | None:
+        """Seconds to wait if the tenant is over its per-second limit, else ``None``.
+
+        The limit is the tenant's (the keys'), whatever the number of sessions.
+        """
         limit = self.switches.rate_limit
         if limit <= 0:
             return None
         now = time.monotonic()
         with self._lock:
-            recent = self._recent.setdefault(token, deque())
+            recent = self._recent
             while recent and recent[0] <= now - 1.0:
                 recent.popleft()
             if len(recent) >= limit:
@@ -110,6 +153,14 @@ class Gate:
                 return None
             return self._random.choice((500, 503))
 
+    def answer_lost(self) -> bool:
+        """Whether this write, once carried out, is answered 500 as if it had failed."""
+        rate = self.switches.lost_answer_rate
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < rate
+
 
 def create_app(
     db_path: str,
@@ -121,6 +172,9 @@ def create_app(
     rate_limit: int = 0,
     session_ttl: int = 3600,
     seed: int | None = None,
+    lost_answer_rate: float = 0.0,
+    next_page: str = "none",
+    max_page_size: int = MAX_PAGE_SIZE,
 ) -> Starlette:
     """The simulator application over the SQLite file ``db_path`` (created and seeded if new)."""
     switches = Switches(
@@ -131,19 +185,36 @@ def create_app(
         rate_limit=rate_limit,
         session_ttl=session_ttl,
         seed=seed,
+        lost_answer_rate=lost_answer_rate,
+        next_page=next_page,
+        max_page_size=max_page_size,
     )
+    if next_page not in NEXT_PAGE_MODES:
+        raise ValueError(f"next_page must be one of {', '.join(NEXT_PAGE_MODES)}")
     store = Store(db_path)
     gate = Gate(switches)
+    stats = Stats()
+
+    def counted(request: Request, response: Response) -> Response:
+        status = response.status_code
+        if 400 <= status < 500 and status not in (401, 429):
+            text = bytes(response.body).decode(errors="replace")
+            stats.refused(request.method, request.url.path, status, text)
+        return response
 
     def guarded(handler: Handler, *, login: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
+            stats.request()
+            return counted(request, await answer(request))
+
+        async def answer(request: Request) -> Response:
             if switches.latency_ms > 0:
                 await asyncio.sleep(switches.latency_ms / 1000)
             if not login:
                 token = request.headers.get("X-Session-Key")
                 if token is None or not gate.session_alive(token):
                     return message(401, "Invalid or expired session key: log in again")
-                wait = gate.retry_after(token)
+                wait = gate.retry_after()
                 if wait is not None:
                     headers = {"Retry-After": str(wait)}
                     return message(429, "Too many requests: slow down", headers)
@@ -153,9 +224,12 @@ def create_app(
                 if failure is not None:
                     return message(failure, "900: service temporarily unavailable (simulated)")
             try:
-                return await handler(request)
+                response = await handler(request)
             except ApiError as exc:
                 return message(exc.status, exc.message)
+            if request.method != "GET" and not login and gate.answer_lost():
+                return message(500, "901: internal error (simulated, after the write)")
+            return response
 
         return endpoint
 
@@ -171,7 +245,7 @@ def create_app(
     async def list_records(request: Request) -> Response:
         resource = request.path_params["resource"]
         page = int_parameter(request.query_params.get("page", "0"), "page")
-        size = page_size(request)
+        size = page_size(request, switches.max_page_size)
         records, total = store.page(
             resource,
             where=request.query_params.get("where"),
@@ -179,9 +253,12 @@ def create_app(
             page=page,
             size=size,
         )
-        headers = {"X-FM-Entity-Count": str(total)}
-        if (page + 1) * size < total:
+        headers = {}
+        more = (page + 1) * size < total
+        if switches.next_page == "next" and more:
             headers["X-FM-Next-Page"] = str(page + 1)
+        elif switches.next_page == "repeat":
+            headers["X-FM-Next-Page"] = str(page + 1 if more else page)
         return JSONResponse(records, headers=headers)
 
     async def get_record(request: Request) -> Response:
@@ -191,7 +268,7 @@ def create_app(
     async def create_record(request: Request) -> Response:
         body = await json_object(request)
         record_id = store.create(request.path_params["resource"], body)
-        return JSONResponse({"Message": "entity created", "id": record_id}, status_code=201)
+        return JSONResponse({"Message": "entity created", "id": record_id})
 
     async def update_record(request: Request) -> Response:
         resource, record_id = record_path(request)
@@ -205,13 +282,22 @@ def create_app(
 
     async def bulk_records(request: Request) -> Response:
         body = await json_body(request)
-        if not isinstance(body, list):
-            raise ApiError(400, "bulk body must be a JSON array")
-        return JSONResponse(store.bulk(request.path_params["resource"], body))
+        updating = request.method == "PUT"
+        answers = store.bulk(request.path_params["resource"], body, updating=updating)
+        for item in answers:
+            if item["statusCode"] >= 400:
+                path = request.url.path
+                stats.refused(request.method, path, item["statusCode"], item["Message"])
+        return JSONResponse(answers)
+
+    async def show_stats(request: Request) -> Response:
+        return JSONResponse(stats.snapshot())
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        if 400 <= status < 500:
+            stats.refused(request.method, request.url.path, status, str(detail))
         return message(status, str(detail))
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -224,7 +310,8 @@ def create_app(
 
     routes = [
         Route(f"{BASE_PATH}/login", guarded(login, login=True), methods=["POST"]),
-        Route(f"{BASE_PATH}/{{resource}}/bulk", guarded(bulk_records), methods=["POST"]),
+        Route(STATS_PATH, show_stats, methods=["GET"]),
+        Route(f"{BASE_PATH}/{{resource}}/bulk", guarded(bulk_records), methods=["POST", "PUT"]),
         Route(f"{BASE_PATH}/{{resource}}", guarded(list_records), methods=["GET"]),
         Route(f"{BASE_PATH}/{{resource}}", guarded(create_record), methods=["POST"]),
         Route(f"{BASE_PATH}/{{resource}}/{{record_id}}", guarded(get_record), methods=["GET"]),
@@ -240,6 +327,7 @@ def create_app(
     )
     app.state.store = store
     app.state.switches = switches
+    app.state.stats = stats
     return app
 
 
@@ -270,15 +358,15 @@ def int_parameter(raw: str, name: str) -> int:
     return value
 
 
-def page_size(request: Request) -> int:
-    for header in PAGE_SIZE_HEADERS:
-        raw = request.headers.get(header)
-        if raw is not None and raw.strip():
-            size = int_parameter(raw.strip(), header)
-            if size == 0:
-                raise ApiError(400, f"{header} must be at least 1")
-            return min(size, MAX_PAGE_SIZE)
-    return DEFAULT_PAGE_SIZE
+def page_size(request: Request, largest: int) -> int:
+    """The page size asked for with ``X-FM-Entity-Count`` (50 by default), at most ``largest``."""
+    raw = request.headers.get(PAGE_SIZE_HEADER)
+    if raw is None or not raw.strip():
+        return min(DEFAULT_PAGE_SIZE, largest)
+    size = int_parameter(raw.strip(), PAGE_SIZE_HEADER)
+    if size == 0:
+        raise ApiError(400, f"{PAGE_SIZE_HEADER} must be at least 1")
+    return min(size, largest)
 
 
 def record_path(request: Request) -> tuple[str, int]:

@@ -33,6 +33,9 @@ SWITCHES = {
     "rate_limit": "--rate-limit",
     "session_ttl": "--session-ttl",
     "seed": "--seed",
+    "lost_answer_rate": "--lost-answer-rate",
+    "next_page": "--next-page",
+    "max_page_size": "--max-page-size",
 }
 DEFAULT_PUBLIC_KEY = "demo-public"
 DEFAULT_PRIVATE_KEY = "demo-private"

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from .where import (
@@ -24,15 +24,15 @@ from .where import (
     SqlFragment,
     WhereSyntaxError,
     compile_where,
-    fields,
     parse,
 )
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+"""Dates are written as the API shows them, ``2017-10-17T11:17:57.363Z``: milliseconds, so
+records written within the same millisecond share their date, as on a real tenant."""
 API_USER_ID = 1
 """The user the API keys act as: it is recorded as creator, updater and deleter."""
 
-BULK_LIMIT = 100
 SCHEMA_VERSION = 1
 
 SYSTEM_FIELDS = (
@@ -57,7 +57,9 @@ COLUMNS: Mapping[str, str] = {
     "deleted": "records.deleted",
 }
 _DATE_FIELD = re.compile(r"(?:^|\.)date[A-Z0-9_][A-Za-z0-9_]*$")
-_DATE_LITERAL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}")
+_DATE_LITERAL = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00)?$"
+)
 
 
 class ApiError(Exception):
@@ -78,7 +80,12 @@ class Resource:
     references: Mapping[str, str] = field(default_factory=dict)
     label: tuple[str, ...] = ("name",)
     writable: bool = True
-    bulk: bool = False
+    #: most items a ``/{resource}/bulk`` call takes; 0: the resource has no bulk call
+    bulk: int = 0
+    #: fields that must be JSON integers (an order's number, a line's quantity)
+    integers: tuple[str, ...] = ()
+    #: a field written under one name and read back under another (``salesOrderId``)
+    written_as: Mapping[str, str] = field(default_factory=dict)
     seed: tuple[Mapping[str, Any], ...] = ()
 
     def all_references(self) -> Mapping[str, str]:
@@ -148,24 +155,28 @@ RESOURCES: Mapping[str, Resource] = {
                 "salesRepId2": "users",
                 "typeId": "accountTypes",
             },
+            bulk=200,
         ),
         Resource(
             "contacts",
-            required=("accountId", "firstName", "lastName"),
-            references={"accountId": "accounts"},
+            required=("accountId", "firstName", "lastName", "salesRepId"),
+            references={"accountId": "accounts", "salesRepId": "users"},
             label=("firstName", "lastName"),
+            bulk=200,
         ),
+        # a value list: generic bulk
         Resource(
             "productFamilies",
-            required=("descriptionFR",),
-            label=("descriptionFR",),
+            required=("descriptionEN",),
+            label=("descriptionEN",),
+            bulk=200,
         ),
         Resource(
             "products",
             required=("model",),
             references={"familyId": "productFamilies"},
             label=("model",),
-            bulk=True,
+            bulk=100,
         ),
         Resource(
             "salesorders",
@@ -179,12 +190,17 @@ RESOURCES: Mapping[str, Resource] = {
                 "currencyId": "currencies",
             },
             label=("reference",),
+            integers=("number",),
+            bulk=200,
         ),
+        # created as POST /salesOrdersLines with salesOrderId, read back as salesorderId
         Resource(
-            "salesordersLines",
-            required=("salesorderId", "productId", "quantity"),
+            "salesOrdersLines",
+            required=("salesOrderId", "productId", "quantity", "price"),
             references={"salesorderId": "salesorders", "productId": "products"},
             label=("extId",),
+            integers=("quantity",),
+            written_as={"salesOrderId": "salesorderId"},
         ),
         # (assumed) the public API has no invoices resource: read-only copies of ERP
         # invoices and credit notes, lines held in the record as a JSON array
@@ -217,13 +233,21 @@ def is_date_field(name: str) -> bool:
 
 
 def normalise_date_literal(value: str) -> str:
-    """``'2026-11-01 10:00:00'`` and ``'…Z'`` forms become the stored ``'…T…'`` form."""
-    if _DATE_LITERAL.match(value):
-        value = value[:10] + "T" + value[11:]
-    for suffix in ("Z", "+00:00"):
-        if value.endswith(suffix):
-            value = value[: -len(suffix)]
-    return value
+    """A date literal in the stored form (``'2026-11-01 10:00:00'`` -> ``'…T10:00:00.000Z'``),
+    so that dates compare as text; anything else is compared as it is."""
+    found = _DATE_LITERAL.match(value.strip())
+    if found is None:
+        return value
+    day, time, fraction = found.groups()
+    return f"{day}T{time}.{(fraction or '')[:3].ljust(3, '0')}Z"
+
+
+def format_stamp(moment: datetime) -> str:
+    return moment.strftime(TIMESTAMP_FORMAT)[:-3] + "Z"
+
+
+def parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text.rstrip("Z"), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def _not_found(resource: str, record_id: int) -> ApiError:
@@ -281,12 +305,11 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
-        row = self._db.execute("SELECT MAX(date_updated) FROM records").fetchone()
-        self._last_stamp = (
-            datetime.strptime(row[0], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-            if row[0]
-            else datetime.min.replace(tzinfo=UTC)
-        )
+        row = self._db.execute(
+            "SELECT MAX(date_updated), MAX(json_extract(data, '$.dateDeleted')) FROM records"
+        ).fetchone()
+        stamps = [v for v in row if v]
+        self._last_stamp = parse_stamp(max(stamps)) if stamps else datetime.min.replace(tzinfo=UTC)
 
     def close(self) -> None:
         with self._lock:
@@ -321,11 +344,10 @@ class Store:
             self._db.execute("COMMIT")
 
     def _stamp(self) -> str:
-        now = datetime.now(UTC)
-        if now <= self._last_stamp:
-            now = self._last_stamp + timedelta(microseconds=1)
+        """Now, never before an earlier stamp (the clock may step back)."""
+        now = max(datetime.now(UTC), self._last_stamp)
         self._last_stamp = now
-        return now.strftime(TIMESTAMP_FORMAT)
+        return format_stamp(now)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -341,17 +363,14 @@ class Store:
         """One page of matching records and the total number of matching records."""
         resource = resource_of(resource_name)
         columns = _Columns(resource)
+        # deleted records are listed too, with deleted: true and their dateDeleted
         conditions = [SqlFragment("records.resource = ?", (resource.name,))]
-        names_deleted = False
         if where is not None and where.strip():
             try:
                 tree = parse(where)
             except WhereSyntaxError as exc:
-                raise ApiError(400, f"invalid where expression: {exc}") from exc
-            names_deleted = any(name.split(".")[0] == "deleted" for name in fields(tree))
+                raise ApiError(400, f"901: invalid where expression: {exc}") from exc
             conditions.append(compile_where(tree, columns))
-        if not names_deleted:
-            conditions.append(SqlFragment("records.deleted = 0"))
         condition = " AND ".join(c.sql for c in conditions)
         params = tuple(p for c in conditions for p in c.params)
         ordering = SqlFragment("records.id ASC")
@@ -432,8 +451,7 @@ class Store:
     def create(self, resource_name: str, body: Mapping[str, Any]) -> int:
         resource = writable_resource(resource_name)
         with self._transaction():
-            values = self._checked(resource, body, creating=True)
-            return self._insert(resource, values)
+            return self._insert(resource, self._checked(resource, body, True))
 
     def update(self, resource_name: str, record_id: int, body: Mapping[str, Any]) -> None:
         resource = writable_resource(resource_name)
@@ -441,43 +459,42 @@ class Store:
             self._update(resource, record_id, body)
 
     def delete(self, resource_name: str, record_id: int) -> None:
+        """A soft delete: ``deleted`` and ``dateDeleted`` are set, ``dateUpdated`` is not."""
         resource = writable_resource(resource_name)
         with self._transaction():
             document = self._live_document(resource, record_id)
-            stamp = self._stamp()
-            document.update(
-                deleted=True,
-                dateDeleted=stamp,
-                dateUpdated=stamp,
-                salesRepIdDeleted=API_USER_ID,
-                salesRepIdUpdated=API_USER_ID,
-            )
+            document.update(deleted=True, dateDeleted=self._stamp(), salesRepIdDeleted=API_USER_ID)
             self._save(resource, document)
 
-    def bulk(self, resource_name: str, items: Sequence[Any]) -> list[dict[str, Any]]:
-        """Create (no ``id``) or update (with ``id``) each item; one answer per item."""
+    def bulk(self, resource_name: str, items: Any, *, updating: bool) -> list[dict[str, Any]]:
+        """``POST`` (create, items ``{guid, data}``) or ``PUT`` (update, items ``{guid, id,
+        data}``) ``/{resource}/bulk``: one answer per item, matched by ``guid``.
+
+        A malformed item fails alone; the others are carried out.
+        """
         resource = writable_resource(resource_name)
         if not resource.bulk:
-            raise ApiError(404, f"{resource.name} has no bulk operation")
-        if len(items) > BULK_LIMIT:
-            raise ApiError(400, f"at most {BULK_LIMIT} items per bulk call, got {len(items)}")
+            raise ApiError(404, f"910: {resource.name} has no bulk operation")
+        if not isinstance(items, list) or not items:
+            raise ApiError(400, "bulk body must be a non-empty JSON array of items")
+        if len(items) > resource.bulk:
+            raise ApiError(
+                400, f"at most {resource.bulk} {resource.name} per bulk call, got {len(items)}"
+            )
         answers: list[dict[str, Any]] = []
         with self._transaction():
             for item in items:
-                if not isinstance(item, Mapping):
-                    answers.append({"statusCode": 400, "Message": "item is not a JSON object"})
-                    continue
-                answer: dict[str, Any] = {"guid": item.get("guid")}
-                body = {k: v for k, v in item.items() if k != "guid"}
+                guid = item.get("guid") if isinstance(item, Mapping) else None
+                answer: dict[str, Any] = {"guid": guid}
                 try:
-                    if body.get("id") is not None:
-                        record_id = _record_id(body["id"])
-                        self._update(resource, record_id, body)
+                    data = _bulk_item(item, updating)
+                    if updating:
+                        record_id = _record_id(item["id"])
+                        self._update(resource, record_id, data)
                         answer.update(statusCode=200, id=record_id, Message="entity updated")
                     else:
-                        values = self._checked(resource, body, creating=True)
-                        record_id = self._insert(resource, values)
-                        answer.update(statusCode=201, id=record_id, Message="entity created")
+                        record_id = self._insert(resource, self._checked(resource, data, True))
+                        answer.update(statusCode=200, id=record_id, Message="entity created")
                 except ApiError as exc:
                     answer.update(statusCode=exc.status, Message=exc.message)
                 answers.append(answer)
@@ -485,7 +502,7 @@ class Store:
 
     def _update(self, resource: Resource, record_id: int, body: Mapping[str, Any]) -> None:
         document = self._live_document(resource, record_id)
-        document.update(self._checked(resource, body, creating=False))
+        document.update(self._checked(resource, body, False))
         document.update(dateUpdated=self._stamp(), salesRepIdUpdated=API_USER_ID)
         self._save(resource, document)
 
@@ -496,12 +513,19 @@ class Store:
         return document
 
     def _checked(
-        self, resource: Resource, body: Mapping[str, Any], *, creating: bool
+        self, resource: Resource, body: Mapping[str, Any], creating: bool
     ) -> dict[str, Any]:
         values = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS}
         for name in resource.required:
             if (creating or name in values) and values.get(name) in (None, ""):
                 raise ApiError(400, f"Missing required field '{name}' for {resource.name}")
+        for name in resource.integers:
+            value = values.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ApiError(400, f"{name} must be an integer for {resource.name}, got {value!r}")
+        for written, stored in resource.written_as.items():
+            if written in values:
+                values[stored] = values.pop(written)
         for name, target in resource.references.items():
             if name not in values or values[name] is None:
                 continue
@@ -554,11 +578,15 @@ class Store:
         )
 
 
+_BY_LOWER_NAME = {name.lower(): resource for name, resource in RESOURCES.items()}
+
+
 def resource_of(name: str) -> Resource:
+    """The resource a path names; paths are matched case-insensitively, as the API does."""
     try:
-        return RESOURCES[name]
+        return _BY_LOWER_NAME[name.lower()]
     except KeyError:
-        raise ApiError(404, f"resource {name!r} does not exist") from None
+        raise ApiError(404, f"910: resource {name!r} does not exist") from None
 
 
 def writable_resource(name: str) -> Resource:
@@ -578,6 +606,16 @@ def _record_id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise ApiError(400, f"{value!r} is not a record id")
+
+
+def _bulk_item(item: Any, updating: bool) -> Mapping[str, Any]:
+    """The ``data`` of a well-formed bulk item, or an ApiError for this item alone."""
+    wanted = ("guid", "id", "data") if updating else ("guid", "data")
+    if not isinstance(item, Mapping) or any(item.get(k) in (None, "") for k in wanted):
+        raise ApiError(400, "bulk item must be an object with " + ", ".join(wanted))
+    if not isinstance(item["data"], Mapping):
+        raise ApiError(400, "bulk item data must be a JSON object")
+    return item["data"]
 
 
 def _text(value: Any) -> str | None:

@@ -1,22 +1,23 @@
-"""The ``where=`` filter language of the Sales Management API, parsed safely.
+"""The ``where=`` filter language of the Sales Management API, parsed safely and strictly.
 
 An expression such as ``dateUpdated > '2026-11-01T10:00:00' AND extId LIKE 'ACME:%'`` is
 tokenised, parsed by recursive descent into a small syntax tree and compiled into an SQL
 fragment whose every value *and* every field path is a bound parameter. Nothing the
 caller sends is ever pasted into SQL text.
 
+Only what the public documentation promises is accepted: the operators ``=``, ``>``,
+``LIKE`` (and ``NOT LIKE``, seen in real use), joined by ``AND`` and ``OR`` (``AND``
+binds tighter), with single-quoted strings and numbers as values. ``>=``, ``<``, ``!=``,
+``IN``, ``IS NULL``, ``NOT``, parentheses, ``true``/``false``/``null`` are refused, as a
+real tenant may refuse them: a client relying on them would work here and fail there.
+
 Grammar (keywords are case-insensitive)::
 
-    expression := disjunction
-    disjunction := conjunction ("OR" conjunction)*
-    conjunction := negation ("AND" negation)*
-    negation   := "NOT" negation | "(" expression ")" | predicate
-    predicate  := FIELD comparator literal
-                | FIELD ["NOT"] "LIKE" STRING
-                | FIELD ["NOT"] "IN" "(" literal ("," literal)* ")"
-                | FIELD "IS" ["NOT"] "NULL"
-    comparator := "=" | "!=" | "<>" | "<" | "<=" | ">" | ">="
-    literal    := STRING | NUMBER | "true" | "false" | "null"
+    expression  := conjunction ("OR" conjunction)*
+    conjunction := predicate ("AND" predicate)*
+    predicate   := FIELD ("=" | ">") literal
+                 | FIELD ["NOT"] "LIKE" STRING
+    literal     := STRING | NUMBER
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ Literal = str | int | float | bool | None
 
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 MAX_EXPRESSION_LENGTH = 4000
-MAX_DEPTH = 64
 
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "TRUE", "FALSE"})
 _COMPARATORS = ("<=", ">=", "!=", "<>", "=", "<", ">")
 _NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_SQL_OPERATOR = {"=": "=", "!=": "<>", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_SQL_OPERATOR = {"=": "=", ">": ">"}
+DOCUMENTED_COMPARATORS = frozenset(_SQL_OPERATOR)
 
 
 class WhereSyntaxError(ValueError):
@@ -45,6 +46,10 @@ class WhereSyntaxError(ValueError):
     def __init__(self, message: str, position: int) -> None:
         super().__init__(f"{message} at position {position}")
         self.position = position
+
+
+class WhereUnsupported(WhereSyntaxError):
+    """Well-formed SQL-like syntax the API does not document (``>=``, ``IN``, ``IS NULL``...)."""
 
 
 # --- syntax tree -------------------------------------------------------------------------
@@ -65,19 +70,6 @@ class Like:
 
 
 @dataclass(frozen=True)
-class InList:
-    field: str
-    values: tuple[Literal, ...]
-    negated: bool = False
-
-
-@dataclass(frozen=True)
-class IsNull:
-    field: str
-    negated: bool = False
-
-
-@dataclass(frozen=True)
 class And:
     left: Node
     right: Node
@@ -89,12 +81,7 @@ class Or:
     right: Node
 
 
-@dataclass(frozen=True)
-class Not:
-    operand: Node
-
-
-Node = Comparison | Like | InList | IsNull | And | Or | Not
+Node = Comparison | Like | And | Or
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -186,7 +173,6 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.index = 0
-        self.depth = 0
 
     @property
     def current(self) -> Token:
@@ -230,41 +216,21 @@ class _Parser:
         return node
 
     def conjunction(self) -> Node:
-        node = self.negation()
+        node = self.predicate()
         while self.at_keyword("AND"):
             self.advance()
-            node = And(node, self.negation())
+            node = And(node, self.predicate())
         return node
 
-    def negation(self) -> Node:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.error("expression nested too deeply")
-        try:
-            if self.at_keyword("NOT"):
-                self.advance()
-                return Not(self.negation())
-            if self.current.kind == "LPAREN":
-                self.advance()
-                node = self.disjunction()
-                self.expect("RPAREN", "')'")
-                return node
-            return self.predicate()
-        finally:
-            self.depth -= 1
-
     def predicate(self) -> Node:
+        if self.current.kind in ("LPAREN", "RPAREN") or self.at_keyword("NOT"):
+            raise self.unsupported()
         field = self.expect("FIELD", "a field name").text
         if self.current.kind == "OP":
+            if self.current.text not in DOCUMENTED_COMPARATORS:
+                raise self.unsupported()
             operator = self.advance().text
             return Comparison(field, operator, self.literal())
-        if self.at_keyword("IS"):
-            self.advance()
-            negated = self.at_keyword("NOT")
-            if negated:
-                self.advance()
-            self.expect_keyword("NULL")
-            return IsNull(field, negated)
         negated = self.at_keyword("NOT")
         if negated:
             self.advance()
@@ -273,25 +239,26 @@ class _Parser:
             pattern = self.expect("STRING", "a quoted LIKE pattern").value
             assert isinstance(pattern, str)
             return Like(field, pattern, negated)
-        if self.at_keyword("IN"):
-            self.advance()
-            self.expect("LPAREN", "'('")
-            values = [self.literal()]
-            while self.current.kind == "COMMA":
-                self.advance()
-                values.append(self.literal())
-            self.expect("RPAREN", "')'")
-            return InList(field, tuple(values), negated)
-        raise self.error("expected a comparison, LIKE, IN or IS")
+        if self.at_keyword("IN", "IS"):
+            raise self.unsupported()
+        raise self.error("expected =, > or LIKE")
 
     def literal(self) -> Literal:
         token = self.current
-        if token.kind in ("STRING", "NUMBER") or (
-            token.kind == "KEYWORD" and token.text in ("TRUE", "FALSE", "NULL")
-        ):
+        if token.kind in ("STRING", "NUMBER"):
             self.advance()
             return token.value
-        raise self.error("expected a quoted string, a number, true, false or null")
+        if token.kind == "KEYWORD" and token.text in ("TRUE", "FALSE", "NULL"):
+            raise self.unsupported()
+        raise self.error("expected a quoted string or a number")
+
+    def unsupported(self) -> WhereUnsupported:
+        token = self.current
+        return WhereUnsupported(
+            f"{token.text!r} is not a documented where operator or value "
+            "(documented: =, >, LIKE, AND, OR; quoted strings and numbers)",
+            token.position,
+        )
 
 
 def parse(text: str) -> Node:
@@ -308,9 +275,7 @@ def fields(node: Node) -> Iterator[str]:
         case And(left, right) | Or(left, right):
             yield from fields(left)
             yield from fields(right)
-        case Not(operand):
-            yield from fields(operand)
-        case Comparison() | Like() | InList() | IsNull():
+        case Comparison() | Like():
             yield node.field
 
 
@@ -344,29 +309,13 @@ def compile_where(node: Node, resolver: FieldResolver) -> SqlFragment:
             joiner = "AND" if isinstance(node, And) else "OR"
             a, b = compile_where(left, resolver), compile_where(right, resolver)
             return SqlFragment(f"({a.sql} {joiner} {b.sql})", a.params + b.params)
-        case Not(operand):
-            inner = compile_where(operand, resolver)
-            return SqlFragment(f"(NOT {inner.sql})", inner.params)
         case Comparison(field, operator, value):
             column = resolver.expression(field)
             value = resolver.literal(field, value)
-            if value is None and operator in ("=", "!=", "<>"):
-                keyword = "IS NULL" if operator == "=" else "IS NOT NULL"
-                return SqlFragment(f"({column.sql} {keyword})", column.params)
             sql = f"({column.sql} {_SQL_OPERATOR[operator]} ?)"
             return SqlFragment(sql, (*column.params, value))
         case Like(field, pattern, negated):
             column = resolver.expression(field)
             keyword = "NOT LIKE" if negated else "LIKE"
             return SqlFragment(f"({column.sql} {keyword} ?)", (*column.params, pattern))
-        case InList(field, values, negated):
-            column = resolver.expression(field)
-            bound = tuple(resolver.literal(field, v) for v in values)
-            keyword = "NOT IN" if negated else "IN"
-            placeholders = ", ".join("?" for _ in bound)
-            return SqlFragment(f"({column.sql} {keyword} ({placeholders}))", column.params + bound)
-        case IsNull(field, negated):
-            column = resolver.expression(field)
-            keyword = "IS NOT NULL" if negated else "IS NULL"
-            return SqlFragment(f"({column.sql} {keyword})", column.params)
     raise TypeError(f"not a where node: {node!r}")

@@ -1,0 +1,101 @@
+"""What the sync engine asks of the Sales Management side: the ``SsmTarget`` protocol.
+
+The engine and the entities speak in records and ids only. How a filter is written
+(``where=`` and its few documented operators), how a list is paged and where it ends,
+how a bulk call is framed and its answers matched by ``guid``, and what an HTTP status
+means: all of that lives in the endpoint plugin that implements this protocol
+(``dossiersync.plugins.sales_management``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one record of a bulk write: its id, or why it was not written.
+
+    ``error`` is an ``SsmRefused`` when the API refused this record alone (an incident
+    for that record; the rest of the batch landed), an ``SsmUnavailable`` or
+    ``SsmAuthError`` when the API could not be used at all (the run stops).
+    """
+
+    id: int | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class SsmTarget(Protocol):
+    """Record I/O against one Sales Management implementation; safe across threads."""
+
+    def list_changed(
+        self,
+        resource: str,
+        *,
+        since: str | None = None,
+        overlap_seconds: int = 0,
+        ext_prefix: str | None = None,
+        equals: Mapping[str, int | str] | None = None,
+        deleted: bool = False,
+    ) -> Iterator[Record]:
+        """Records of ``resource``, streamed.
+
+        ``since``: only those changed after this date of a record read earlier (minus
+        ``overlap_seconds``, for clocks that are not strictly monotonic); with
+        ``deleted``, also those deleted after it, and deleted records are included
+        (``deleted`` true), else they are left out. ``ext_prefix`` keeps records whose
+        extId starts with it; ``equals`` keeps records whose fields have these values.
+        """
+        ...
+
+    def find(
+        self, resource: str, *, ext_ids: Sequence[str] = (), ids: Sequence[int] = ()
+    ) -> Iterator[Record]:
+        """The live records with one of these extIds or ids (any order, absent ones left out)."""
+        ...
+
+    def get(self, resource: str, record_id: int) -> Record: ...
+
+    def create(self, resource: str, body: Mapping[str, Any]) -> int:
+        """Create one record; returns its new id."""
+        ...
+
+    def update(self, resource: str, record_id: int, body: Mapping[str, Any]) -> None:
+        """Partial update: only the fields in ``body`` change."""
+        ...
+
+    def delete(self, resource: str, record_id: int) -> None: ...
+
+    def bulk_limit(self, resource: str) -> int:
+        """Records one ``bulk_create``/``bulk_update`` call sends in one request (1: none)."""
+        ...
+
+    def bulk_create(self, resource: str, bodies: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Create these records, one result per body in the same order.
+
+        A body carrying an ``extId`` is never created twice: when the outcome of a call
+        is unknown (timeout, server error), the records are looked up by extId first.
+        """
+        ...
+
+    def bulk_update(
+        self, resource: str, items: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> list[WriteResult]:
+        """Partially update ``(id, body)`` pairs, one result per pair in the same order."""
+        ...
+
+    def changed_at(self, record: Mapping[str, Any]) -> str | None:
+        """When the record last changed or was deleted, as ``since`` takes it."""
+        ...
+
+    def fk_id(self, value: Any) -> int | None:
+        """The id of a foreign key as read back (``{"id": 15, "value": "…"}``) or written."""
+        ...
