@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import click
+import httpx
 
 DEMO_DOSSIERS = (
     # id, display name, seed, SSM branch for accounts created in SSM
@@ -91,6 +93,15 @@ def run_demo(directory: str, clients: int, serve: bool = False) -> int:
         click.echo(f"\n== {len(orders)} orders entered in Sales Management for clients of 'sud'")
         step("Syncing again", "sync")
         show_orders(root / "sud.db", sim.url, public, private, orders)
+        stats = simulator_stats(sim.url)
+        click.echo(
+            f"\n== Sales Management simulator: {stats['requests']} requests, "
+            f"{stats['refusals']} refused"
+        )
+        for reason, count in stats["reasons"].items():
+            click.echo(f"   {count} x {reason}")
+        if stats["refusals"]:
+            code = code or 1
         if serve:
             from .service import Service
 
@@ -108,6 +119,14 @@ def run_demo(directory: str, clients: int, serve: bool = False) -> int:
             "or run the demo with --serve to keep the service and its status page running."
         )
     return code
+
+
+def simulator_stats(api_url: str) -> dict[str, Any]:
+    """What the simulator counted: requests, and requests it refused (none is expected:
+    the connector sends only what the API documents)."""
+    base = api_url.split("/api/")[0]
+    stats: dict[str, Any] = httpx.get(f"{base}/_simulator/stats", timeout=10).json()
+    return stats
 
 
 def enter_orders(api_url: str, public: str, private: str, dossier_id: str) -> list[int]:

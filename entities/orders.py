@@ -11,9 +11,10 @@
   order becomes read-only there.  SSM's ``number`` is an integer: it gets the digits of
   the Sage piece (``BC00042`` -> 42); the whole piece is in the extId, and in
   ``reference`` of an order entered in Sage without a reference of its own.
-- SSM line quantities are integers.  A Sage line with a fractional quantity (2.5 kg) goes
-  to SSM as quantity 1 at the line's undiscounted amount (2.5 x 12.00 = 30.00), its
-  description saying ``2.5 x <designation>``: the line and order totals stay exact.
+- SSM line quantities are integers.  A line's SSM description is its Sage designation;
+  a Sage line with a fractional quantity (2.5 kg) goes to SSM as quantity 1 at the
+  line's undiscounted amount (2.5 x 12.00 = 30.00), its description saying
+  ``2.5 x <designation> (12)``: the line and order totals stay exact.
 - From then on the Sage document is the order: when it changes in Sage its status,
   total and lines (compared as a set) are realigned in SSM.  SSM-only fields
   (``comment``, custom fields) are never written.
@@ -311,14 +312,15 @@ def piece_number(piece: Any) -> int | None:
 
 
 def integer_quantity(line: Mapping[str, Any]) -> dict[str, Any]:
-    """``quantity`` (an integer, as SSM takes it) and ``price`` of a line, and with a
-    fractional quantity a ``description`` saying what the line really holds."""
+    """``quantity`` (an integer, as SSM takes it), ``price`` and ``description`` (the Sage
+    designation) of a line; a fractional quantity goes as 1 at the undiscounted amount,
+    the description saying what the line really holds."""
     quantity = Decimal(line.get("quantity") or 0)
     price = Decimal(line.get("price") or 0)
-    if quantity == quantity.to_integral_value():
-        return {"quantity": int(quantity), "price": float(price)}
-    undiscounted = (quantity * price).quantize(CENT, ROUND_HALF_UP)
     what = line.get("designation") or line.get("product") or ""
+    if quantity == quantity.to_integral_value():
+        return {"quantity": int(quantity), "price": float(price), "description": what}
+    undiscounted = (quantity * price).quantize(CENT, ROUND_HALF_UP)
     return {
         "quantity": 1,
         "price": float(undiscounted),

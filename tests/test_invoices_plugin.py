@@ -186,10 +186,8 @@ def sage_documents(workspace: Workspace, dossier_id: str, doc_type: int) -> dict
 
 
 def ssm_documents(workspace: Workspace, dossier_id: str, doc_type: int) -> dict[str, Any]:
-    found = workspace.ssm_list(
-        "salesInvoices", f"extId LIKE '{dossier_id}:0:{doc_type}:%' AND deleted = false"
-    )
-    return {r["extId"]: r for r in found}
+    found = workspace.ssm_list("salesInvoices", f"extId LIKE '{dossier_id}:0:{doc_type}:%'")
+    return {r["extId"]: r for r in found if not r["deleted"]}
 
 
 # -- running the CLI as a user does ---------------------------------------------------

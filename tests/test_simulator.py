@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -51,7 +52,7 @@ def account(ext_id: str, **fields: Any) -> dict[str, Any]:
 
 def create(api: httpx.Client, resource: str, body: dict[str, Any]) -> int:
     response = api.post(f"/{resource}", json=body)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["Message"] == "entity created"
     return int(answer["id"])
@@ -66,7 +67,6 @@ def test_new_database_has_reference_lists_and_no_business_records() -> None:
             response = api.get(f"/{resource}")
             assert response.status_code == 200
             assert response.json() == []
-            assert response.headers["X-FM-Entity-Count"] == "0"
             assert "X-FM-Next-Page" not in response.headers
         users = api.get("/users").json()
         assert [u["id"] for u in users] == [1, 2, 3]
@@ -135,7 +135,9 @@ def test_account_create_read_update_delete(api: httpx.Client) -> None:
     answer = api.delete(f"/accounts/{record_id}")
     assert answer.status_code == 200 and answer.json() == {"Message": "entity deleted"}
     deleted = api.get(f"/accounts/{record_id}").json()
-    assert deleted["deleted"] is True and deleted["dateDeleted"]
+    assert deleted["deleted"] is True and deleted["dateDeleted"] > updated["dateUpdated"]
+    assert deleted["dateUpdated"] == updated["dateUpdated"]
+    assert deleted["salesRepIdDeleted"]["id"] == 1
     assert api.delete(f"/accounts/{record_id}").status_code == 400
 
 
@@ -177,49 +179,63 @@ def test_reference_lists_are_read_only(api: httpx.Client) -> None:
     assert api.post("/branches", json={"name": "x"}).status_code == 405
 
 
-def test_write_times_strictly_increase(api: httpx.Client) -> None:
+def test_write_times_never_go_back(api: httpx.Client) -> None:
+    """Dates have millisecond precision, like the API's: writes within one millisecond may
+    share a date, but a later write never gets an earlier one."""
     prefix = unique("TIME:")
     for n in range(20):
         create(api, "accounts", account(f"{prefix}{n}"))
     records = api.get("/accounts", params={"where": f"extId LIKE '{prefix}%'"}).json()
     stamps = [r["dateUpdated"] for r in records]
-    assert len(stamps) == 20 and stamps == sorted(set(stamps))
+    assert len(stamps) == 20 and stamps == sorted(stamps)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", s) for s in stamps)
 
 
 # --- lists ----------------------------------------------------------------------------------
 
 
-def test_pages_are_announced_in_headers(api: httpx.Client) -> None:
+def test_pages_are_sized_by_the_entity_count_header(api: httpx.Client) -> None:
     prefix = unique("PAGE:")
     ids = [create(api, "accounts", account(f"{prefix}{n}")) for n in range(7)]
     where = {"where": f"extId LIKE '{prefix}%'"}
     seen: list[int] = []
-    for page, (next_page, size) in enumerate([("1", 3), ("2", 3), (None, 1)]):
-        response = api.get("/accounts", params={**where, "page": page}, headers={"Count": "3"})
-        assert response.headers["X-FM-Entity-Count"] == "7"
-        assert response.headers.get("X-FM-Next-Page") == next_page
+    for page, size in enumerate([3, 3, 1, 0]):
+        response = api.get(
+            "/accounts", params={**where, "page": page}, headers={"X-FM-Entity-Count": "3"}
+        )
+        assert response.status_code == 200
+        # the end of a list is not announced by default (the API does not document it)
+        assert "X-FM-Next-Page" not in response.headers
         assert len(response.json()) == size
         seen += [r["id"] for r in response.json()]
     assert seen == ids
-    other_header = api.get("/accounts", params=where, headers={"X-FM-Entity-Count": "5"})
-    assert len(other_header.json()) == 5
+    # the undocumented "Count" header is not a page size
+    assert len(api.get("/accounts", params=where, headers={"Count": "2"}).json()) == 7
     assert len(api.get("/accounts", params=where).json()) == 7
 
 
 def test_default_page_is_fifty_records_and_big_pages_are_capped(api: httpx.Client) -> None:
     prefix = unique("FIFTY:")
-    for n in range(55):
-        create(api, "accounts", account(f"{prefix}{n}"))
+    items = [{"guid": str(n), "data": account(f"{prefix}{n}")} for n in range(200)]
+    for _ in range(3):
+        answers = api.post("/accounts/bulk", json=items).json()
+        assert {a["statusCode"] for a in answers} == {200}
     where = {"where": f"extId LIKE '{prefix}%'"}
     first = api.get("/accounts", params=where)
     assert len(first.json()) == 50
-    assert first.headers["X-FM-Next-Page"] == "1"
-    assert len(api.get("/accounts", params={**where, "page": 1}).json()) == 5
-    everything = api.get("/accounts", params=where, headers={"Count": "100000"})
-    assert len(everything.json()) == 55
-    assert "X-FM-Next-Page" not in everything.headers
+    assert "X-FM-Next-Page" not in first.headers
+    assert len(api.get("/accounts", params={**where, "page": 11}).json()) == 50
+    assert api.get("/accounts", params={**where, "page": 12}).json() == []
+    everything = api.get("/accounts", params=where, headers={"X-FM-Entity-Count": "100000"})
+    assert len(everything.json()) == 500
+    rest = api.get(
+        "/accounts", params={**where, "page": 1}, headers={"X-FM-Entity-Count": "500"}
+    )
+    assert len(rest.json()) == 100
     assert api.get("/accounts", params={"page": "x"}).status_code == 400
-    assert api.get("/accounts", headers={"Count": "0"}).status_code == 400
+    assert api.get("/accounts", params={"page": "-1"}).status_code == 400
+    for size in ("0", "-3", "many"):
+        assert api.get("/accounts", headers={"X-FM-Entity-Count": size}).status_code == 400
 
 
 def test_where_filters_on_date_updated_and_ext_id(api: httpx.Client) -> None:
@@ -235,7 +251,9 @@ def test_where_filters_on_date_updated_and_ext_id(api: httpx.Client) -> None:
         assert [r["id"] for r in records] == [second]
 
     where = f"dateUpdated >= '{cursor}' AND extId LIKE '{prefix}%'"
-    assert len(api.get("/accounts", params={"where": where}).json()) == 2
+    refused = api.get("/accounts", params={"where": where})
+    assert refused.status_code == 400
+    assert refused.json()["Message"].startswith("901:")
     where = f"extId = '{prefix}A' OR extId = '{prefix}B'"
     assert len(api.get("/accounts", params={"where": where}).json()) == 2
 
@@ -258,25 +276,25 @@ def test_order_sorts_descending(api: httpx.Client) -> None:
     assert [r["name"] for r in records] == ["c", "b", "a"]
 
 
-def test_deleted_records_are_listed_only_when_the_filter_names_deleted(
-    api: httpx.Client,
-) -> None:
+def test_deleted_records_stay_listed_with_their_flag(api: httpx.Client) -> None:
     prefix = unique("DEL:")
     kept = create(api, "accounts", account(f"{prefix}kept"))
     gone = create(api, "accounts", account(f"{prefix}gone"))
-    api.delete(f"/accounts/{gone}")
+    assert api.delete(f"/accounts/{gone}").status_code == 200
 
-    def ids(where: str) -> list[int]:
-        return [r["id"] for r in api.get("/accounts", params={"where": where}).json()]
-
-    assert ids(f"extId LIKE '{prefix}%'") == [kept]
-    assert ids(f"extId LIKE '{prefix}%' AND deleted = true") == [gone]
-    assert ids(f"extId LIKE '{prefix}%' AND (deleted = true OR deleted = false)") == [kept, gone]
+    records = api.get("/accounts", params={"where": f"extId LIKE '{prefix}%'"}).json()
+    assert [(r["id"], r["deleted"]) for r in records] == [(kept, False), (gone, True)]
+    assert records[0]["dateDeleted"] is None and records[1]["dateDeleted"]
+    # booleans are not documented where values: deleted records are told apart client-side
+    refused = api.get("/accounts", params={"where": f"extId LIKE '{prefix}%' AND deleted = true"})
+    assert refused.status_code == 400
+    assert refused.json()["Message"].startswith("901:")
 
 
 def test_invalid_where_answers_400_with_the_position(api: httpx.Client) -> None:
     response = api.get("/accounts", params={"where": "name = 'x' OR 1=1; DROP TABLE records --"})
     assert response.status_code == 400
+    assert response.json()["Message"].startswith("901:")
     assert "position" in response.json()["Message"]
     assert api.get("/accounts").status_code == 200
 
@@ -291,23 +309,39 @@ def test_products_bulk_answers_each_item(api: httpx.Client) -> None:
     prefix = unique("BULK:")
     existing = create(api, "products", {"model": "Starter", "extId": f"{prefix}0"})
     items = [
-        {"guid": "g1", "model": "Pro", "extId": f"{prefix}1", "price": 30},
-        {"guid": "g2", "price": 5},
-        {"guid": "g3", "id": existing, "price": 12},
+        {"guid": "g1", "data": {"model": "Pro", "extId": f"{prefix}1", "price": 30}},
+        {"guid": "g2", "data": {"price": 5}},
+        {"guid": "g3", "model": "flat, not under data"},
     ]
     answers = api.post("/products/bulk", json=items).json()
     assert [a["guid"] for a in answers] == ["g1", "g2", "g3"]
+    assert answers[0]["statusCode"] == 200
     assert answers[0]["Message"] == "entity created" and answers[0]["id"]
     assert answers[1]["statusCode"] == 400 and "model" in answers[1]["Message"]
-    assert answers[2] == {
-        "guid": "g3",
+    assert answers[2]["statusCode"] == 400 and "data" in answers[2]["Message"]
+    created = api.get(f"/products/{answers[0]['id']}").json()
+    assert (created["model"], created["price"], created["extId"]) == ("Pro", 30, f"{prefix}1")
+
+    updates = [
+        {"guid": "u1", "id": existing, "data": {"price": 12}},
+        {"guid": "u2", "data": {"price": 13}},
+        {"guid": "u3", "id": 999999, "data": {"price": 14}},
+    ]
+    answers = api.put("/products/bulk", json=updates).json()
+    assert answers[0] == {
+        "guid": "u1",
         "statusCode": 200,
         "id": existing,
         "Message": "entity updated",
     }
+    assert answers[1]["statusCode"] == 400 and "id" in answers[1]["Message"]
+    assert answers[2]["statusCode"] == 400 and "999999" in answers[2]["Message"]
     assert api.get(f"/products/{existing}").json()["price"] == 12
-    too_many = [{"model": str(n)} for n in range(101)]
+
+    too_many = [{"guid": str(n), "data": {"model": str(n)}} for n in range(101)]
     assert api.post("/products/bulk", json=too_many).status_code == 400
+    assert api.post("/products/bulk", json=[]).status_code == 400
+    assert api.post("/products/bulk", json={"guid": "g", "data": {}}).status_code == 400
 
 
 # --- switches -------------------------------------------------------------------------------

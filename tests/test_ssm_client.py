@@ -1,25 +1,44 @@
-"""The Sales Management client against the real simulator, plus transport-level unit tests."""
+"""The Sales Management client: protocol details against fake servers, and the real simulator.
+
+The contract is ``docs``' SSM_API page, drawn from the public documentation:
+S1 https://developer.forcemanager.com/ (login, ``X-FM-Entity-Count`` paging from page 0,
+``where=`` operators ``=``, ``>``, ``LIKE``, ``AND``, ``OR``, error codes) and S2 the
+withone.ai "Sage Sales Management" pages (Bulk Create/Update Resources: items ``{guid,
+data}`` / ``{guid, id, data}``, at most 200; Bulk Create Products: at most 100; create
+answers 200 with the new id). What is unpublished (end of a list, the per-item bulk
+answer, rate limits) is exercised both ways with fakes built on ``httpx.MockTransport``.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from dossiersync.errors import SsmAuthError, SsmRefused, SsmUnavailable
+from dossiersync.errors import SsmAuthError, SsmError, SsmRefused, SsmUnavailable
 from dossiersync.plugins.sales_management import SalesManagementClient
-from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator
+from dossiersync.plugins.sales_management.client import RequestPacer, shift_date, where_literal
+from dossiersync.plugins.sales_management.simulator.process import (
+    SimulatorProcess,
+    running_simulator,
+)
+from dossiersync.plugins.sales_management.simulator.where import parse as parse_where
+from dossiersync.target import WriteResult
 
 _numbers = itertools.count(1)
+API_URL = "https://ssm.example/api/v4"
 
 
 def unique(prefix: str) -> str:
@@ -38,9 +57,229 @@ def client_for(simulator: SimulatorProcess, **options: Any) -> SalesManagementCl
     )
 
 
+def stats(simulator: SimulatorProcess) -> dict[str, Any]:
+    """What the simulator counted (``GET {base}/_simulator/stats``)."""
+    base = simulator.url.split("/api/")[0]
+    answer: dict[str, Any] = httpx.get(f"{base}/_simulator/stats", timeout=10).json()
+    return answer
+
+
+def assert_no_refusals(simulator: SimulatorProcess) -> None:
+    counted = stats(simulator)
+    assert counted["refusals"] == 0, f"the simulator refused requests: {counted['reasons']}"
+
+
+def ids_of(results: list[WriteResult]) -> list[int | None]:
+    return [r.id for r in results]
+
+
+# --- what a where= filter may contain (S1: =, >, LIKE, AND, OR; S3: NOT LIKE) ---------------
+
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_NUMBER = re.compile(r"-?\d+")
+
+
+def assert_documented_where(where: str) -> None:
+    """Only documented operators, checked twice: by a whitelist of tokens outside the quoted
+    strings, and by the simulator's strict parser (which refuses anything undocumented)."""
+    bare = _QUOTED.sub(" 'S' ", where)
+    assert "'" not in _QUOTED.sub("", where), f"unbalanced quotes in {where!r}"
+    for forbidden in (">=", "<", "!=", "(", ")", '"'):
+        assert forbidden not in bare, f"{forbidden!r} in {where!r}"
+    words = bare.split()
+    for word in words:
+        upper = word.upper()
+        assert upper not in {"IN", "IS", "NULL", "TRUE", "FALSE", "NOT", "BETWEEN"}, where
+        assert (
+            word in ("=", ">", "'S'")
+            or upper in ("LIKE", "AND", "OR")
+            or _NUMBER.fullmatch(word)
+            or _FIELD.fullmatch(word)
+        ), f"undocumented token {word!r} in {where!r}"
+    parse_where(where)
+
+
+# --- fakes ---------------------------------------------------------------------------------
+
+
+class FakeApi:
+    """Answers ``/login`` with a token and every other call through ``answer``."""
+
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.answer = answer
+        self.logins = 0
+        self.calls = 0
+        self.requests: list[httpx.Request] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            if request.url.path.endswith("/login"):
+                self.logins += 1
+                return httpx.Response(200, json={"token": f"token-{self.logins}"})
+            self.calls += 1
+            self.requests.append(request)
+        return self.answer(request)
+
+    def client(self, **options: Any) -> SalesManagementClient:
+        options.setdefault("max_requests_per_second", 0)
+        options.setdefault("backoff_base", 0.01)
+        return SalesManagementClient(
+            API_URL, "pub", "priv", transport=httpx.MockTransport(self), **options
+        )
+
+    def wheres(self) -> list[str | None]:
+        return [r.url.params.get("where") for r in self.requests if r.method == "GET"]
+
+
+def failing_then(statuses: list[int], headers: dict[str, str] | None = None) -> FakeApi:
+    remaining = list(statuses)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if remaining:
+            return httpx.Response(remaining.pop(0), json={"Message": "busy"}, headers=headers)
+        return httpx.Response(200, json={"id": 1})
+
+    return FakeApi(answer)
+
+
+class PagedApi(FakeApi):
+    """A list of ``total`` records, pages capped at ``cap``; the end of the list announced
+    (``next_page``) not at all, with next on every page but the last, with next = current
+    on the last (an older API), or always with page + 1 (a lying hint). ``ignore_page``:
+    every request gets the first page."""
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        cap: int = 500,
+        next_page: str = "none",
+        ignore_page: bool = False,
+        records: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(self.list_page)
+        self.records = records if records is not None else [
+            {"id": n, "extId": f"R{n}", "deleted": False} for n in range(1, total + 1)
+        ]
+        self.cap = cap
+        self.next_page = next_page
+        self.ignore_page = ignore_page
+        self.pages: list[int] = []
+        self.sizes: list[str | None] = []
+
+    def list_page(self, request: httpx.Request) -> httpx.Response:
+        assert request.method == "GET"
+        page = int(request.url.params["page"])
+        asked = request.headers.get("X-FM-Entity-Count")
+        self.pages.append(page)
+        self.sizes.append(asked)
+        size = min(int(asked or 50), self.cap)
+        start = 0 if self.ignore_page else page * size
+        chunk = self.records[start : start + size]
+        more = start + size < len(self.records)
+        headers = {}
+        if self.next_page == "next" and more:
+            headers["X-FM-Next-Page"] = str(page + 1)
+        elif self.next_page == "repeat":
+            headers["X-FM-Next-Page"] = str(page + 1 if more else page)
+        elif self.next_page == "always":
+            headers["X-FM-Next-Page"] = str(page + 1)
+        return httpx.Response(200, json=chunk, headers=headers)
+
+
+class BulkApi(FakeApi):
+    """In-memory accounts/products/lines answering single and bulk writes and ``extId =``
+    look-ups. ``faults`` are consumed one per bulk call: ``(outcome, carried_out)`` with an
+    HTTP status, ``"timeout"`` (no answer) or ``"connect"`` (never reached the server)."""
+
+    def __init__(self) -> None:
+        super().__init__(self.route)
+        self.records: dict[int, dict[str, Any]] = {}
+        self.next_id = 100
+        self.faults: list[tuple[int | str, bool]] = []
+        self.order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda a: a
+        self.item_answer: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None] = (
+            lambda item, answer: answer
+        )
+        self.single_refusals: set[str] = set()
+
+    def bulk_bodies(self, method: str = "POST") -> list[list[dict[str, Any]]]:
+        return [
+            json.loads(r.content)
+            for r in self.requests
+            if r.method == method and r.url.path.endswith("/bulk")
+        ]
+
+    def _create(self, data: dict[str, Any]) -> int:
+        self.next_id += 1
+        self.records[self.next_id] = {"id": self.next_id, "deleted": False, **data}
+        return self.next_id
+
+    def route(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v4")
+        if request.method == "GET":
+            return self.lookup(request)
+        body = json.loads(request.content)
+        if path.endswith("/bulk"):
+            return self.bulk(request, body)
+        if request.method == "POST":
+            if body.get("extId") in self.single_refusals:
+                return httpx.Response(400, json={"Message": "Missing required field 'price'"})
+            if self.faults:
+                outcome, carried_out = self.faults.pop(0)
+                if carried_out:
+                    self._create(body)
+                return self.fail(request, outcome)
+            return httpx.Response(200, json={"Message": "entity created", "id": self._create(body)})
+        if request.method == "PUT":
+            return httpx.Response(200, json={"Message": "entity updated"})
+        raise AssertionError(f"unexpected {request.method} {path}")
+
+    def fail(self, request: httpx.Request, outcome: int | str) -> httpx.Response:
+        if outcome == "timeout":
+            raise httpx.ReadTimeout("no answer", request=request)
+        if outcome == "connect":
+            raise httpx.ConnectError("refused", request=request)
+        assert isinstance(outcome, int)
+        return httpx.Response(outcome, json={"Message": f"simulated {outcome}"})
+
+    def bulk(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None and not fault[1]:
+            return self.fail(request, fault[0])
+        answers = []
+        for item in items:
+            if request.method == "POST":
+                answer = {"guid": item["guid"], "statusCode": 200, "Message": "entity created"}
+                answer["id"] = self._create(item["data"])
+            else:
+                answer = {"guid": item["guid"], "statusCode": 200, "Message": "entity updated"}
+                answer["id"] = item["id"]
+            kept = self.item_answer(item, answer)
+            if kept is not None:
+                answers.append(kept)
+        if fault is not None:
+            return self.fail(request, fault[0])
+        return httpx.Response(200, json=self.order(answers))
+
+    def lookup(self, request: httpx.Request) -> httpx.Response:
+        where = request.url.params.get("where") or ""
+        wanted = {v.replace("''", "'") for v in re.findall(r"extId = '((?:[^']|'')*)'", where)}
+        found = [r for r in self.records.values() if r.get("extId") in wanted]
+        size = int(request.headers.get("X-FM-Entity-Count", "50"))
+        page = int(request.url.params["page"])
+        return httpx.Response(200, json=found[page * size : (page + 1) * size])
+
+
+# --- against the simulator ------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with running_simulator() as running:
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    """One simulator for the tests that must leave it without a single refusal."""
+    with running_simulator(str(tmp_path_factory.mktemp("ssm") / "ssm.sqlite")) as running:
         yield running
 
 
@@ -48,12 +287,19 @@ def simulator() -> Iterator[SimulatorProcess]:
 def client(simulator: SimulatorProcess) -> Iterator[SalesManagementClient]:
     with client_for(simulator) as client:
         yield client
+    assert_no_refusals(simulator)
 
 
-# --- against the simulator ------------------------------------------------------------------
+@pytest.fixture()
+def scratch(tmp_path: Path) -> Iterator[SimulatorProcess]:
+    """A fresh simulator, for tests that make it refuse requests on purpose."""
+    with running_simulator(str(tmp_path / "ssm.sqlite")) as running:
+        yield running
 
 
-def test_create_get_update_delete(client: SalesManagementClient) -> None:
+def test_create_get_update_delete(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
     ext_id = unique("CLIENT:")
     record_id = client.create("accounts", account(ext_id, city="Lille"))
     record = client.get("accounts", record_id)
@@ -65,52 +311,205 @@ def test_create_get_update_delete(client: SalesManagementClient) -> None:
     assert (updated["city"], updated["name"]) == ("Lyon", record["name"])
 
     client.delete("accounts", record_id)
-    assert client.get("accounts", record_id)["deleted"] is True
+    gone = client.get("accounts", record_id)
+    assert gone["deleted"] is True
+    assert SalesManagementClient.changed_at(gone) == gone["dateDeleted"]
+    assert_no_refusals(simulator)
 
 
-def test_list_pages_through_every_matching_record(client: SalesManagementClient) -> None:
+def test_query_pages_through_every_matching_record(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
     prefix = unique("PAGES:")
     created = [client.create("accounts", account(f"{prefix}{n}")) for n in range(120)]
     client.create("accounts", account(unique("ELSEWHERE:")))
 
-    listed = client.list("accounts", where=f"extId LIKE '{prefix}%'", page_size=50)
+    listed = client.query("accounts", where=f"extId LIKE '{prefix}%'", page_size=50)
     assert [r["id"] for r in listed] == created
+    assert_no_refusals(simulator)
 
 
-def test_list_is_lazy(simulator: SimulatorProcess) -> None:
+def test_query_is_lazy(simulator: SimulatorProcess) -> None:
     prefix = unique("LAZY:")
     with client_for(simulator) as client:
         for n in range(5):
             client.create("accounts", account(f"{prefix}{n}"))
-        pages = client.list("accounts", where=f"extId LIKE '{prefix}%'", page_size=2)
+        client.login()
+        before = stats(simulator)["requests"]
+        pages = client.query("accounts", where=f"extId LIKE '{prefix}%'", page_size=2)
+        assert stats(simulator)["requests"] == before  # nothing asked yet
         first = next(pages)
         assert first["extId"] == f"{prefix}0"
+        assert stats(simulator)["requests"] == before + 1
         assert len(list(pages)) == 4
+    assert_no_refusals(simulator)
 
 
-def test_list_filters_and_orders(client: SalesManagementClient) -> None:
+def test_query_filters_and_orders(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
     prefix = unique("ORDER:")
     for name in ("Alpha", "Gamma", "Beta"):
         client.create("accounts", account(f"{prefix}{name}", name=name))
-    names = [r["name"] for r in client.list("accounts", f"extId LIKE '{prefix}%'", "name")]
+    names = [r["name"] for r in client.query("accounts", f"extId LIKE '{prefix}%'", "name")]
     assert names == ["Gamma", "Beta", "Alpha"]
+    assert_no_refusals(simulator)
 
 
-def test_missing_required_field_is_refused(client: SalesManagementClient) -> None:
-    with pytest.raises(SsmRefused) as caught:
+@pytest.mark.parametrize("next_page", ["none", "next", "repeat"])
+@pytest.mark.parametrize(("total", "pages"), [(23, 4), (21, {"none": 4, "next": 4, "repeat": 3})])
+def test_every_record_is_read_whatever_the_end_of_list_and_page_cap(
+    tmp_path: Path, next_page: str, total: int, pages: int | dict[str, int]
+) -> None:
+    """The server answers at most 7 records a page while 500 are asked (S1: the maximum of
+    ``X-FM-Entity-Count`` is unpublished); the end of the list is announced in each of the
+    ways the client must survive; 21 is an exact multiple of the page."""
+    with (
+        running_simulator(str(tmp_path / "ssm.sqlite"), next_page=next_page, max_page_size=7) as sim,
+        client_for(sim, page_size=500) as client,
+    ):
+        prefix = unique("CAPPED:")
+        results = client.bulk_create("accounts", [account(f"{prefix}{n}") for n in range(total)])
+        assert all(r.ok for r in results)
+        client.login()
+        before = stats(sim)["requests"]
+        listed = list(client.list_changed("accounts", ext_prefix=prefix))
+        assert [r["id"] for r in listed] == ids_of(results)
+        expected = pages if isinstance(pages, int) else pages[next_page]
+        assert stats(sim)["requests"] - before == expected
+        assert_no_refusals(sim)
+
+
+def test_list_changed_finds_updates_and_deletions_since_a_cursor(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
+    """A deletion keeps ``dateUpdated`` (S2): deletions are found by ``dateDeleted``."""
+    prefix = unique("SINCE:")
+    first, second, third = ids_of(
+        client.bulk_create("accounts", [account(f"{prefix}{n}") for n in range(3)])
+    )
+    assert first and second and third
+    cursor = SalesManagementClient.changed_at(client.get("accounts", third))
+    assert cursor is not None
+    time.sleep(0.01)
+    client.update("accounts", first, {"city": "Nantes"})
+    client.delete("accounts", second)
+    client.create("accounts", account(unique("OTHER:")))
+
+    changed = list(client.list_changed("accounts", since=cursor, ext_prefix=prefix))
+    assert [r["id"] for r in changed] == [first]
+    with_deleted = list(
+        client.list_changed("accounts", since=cursor, ext_prefix=prefix, deleted=True)
+    )
+    assert [(r["id"], r["deleted"]) for r in with_deleted] == [(first, False), (second, True)]
+    everything = list(
+        client.list_changed(
+            "accounts", since=cursor, overlap_seconds=3600, ext_prefix=prefix, deleted=True
+        )
+    )
+    assert [r["id"] for r in everything] == [first, second, third]
+    live = list(client.list_changed("accounts", ext_prefix=prefix))
+    assert [r["id"] for r in live] == [first, third]
+    by_branch = list(client.list_changed("accounts", ext_prefix=prefix, equals={"branchId": 2}))
+    assert [r["id"] for r in by_branch] == [first, third]
+    assert list(client.list_changed("accounts", ext_prefix=prefix, equals={"branchId": 3})) == []
+    assert_no_refusals(simulator)
+
+
+def test_find_by_ext_ids_and_ids_across_chunks(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
+    prefix = unique("FIND:")
+    bodies = [account(f"{prefix}{n}") for n in range(45)]
+    ids = ids_of(client.bulk_create("accounts", bodies))
+    client.delete("accounts", ids[3])  # type: ignore[arg-type]
+
+    wanted = [b["extId"] for b in bodies] + [f"{prefix}missing"]
+    found = list(client.find("accounts", ext_ids=wanted))
+    assert sorted(r["id"] for r in found) == sorted(i for n, i in enumerate(ids) if n != 3)
+    by_id = list(client.find("accounts", ids=[ids[0], ids[3], ids[44]]))  # type: ignore[list-item]
+    assert sorted(r["id"] for r in by_id) == [ids[0], ids[44]]
+    assert list(client.find("accounts")) == []
+    assert_no_refusals(simulator)
+
+
+def test_bulk_create_and_update_products_by_hundreds(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
+    """S2 Bulk Create/Update Products: at most 100 items a call."""
+    prefix = unique("PRODUCT:")
+    bodies = [{"model": f"Model {n}", "extId": f"{prefix}{n}", "price": n} for n in range(250)]
+    client.login()
+    before = stats(simulator)["requests"]
+    created = client.bulk_create("products", bodies)
+    assert stats(simulator)["requests"] - before == 3
+    assert all(r.ok for r in created) and len(set(ids_of(created))) == 250
+    listed = list(client.list_changed("products", ext_prefix=prefix))
+    assert [(r["id"], r["extId"]) for r in listed] == [
+        (r.id, b["extId"]) for r, b in zip(created, bodies, strict=True)
+    ]
+
+    updated = client.bulk_update("products", [(r.id, {"price": 1000}) for r in created])  # type: ignore[misc]
+    assert [(r.id, r.ok) for r in updated] == [(r.id, True) for r in created]
+    assert {r["price"] for r in client.list_changed("products", ext_prefix=prefix)} == {1000}
+    assert_no_refusals(simulator)
+
+
+def test_resources_without_bulk_are_written_one_by_one(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
+    prefix = unique("LINES:")
+    (order,) = client.bulk_create(
+        "salesorders",
+        [{"branchId": 1, "reference": f"{prefix}BC1", "salesRepId": 1, "extId": f"{prefix}BC1"}],
+    )
+    (product,) = client.bulk_create("products", [{"model": "Vis", "extId": f"{prefix}P"}])
+    assert order.ok and product.ok
+    assert client.bulk_limit("salesOrdersLines") == 1
+    bodies = [
+        {
+            "salesOrderId": order.id,
+            "productId": product.id,
+            "quantity": n + 1,
+            "price": 2.5,
+            "extId": f"{prefix}{n}",
+        }
+        for n in range(3)
+    ]
+    client.login()
+    before = stats(simulator)["requests"]
+    lines = client.bulk_create("salesOrdersLines", bodies)
+    assert stats(simulator)["requests"] - before == 3
+    assert all(r.ok for r in lines)
+    assert [client.get("salesordersLines", r.id)["quantity"] for r in lines] == [1, 2, 3]  # type: ignore[arg-type]
+    updated = client.bulk_update("salesOrdersLines", [(lines[0].id, {"quantity": 9})])  # type: ignore[list-item]
+    assert updated == [WriteResult(lines[0].id)]
+    assert client.get("salesordersLines", lines[0].id)["quantity"] == 9  # type: ignore[arg-type]
+    assert_no_refusals(simulator)
+
+
+@pytest.mark.ssm_refusals
+def test_one_bad_record_in_a_bulk_fails_alone(scratch: SimulatorProcess) -> None:
+    prefix = unique("BAD:")
+    bodies = [account(f"{prefix}{n}") for n in range(5)]
+    del bodies[2]["name"]
+    with client_for(scratch) as client:
+        results = client.bulk_create("accounts", bodies)
+        assert [r.ok for r in results] == [True, True, False, True, True]
+        assert isinstance(results[2].error, SsmRefused)
+        assert results[2].error.status == 400 and "name" in str(results[2].error)
+        listed = list(client.list_changed("accounts", ext_prefix=prefix))
+        assert [r["id"] for r in listed] == [results[n].id for n in (0, 1, 3, 4)]
+    assert stats(scratch)["refusals"] == 1
+
+
+@pytest.mark.ssm_refusals
+def test_missing_required_field_is_refused(scratch: SimulatorProcess) -> None:
+    with client_for(scratch) as client, pytest.raises(SsmRefused) as caught:
         client.create("accounts", {"name": "No branch", "salesRepId1": 1})
     assert caught.value.status == 400
     assert "branchId" in str(caught.value)
-
-
-def test_products_go_in_bulk(client: SalesManagementClient) -> None:
-    prefix = unique("PRODUCT:")
-    items = [{"guid": str(n), "model": f"Model {n}", "extId": f"{prefix}{n}"} for n in range(100)]
-    answers = client.bulk("products", items)
-    assert [a["guid"] for a in answers] == [str(n) for n in range(100)]
-    assert all(a["Message"] == "entity created" for a in answers)
-    with pytest.raises(ValueError):
-        client.bulk("products", items + [{"model": "one too many"}])
+    assert stats(scratch)["refusals"] == 1
 
 
 def test_wrong_keys_raise_an_auth_error_without_secrets(simulator: SimulatorProcess) -> None:
@@ -120,13 +519,15 @@ def test_wrong_keys_raise_an_auth_error_without_secrets(simulator: SimulatorProc
         client.get("accounts", 1)
     assert str(caught.value) == "login refused: check the public/private key"
     assert "someone-public" not in repr(client) and private_key not in repr(client)
+    assert_no_refusals(simulator)  # a 401 is not a refusal of the request's content
 
 
+@pytest.mark.ssm_refusals
 def test_secrets_stay_out_of_errors_repr_and_logs(
-    simulator: SimulatorProcess, caplog: pytest.LogCaptureFixture
+    scratch: SimulatorProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="dossiersync.ssm")
-    with client_for(simulator) as client:
+    with client_for(scratch) as client:
         client.login()
         token = client._token
         assert token
@@ -134,18 +535,24 @@ def test_secrets_stay_out_of_errors_repr_and_logs(
             client.get("accounts", 987654)
         with pytest.raises(SsmRefused) as refused:
             client.create("accounts", {"name": "x"})
-        texts = [str(caught.value), str(refused.value), repr(client), caplog.text]
+        (bulk,) = client.bulk_create("accounts", [{"name": "x"}])
+        texts = [str(caught.value), str(refused.value), str(bulk.error), repr(client), caplog.text]
     assert caplog.records
     for text in texts:
-        for secret in (simulator.public_key, simulator.private_key, token):
+        for secret in (scratch.public_key, scratch.private_key, token):
             assert secret not in text
+    assert stats(scratch)["refusals"] == 3
 
 
-def test_session_expiry_is_answered_with_a_new_login() -> None:
-    with running_simulator(session_ttl=1) as short, client_for(short) as client:
+def test_session_expiry_is_answered_with_a_new_login(tmp_path: Path) -> None:
+    with (
+        running_simulator(str(tmp_path / "ssm.sqlite"), session_ttl=1) as short,
+        client_for(short) as client,
+    ):
         record_id = client.create("accounts", account(unique("TTL:")))
         time.sleep(1.2)
         assert client.get("accounts", record_id)["id"] == record_id
+        assert_no_refusals(short)
 
 
 def test_random_server_errors_are_retried_away(tmp_path: Path) -> None:
@@ -160,13 +567,19 @@ def test_random_server_errors_are_retried_away(tmp_path: Path) -> None:
         for n, record_id in enumerate(ids):
             client.update("accounts", record_id, {"city": f"Ville {n}"})
         assert [client.get("accounts", i)["city"] for i in ids] == [f"Ville {n}" for n in range(15)]
-        assert len(list(client.list("accounts", where=f"extId LIKE '{prefix}%'"))) == 15
+        assert len(list(client.list_changed("accounts", ext_prefix=prefix))) == 15
+        updated = client.bulk_update("accounts", [(i, {"city": "Rennes"}) for i in ids])
+        assert all(r.ok for r in updated)
+        assert {r["city"] for r in client.query("accounts", f"extId LIKE '{prefix}%'")} == {
+            "Rennes"
+        }
+        assert_no_refusals(flaky)
 
 
-def test_a_create_answered_by_a_server_error_is_not_sent_twice() -> None:
+def test_a_create_answered_by_a_server_error_is_not_sent_twice(tmp_path: Path) -> None:
     """The server may have created the record before failing: no blind retry."""
     with (
-        running_simulator(error_rate=0.5, seed=3) as flaky,
+        running_simulator(str(tmp_path / "ssm.sqlite"), error_rate=0.5, seed=3) as flaky,
         client_for(flaky, max_retries=8) as client,
     ):
         prefix = unique("ONCE:")
@@ -179,34 +592,95 @@ def test_a_create_answered_by_a_server_error_is_not_sent_twice() -> None:
                 assert exc.status == 500
                 outcomes.append("ambiguous")
         assert "ambiguous" in outcomes
-        listed = list(client.list("accounts", where=f"extId LIKE '{prefix}%'"))
+        listed = list(client.list_changed("accounts", ext_prefix=prefix))
         assert len(listed) == outcomes.count("created")
+        assert_no_refusals(flaky)
 
 
-def test_persistent_server_errors_end_in_unavailable() -> None:
-    with running_simulator(error_rate=1.0) as broken, client_for(broken, max_retries=2) as client:
+def test_lost_answers_to_creates_leave_no_duplicate(tmp_path: Path) -> None:
+    """Every write is carried out, then answered 500 (``lost_answer_rate=1``): the client
+    finds the records by extId instead of creating them again, in bulk and one by one."""
+    with (
+        running_simulator(str(tmp_path / "ssm.sqlite"), lost_answer_rate=1.0) as lossy,
+        client_for(lossy) as client,
+    ):
+        prefix = unique("LOST:")
+        bodies = [account(f"{prefix}{n}") for n in range(30)]
+        results = client.bulk_create("accounts", bodies)
+        assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+        listed = list(client.list_changed("accounts", ext_prefix=prefix))
+        assert [(r["extId"], r["id"]) for r in listed] == [
+            (b["extId"], r.id) for b, r in zip(bodies, results, strict=True)
+        ]
+
+        (order,) = client.bulk_create(
+            "salesorders", [{"branchId": 1, "reference": "R", "salesRepId": 1, "extId": prefix}]
+        )
+        (product,) = client.bulk_create("products", [{"model": "M", "extId": prefix}])
+        (line,) = client.bulk_create(
+            "salesOrdersLines",
+            [
+                {
+                    "salesOrderId": order.id,
+                    "productId": product.id,
+                    "quantity": 1,
+                    "price": 1,
+                    "extId": prefix,
+                }
+            ],
+        )
+        assert order.ok and product.ok and line.ok
+        for resource in ("salesorders", "products", "salesOrdersLines"):
+            assert len(list(client.list_changed(resource, ext_prefix=prefix))) == 1
+
+        (anonymous,) = client.bulk_create("accounts", [account("x", extId=None)])
+        assert isinstance(anonymous.error, SsmUnavailable)  # no extId: cannot be found
+        assert_no_refusals(lossy)
+
+
+def test_persistent_server_errors_end_in_unavailable(tmp_path: Path) -> None:
+    with (
+        running_simulator(str(tmp_path / "ssm.sqlite"), error_rate=1.0) as broken,
+        client_for(broken, max_retries=2) as client,
+    ):
         with pytest.raises(SsmUnavailable) as caught:
             client.get("users", 1)
         assert caught.value.status in (500, 503)
         assert "3 attempt" in str(caught.value)
 
 
-def test_rate_limit_is_waited_out() -> None:
-    with running_simulator(rate_limit=3) as limited, client_for(limited) as client:
+def test_rate_limit_is_waited_out(tmp_path: Path) -> None:
+    with (
+        running_simulator(str(tmp_path / "ssm.sqlite"), rate_limit=3) as limited,
+        client_for(limited) as client,
+    ):
         started = time.monotonic()
         for _ in range(5):
             assert client.get("users", 1)["id"] == 1
         assert time.monotonic() - started >= 0.9
+        assert_no_refusals(limited)
 
 
-def test_many_threads_share_one_client(client: SalesManagementClient) -> None:
+def test_many_threads_share_one_client(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
     prefix = unique("THREADS:")
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(
             pool.map(lambda n: client.create("accounts", account(f"{prefix}{n}")), range(40))
         )
-    assert len(set(ids)) == 40
-    assert len(list(client.list("accounts", where=f"extId LIKE '{prefix}%'"))) == 40
+        assert len(set(ids)) == 40
+        counts = list(
+            pool.map(
+                lambda size: len(
+                    list(client.query("accounts", f"extId LIKE '{prefix}%'", page_size=size))
+                ),
+                [3, 7, 40, 500] * 2,
+            )
+        )
+    assert counts == [40] * 8
+    assert len(list(client.list_changed("accounts", ext_prefix=prefix))) == 40
+    assert_no_refusals(simulator)
 
 
 def test_unreachable_api_is_unavailable() -> None:
@@ -217,47 +691,615 @@ def test_unreachable_api_is_unavailable() -> None:
         client.login()
 
 
+# --- paging: the end of a list is unpublished (S1) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "requests"),
+    [(0, 1), (1, 2), (6, 2), (7, 2), (8, 2), (14, 3), (20, 3), (21, 4)],
+)
+def test_a_server_capping_pages_below_the_asked_size_is_read_to_the_end(
+    total: int, requests: int
+) -> None:
+    """No ``X-FM-Next-Page`` at all; 500 asked, 7 answered: a page of 7 is a full page."""
+    api = PagedApi(total, cap=7)
+    with api.client(page_size=500) as client:
+        listed = list(client.query("accounts"))
+    assert [r["id"] for r in listed] == list(range(1, total + 1))
+    assert api.pages == list(range(requests))
+    assert api.sizes == ["500"] * requests
+
+
+def test_an_empty_list_costs_one_request() -> None:
+    api = PagedApi(0)
+    with api.client() as client:
+        assert list(client.query("accounts", where="extId = 'nothing'")) == []
+    assert api.calls == 1
+
+
+@pytest.mark.parametrize("size", [1, 5, 50])
+def test_an_exact_multiple_of_the_page_size_ends_on_the_empty_page(size: int) -> None:
+    api = PagedApi(size * 3)
+    with api.client() as client:
+        listed = list(client.query("accounts", page_size=size))
+    assert [r["id"] for r in listed] == list(range(1, size * 3 + 1))
+    assert api.pages == [0, 1, 2, 3]
+    assert api.sizes == [str(size)] * 4
+
+
+def test_a_short_page_ends_the_list_once_the_page_size_is_known() -> None:
+    """After the client has seen 7-record pages, a 3-record page is the last one."""
+    api = PagedApi(20, cap=7)
+    with api.client() as client:
+        assert len(list(client.query("accounts"))) == 20
+        api.records = api.records[:3]
+        api.pages.clear()
+        assert [r["id"] for r in client.query("accounts")] == [1, 2, 3]
+        assert api.pages == [0]
+        api.records = api.records[:0]
+        api.pages.clear()
+        assert list(client.query("accounts")) == []
+        assert api.pages == [0]
+
+
+def test_a_smaller_requested_size_than_the_cap_is_sent_and_honoured() -> None:
+    api = PagedApi(12, cap=7)
+    with api.client(page_size=500) as client:
+        assert len(list(client.query("accounts"))) == 12  # learns the cap: 7
+        api.pages.clear()
+        api.sizes.clear()
+        assert [r["id"] for r in client.query("accounts", page_size=5)] == list(range(1, 13))
+    assert api.pages == [0, 1, 2]
+    assert api.sizes == ["5", "5", "5"]
+
+
+@pytest.mark.parametrize(("total", "requests"), [(0, 1), (3, 2), (7, 1), (14, 2), (20, 3)])
+def test_next_page_equal_to_the_current_one_ends_the_list(total: int, requests: int) -> None:
+    """An older API announced the current page again on the last one (S3)."""
+    api = PagedApi(total, cap=7, next_page="repeat")
+    with api.client() as client:
+        assert [r["id"] for r in client.query("accounts")] == list(range(1, total + 1))
+    assert api.pages == list(range(requests))
+
+
+@pytest.mark.parametrize(("total", "requests"), [(0, 1), (7, 2), (14, 3), (20, 3)])
+def test_next_page_is_only_a_hint(total: int, requests: int) -> None:
+    """Sent on every page but the last: its absence is not trusted as the end of the list."""
+    api = PagedApi(total, cap=7, next_page="next")
+    with api.client() as client:
+        assert [r["id"] for r in client.query("accounts")] == list(range(1, total + 1))
+    assert api.pages == list(range(requests))
+
+
+@pytest.mark.parametrize(("total", "requests"), [(0, 1), (7, 2), (14, 3), (20, 3)])
+def test_a_next_page_hint_that_always_says_more_does_not_loop(total: int, requests: int) -> None:
+    api = PagedApi(total, cap=7, next_page="always")
+    with api.client() as client:
+        assert [r["id"] for r in client.query("accounts")] == list(range(1, total + 1))
+    assert api.pages == list(range(requests))
+
+
+@pytest.mark.parametrize(("total", "cap"), [(3, 500), (7, 7), (20, 7)])
+def test_a_server_ignoring_the_page_parameter_does_not_loop(total: int, cap: int) -> None:
+    """The same page comes back: the client stops at the first repeat, yielding it once."""
+    api = PagedApi(total, cap=cap, ignore_page=True)
+    with api.client() as client:
+        listed = list(client.query("accounts"))
+    assert [r["id"] for r in listed] == list(range(1, min(total, cap) + 1))
+    assert api.pages == [0, 1]
+
+
+def test_query_sends_where_order_page_and_size() -> None:
+    api = PagedApi(3)
+    with api.client(page_size=7) as client:
+        assert [r["id"] for r in client.query("accounts", where="a = 1", order="name")] == [1, 2, 3]
+    params = [dict(r.url.params) for r in api.requests]
+    assert params == [{"page": "0", "where": "a = 1", "order": "name"}] + [
+        {"page": "1", "where": "a = 1", "order": "name"}
+    ]
+    assert [r.headers["X-FM-Entity-Count"] for r in api.requests] == ["7", "7"]
+    assert [r.url.path for r in api.requests] == ["/api/v4/accounts"] * 2
+
+
+def test_query_is_lazy_with_a_fake() -> None:
+    api = PagedApi(20, cap=7)
+    with api.client() as client:
+        pages = client.query("accounts")
+        assert api.calls == 0
+        assert [next(pages)["id"] for _ in range(7)] == list(range(1, 8))
+        assert api.pages == [0]
+        next(pages)
+        assert api.pages == [0, 1]
+
+
+def test_a_list_answer_that_is_not_a_list_is_an_error() -> None:
+    api = FakeApi(lambda request: httpx.Response(200, json={"Message": "?"}))
+    with api.client() as client, pytest.raises(SsmError, match="something else than a list"):
+        list(client.query("accounts"))
+
+
+# --- where= filters: documented operators only (S1) -----------------------------------------
+
+
+def captured_wheres(call: Callable[[SalesManagementClient], Any]) -> list[str | None]:
+    api = FakeApi(lambda request: httpx.Response(200, json=[]))
+    with api.client() as client:
+        call(client)
+    return api.wheres()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, None),
+        ({"ext_prefix": "ACME:"}, "extId LIKE 'ACME:%'"),
+        ({"ext_prefix": "O'Neil:"}, "extId LIKE 'O''Neil:%'"),
+        (
+            {"ext_prefix": "A:", "equals": {"branchId": 2, "name": "Dupont & fils"}},
+            "extId LIKE 'A:%' AND branchId = 2 AND name = 'Dupont & fils'",
+        ),
+        (
+            {"since": "2026-03-01T10:00:00.250Z", "overlap_seconds": 5},
+            "dateUpdated > '2026-03-01T09:59:55.250Z'",
+        ),
+        (
+            {"since": "2026-03-01T10:00:00.000Z", "deleted": True},
+            "dateUpdated > '2026-03-01T10:00:00.000Z' OR dateDeleted > '2026-03-01T10:00:00.000Z'",
+        ),
+        (
+            {
+                "ext_prefix": "D1:",
+                "equals": {"typeId": 1},
+                "since": "2026-01-01T00:00:02.000Z",
+                "overlap_seconds": 3,
+                "deleted": True,
+            },
+            "extId LIKE 'D1:%' AND typeId = 1 AND dateUpdated > '2025-12-31T23:59:59.000Z'"
+            " OR extId LIKE 'D1:%' AND typeId = 1 AND dateDeleted > '2025-12-31T23:59:59.000Z'",
+        ),
+        ({"deleted": True, "ext_prefix": "Z:"}, "extId LIKE 'Z:%'"),
+    ],
+)
+def test_list_changed_sends_only_documented_operators(
+    options: dict[str, Any], expected: str | None
+) -> None:
+    wheres = captured_wheres(lambda client: list(client.list_changed("accounts", **options)))
+    assert wheres == [expected]
+    if expected is not None:
+        assert_documented_where(expected)
+
+
+def test_list_changed_refuses_what_where_cannot_say() -> None:
+    api = FakeApi(lambda request: httpx.Response(200, json=[]))
+    with api.client() as client:
+        with pytest.raises(ValueError, match="boolean"):
+            list(client.list_changed("accounts", equals={"readOnly": True}))
+        with pytest.raises(ValueError, match="field name"):
+            list(client.list_changed("accounts", equals={"name = 'x' OR id": 1}))
+    assert api.calls == 0
+
+
+def test_find_asks_forty_values_a_request_with_or_of_equals() -> None:
+    ext_ids = [f"E{n}" for n in range(85)] + ["E0", "it's"]
+    wheres = captured_wheres(lambda client: list(client.find("accounts", ext_ids=ext_ids)))
+    assert len(wheres) == 3
+    terms = [w.split(" OR ") for w in wheres if w]
+    assert [len(t) for t in terms] == [40, 40, 6]
+    assert terms[0][:2] == ["extId = 'E0'", "extId = 'E1'"]
+    assert terms[2][-1] == "extId = 'it''s'"
+    for where in wheres:
+        assert where is not None
+        assert_documented_where(where)
+
+
+def test_find_by_ids_and_ext_ids_together() -> None:
+    wheres = captured_wheres(
+        lambda client: list(client.find("accounts", ext_ids=["A", "B"], ids=[7, 7, 9]))
+    )
+    assert wheres == ["extId = 'A' OR extId = 'B' OR id = 7 OR id = 9"]
+    assert_documented_where(wheres[0])  # type: ignore[arg-type]
+
+
+def test_find_without_values_asks_nothing() -> None:
+    assert captured_wheres(lambda client: list(client.find("accounts"))) == []
+
+
+def test_find_keeps_live_records_that_were_asked_for() -> None:
+    records = [
+        {"id": 1, "extId": "A", "deleted": False},
+        {"id": 2, "extId": "B", "deleted": True},
+        {"id": 3, "extId": "C", "deleted": False},  # not asked for: a server being loose
+        {"id": 9, "extId": None, "deleted": False},
+    ]
+    api = PagedApi(0, records=records)
+    with api.client() as client:
+        found = list(client.find("accounts", ext_ids=["A", "B"], ids=[9]))
+    assert [r["id"] for r in found] == [1, 9]
+
+
+def test_list_changed_filters_deleted_records_foreign_prefixes_and_repeats() -> None:
+    """The server lists deleted records (S2) and LIKE treats ``_`` as a wildcard."""
+    records = [
+        {"id": 1, "extId": "A_1", "deleted": False},
+        {"id": 2, "extId": "A_2", "deleted": True, "dateDeleted": "2026-01-01T00:00:00.000Z"},
+        {"id": 3, "extId": "AB3", "deleted": False},  # matches LIKE 'A_%', not the prefix
+        {"id": 4, "extId": None, "deleted": False},
+        {"id": 1, "extId": "A_1", "deleted": False},  # moved to the next page while read
+        {"id": 5, "extId": "A_5", "deleted": False},
+    ]
+    api = PagedApi(0, cap=2, records=records)
+    with api.client() as client:
+        live = [r["id"] for r in client.list_changed("accounts", ext_prefix="A_")]
+        everything = [r["id"] for r in client.list_changed("accounts", ext_prefix="A_", deleted=True)]
+        unfiltered = [r["id"] for r in client.list_changed("accounts")]
+    assert live == [1, 5]
+    assert everything == [1, 2, 5]
+    assert unfiltered == [1, 3, 4, 5]
+
+
+# --- bulk writes (S2: Bulk Create/Update Resources, Bulk Create/Update Products) ------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "limit"),
+    [
+        ("accounts", 200),
+        ("contacts", 200),
+        ("salesorders", 200),
+        ("productFamilies", 200),
+        ("productfamilies", 200),
+        ("products", 100),
+        ("Products", 100),
+        ("salesOrdersLines", 1),
+        ("users", 1),
+    ],
+)
+def test_bulk_limits(resource: str, limit: int) -> None:
+    with FakeApi(lambda request: httpx.Response(500)).client() as client:
+        assert client.bulk_limit(resource) == limit
+
+
+def test_bulk_create_frames_items_with_guid_and_data() -> None:
+    api = BulkApi()
+    bodies = [account(f"A{n}", city="Lille") for n in range(3)]
+    with api.client() as client:
+        results = client.bulk_create("accounts", bodies)
+    assert results == [WriteResult(101), WriteResult(102), WriteResult(103)]
+    (sent,) = api.bulk_bodies("POST")
+    assert [set(item) for item in sent] == [{"guid", "data"}] * 3
+    assert [item["data"] for item in sent] == bodies
+    guids = [item["guid"] for item in sent]
+    assert len(set(guids)) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", g) for g in guids)
+    assert [(r.method, r.url.path) for r in api.requests] == [("POST", "/api/v4/accounts/bulk")]
+
+
+def test_bulk_update_frames_items_with_guid_id_and_data() -> None:
+    api = BulkApi()
+    items = [(11, {"city": "Lyon"}), (12, {"phone": "01"})]
+    with api.client() as client:
+        results = client.bulk_update("accounts", items)
+    assert results == [WriteResult(11), WriteResult(12)]
+    (sent,) = api.bulk_bodies("PUT")
+    assert [set(item) for item in sent] == [{"guid", "id", "data"}] * 2
+    assert [(item["id"], item["data"]) for item in sent] == items
+    assert len({item["guid"] for item in sent}) == 2
+    assert [(r.method, r.url.path) for r in api.requests] == [("PUT", "/api/v4/accounts/bulk")]
+
+
+@pytest.mark.parametrize(
+    ("resource", "count", "chunks"),
+    [
+        ("accounts", 450, [200, 200, 50]),
+        ("accounts", 400, [200, 200]),
+        ("contacts", 1, [1]),
+        ("products", 250, [100, 100, 50]),
+        ("products", 100, [100]),
+    ],
+)
+def test_bulk_calls_are_chunked_at_the_limit(resource: str, count: int, chunks: list[int]) -> None:
+    api = BulkApi()
+    bodies = [{"model": f"M{n}", "extId": f"P{n}"} for n in range(count)]
+    with api.client() as client:
+        created = client.bulk_create(resource, bodies)
+        updated = client.bulk_update(resource, [(r.id, {"price": 1}) for r in created])  # type: ignore[misc]
+    assert [len(b) for b in api.bulk_bodies("POST")] == chunks
+    assert [len(b) for b in api.bulk_bodies("PUT")] == chunks
+    assert [api.records[r.id]["extId"] for r in created] == [b["extId"] for b in bodies]  # type: ignore[index]
+    assert [r.id for r in updated] == [r.id for r in created]
+    assert all(r.ok for r in created + updated)
+    sent = [i["guid"] for b in api.bulk_bodies("POST") for i in b]
+    assert len(set(sent)) == count
+
+
+def test_nothing_to_write_sends_nothing() -> None:
+    api = BulkApi()
+    with api.client() as client:
+        assert client.bulk_create("accounts", []) == []
+        assert client.bulk_update("products", []) == []
+        assert client.bulk_create("salesOrdersLines", []) == []
+    assert api.calls == 0 and api.logins == 0
+
+
+def test_bulk_answers_are_matched_by_guid_in_any_order() -> None:
+    api = BulkApi()
+    api.order = lambda answers: random.Random(7).sample(answers, len(answers))
+    bodies = [account(f"S{n}") for n in range(30)]
+    with api.client() as client:
+        created = client.bulk_create("accounts", bodies)
+        updated = client.bulk_update("accounts", [(r.id, {"city": "X"}) for r in created])  # type: ignore[misc]
+    assert [api.records[r.id]["extId"] for r in created] == [b["extId"] for b in bodies]  # type: ignore[index]
+    assert [r.id for r in updated] == [r.id for r in created]
+    assert all(r.ok for r in updated)
+
+
+def test_one_refused_item_fails_alone() -> None:
+    api = BulkApi()
+
+    def refuse_second(item: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        if item["data"].get("extId") == "R1" or item.get("id") == 102:
+            return {"guid": item["guid"], "statusCode": 400, "Message": "Missing 'name' (priv)"}
+        return answer
+
+    api.item_answer = refuse_second
+    with api.client() as client:
+        created = client.bulk_create("accounts", [account(f"R{n}") for n in range(3)])
+        updated = client.bulk_update("accounts", [(101, {}), (102, {}), (103, {})])
+    assert [r.ok for r in created] == [True, False, True]
+    assert [r.ok for r in updated] == [True, False, True]
+    for failed in (created[1], updated[1]):
+        assert isinstance(failed.error, SsmRefused)
+        assert failed.error.status == 400
+        assert "Missing 'name'" in str(failed.error) and "priv" not in str(failed.error)
+    assert created[0].id is not None and created[2].id is not None
+    assert len(api.bulk_bodies("POST")) == 1  # a record-level refusal is not retried
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        None,  # missing from the answers
+        {"statusCode": 200, "Message": "entity created"},  # success without an id
+        {"id": 555, "Message": "entity created"},  # an id without a status
+        {"statusCode": 500, "id": 555, "Message": "failed"},
+        {"statusCode": "oops", "id": 555},
+        {"statusCode": 200, "id": "not-an-id"},
+    ],
+)
+def test_an_item_without_a_clear_success_fails_alone(answer: dict[str, Any] | None) -> None:
+    api = BulkApi()
+
+    def unclear(item: dict[str, Any], default: dict[str, Any]) -> dict[str, Any] | None:
+        if item["data"]["extId"] != "U1":
+            return default
+        return None if answer is None else {"guid": item["guid"], **answer}
+
+    api.item_answer = unclear
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account(f"U{n}") for n in range(3)])
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, SsmRefused)
+    assert results[1].id is None
+    assert [r.method for r in api.requests] == ["POST"]  # no look-up: not ambiguous
+
+
+def test_an_update_item_missing_from_the_answers_fails_alone() -> None:
+    api = BulkApi()
+    api.item_answer = lambda item, answer: None if item["id"] == 2 else answer
+    with api.client() as client:
+        results = client.bulk_update("accounts", [(1, {"a": 1}), (2, {"a": 2}), (3, {"a": 3})])
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, SsmRefused)
+
+
+def test_a_bulk_answer_that_is_not_a_list_fails_every_item() -> None:
+    api = FakeApi(lambda request: httpx.Response(200, json={"Message": "done"}))
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account("N1"), account("N2")])
+    assert [type(r.error) for r in results] == [SsmError, SsmError]
+
+
+@pytest.mark.parametrize("outcome", [500, 502, 504, "timeout"])
+def test_an_ambiguous_bulk_create_is_looked_up_by_ext_id_not_sent_again(
+    outcome: int | str,
+) -> None:
+    """The server carried out the bulk call and then failed (or went silent): the records
+    are found by extId and reported created; none is posted a second time."""
+    api = BulkApi()
+    api.faults = [(outcome, True)]
+    bodies = [account("K1"), account("K'2"), account("K3", extId=None)]
+    with api.client() as client:
+        results = client.bulk_create("accounts", bodies)
+    assert [r.id for r in results[:2]] == [101, 102]
+    assert results[0].ok and results[1].ok
+    assert isinstance(results[2].error, SsmUnavailable)  # no extId: the outcome stays unknown
+    assert len(api.bulk_bodies("POST")) == 1
+    assert len(api.records) == 3
+    lookups = [w for w in api.wheres()]
+    assert lookups and set(lookups) == {"extId = 'K1' OR extId = 'K''2'"}
+    assert_documented_where(lookups[0])  # type: ignore[arg-type]
+
+
+def test_an_ambiguous_bulk_create_that_created_part_reports_the_rest_as_unknown() -> None:
+    api = BulkApi()
+    api.faults = [(500, True)]
+    api.item_answer = lambda item, answer: answer
+    bodies = [account(f"H{n}") for n in range(4)]
+    with api.client() as client:
+        original = api._create
+
+        def create_half(data: dict[str, Any]) -> int:
+            new_id = original(data)
+            if data["extId"] in ("H1", "H3"):
+                del api.records[new_id]
+            return new_id
+
+        api._create = create_half  # type: ignore[method-assign]
+        results = client.bulk_create("accounts", bodies)
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert [r.id for r in results if r.ok] == [101, 103]
+    assert all(isinstance(r.error, SsmUnavailable) for r in results if not r.ok)
+    assert len(api.bulk_bodies("POST")) == 1
+
+
+def test_an_ambiguous_bulk_create_that_created_nothing_is_not_retried() -> None:
+    api = BulkApi()
+    api.faults = [(500, False)]
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account("Z1"), account("Z2")])
+    assert all(isinstance(r.error, SsmUnavailable) and r.error.status == 500 for r in results)
+    assert len(api.bulk_bodies("POST")) == 1
+    assert api.records == {}
+
+
+def test_a_failing_look_up_after_an_ambiguous_bulk_keeps_the_error() -> None:
+    api = BulkApi()
+    api.faults = [(500, True)]
+    route = api.route
+
+    def lookups_fail(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(503, json={"Message": "down"})
+        return route(request)
+
+    api.answer = lookups_fail
+    with api.client(max_retries=1) as client:
+        results = client.bulk_create("accounts", [account("L1")])
+    assert isinstance(results[0].error, SsmUnavailable)
+    assert len(api.bulk_bodies("POST")) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_bulk_create_surely_not_processed_is_retried(status: int) -> None:
+    api = BulkApi()
+    api.faults = [(status, False)]
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account("T1"), account("T2")])
+    assert results == [WriteResult(101), WriteResult(102)]
+    assert len(api.bulk_bodies("POST")) == 2
+    assert [r.method for r in api.requests] == ["POST", "POST"]
+
+
+def test_a_bulk_create_that_never_reached_the_server_is_retried() -> None:
+    api = BulkApi()
+    api.faults = [("connect", False)]
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account("C1")])
+    assert results == [WriteResult(101)]
+    assert len(api.bulk_bodies("POST")) == 2
+
+
+@pytest.mark.parametrize("outcome", [500, "timeout"])
+def test_a_failing_bulk_update_is_retried(outcome: int | str) -> None:
+    """A partial update sent twice changes nothing more: PUT is retried."""
+    api = BulkApi()
+    api.faults = [(outcome, True)]
+    with api.client() as client:
+        results = client.bulk_update("accounts", [(5, {"city": "Metz"})])
+    assert results == [WriteResult(5)]
+    assert len(api.bulk_bodies("PUT")) == 2
+
+
+@pytest.mark.parametrize("status", [400, 404, 413])
+def test_a_refused_bulk_call_fails_every_item(status: int) -> None:
+    api = BulkApi()
+    api.faults = [(status, False), (status, False)]
+    with api.client() as client:
+        created = client.bulk_create("accounts", [account("W1"), account("W2")])
+        updated = client.bulk_update("accounts", [(1, {}), (2, {})])
+    for result in created + updated:
+        assert isinstance(result.error, SsmRefused)
+        assert result.error.status == status
+        assert f"simulated {status}" in str(result.error)
+    assert [r.method for r in api.requests] == ["POST", "PUT"]  # no retry, no look-up
+
+
+def test_a_bulk_call_refused_for_the_session_twice_is_an_auth_error() -> None:
+    api = FakeApi(lambda request: httpx.Response(401, json={"Message": "no"}))
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account("V1"), account("V2")])
+    assert all(isinstance(r.error, SsmAuthError) for r in results)
+    assert api.logins == 2
+
+
+def test_resources_without_bulk_get_single_creates_and_updates() -> None:
+    api = BulkApi()
+    api.single_refusals = {"L2"}
+    bodies = [{"salesOrderId": 1, "productId": 1, "quantity": 1, "extId": f"L{n}"} for n in range(4)]
+    with api.client() as client:
+        created = client.bulk_create("salesOrdersLines", bodies)
+        updated = client.bulk_update("salesOrdersLines", [(101, {"quantity": 2}), (102, {})])
+    assert [r.id for r in created] == [101, 102, None, 103]
+    assert isinstance(created[2].error, SsmRefused) and created[2].error.status == 400
+    assert updated == [WriteResult(101), WriteResult(102)]
+    sent = [(r.method, r.url.path) for r in api.requests]
+    assert sent == [("POST", "/api/v4/salesOrdersLines")] * 4 + [
+        ("PUT", "/api/v4/salesOrdersLines/101"),
+        ("PUT", "/api/v4/salesOrdersLines/102"),
+    ]
+    assert [json.loads(r.content) for r in api.requests[:4]] == bodies
+
+
+def test_an_ambiguous_single_create_is_looked_up_by_ext_id() -> None:
+    api = BulkApi()
+    api.faults = [(500, True), ("timeout", False)]
+    bodies = [{"quantity": 1, "extId": "S1"}, {"quantity": 1, "extId": "S2"}, {"extId": "S3"}]
+    with api.client() as client:
+        results = client.bulk_create("salesOrdersLines", bodies)
+    assert results[0] == WriteResult(101)  # created, answer lost: found
+    assert isinstance(results[1].error, SsmUnavailable)  # not created: still unknown
+    assert results[2] == WriteResult(102)
+    posts = [json.loads(r.content)["extId"] for r in api.requests if r.method == "POST"]
+    assert posts == ["S1", "S2", "S3"]
+
+
 # --- transport-level behaviour with a fake server -------------------------------------------
 
 
-class FakeApi:
-    """Answers ``/login`` with a token and every other call through ``answer``."""
+def test_login_sends_the_keys_and_every_call_the_session_key() -> None:
+    seen: list[tuple[str, str | None, Any]] = []
 
-    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.answer = answer
-        self.logins = 0
-        self.calls = 0
-        self.lock = threading.Lock()
+    def transport(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        seen.append((request.url.path, request.headers.get("X-Session-Key"), body))
+        if request.url.path.endswith("/login"):
+            return httpx.Response(200, json={"token": "tok"})
+        return httpx.Response(200, json={"id": 3})
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        with self.lock:
-            if request.url.path.endswith("/login"):
-                self.logins += 1
-                return httpx.Response(200, json={"token": f"token-{self.logins}"})
-            self.calls += 1
-        return self.answer(request)
-
-    def client(self, **options: Any) -> SalesManagementClient:
-        options.setdefault("max_requests_per_second", 0)
-        options.setdefault("backoff_base", 0.01)
-        return SalesManagementClient(
-            "https://ssm.example/api/v4",
-            "pub",
-            "priv",
-            transport=httpx.MockTransport(self),
-            **options,
-        )
+    client = SalesManagementClient(
+        API_URL + "/", "pub", "priv", transport=httpx.MockTransport(transport)
+    )
+    with client:
+        assert client.get("accounts", 3) == {"id": 3}
+        assert client.get("accounts", 3) == {"id": 3}
+    assert seen == [
+        ("/api/v4/login", None, {"username": "pub", "password": "priv"}),
+        ("/api/v4/accounts/3", "tok", None),
+        ("/api/v4/accounts/3", "tok", None),
+    ]
 
 
-def failing_then(statuses: list[int], headers: dict[str, str] | None = None) -> FakeApi:
-    remaining = list(statuses)
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_keys_are_an_auth_error(status: int) -> None:
+    client = SalesManagementClient(
+        API_URL,
+        "pub",
+        "priv",
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, json={})),
+    )
+    with client, pytest.raises(SsmAuthError, match="login refused") as caught:
+        client.login()
+    assert caught.value.status == status
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        if remaining:
-            return httpx.Response(remaining.pop(0), json={"Message": "busy"}, headers=headers)
-        return httpx.Response(200, json={"id": 1})
 
-    return FakeApi(answer)
+def test_a_login_answer_without_a_token_is_an_error() -> None:
+    client = SalesManagementClient(
+        API_URL,
+        "pub",
+        "priv",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": 1})),
+    )
+    with client, pytest.raises(SsmError, match="without a session token"):
+        client.login()
 
 
 def test_retry_after_is_honoured() -> None:
@@ -266,6 +1308,15 @@ def test_retry_after_is_honoured() -> None:
         started = time.monotonic()
         assert client.get("accounts", 1) == {"id": 1}
         assert time.monotonic() - started >= 1.0
+
+
+def test_retry_after_as_an_http_date_is_honoured() -> None:
+    api = failing_then([503], headers={"Retry-After": formatdate(time.time() + 3, usegmt=True)})
+    with api.client(backoff_max=30) as client:
+        waits: list[float] = []
+        client._sleep = waits.append
+        assert client.get("accounts", 1) == {"id": 1}
+    assert len(waits) == 1 and 1.0 <= waits[0] <= 3.0
 
 
 def test_retry_after_is_capped_by_backoff_max() -> None:
@@ -278,6 +1329,18 @@ def test_retry_after_is_capped_by_backoff_max() -> None:
     assert api.calls == 3
 
 
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    api = failing_then([503] * 6)
+    with api.client(backoff_base=0.1, backoff_max=1.0, max_retries=6) as client:
+        waits: list[float] = []
+        client._sleep = waits.append
+        assert client.get("accounts", 1) == {"id": 1}
+    ceilings = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert len(waits) == 6
+    for wait, ceiling in zip(waits, ceilings, strict=True):
+        assert ceiling / 2 <= wait <= ceiling
+
+
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_retryable_statuses_are_retried(status: int) -> None:
     api = failing_then([status, status])
@@ -288,9 +1351,17 @@ def test_retryable_statuses_are_retried(status: int) -> None:
 
 def test_retries_stop_after_max_retries() -> None:
     api = failing_then([503] * 10)
-    with api.client(max_retries=3) as client, pytest.raises(SsmUnavailable):
+    with api.client(max_retries=3) as client, pytest.raises(SsmUnavailable) as caught:
         client.get("accounts", 1)
     assert api.calls == 4
+    assert caught.value.status == 503 and "4 attempt" in str(caught.value)
+
+
+def test_no_retry_at_all_when_max_retries_is_zero() -> None:
+    api = failing_then([503])
+    with api.client(max_retries=0) as client, pytest.raises(SsmUnavailable):
+        client.get("accounts", 1)
+    assert api.calls == 1
 
 
 def test_timeouts_are_retried() -> None:
@@ -305,12 +1376,77 @@ def test_timeouts_are_retried() -> None:
         assert client.get("accounts", 1) == {"id": 1}
 
 
+@pytest.mark.parametrize(("status", "calls"), [(500, 1), (502, 1), (504, 1), (503, 2), (429, 2)])
+def test_a_create_is_retried_only_when_surely_not_processed(status: int, calls: int) -> None:
+    api = failing_then([status])
+    with api.client() as client:
+        if calls == 1:
+            with pytest.raises(SsmUnavailable) as caught:
+                client.create("accounts", {"name": "ACME"})
+            assert caught.value.status == status
+        else:
+            assert client.create("accounts", {"name": "ACME"}) == 1
+    assert api.calls == calls
+
+
+def test_a_create_without_an_answer_is_not_retried() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    api = FakeApi(answer)
+    with api.client() as client, pytest.raises(SsmUnavailable, match="ReadTimeout"):
+        client.create("accounts", {"name": "ACME"})
+    assert api.calls == 1
+
+
+def test_a_create_that_could_not_connect_is_retried() -> None:
+    attempts = iter([True, False])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if next(attempts):
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"Message": "entity created", "id": 131})
+
+    api = FakeApi(answer)
+    with api.client() as client:
+        assert client.create("accounts", {"name": "ACME"}) == 131
+    assert api.calls == 2
+
+
+@pytest.mark.parametrize("method", ["update", "delete"])
+def test_updates_and_deletes_are_retried_after_a_server_error(method: str) -> None:
+    api = failing_then([500, 502])
+    with api.client() as client:
+        if method == "update":
+            client.update("accounts", 1, {"city": "Lyon"})
+        else:
+            client.delete("accounts", 1)
+    assert api.calls == 3
+    assert {r.method for r in api.requests} == {"PUT" if method == "update" else "DELETE"}
+
+
 def test_other_client_errors_are_refused_at_once() -> None:
     api = failing_then([404])
     with api.client() as client, pytest.raises(SsmRefused, match="busy") as caught:
         client.get("accounts", 1)
     assert caught.value.status == 404
     assert api.calls == 1
+
+
+def test_both_error_bodies_of_the_api_are_read() -> None:
+    """S2: ``{"Message": …}`` or ``{"statusCode": 400, "message": …, "error": …}``."""
+    bodies = iter(
+        [
+            {"Message": "910: resource does not exist"},
+            {"statusCode": 400, "message": "name is required", "error": "Bad Request"},
+        ]
+    )
+    api = FakeApi(lambda request: httpx.Response(400, json=next(bodies)))
+    with api.client() as client:
+        with pytest.raises(SsmRefused, match="910: resource does not exist"):
+            client.get("nothing", 1)
+        with pytest.raises(SsmRefused, match="name is required"):
+            client.create("accounts", {})
 
 
 def test_an_expired_session_is_renewed_once() -> None:
@@ -326,11 +1462,52 @@ def test_an_expired_session_is_renewed_once() -> None:
     assert api.logins == 2
 
 
+def test_threads_hitting_an_expired_session_log_in_once() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.005)
+        if request.headers["X-Session-Key"] == "token-1":
+            return httpx.Response(401, json={"Message": "expired"})
+        return httpx.Response(200, json={"id": 1})
+
+    api = FakeApi(answer)
+    with api.client(max_concurrency=8) as client:
+        client.login()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda _: client.get("accounts", 1), range(16)))
+    assert answers == [{"id": 1}] * 16
+    assert api.logins == 2
+
+
 def test_a_session_refused_twice_is_an_auth_error() -> None:
     api = FakeApi(lambda request: httpx.Response(401, json={"Message": "no"}))
     with api.client() as client, pytest.raises(SsmAuthError):
         client.get("accounts", 1)
     assert api.logins == 2
+
+
+def test_secrets_are_masked_in_messages() -> None:
+    """Even a server echoing the keys and the session key back leaks none of them."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        text = f"bad session {request.headers['X-Session-Key']} for pub/priv"
+        if request.url.path.endswith("/bulk"):
+            return httpx.Response(
+                200, json=[{"guid": i["guid"], "statusCode": 400, "Message": text} for i in json.loads(request.content)]
+            )
+        return httpx.Response(400 if request.method == "GET" else 503, json={"Message": text})
+
+    api = FakeApi(echo)
+    with api.client(max_retries=0) as client:
+        with pytest.raises(SsmRefused) as refused:
+            client.get("accounts", 1)
+        with pytest.raises(SsmUnavailable) as unavailable:
+            client.update("accounts", 1, {})
+        (bulk,) = client.bulk_create("accounts", [account("M1")])
+    for error in (refused.value, unavailable.value, bulk.error):
+        text = str(error)
+        assert "***" in text
+        for secret in ("token-1", "pub", "priv"):
+            assert secret not in text
 
 
 def test_concurrency_is_bounded() -> None:
@@ -365,18 +1542,30 @@ def test_request_rate_is_bounded() -> None:
         assert time.monotonic() - started >= 0.45
 
 
-def test_list_sends_the_page_size_and_follows_next_page() -> None:
-    seen: list[tuple[str | None, str | None, str | None]] = []
+def test_the_pacer_spaces_requests_across_threads() -> None:
+    waits: list[float] = []
+    lock = threading.Lock()
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        page = int(request.url.params["page"])
-        seen.append((request.headers.get("Count"), request.url.params.get("where"), str(page)))
-        headers = {"X-FM-Next-Page": str(page + 1)} if page < 2 else {"X-FM-Next-Page": ""}
-        return httpx.Response(200, json=[{"id": page}], headers=headers)
+    def sleep(seconds: float) -> None:
+        with lock:
+            waits.append(seconds)
 
-    with FakeApi(answer).client(page_size=7) as client:
-        assert [r["id"] for r in client.list("accounts", where="a = 1")] == [0, 1, 2]
-    assert seen == [("7", "a = 1", "0"), ("7", "a = 1", "1"), ("7", "a = 1", "2")]
+    pacer = RequestPacer(10, sleep=sleep)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: pacer.wait(), range(5)))
+    assert len(waits) == 4  # the first request goes at once
+    assert sorted(waits)[-1] == pytest.approx(0.4, abs=0.05)
+    unlimited: list[float] = []
+    free = RequestPacer(0, sleep=unlimited.append)
+    for _ in range(5):
+        free.wait()
+    assert unlimited == []
+
+
+@pytest.mark.parametrize("options", [{"max_concurrency": 0}, {"max_retries": -1}])
+def test_nonsense_options_are_refused(options: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        SalesManagementClient(API_URL, "pub", "priv", **options)
 
 
 def test_bodies_are_json() -> None:
@@ -391,6 +1580,33 @@ def test_bodies_are_json() -> None:
     assert bodies == [{"name": "ACME"}]
 
 
+def test_a_create_answers_200_with_the_new_id() -> None:
+    """S2: ``200 {"Message": "entity created", "id": 131}``."""
+    api = FakeApi(lambda request: httpx.Response(200, json={"Message": "entity created", "id": "131"}))
+    with api.client() as client:
+        assert client.create("accounts", {"name": "ACME"}) == 131
+    assert [(r.method, r.url.path) for r in api.requests] == [("POST", "/api/v4/accounts")]
+
+
+@pytest.mark.parametrize(
+    ("answer", "call"),
+    [
+        (httpx.Response(200, json={"Message": "entity created"}), "create"),
+        (httpx.Response(200, json=[{"id": 1}]), "get"),
+        (httpx.Response(200, text="<html>proxy</html>"), "get"),
+    ],
+)
+def test_unexpected_answers_are_errors(answer: httpx.Response, call: str) -> None:
+    with FakeApi(lambda request: answer).client() as client, pytest.raises(SsmError):
+        if call == "create":
+            client.create("accounts", {"name": "ACME"})
+        else:
+            client.get("accounts", 1)
+
+
+# --- helpers of the protocol ----------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [({"id": 15, "value": "Lyon"}, 15), (15, 15), ("15", 15), (None, None), ({"id": None}, None)],
@@ -399,6 +1615,52 @@ def test_fk_id_reads_both_forms(value: Any, expected: int | None) -> None:
     assert SalesManagementClient.fk_id(value) == expected
 
 
-def test_fk_id_refuses_what_is_not_an_id() -> None:
+@pytest.mark.parametrize("value", ["Lyon", True, 1.5, {"id": "x"}])
+def test_fk_id_refuses_what_is_not_an_id(value: Any) -> None:
     with pytest.raises(ValueError):
-        SalesManagementClient.fk_id("Lyon")
+        SalesManagementClient.fk_id(value)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"dateUpdated": "2026-01-01T10:00:00.000Z", "dateDeleted": None}, "2026-01-01T10:00:00.000Z"),
+        (
+            {"dateUpdated": "2026-01-01T10:00:00.000Z", "dateDeleted": "2026-01-02T08:00:00.000Z"},
+            "2026-01-02T08:00:00.000Z",
+        ),
+        ({"dateUpdated": None, "dateDeleted": None}, None),
+        ({}, None),
+    ],
+)
+def test_changed_at_is_the_later_of_update_and_deletion(
+    record: dict[str, Any], expected: str | None
+) -> None:
+    assert SalesManagementClient.changed_at(record) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(12, "12"), (-3, "-3"), ("ACME", "'ACME'"), ("l'été", "'l''été'")]
+)
+def test_where_literal(value: int | str, expected: str) -> None:
+    assert where_literal(value) == expected
+
+
+def test_where_literal_refuses_booleans() -> None:
+    with pytest.raises(ValueError):
+        where_literal(True)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds", "expected"),
+    [
+        ("2017-10-17T11:17:57.363Z", 0, "2017-10-17T11:17:57.363Z"),
+        ("2017-10-17T11:17:57.363Z", -5, "2017-10-17T11:17:52.363Z"),
+        ("2026-01-01T00:00:02.500Z", -5, "2025-12-31T23:59:57.500Z"),
+        ("2026-01-01T00:00:00Z", -60, "2025-12-31T23:59:00.000Z"),
+        ("2026-02-28T23:59:59.999Z", 1, "2026-03-01T00:00:00.999Z"),
+        (" 2026-05-04T03:02:01.123456Z ", 0, "2026-05-04T03:02:01.123Z"),
+    ],
+)
+def test_shift_date(value: str, seconds: int, expected: str) -> None:
+    assert shift_date(value, seconds) == expected

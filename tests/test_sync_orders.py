@@ -36,10 +36,16 @@ CATALOGUE = {
         ("TST-003", "Beurre AOP plaque 10 kg", "89.9"),
     ],
 }
-# quantity, discount %: 3 x 12.50 = 37.50; 2.5 x 3.99 x 0.90 = 8.9775 -> 8.98;
-# 1 x 89.90 x 0.95 = 85.405 -> 85.41; total 131.89, with VAT 158.268 -> 158.27
+# Lines of an order entered in Sage: quantity, discount %: 3 x 12.50 = 37.50;
+# 2.5 x 3.99 x 0.90 = 8.9775 -> 8.98; 1 x 89.90 x 0.95 = 85.405 -> 85.41; total 131.89,
+# with VAT 158.268 -> 158.27
 LINES = [("TST-001", 3, 0), ("TST-002", 2.5, 10), ("TST-003", 1, 5)]
 EXPECTED_TOTALS = [Decimal("37.5"), Decimal("8.98"), Decimal("85.41")]
+# Lines of an order entered in SSM, whose quantities are integers: 3 x 12.50 = 37.50;
+# 2 x 3.99 x 0.90 = 7.182 -> 7.18; 1 x 89.90 x 0.95 = 85.405 -> 85.41; total 130.09,
+# with VAT 156.108 -> 156.11
+SSM_LINES = [("TST-001", 3, 0), ("TST-002", 2, 10), ("TST-003", 1, 5)]
+SSM_TOTALS = [Decimal("37.5"), Decimal("7.18"), Decimal("85.41")]
 
 
 # -- set-up ------------------------------------------------------------------------------
@@ -92,7 +98,7 @@ def one(ws: Workspace, resource: str, ext_id: str) -> dict[str, Any]:
 def new_order(
     ws: Workspace,
     dossier_id: str,
-    lines: list[tuple[str, float, float]] | list[tuple[int, float, float]],
+    lines: list[tuple[str, int, float]] | list[tuple[int, int, float]],
     account: int | None = None,
     **fields: Any,
 ) -> int:
@@ -112,12 +118,14 @@ def new_order(
     for product, quantity, discount in lines:
         if isinstance(product, str):
             product = one(ws, "products", f"{dossier_id}:{product}")["id"]
+        price = ws.http.get(f"/products/{product}").json().get("price") or 0
         ws.ssm_post(
-            "salesordersLines",
+            "salesOrdersLines",
             {
-                "salesorderId": order_id,
+                "salesOrderId": order_id,
                 "productId": product,
                 "quantity": quantity,
+                "price": price,
                 "discount1": discount,
             },
         )
@@ -154,10 +162,10 @@ def order(ws: Workspace, order_id: int) -> dict[str, Any]:
     return result
 
 
-def order_lines(ws: Workspace, order_id: int) -> list[dict[str, Any]]:
-    return sorted(
-        ws.ssm_list("salesordersLines", f"salesorderId = {order_id}"), key=lambda x: x["id"]
-    )
+def order_lines(ws: Workspace, order_id: int, deleted: bool = False) -> list[dict[str, Any]]:
+    """The live (or the deleted) lines of an SSM order."""
+    found = ws.ssm_list("salesordersLines", f"salesorderId = {order_id}")
+    return sorted((x for x in found if x["deleted"] == deleted), key=lambda x: x["id"])
 
 
 def status_ids(ws: Workspace) -> list[int]:
@@ -192,7 +200,7 @@ def synced_order(ws: Workspace) -> tuple[int, str]:
     """Two dossiers synced and one order of beta's written to Sage: (SSM id, piece)."""
     two_synced_dossiers(ws)
     before = documents(ws, "beta")
-    order_id = new_order(ws, "beta", LINES)
+    order_id = new_order(ws, "beta", SSM_LINES)
     ws.sync()
     (created,) = new_documents(ws, "beta", before)
     return order_id, created["DO_Piece"]
@@ -205,7 +213,7 @@ def test_order_is_created_in_its_accounts_dossier_with_sage_prices(ws: Workspace
     two_synced_dossiers(ws)
     before_alpha, before_beta = documents(ws, "alpha"), documents(ws, "beta")
     code = first_client(ws, "beta")
-    order_id = new_order(ws, "beta", LINES)
+    order_id = new_order(ws, "beta", SSM_LINES)
 
     runs = ws.sync()
     assert totals(runs, "ssm_to_sage")["created"] == 1
@@ -215,8 +223,8 @@ def test_order_is_created_in_its_accounts_dossier_with_sage_prices(ws: Workspace
     assert piece.startswith("BC")
     assert (doc["DO_Tiers"], doc["DO_Ref"], doc["DO_Date"]) == (code, "CMD-WEB-0042", "2026-03-14")
     assert doc["DO_Statut"] == 0
-    assert Decimal(doc["DO_TotalHT"]) == Decimal("131.89")
-    assert Decimal(doc["DO_TotalTTC"]) == Decimal("158.27")
+    assert Decimal(doc["DO_TotalHT"]) == Decimal("130.09")
+    assert Decimal(doc["DO_TotalTTC"]) == Decimal("156.11")
     prices = {ref: Decimal(price) for ref, _, price in CATALOGUE["beta"]}
     assert [
         (
@@ -230,22 +238,24 @@ def test_order_is_created_in_its_accounts_dossier_with_sage_prices(ws: Workspace
         for line in doc["lines"]
     ] == [
         (1000 * (n + 1), ref, Decimal(str(qty)), Decimal(str(disc)), prices[ref], total)
-        for n, ((ref, qty, disc), total) in enumerate(zip(LINES, EXPECTED_TOTALS, strict=True))
+        for n, ((ref, qty, disc), total) in enumerate(zip(SSM_LINES, SSM_TOTALS, strict=True))
     ]
 
     synced = order(ws, order_id)
     assert synced["extId"] == f"beta:0:1:{piece}"
-    assert synced["number"] == piece
+    assert synced["number"] == int(piece.removeprefix("BC"))  # SSM's number is an integer
     assert synced["readOnly"] is True
-    assert Decimal(str(synced["total"])) == Decimal("131.89")
+    assert Decimal(str(synced["total"])) == Decimal("130.09")
     assert synced["statusId"]["id"] == status_ids(ws)[0]
     assert synced["comment"] == "Livrer avant midi"
     lines = order_lines(ws, order_id)
     assert [line["extId"] for line in lines] == [
         f"beta:0:1:{piece}:{n}" for n in (1000, 2000, 3000)
     ]
-    assert [Decimal(str(line["price"])) for line in lines] == [prices[ref] for ref, _, _ in LINES]
-    assert [Decimal(str(line["total"])) for line in lines] == EXPECTED_TOTALS
+    assert [Decimal(str(line["price"])) for line in lines] == [
+        prices[ref] for ref, _, _ in SSM_LINES
+    ]
+    assert [Decimal(str(line["total"])) for line in lines] == SSM_TOTALS
     assert open_incidents(ws, "beta") == [] and open_incidents(ws, "alpha") == []
 
 
@@ -295,7 +305,7 @@ def test_unknown_products_are_refused_and_nothing_is_written(ws: Workspace) -> N
 def test_order_failing_the_schema_is_refused_naming_field_and_rule(ws: Workspace) -> None:
     two_synced_dossiers(ws)
     before = documents(ws, "beta")
-    too_long = new_order(ws, "beta", LINES, reference="COMMANDE-WEB-2026-000042")
+    too_long = new_order(ws, "beta", SSM_LINES, reference="COMMANDE-WEB-2026-000042")
     no_quantity = new_order(ws, "beta", [("TST-001", 1, 0), ("TST-002", 0, 0)])
 
     ws.sync(expect=1)
@@ -418,7 +428,7 @@ def test_crash_after_the_intent_never_writes_the_order_twice(
 ) -> None:
     two_synced_dossiers(ws)
     before = documents(ws, "beta")
-    order_id = new_order(ws, "beta", LINES)
+    order_id = new_order(ws, "beta", SSM_LINES)
 
     def killed(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
@@ -440,7 +450,7 @@ def test_crash_after_the_intent_never_writes_the_order_twice(
                 "update",
                 lambda self, resource, record_id, body: (
                     killed()
-                    if resource.startswith("salesorders")
+                    if resource.lower().startswith("salesorders")
                     else update(self, resource, record_id, body)
                 ),
             )
@@ -539,7 +549,7 @@ def test_order_entered_in_sage_reaches_ssm_read_only_with_its_lines(ws: Workspac
     synced, code = sage_born_order(ws)
     assert synced["readOnly"] is True
     assert synced["accountId"]["id"] == one(ws, "accounts", f"beta:{code}")["id"]
-    assert (synced["number"], synced["reference"]) == ("BC00901", "TEL-0042")
+    assert (synced["number"], synced["reference"]) == (901, "TEL-0042")
     assert Decimal(str(synced["total"])) == Decimal("131.89")
     assert synced["statusId"]["id"] == status_ids(ws)[1]
     assert synced["branchId"]["id"] == 3
@@ -561,8 +571,15 @@ def test_order_entered_in_sage_reaches_ssm_read_only_with_its_lines(ws: Workspac
         )
         for line in lines
     ] == [
-        (Decimal(str(qty)), Decimal(str(disc)), prices[ref], total)
-        for (ref, qty, disc), total in zip(LINES, EXPECTED_TOTALS, strict=True)
+        (Decimal(3), Decimal(0), prices["TST-001"], Decimal("37.5")),
+        # SSM quantities are integers: 2.5 x 3.99 goes as 1 x 9.98, the total unchanged
+        (Decimal(1), Decimal(10), Decimal("9.98"), Decimal("8.98")),
+        (Decimal(1), Decimal(5), prices["TST-003"], Decimal("85.41")),
+    ]
+    assert [line["description"] for line in lines] == [
+        "Farine T55 sac 25 kg",
+        "2.5 x Levure fraîche 500 g (3.99)",
+        "Beurre AOP plaque 10 kg",
     ]
     # one-way: nothing went to Sage, nothing to another dossier
     assert ws.records("salesorders", "alpha") == []
@@ -580,7 +597,7 @@ def test_order_without_reference_is_named_by_its_piece(ws: Workspace) -> None:
     sage_order(ws, "alpha", "BC00077", first_client(ws, "alpha"), [("TST-A01", 2, 0)])
     ws.sync()
     synced = one(ws, "salesorders", "alpha:0:1:BC00077")
-    assert (synced["reference"], synced["number"]) == ("BC00077", "BC00077")
+    assert (synced["reference"], synced["number"]) == ("BC00077", 77)
     assert synced["branchId"]["id"] == 1
     assert writes(ws.sync()) == 0
 
@@ -606,6 +623,8 @@ def test_line_changed_in_sage_updates_only_that_line_in_ssm(ws: Workspace) -> No
     lines = order_lines(ws, synced["id"])
     assert (lines[0], lines[2]) == (lines_before[0], lines_before[2])
     assert Decimal(str(lines[1]["quantity"])) == 5
+    assert Decimal(str(lines[1]["price"])) == Decimal("3.99")
+    assert lines[1]["description"] == "Levure fraîche 500 g"
     assert Decimal(str(lines[1]["total"])) == Decimal("17.96")
     assert Decimal(str(order(ws, synced["id"])["total"])) == Decimal("140.87")
     assert order(ws, synced["id"])["readOnly"] is True
@@ -614,20 +633,17 @@ def test_line_changed_in_sage_updates_only_that_line_in_ssm(ws: Workspace) -> No
 
 def test_order_deleted_in_sage_is_deleted_in_ssm_only_when_born_in_sage(ws: Workspace) -> None:
     synced, _ = sage_born_order(ws)
-    from_ssm = new_order(ws, "beta", LINES)
+    from_ssm = new_order(ws, "beta", SSM_LINES)
     ws.sync()
-    piece = order(ws, from_ssm)["number"]
+    piece = order(ws, from_ssm)["extId"].rsplit(":", 1)[1]
     delete_sage_order(ws, "beta", "BC00901")
     delete_sage_order(ws, "beta", piece)
 
     runs = ws.sync()
     assert totals(runs, "sage_to_ssm")["deleted"] == 1
     assert order(ws, synced["id"])["deleted"] is True
-    assert ws.ssm_list("salesordersLines", f"salesorderId = {synced['id']}") == []
-    deleted_lines = ws.ssm_list(
-        "salesordersLines", f"salesorderId = {synced['id']} AND deleted = true"
-    )
-    assert len(deleted_lines) == 3
+    assert order_lines(ws, synced["id"]) == []
+    assert len(order_lines(ws, synced["id"], deleted=True)) == 3
     # the order entered in SSM stays there, with its lines
     assert order(ws, from_ssm)["deleted"] is False
     assert len(order_lines(ws, from_ssm)) == 3
@@ -679,7 +695,7 @@ def test_interrupted_create_of_a_sage_order_is_finished_not_repeated(
         raise KeyboardInterrupt
 
     create = SalesManagementClient.create
-    target = "salesorders" if crash == "after_order_created" else "salesordersLines"
+    target = "salesorders" if crash == "after_order_created" else "salesOrdersLines"
 
     def interrupted(self: SalesManagementClient, resource: str, body: dict[str, Any]) -> int:
         if resource != target:
