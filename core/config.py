@@ -67,6 +67,7 @@ class SyncConfig:
     mass_deletion_threshold: float = 0.5
     mass_deletion_minimum: int = 20
     restore_detection: bool = True
+    reconcile_hours: float = 24
 
 
 @dataclass(frozen=True)

@@ -710,7 +710,7 @@ class SsmToSage(SyncPass):
     def execute(self) -> None:
         ctx, entity, session, client = self.ctx, self.entity, self.session, self.ctx.ssm_client
         cursor = cursor_row(session, self.dossier_id, entity.name, SSM_TO_SAGE)
-        full = ctx.full or cursor.cursor is None
+        full = ctx.full or cursor.cursor is None or self.reconcile_due(cursor)
         since, overlap = (None if full else cursor.cursor), ctx.sync.overlap_seconds
         # deleted records only matter where a deletion in SSM may reach Sage
         deleted = entity.ssm_deletions != "never"
@@ -754,6 +754,12 @@ class SsmToSage(SyncPass):
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
+
+    def reconcile_due(self, cursor: DossierEntity) -> bool:
+        """Whether this pass lists every record again (``reconcile_hours`` since the last)."""
+        hours = self.ctx.sync.reconcile_hours
+        last = cursor.last_full_sync_at  # naive UTC, as utcnow()
+        return hours > 0 and last is not None and utcnow() - last > timedelta(hours=hours)
 
     def stray(self, record: dict[str, Any], newest: str | None) -> str | None:
         """An SSM record with no extId: created in SSM, taken into Sage if it is ours."""

@@ -27,7 +27,7 @@ class Workspace:
         self.dossiers: dict[str, dict[str, Any]] = {}
         self.state_url = f"sqlite:///{root / 'state.db'}"
         self.extra_config = ""
-        self.sync_settings: dict[str, int] = {"batch_size": 50}
+        self.sync_settings: dict[str, float] = {"batch_size": 50}
         self._http: httpx.Client | None = None
 
     # -- set-up ----------------------------------------------------------------------
@@ -160,9 +160,9 @@ class Workspace:
             response = self.http.get(f"/{resource}", params=params, headers=headers)
             response.raise_for_status()
             records = response.json()
-            out.extend(records)
-            if len(records) < 500:
+            if not records:  # the end of a list is not documented: read to an empty page
                 return out
+            out.extend(records)
             page += 1
 
     def records(
