@@ -99,7 +99,8 @@ class SalesManagementClient:
         self.backoff_max = backoff_max
         self._credentials = {"username": public_key, "password": private_key}
         self._token: str | None = None
-        self._largest_page = 0  # the longest page this server has answered
+        # the longest page the server has answered, per resource (its cap may differ)
+        self._largest_page: dict[str, int] = {}
         self._auth_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._pacer = RequestPacer(max_requests_per_second)
@@ -145,9 +146,9 @@ class SalesManagementClient:
 
         The page size is asked with ``X-FM-Entity-Count``; the server may answer fewer.
         The end of a list is not documented, so a list ends on an empty page, on a page
-        shorter than what this server has already shown it can answer, or when the pages
-        repeat; an ``X-FM-Next-Page`` header is only a hint (an older API announced the
-        current page again on the last one).
+        shorter than what this server has already shown it can answer for this resource,
+        or when the pages repeat; an ``X-FM-Next-Page`` header is only a hint (an older
+        API announced the current page again on the last one).
         """
         size = page_size or self.page_size
         headers = {"X-FM-Entity-Count": str(size)}
@@ -170,8 +171,9 @@ class SalesManagementClient:
             yield from records
             shown = max(shown, len(records))
             with self._auth_lock:
-                capacity = max(self._largest_page, shown)
-                self._largest_page = max(self._largest_page, len(records))
+                largest = self._largest_page.get(resource.lower(), 0)
+                capacity = max(largest, shown)
+                self._largest_page[resource.lower()] = max(largest, len(records))
             hint = response.headers.get("X-FM-Next-Page", "").strip()
             if hint.isdigit() and int(hint) <= page:
                 return  # the last page, as an older API said it
