@@ -1,6 +1,6 @@
 """The Sales Management client: protocol details against fake servers, and the real simulator.
 
-The contract is ``docs``' SSM_API page, drawn from the public documentation:
+The contract is the SSM_API design page, drawn from the public documentation:
 S1 https://developer.forcemanager.com/ (login, ``X-FM-Entity-Count`` paging from page 0,
 ``where=`` operators ``=``, ``>``, ``LIKE``, ``AND``, ``OR``, error codes) and S2 the
 withone.ai "Sage Sales Management" pages (Bulk Create/Update Resources: items ``{guid,
@@ -160,9 +160,11 @@ class PagedApi(FakeApi):
         records: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(self.list_page)
-        self.records = records if records is not None else [
-            {"id": n, "extId": f"R{n}", "deleted": False} for n in range(1, total + 1)
-        ]
+        self.records = (
+            records
+            if records is not None
+            else [{"id": n, "extId": f"R{n}", "deleted": False} for n in range(1, total + 1)]
+        )
         self.cap = cap
         self.next_page = next_page
         self.ignore_page = ignore_page
@@ -356,16 +358,26 @@ def test_query_filters_and_orders(
     assert_no_refusals(simulator)
 
 
-@pytest.mark.parametrize("next_page", ["none", "next", "repeat"])
-@pytest.mark.parametrize(("total", "pages"), [(23, 4), (21, {"none": 4, "next": 4, "repeat": 3})])
+@pytest.mark.parametrize(
+    ("next_page", "total", "requests"),
+    [
+        ("none", 23, 4),
+        ("none", 21, 4),
+        ("next", 23, 4),
+        ("next", 21, 4),
+        ("repeat", 23, 4),
+        ("repeat", 21, 3),
+    ],
+)
 def test_every_record_is_read_whatever_the_end_of_list_and_page_cap(
-    tmp_path: Path, next_page: str, total: int, pages: int | dict[str, int]
+    tmp_path: Path, next_page: str, total: int, requests: int
 ) -> None:
     """The server answers at most 7 records a page while 500 are asked (S1: the maximum of
     ``X-FM-Entity-Count`` is unpublished); the end of the list is announced in each of the
     ways the client must survive; 21 is an exact multiple of the page."""
+    db = str(tmp_path / "ssm.sqlite")
     with (
-        running_simulator(str(tmp_path / "ssm.sqlite"), next_page=next_page, max_page_size=7) as sim,
+        running_simulator(db, next_page=next_page, max_page_size=7) as sim,
         client_for(sim, page_size=500) as client,
     ):
         prefix = unique("CAPPED:")
@@ -375,8 +387,7 @@ def test_every_record_is_read_whatever_the_end_of_list_and_page_cap(
         before = stats(sim)["requests"]
         listed = list(client.list_changed("accounts", ext_prefix=prefix))
         assert [r["id"] for r in listed] == ids_of(results)
-        expected = pages if isinstance(pages, int) else pages[next_page]
-        assert stats(sim)["requests"] - before == expected
+        assert stats(sim)["requests"] - before == requests
         assert_no_refusals(sim)
 
 
@@ -408,11 +419,34 @@ def test_list_changed_finds_updates_and_deletions_since_a_cursor(
         )
     )
     assert [r["id"] for r in everything] == [first, second, third]
+    on_branch = list(
+        client.list_changed(
+            "accounts", since=cursor, ext_prefix=prefix, equals={"branchId": 2}, deleted=True
+        )
+    )
+    assert [r["id"] for r in on_branch] == [first, second]
     live = list(client.list_changed("accounts", ext_prefix=prefix))
     assert [r["id"] for r in live] == [first, third]
     by_branch = list(client.list_changed("accounts", ext_prefix=prefix, equals={"branchId": 2}))
     assert [r["id"] for r in by_branch] == [first, third]
     assert list(client.list_changed("accounts", ext_prefix=prefix, equals={"branchId": 3})) == []
+    assert_no_refusals(simulator)
+
+
+def test_prefixes_with_quotes_and_like_wildcards_are_exact(
+    client: SalesManagementClient, simulator: SimulatorProcess
+) -> None:
+    """``_`` and ``%`` are LIKE wildcards and LIKE may ignore case: the client keeps only
+    the records whose extId really starts with the prefix."""
+    prefix = unique("Q'_%:")
+    decoys = [prefix.replace("_", "X").replace("%", "YY"), prefix.lower(), prefix[:-1]]
+    bodies = [account(f"{prefix}{n}") for n in range(3)] + [account(f"{d}0") for d in decoys]
+    results = client.bulk_create("accounts", bodies)
+    assert all(r.ok for r in results)
+    listed = list(client.list_changed("accounts", ext_prefix=prefix))
+    assert [r["extId"] for r in listed] == [f"{prefix}{n}" for n in range(3)]
+    found = list(client.find("accounts", ext_ids=[f"{prefix}0", f"{prefix.lower()}0"]))
+    assert sorted(r["extId"] for r in found) == sorted([f"{prefix}0", f"{prefix.lower()}0"])
     assert_no_refusals(simulator)
 
 
@@ -422,12 +456,12 @@ def test_find_by_ext_ids_and_ids_across_chunks(
     prefix = unique("FIND:")
     bodies = [account(f"{prefix}{n}") for n in range(45)]
     ids = ids_of(client.bulk_create("accounts", bodies))
-    client.delete("accounts", ids[3])  # type: ignore[arg-type]
+    client.delete("accounts", ids[3])
 
     wanted = [b["extId"] for b in bodies] + [f"{prefix}missing"]
     found = list(client.find("accounts", ext_ids=wanted))
     assert sorted(r["id"] for r in found) == sorted(i for n, i in enumerate(ids) if n != 3)
-    by_id = list(client.find("accounts", ids=[ids[0], ids[3], ids[44]]))  # type: ignore[list-item]
+    by_id = list(client.find("accounts", ids=[ids[0], ids[3], ids[44]]))
     assert sorted(r["id"] for r in by_id) == [ids[0], ids[44]]
     assert list(client.find("accounts")) == []
     assert_no_refusals(simulator)
@@ -449,7 +483,7 @@ def test_bulk_create_and_update_products_by_hundreds(
         (r.id, b["extId"]) for r, b in zip(created, bodies, strict=True)
     ]
 
-    updated = client.bulk_update("products", [(r.id, {"price": 1000}) for r in created])  # type: ignore[misc]
+    updated = client.bulk_update("products", [(r.id, {"price": 1000}) for r in created])
     assert [(r.id, r.ok) for r in updated] == [(r.id, True) for r in created]
     assert {r["price"] for r in client.list_changed("products", ext_prefix=prefix)} == {1000}
     assert_no_refusals(simulator)
@@ -481,10 +515,10 @@ def test_resources_without_bulk_are_written_one_by_one(
     lines = client.bulk_create("salesOrdersLines", bodies)
     assert stats(simulator)["requests"] - before == 3
     assert all(r.ok for r in lines)
-    assert [client.get("salesordersLines", r.id)["quantity"] for r in lines] == [1, 2, 3]  # type: ignore[arg-type]
-    updated = client.bulk_update("salesOrdersLines", [(lines[0].id, {"quantity": 9})])  # type: ignore[list-item]
+    assert [client.get("salesordersLines", r.id)["quantity"] for r in lines] == [1, 2, 3]
+    updated = client.bulk_update("salesOrdersLines", [(lines[0].id, {"quantity": 9})])
     assert updated == [WriteResult(lines[0].id)]
-    assert client.get("salesordersLines", lines[0].id)["quantity"] == 9  # type: ignore[arg-type]
+    assert client.get("salesordersLines", lines[0].id)["quantity"] == 9
     assert_no_refusals(simulator)
 
 
@@ -753,7 +787,7 @@ def test_a_smaller_requested_size_than_the_cap_is_sent_and_honoured() -> None:
     assert api.sizes == ["5", "5", "5"]
 
 
-@pytest.mark.parametrize(("total", "requests"), [(0, 1), (3, 2), (7, 1), (14, 2), (20, 3)])
+@pytest.mark.parametrize(("total", "requests"), [(0, 1), (3, 1), (7, 1), (14, 2), (20, 3)])
 def test_next_page_equal_to_the_current_one_ends_the_list(total: int, requests: int) -> None:
     """An older API announced the current page again on the last one (S3)."""
     api = PagedApi(total, cap=7, next_page="repeat")
@@ -897,7 +931,7 @@ def test_find_by_ids_and_ext_ids_together() -> None:
         lambda client: list(client.find("accounts", ext_ids=["A", "B"], ids=[7, 7, 9]))
     )
     assert wheres == ["extId = 'A' OR extId = 'B' OR id = 7 OR id = 9"]
-    assert_documented_where(wheres[0])  # type: ignore[arg-type]
+    assert_documented_where(wheres[0])
 
 
 def test_find_without_values_asks_nothing() -> None:
@@ -930,7 +964,9 @@ def test_list_changed_filters_deleted_records_foreign_prefixes_and_repeats() -> 
     api = PagedApi(0, cap=2, records=records)
     with api.client() as client:
         live = [r["id"] for r in client.list_changed("accounts", ext_prefix="A_")]
-        everything = [r["id"] for r in client.list_changed("accounts", ext_prefix="A_", deleted=True)]
+        everything = [
+            r["id"] for r in client.list_changed("accounts", ext_prefix="A_", deleted=True)
+        ]
         unfiltered = [r["id"] for r in client.list_changed("accounts")]
     assert live == [1, 5]
     assert everything == [1, 2, 5]
@@ -1001,10 +1037,10 @@ def test_bulk_calls_are_chunked_at_the_limit(resource: str, count: int, chunks: 
     bodies = [{"model": f"M{n}", "extId": f"P{n}"} for n in range(count)]
     with api.client() as client:
         created = client.bulk_create(resource, bodies)
-        updated = client.bulk_update(resource, [(r.id, {"price": 1}) for r in created])  # type: ignore[misc]
+        updated = client.bulk_update(resource, [(r.id, {"price": 1}) for r in created])
     assert [len(b) for b in api.bulk_bodies("POST")] == chunks
     assert [len(b) for b in api.bulk_bodies("PUT")] == chunks
-    assert [api.records[r.id]["extId"] for r in created] == [b["extId"] for b in bodies]  # type: ignore[index]
+    assert [api.records[r.id]["extId"] for r in created] == [b["extId"] for b in bodies]
     assert [r.id for r in updated] == [r.id for r in created]
     assert all(r.ok for r in created + updated)
     sent = [i["guid"] for b in api.bulk_bodies("POST") for i in b]
@@ -1026,8 +1062,8 @@ def test_bulk_answers_are_matched_by_guid_in_any_order() -> None:
     bodies = [account(f"S{n}") for n in range(30)]
     with api.client() as client:
         created = client.bulk_create("accounts", bodies)
-        updated = client.bulk_update("accounts", [(r.id, {"city": "X"}) for r in created])  # type: ignore[misc]
-    assert [api.records[r.id]["extId"] for r in created] == [b["extId"] for b in bodies]  # type: ignore[index]
+        updated = client.bulk_update("accounts", [(r.id, {"city": "X"}) for r in created])
+    assert [api.records[r.id]["extId"] for r in created] == [b["extId"] for b in bodies]
     assert [r.id for r in updated] == [r.id for r in created]
     assert all(r.ok for r in updated)
 
@@ -1060,7 +1096,6 @@ def test_one_refused_item_fails_alone() -> None:
         None,  # missing from the answers
         {"statusCode": 200, "Message": "entity created"},  # success without an id
         {"id": 555, "Message": "entity created"},  # an id without a status
-        {"statusCode": 500, "id": 555, "Message": "failed"},
         {"statusCode": "oops", "id": 555},
         {"statusCode": 200, "id": "not-an-id"},
     ],
@@ -1080,6 +1115,26 @@ def test_an_item_without_a_clear_success_fails_alone(answer: dict[str, Any] | No
     assert isinstance(results[1].error, SsmRefused)
     assert results[1].id is None
     assert [r.method for r in api.requests] == ["POST"]  # no look-up: not ambiguous
+
+
+def test_an_item_answered_5xx_is_looked_up_by_ext_id() -> None:
+    """A 5xx for one item says nothing of whether it was created: it is looked up by
+    extId, found, and reported created; the other items are not looked up."""
+    api = BulkApi()
+
+    def failed(item: dict[str, Any], default: dict[str, Any]) -> dict[str, Any] | None:
+        if item["data"]["extId"] != "U1":
+            return default
+        return {"guid": item["guid"], "statusCode": 500, "id": 555, "Message": "failed"}
+
+    api.item_answer = failed
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account(f"U{n}") for n in range(3)])
+    assert [r.ok for r in results] == [True, True, True]
+    assert api.requests[0].method == "POST"
+    lookups = [r.url.params["where"] for r in api.requests[1:]]
+    assert lookups and all(r.method == "GET" for r in api.requests[1:])
+    assert all(where == "extId = 'U1'" for where in lookups)
 
 
 def test_an_update_item_missing_from_the_answers_fails_alone() -> None:
@@ -1114,15 +1169,14 @@ def test_an_ambiguous_bulk_create_is_looked_up_by_ext_id_not_sent_again(
     assert isinstance(results[2].error, SsmUnavailable)  # no extId: the outcome stays unknown
     assert len(api.bulk_bodies("POST")) == 1
     assert len(api.records) == 3
-    lookups = [w for w in api.wheres()]
+    lookups = api.wheres()
     assert lookups and set(lookups) == {"extId = 'K1' OR extId = 'K''2'"}
-    assert_documented_where(lookups[0])  # type: ignore[arg-type]
+    assert_documented_where(lookups[0])
 
 
 def test_an_ambiguous_bulk_create_that_created_part_reports_the_rest_as_unknown() -> None:
     api = BulkApi()
     api.faults = [(500, True)]
-    api.item_answer = lambda item, answer: answer
     bodies = [account(f"H{n}") for n in range(4)]
     with api.client() as client:
         original = api._create
@@ -1133,7 +1187,7 @@ def test_an_ambiguous_bulk_create_that_created_part_reports_the_rest_as_unknown(
                 del api.records[new_id]
             return new_id
 
-        api._create = create_half  # type: ignore[method-assign]
+        api._create = create_half
         results = client.bulk_create("accounts", bodies)
     assert [r.ok for r in results] == [True, False, True, False]
     assert [r.id for r in results if r.ok] == [101, 103]
@@ -1224,7 +1278,9 @@ def test_a_bulk_call_refused_for_the_session_twice_is_an_auth_error() -> None:
 def test_resources_without_bulk_get_single_creates_and_updates() -> None:
     api = BulkApi()
     api.single_refusals = {"L2"}
-    bodies = [{"salesOrderId": 1, "productId": 1, "quantity": 1, "extId": f"L{n}"} for n in range(4)]
+    bodies = [
+        {"salesOrderId": 1, "productId": 1, "quantity": 1, "extId": f"L{n}"} for n in range(4)
+    ]
     with api.client() as client:
         created = client.bulk_create("salesOrdersLines", bodies)
         updated = client.bulk_update("salesOrdersLines", [(101, {"quantity": 2}), (102, {})])
@@ -1339,6 +1395,8 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
     assert len(waits) == 6
     for wait, ceiling in zip(waits, ceilings, strict=True):
         assert ceiling / 2 <= wait <= ceiling
+    # jitter: threads retrying together do not all come back at the same instant
+    assert any(wait < ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -1478,6 +1536,25 @@ def test_threads_hitting_an_expired_session_log_in_once() -> None:
     assert api.logins == 2
 
 
+def test_a_list_call_renewed_after_401_keeps_its_page_size_and_filter() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["X-Session-Key"] == "token-1":
+            return httpx.Response(401, json={"Message": "expired"})
+        return httpx.Response(200, json=[])
+
+    api = FakeApi(answer)
+    with api.client(page_size=9) as client:
+        assert list(client.query("accounts", where="extId = 'A'", order="name")) == []
+    assert api.logins == 2
+    assert [
+        (r.headers["X-Session-Key"], r.headers["X-FM-Entity-Count"], dict(r.url.params))
+        for r in api.requests
+    ] == [
+        (token, "9", {"page": "0", "where": "extId = 'A'", "order": "name"})
+        for token in ("token-1", "token-2")
+    ]
+
+
 def test_a_session_refused_twice_is_an_auth_error() -> None:
     api = FakeApi(lambda request: httpx.Response(401, json={"Message": "no"}))
     with api.client() as client, pytest.raises(SsmAuthError):
@@ -1492,7 +1569,11 @@ def test_secrets_are_masked_in_messages() -> None:
         text = f"bad session {request.headers['X-Session-Key']} for pub/priv"
         if request.url.path.endswith("/bulk"):
             return httpx.Response(
-                200, json=[{"guid": i["guid"], "statusCode": 400, "Message": text} for i in json.loads(request.content)]
+                200,
+                json=[
+                    {"guid": i["guid"], "statusCode": 400, "Message": text}
+                    for i in json.loads(request.content)
+                ],
             )
         return httpx.Response(400 if request.method == "GET" else 503, json={"Message": text})
 
@@ -1582,7 +1663,9 @@ def test_bodies_are_json() -> None:
 
 def test_a_create_answers_200_with_the_new_id() -> None:
     """S2: ``200 {"Message": "entity created", "id": 131}``."""
-    api = FakeApi(lambda request: httpx.Response(200, json={"Message": "entity created", "id": "131"}))
+    api = FakeApi(
+        lambda request: httpx.Response(200, json={"Message": "entity created", "id": "131"})
+    )
     with api.client() as client:
         assert client.create("accounts", {"name": "ACME"}) == 131
     assert [(r.method, r.url.path) for r in api.requests] == [("POST", "/api/v4/accounts")]
@@ -1624,7 +1707,10 @@ def test_fk_id_refuses_what_is_not_an_id(value: Any) -> None:
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        ({"dateUpdated": "2026-01-01T10:00:00.000Z", "dateDeleted": None}, "2026-01-01T10:00:00.000Z"),
+        (
+            {"dateUpdated": "2026-01-01T10:00:00.000Z", "dateDeleted": None},
+            "2026-01-01T10:00:00.000Z",
+        ),
         (
             {"dateUpdated": "2026-01-01T10:00:00.000Z", "dateDeleted": "2026-01-02T08:00:00.000Z"},
             "2026-01-02T08:00:00.000Z",
@@ -1664,3 +1750,52 @@ def test_where_literal_refuses_booleans() -> None:
 )
 def test_shift_date(value: str, seconds: int, expected: str) -> None:
     assert shift_date(value, seconds) == expected
+
+
+# --- edge cases of lookups and dates ---------------------------------------------------
+
+
+def test_find_yields_each_record_once() -> None:
+    """The record E0 is asked by extId (first chunk of 40) and by id (second chunk)."""
+    records = [{"id": n, "extId": f"E{n}", "deleted": False} for n in range(60)]
+    api = PagedApi(0, records=records)
+    with api.client() as client:
+        found = [
+            r["id"] for r in client.find("accounts", ext_ids=[f"E{n}" for n in range(41)], ids=[0])
+        ]
+    assert sorted(found) == list(range(41))
+
+
+def test_shift_date_converts_offsets_to_utc() -> None:
+    assert shift_date("2026-03-01T10:00:00+02:00", -5) == "2026-03-01T07:59:55.000Z"
+
+
+def test_a_page_cap_learned_on_one_resource_does_not_cut_another_short() -> None:
+    """Accounts come 500 a page, order lines 100: after a list of accounts, a list of
+    250 lines is still read to its end."""
+    accounts = PagedApi(600, cap=500)
+    lines = PagedApi(250, cap=100)
+    api = FakeApi(
+        lambda request: (accounts if request.url.path.endswith("/accounts") else lines).list_page(
+            request
+        )
+    )
+    with api.client() as client:
+        assert len(list(client.query("accounts"))) == 600
+        assert len(list(client.query("salesordersLines"))) == 250
+
+
+def test_a_server_ignoring_the_page_in_a_rotating_order_ends_the_list() -> None:
+    """The same records again, in another order: the list ends, each record once."""
+    records = [{"id": n, "extId": f"R{n}", "deleted": False} for n in range(1, 8)]
+    calls: list[int] = []
+
+    def rotating(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        shift = len(calls) % len(records)
+        return httpx.Response(200, json=records[shift:] + records[:shift])
+
+    with FakeApi(rotating).client() as client:
+        found = [r["id"] for r in client.query("accounts", page_size=7)]
+    assert sorted(found) == list(range(1, 8))
+    assert len(calls) == 2

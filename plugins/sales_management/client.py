@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -153,7 +153,7 @@ class SalesManagementClient:
         size = page_size or self.page_size
         headers = {"X-FM-Entity-Count": str(size)}
         page = 0
-        previous: list[Any] = []
+        previous: set[Any] = set()
         shown = 0  # the longest page of this list so far
         while True:
             params: dict[str, str | int] = {"page": page}
@@ -165,9 +165,9 @@ class SalesManagementClient:
             records = _json(response)
             if not isinstance(records, builtins.list):
                 raise SsmError(f"GET /{resource} answered something else than a list", 200)
-            ids = [r.get("id") for r in records if isinstance(r, dict)]
-            if not records or (page > 0 and ids == previous):
-                return
+            ids = {r.get("id") for r in records if isinstance(r, dict)}
+            if not records or (page > 0 and ids <= previous):
+                return  # empty, or the same records again: a server ignoring ``page``
             yield from records
             shown = max(shown, len(records))
             with self._auth_lock:
@@ -229,14 +229,16 @@ class SalesManagementClient:
             ("extId", str(e)) for e in dict.fromkeys(ext_ids)
         ]
         wanted += [("id", int(i)) for i in dict.fromkeys(ids)]
+        returned: set[Any] = set()
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
             where = " OR ".join(f"{name} = {where_literal(value)}" for name, value in chunk)
             keep = set(chunk)
             for record in self.query(resource, where=where):
-                if record.get("deleted"):
+                if record.get("deleted") or record.get("id") in returned:
                     continue
                 if ("extId", record.get("extId")) in keep or ("id", record.get("id")) in keep:
+                    returned.add(record.get("id"))
                     yield record
 
     def get(self, resource: str, record_id: int) -> dict[str, Any]:
@@ -543,8 +545,11 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def _ambiguous(error: Exception | None) -> bool:
-    """An error after which the server may have carried out the write."""
-    return isinstance(error, SsmError) and not isinstance(error, SsmRefused | SsmAuthError)
+    """An error after which the server may have carried out the write: a failed call
+    (timeout, 5xx after the retries), or a bulk item answered with a 5xx status."""
+    if isinstance(error, SsmRefused):
+        return (error.status or 0) >= 500
+    return isinstance(error, SsmError) and not isinstance(error, SsmAuthError)
 
 
 def _record_id(answer: Any) -> int | None:
@@ -588,6 +593,8 @@ def where_literal(value: int | str) -> str:
 
 def shift_date(value: str, seconds: int) -> str:
     """An API date (``2017-10-17T11:17:57.363Z``) moved by ``seconds``, in the same form."""
-    text = value.strip().removesuffix("Z")
-    moved = datetime.fromisoformat(text) + timedelta(seconds=seconds)
+    moment = datetime.fromisoformat(value.strip().removesuffix("Z"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    moved = moment + timedelta(seconds=seconds)
     return moved.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
