@@ -14,6 +14,8 @@ import pytest
 from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator
 
 _numbers = itertools.count(1)
+#: dates have millisecond precision: writes closer than this may share their date
+MILLISECOND = 0.002
 
 
 def unique(prefix: str) -> str:
@@ -123,7 +125,8 @@ def test_account_create_read_update_delete(api: httpx.Client) -> None:
     for name in ("salesRepIdCreated", "salesRepIdUpdated", "salesRepIdDeleted"):
         assert name in record
 
-    answer = api.put(f"/accounts/{record_id}", json={"city": "Lyon", "branchId": {"id": 2}})
+    time.sleep(MILLISECOND)  # dates have millisecond precision
+    answer = api.put(f"/accounts/{record_id}", json={"city": "Lyon", "branchId": 2})
     assert answer.status_code == 200 and answer.json() == {"Message": "entity updated"}
     updated = api.get(f"/accounts/{record_id}").json()
     assert updated["city"] == "Lyon"
@@ -132,6 +135,7 @@ def test_account_create_read_update_delete(api: httpx.Client) -> None:
     assert updated["dateUpdated"] > record["dateUpdated"]
     assert updated["dateCreated"] == record["dateCreated"]
 
+    time.sleep(MILLISECOND)
     answer = api.delete(f"/accounts/{record_id}")
     assert answer.status_code == 200 and answer.json() == {"Message": "entity deleted"}
     deleted = api.get(f"/accounts/{record_id}").json()
@@ -228,9 +232,7 @@ def test_default_page_is_fifty_records_and_big_pages_are_capped(api: httpx.Clien
     assert api.get("/accounts", params={**where, "page": 12}).json() == []
     everything = api.get("/accounts", params=where, headers={"X-FM-Entity-Count": "100000"})
     assert len(everything.json()) == 500
-    rest = api.get(
-        "/accounts", params={**where, "page": 1}, headers={"X-FM-Entity-Count": "500"}
-    )
+    rest = api.get("/accounts", params={**where, "page": 1}, headers={"X-FM-Entity-Count": "500"})
     assert len(rest.json()) == 100
     assert api.get("/accounts", params={"page": "x"}).status_code == 400
     assert api.get("/accounts", params={"page": "-1"}).status_code == 400
@@ -241,6 +243,7 @@ def test_default_page_is_fifty_records_and_big_pages_are_capped(api: httpx.Clien
 def test_where_filters_on_date_updated_and_ext_id(api: httpx.Client) -> None:
     prefix = unique("WHERE:")
     first = create(api, "accounts", account(f"{prefix}A"))
+    time.sleep(MILLISECOND)  # writes within one millisecond share their date
     second = create(api, "accounts", account(f"{prefix}B"))
     create(api, "accounts", account(unique("OTHER:")))
     cursor = api.get(f"/accounts/{first}").json()["dateUpdated"]

@@ -23,6 +23,13 @@ def _natural(raw: str) -> int:
     return value
 
 
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dossiersync.plugins.sales_management.simulator",
@@ -55,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-page-size",
-        type=_natural,
+        type=_positive,
         default=MAX_PAGE_SIZE,
         help=f"largest page answered, whatever X-FM-Entity-Count asks (default {MAX_PAGE_SIZE})",
     )

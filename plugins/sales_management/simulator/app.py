@@ -296,6 +296,7 @@ def create_app(
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        stats.request()
         if 400 <= status < 500:
             stats.refused(request.method, request.url.path, status, str(detail))
         return message(status, str(detail))

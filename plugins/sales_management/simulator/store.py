@@ -597,8 +597,8 @@ def writable_resource(name: str) -> Resource:
 
 
 def _record_id(value: Any) -> int:
-    if isinstance(value, Mapping):
-        value = value.get("id")
+    """A record id as written: a plain id (foreign keys are read back as ``{id, value}``
+    but written as ids)."""
     if isinstance(value, bool):
         raise ApiError(400, f"{value!r} is not a record id")
     if isinstance(value, int):
