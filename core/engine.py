@@ -800,6 +800,13 @@ class SsmToSage(SyncPass):
                 "Sales Management listing: nothing deleted in Sage 50FR",
             )
             return
+        resolve_incidents(
+            self.session,
+            self.dossier_id,
+            self.entity.name,
+            direction=SSM_TO_SAGE,
+            kinds=("mass_deletion_refused",),
+        )
         for link in gone:
             self.deleted_in_ssm({"id": link.ssm_id, "deleted": True}, link)
         self.commit()
