@@ -217,10 +217,14 @@ class SyncPass:
         add_event(self.session, self.run, key, action, detail)
         self.resolved.append(key)
 
-    def commit(self) -> None:
-        """Close the incidents of the records that synced, then commit the batch."""
+    def report(self) -> None:
+        """Show how far the pass is (a live line on a terminal)."""
         if self.ctx.progress is not None:
             self.ctx.progress(self.run)
+
+    def commit(self) -> None:
+        """Close the incidents of the records that synced, then commit the batch."""
+        self.report()
         if self.has_open_incidents:
             for chunk in batched(self.resolved, 500):
                 resolve_incidents(

@@ -166,6 +166,8 @@ class OrdersFromSage(OrderPass):
             links = self.links_for(Link.sage_key, chunk)
             for key in chunk:
                 link = links.get(key)
+                # an order costs a request per line: show progress per order
+                self.report()
                 if link is None or link.origin == "sage":
                     self.born(key, link, search=link is not None or self.lost_state)
                     continue
@@ -594,6 +596,7 @@ class OrdersToSage(OrderPass):
             for record in batch:
                 newest = later(newest, client.changed_at(record))
                 self.one(record, seen)
+                self.report()
             session.commit()
         if since is not None:
             # a line added or changed leaves its order's dateUpdated as it was
