@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
@@ -409,14 +410,18 @@ class SageToSsm(SyncPass):
         rows = ctx.sage.read(self.table, columns, since=since, where=entity.sage_where())
         with ThreadPoolExecutor(max_workers=ctx.implementation.max_concurrency) as pool:
             self.pool = pool
-            for batch in batched(rows, ctx.sync.batch_size):
-                self.process(batch, seen)
-            todo = sorted(k for k in retry if k and k not in seen)
-            if todo:
-                keys = [entity.key_from_text(k) for k in todo]
-                rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
+            self.in_flight: deque[tuple[list[Write], list[Future[None]]]] = deque()
+            try:
                 for batch in batched(rows, ctx.sync.batch_size):
                     self.process(batch, seen)
+                todo = sorted(k for k in retry if k and k not in seen)
+                if todo:
+                    keys = [entity.key_from_text(k) for k in todo]
+                    rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
+                    for batch in batched(rows, ctx.sync.batch_size):
+                        self.process(batch, seen)
+            finally:
+                self.settle()  # even when reading Sage failed: what was sent is recorded
             if restored:
                 vanished = [i for i, _ in self.vanished_links()[0]]
                 self.keep_vanished("not in the restored Sage 50FR database; kept in SSM", vanished)
@@ -586,13 +591,24 @@ class SageToSsm(SyncPass):
         limit = self.ctx.ssm_client.bulk_limit(self.resource)
         chunks = list(batched([w for w in writes if w.kind == "create"], limit))
         chunks += batched([w for w in writes if w.kind != "create"], limit)
-        list(self.pool.map(self.send, chunks))
+        # the next batch is read and resolved while these requests are in flight
+        self.in_flight.append((writes, [self.pool.submit(self.send, c) for c in chunks]))
+        self.settle(keep=self.ctx.implementation.max_concurrency)
+
+    def settle(self, keep: int = 0) -> None:
+        """Record the outcomes of the oldest batches in flight until ``keep`` remain.
+
+        When the API is down or refuses our keys, every batch in flight is recorded (what
+        it created is linked), then the run stops, keeping its cursor.
+        """
         fatal: Exception | None = None
-        for w in writes:
-            fatal = self.apply(w) or fatal
-        self.commit()
+        while self.in_flight and (len(self.in_flight) > keep or fatal is not None):
+            writes, sent = self.in_flight.popleft()
+            wait(sent)
+            for w in writes:
+                fatal = self.apply(w) or fatal
+            self.commit()
         if fatal is not None:
-            # the API is down or refuses our keys: stop the run, keep the cursor
             raise fatal
 
     def waiting_for_sage(self, keys: list[str]) -> set[str]:

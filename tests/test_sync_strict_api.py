@@ -40,21 +40,23 @@ def test_bulk_create_carried_out_but_answered_500_creates_nothing_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every write is carried out, then answered 500: the connector finds the accounts
-    by extId, links them in the same pass, and never sends them again."""
+    by extId, links them in the same pass, and never sends them again (six batches, sent
+    while the next ones are read)."""
     with strict_workspace(tmp_path, monkeypatch, lost_answer_rate=1.0) as ws:
-        ws.add_dossier("nord", clients=30, seed=1)
+        ws.sync_settings["batch_size"] = 20
+        ws.add_dossier("nord", clients=120, seed=1)
         ws.activate_all()
         runs = runs_of(ws.sync())
         created = next(r for r in runs if r["direction"] == "sage_to_ssm")
-        assert (created["outcome"], created["counts"]["created"]) == ("succeeded", 30)
+        assert (created["outcome"], created["counts"]["created"]) == ("succeeded", 120)
         extids = Counter(a["extId"] for a in ws.records("accounts"))
-        assert len(extids) == 30 and max(extids.values()) == 1
+        assert len(extids) == 120 and max(extids.values()) == 1
         records = ws.cli_json("records", "--dossier", "nord", "--entity", "clients")
-        assert {r["label"] for r in records} == {"synced"} and len(records) == 30
+        assert {r["label"] for r in records} == {"synced"} and len(records) == 120
         # nothing changed: nothing is written again
         again = runs_of(ws.sync())
         assert sum(r["counts"].get("created", 0) for r in again) == 0
-        assert len(ws.records("accounts")) == 30
+        assert len(ws.records("accounts")) == 120
         assert ws.simulator_stats()["refusals"] == 0
 
 
