@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,7 @@ class OrdersFromSage(OrderPass):
         # no link at all (new state store, reinstall): look in SSM by extId before creating
         self.lost_state = not linked and not self.any_link()
         self.ssm_index: dict[str, int] | None = None
+        self.new_orders: list[NewOrder] = []
         # orders of Sage with no link are new (or predate this connector's cursor)
         keys: set[str] = present - linked
         if full:
@@ -181,6 +183,7 @@ class OrdersFromSage(OrderPass):
                     continue
                 self.run.add("read")
                 self.refresh(link, key)
+            self.create_new()
             session.commit()
         self.deletions(present)
         cursor.cursor = clock
@@ -371,13 +374,16 @@ class OrdersFromSage(OrderPass):
             return
         try:
             self.check_references(current)
+            found: list[str] = []
             if link.ssm_id is None:
-                action, detail = self.create_born(link, key, current, search)
-            else:
-                # base: what both sides last agreed on; none when that was never reached
-                changed = self.align_born(link, current, link.base if link.sage_hash else None)
-                action = "updated" if changed else "unchanged"
-                detail = ",".join(changed) or None
+                if self.found_born(link, key, current, search):
+                    return  # created with the others of the batch, in bulk
+                found = ["found by extId"]
+            # base: what both sides last agreed on; none when that was never reached
+            base = link.base if link.sage_hash and not found else None
+            changed = self.align_born(link, current, base)
+            action = "updated" if changed else "unchanged"
+            detail = ",".join(found + changed) or None
         except RecordPending as exc:
             # an account or a product is not in SSM yet: retried every pass
             self.record_pending(link, key, str(exc))
@@ -438,22 +444,16 @@ class OrdersFromSage(OrderPass):
             return int(record["id"])
         return None
 
-    def create_born(
-        self, link: Link, key: str, current: Mapping[str, Any], search: bool
-    ) -> tuple[str, str | None]:
-        """Create an order of Sage in SSM, read-only, with its lines (intent first)."""
-        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+    def found_born(self, link: Link, key: str, current: Mapping[str, Any], search: bool) -> bool:
+        """An order of Sage not linked to SSM yet: found there by extId (created by an
+        interrupted pass, or before this state store existed: False, ``link.ssm_id`` set),
+        or to be created with the batch's other new orders (True)."""
+        ctx, entity = self.ctx, self.entity
         ext = link.ext_id = entity.ext_id(self.dossier_id, key)
         found = self.find_by_ext(ext) if search else None
         if found is not None:
-            # created by an interrupted pass, or before this state store existed
             link.ssm_id = found
-            changed = self.align_born(link, current, None)
-            return ("updated" if changed else "unchanged"), ",".join(["found by extId", *changed])
-        link.label = "pending"
-        link.updated_at = utcnow()
-        # the intent is durable before SSM is written
-        self.session.commit()
+            return False
         view = entity.born_view(current)
         body = entity.born_body(view, list(view), ctx)
         impl = ctx.implementation
@@ -462,13 +462,52 @@ class OrdersFromSage(OrderPass):
             branchId=ctx.dossier.branch_id or impl.default_branch_id,
             salesRepId=impl.default_sales_rep_id,
         )
-        link.ssm_id = client.create(self.resource, body)
+        self.new_orders.append(NewOrder(link, key, dict(current), body))
+        return True
+
+    def create_new(self) -> None:
+        """Create the batch's new orders: their links (the intents) first, the orders in
+        bulk, then each one's lines (the API has no bulk call for lines)."""
+        orders, self.new_orders = self.new_orders, []
+        if not orders:
+            return
+        for new in orders:
+            new.link.label = "pending"
+            new.link.updated_at = utcnow()
         self.session.commit()
-        for line in current["lines"]:
-            line_body = entity.line_body(line, list(LINE_TO_SSM), ctx)
-            line_body.update(salesOrderId=link.ssm_id, extId=f"{ext}:{line['line']}")
-            client.create(entity.lines_resource, line_body)
-        return "created", str(current["piece"])
+        client, entity = self.ctx.ssm_client, self.entity
+        results = client.bulk_create(self.resource, [new.body for new in orders])
+        for new, result in zip(orders, results, strict=True):
+            new.link.ssm_id = result.id if result.ok else None
+        self.session.commit()
+        fatal: Exception | None = None
+        for new, result in zip(orders, results, strict=True):
+            link, key, current = new.link, new.key, new.current
+            if isinstance(result.error, SsmRefused):
+                self.record_failed(
+                    link, key, "refused_by_ssm", f"Sales Management refused: {result.error}"
+                )
+                continue
+            if result.error is not None:
+                fatal = fatal or result.error
+                continue
+            ext = link.ext_id or ""
+            try:
+                for line in current["lines"]:
+                    body = entity.line_body(line, list(LINE_TO_SSM), self.ctx)
+                    body.update(salesOrderId=link.ssm_id, extId=f"{ext}:{line['line']}")
+                    client.create(entity.lines_resource, body)
+            except SsmRefused as exc:
+                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+                continue
+            link.base = current
+            link.sage_hash = record_hash(current)
+            self.done(link, key, "created", str(current["piece"]))
+            self.report()
+        self.session.commit()
+        if fatal is not None:
+            # the API is down: the run stops; orders created meanwhile are linked
+            raise fatal
 
     def align_born(
         self, link: Link, current: Mapping[str, Any], base: Mapping[str, Any] | None
@@ -1026,6 +1065,16 @@ class OrdersToSage(OrderPass):
         link.base = dict(current, line_ids=line_ids)
         link.sage_hash = record_hash(current)
         self.done(link, key, "created", current["piece"])
+
+
+@dataclass
+class NewOrder:
+    """An order of Sage to create in SSM with the others of its batch."""
+
+    link: Link
+    key: str
+    current: dict[str, Any]
+    body: dict[str, Any]
 
 
 def _decimal(value: Any, field_name: str) -> Decimal:

@@ -592,6 +592,28 @@ def test_order_entered_in_sage_reaches_ssm_read_only_with_its_lines(ws: Workspac
     assert (order(ws, synced["id"]), order_lines(ws, synced["id"])) == ssm_before
 
 
+def test_orders_entered_in_sage_are_created_in_bulk_and_their_lines_one_by_one(
+    ws: Workspace,
+) -> None:
+    """The API has a bulk call for orders, none for their lines."""
+    two_synced_dossiers(ws)
+    code = first_client(ws, "beta")
+    for n in range(5):
+        sage_order(ws, "beta", f"BC0090{n}", code, LINES)
+    before = ws.simulator_stats()["calls"]
+    runs = ws.sync()
+    assert totals(runs, "sage_to_ssm")["created"] == 5
+    calls = ws.simulator_stats()["calls"]
+
+    def sent(call: str) -> int:
+        return int(calls.get(call, 0) - before.get(call, 0))
+
+    assert sent("POST /salesorders/bulk") == 1
+    assert sent("POST /salesorders") == 0
+    assert sent("POST /salesOrdersLines") == 5 * len(LINES)
+    assert len(ws.records("salesorders", "beta")) == 5
+
+
 def test_order_without_reference_is_named_by_its_piece(ws: Workspace) -> None:
     two_synced_dossiers(ws)
     sage_order(ws, "alpha", "BC00077", first_client(ws, "alpha"), [("TST-A01", 2, 0)])
@@ -694,19 +716,21 @@ def test_interrupted_create_of_a_sage_order_is_finished_not_repeated(
     def killed() -> None:
         raise KeyboardInterrupt
 
-    create = SalesManagementClient.create
+    # orders are created in bulk, their lines one by one
+    method = "bulk_create" if crash == "after_order_created" else "create"
     target = "salesorders" if crash == "after_order_created" else "salesOrdersLines"
+    original = getattr(SalesManagementClient, method)
 
-    def interrupted(self: SalesManagementClient, resource: str, body: dict[str, Any]) -> int:
+    def interrupted(self: SalesManagementClient, resource: str, body: Any) -> Any:
         if resource != target:
-            return create(self, resource, body)
+            return original(self, resource, body)
         if crash == "after_order_created":
-            create(self, resource, body)  # SSM acted; the answer is lost
+            original(self, resource, body)  # SSM acted; the answer is lost
         killed()
         raise AssertionError("unreachable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(SalesManagementClient, "create", interrupted)
+        patch.setattr(SalesManagementClient, method, interrupted)
         assert ws.cli("sync", expect=None).exit_code != 0
     (created,) = ws.ssm_list("salesorders", f"extId = '{ext}'")
     assert order_lines(ws, created["id"]) == []

@@ -139,3 +139,25 @@ def test_contact_removed_from_ssm_without_a_trace_is_found_by_reconciliation(
     assert workspace.sage_rows(
         "nord", "SELECT 1 FROM F_CONTACTT WHERE CT_Num || ':' || CT_No = ?", (key,)
     )
+
+
+def test_a_first_sync_writes_in_bulk_as_many_records_per_call_as_the_api_takes(
+    workspace: Workspace,
+) -> None:
+    """200 accounts, contacts or families per call, 100 products; no single create."""
+    workspace.sync_settings.clear()  # the default batch size
+    entities = ("clients", "contacts", "products")
+    workspace.add_dossier("nord", clients=450, seed=3, entities=entities)
+    workspace.activate_all()
+    workspace.sync()
+    calls = workspace.simulator_stats()["calls"]
+    for resource, limit in (
+        ("accounts", 200),
+        ("contacts", 200),
+        ("productFamilies", 200),
+        ("products", 100),
+    ):
+        synced = len(workspace.records(resource, "nord"))
+        assert synced > 0
+        assert calls.get(f"POST /{resource}/bulk") == -(-synced // limit), (resource, calls)
+        assert f"POST /{resource}" not in calls

@@ -63,16 +63,21 @@ class Switches:
 
 
 class Stats:
-    """What the simulator answered: requests, and refusals by reason."""
+    """What the simulator answered: requests (in all, and by call), and refusals by reason."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self.calls: dict[str, int] = {}
         self.refusals: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def request(self) -> None:
+    def request(self, method: str, path: str) -> None:
+        """Count one request as ``METHOD /resource``, ``/bulk`` kept, record ids left out."""
+        parts = path.removeprefix(BASE_PATH).strip("/").split("/")
+        call = f"{method} /{parts[0]}" + ("/bulk" if parts[1:2] == ["bulk"] else "")
         with self._lock:
             self.requests += 1
+            self.calls[call] = self.calls.get(call, 0) + 1
 
     def refused(self, method: str, path: str, status: int, text: str) -> None:
         resource = path.removeprefix(BASE_PATH).split("/")[1:2]
@@ -84,6 +89,7 @@ class Stats:
         with self._lock:
             return {
                 "requests": self.requests,
+                "calls": dict(self.calls),
                 "refusals": sum(self.refusals.values()),
                 "reasons": dict(self.refusals),
             }
@@ -204,7 +210,7 @@ def create_app(
 
     def guarded(handler: Handler, *, login: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
-            stats.request()
+            stats.request(request.method, request.url.path)
             return counted(request, await answer(request))
 
         async def answer(request: Request) -> Response:
@@ -296,7 +302,7 @@ def create_app(
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        stats.request()
+        stats.request(request.method, request.url.path)
         if 400 <= status < 500:
             stats.refused(request.method, request.url.path, status, str(detail))
         return message(status, str(detail))
