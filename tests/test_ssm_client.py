@@ -1799,3 +1799,31 @@ def test_a_server_ignoring_the_page_in_a_rotating_order_ends_the_list() -> None:
         found = [r["id"] for r in client.query("accounts", page_size=7)]
     assert sorted(found) == list(range(1, 8))
     assert len(calls) == 2
+
+
+def test_the_pacer_spaces_requests_more_after_each_429() -> None:
+    """Paced right at the tenant's unpublished limit, a client keeps meeting it: every
+    429 widens the spacing by 5 %, never beyond twice the configured one."""
+    pacer = RequestPacer(20, sleep=lambda seconds: None)
+    assert pacer.interval == pytest.approx(0.05)
+    pacer.slow_down()
+    assert pacer.interval == pytest.approx(0.0525)
+    for _ in range(100):
+        pacer.slow_down()
+    assert pacer.interval == pytest.approx(0.1)
+    unpaced = RequestPacer(0)
+    unpaced.slow_down()
+    assert unpaced.interval == 0.0
+
+
+def test_a_429_slows_the_client_down() -> None:
+    answers = iter([429, 200])
+    api = FakeApi(
+        lambda request: httpx.Response(
+            next(answers), json=[] if request.method == "GET" else {}, headers={"Retry-After": "0"}
+        )
+    )
+    with api.client(max_requests_per_second=20) as client:
+        before = client._pacer.interval
+        assert list(client.query("accounts")) == []
+        assert client._pacer.interval > before

@@ -49,10 +49,18 @@ LOGIN_REFUSED = "login refused: check the public/private key"
 
 
 class RequestPacer:
-    """Spaces requests at least ``1 / rate`` seconds apart, across threads (0 = no limit)."""
+    """Spaces requests at least ``1 / rate`` seconds apart, across threads (0 = no limit).
+
+    The tenant's real limit is not published: each time it answers 429 anyway, the
+    spacing grows by ``SLOW_DOWN`` (down to half the configured rate at most), so a
+    client paced right at the limit stops running into it.
+    """
+
+    SLOW_DOWN = 1.05
 
     def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._longest = 2 * self._interval
         self._next = 0.0
         self._lock = threading.Lock()
         self._sleep = sleep
@@ -66,6 +74,15 @@ class RequestPacer:
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+
+    def slow_down(self) -> None:
+        """The API answered 429: space the requests a little more from now on."""
+        with self._lock:
+            self._interval = min(self._longest, self._interval * self.SLOW_DOWN)
+
+    @property
+    def interval(self) -> float:
+        return self._interval
 
 
 class SalesManagementClient:
@@ -483,6 +500,8 @@ class SalesManagementClient:
             log.debug("%s %s -> %d in %.0f ms", method, path, response.status_code, elapsed_ms)
             if response.status_code not in RETRYABLE_STATUSES:
                 return response
+            if response.status_code == 429:
+                self._pacer.slow_down()
             if attempt >= self.max_retries or not (
                 idempotent or response.status_code in NOT_PROCESSED_STATUSES
             ):
