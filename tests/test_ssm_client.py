@@ -342,7 +342,11 @@ def test_query_is_lazy(simulator: SimulatorProcess) -> None:
         assert stats(simulator)["requests"] == before  # nothing asked yet
         first = next(pages)
         assert first["extId"] == f"{prefix}0"
-        assert stats(simulator)["requests"] == before + 1
+        # page 0, and page 1 asked for (in the background) while page 0 is consumed
+        deadline = time.monotonic() + 5
+        while stats(simulator)["requests"] < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stats(simulator)["requests"] == before + 2
         assert len(list(pages)) == 4
     assert_no_refusals(simulator)
 
@@ -835,15 +839,21 @@ def test_query_sends_where_order_page_and_size() -> None:
     assert [r.url.path for r in api.requests] == ["/api/v4/accounts"] * 2
 
 
-def test_query_is_lazy_with_a_fake() -> None:
+def test_query_is_lazy_and_one_page_ahead_with_a_fake() -> None:
+    """Nothing is asked before the first record is; then the next page is asked for
+    while the caller works on the current one, and no further."""
     api = PagedApi(20, cap=7)
     with api.client() as client:
         pages = client.query("accounts")
         assert api.calls == 0
         assert [next(pages)["id"] for _ in range(7)] == list(range(1, 8))
-        assert api.pages == [0]
-        next(pages)
+        deadline = time.monotonic() + 5
+        while api.pages != [0, 1] and time.monotonic() < deadline:
+            time.sleep(0.01)  # page 1 is asked for in the background
         assert api.pages == [0, 1]
+        assert next(pages)["id"] == 8
+        pages.close()  # a list left early waits for the page in flight, asks no more
+        assert api.pages == [0, 1, 2]
 
 
 def test_a_list_answer_that_is_not_a_list_is_an_error() -> None:

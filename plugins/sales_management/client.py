@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -169,10 +170,8 @@ class SalesManagementClient:
         """
         size = page_size or self.page_size
         headers = {"X-FM-Entity-Count": str(size)}
-        page = 0
-        previous: set[Any] = set()
-        shown = 0  # the longest page of this list so far
-        while True:
+
+        def fetch(page: int) -> tuple[builtins.list[Any], str]:
             params: dict[str, str | int] = {"page": page}
             if where:
                 params["where"] = where
@@ -182,22 +181,34 @@ class SalesManagementClient:
             records = _json(response)
             if not isinstance(records, builtins.list):
                 raise SsmError(f"GET /{resource} answered something else than a list", 200)
-            ids = {r.get("id") for r in records if isinstance(r, dict)}
-            if not records or (page > 0 and ids <= previous):
-                return  # empty, or the same records again: a server ignoring ``page``
-            yield from records
-            shown = max(shown, len(records))
-            with self._auth_lock:
-                largest = self._largest_page.get(resource.lower(), 0)
-                capacity = max(largest, shown)
-                self._largest_page[resource.lower()] = max(largest, len(records))
-            hint = response.headers.get("X-FM-Next-Page", "").strip()
-            if hint.isdigit() and int(hint) <= page:
-                return  # the last page, as an older API said it
-            if len(records) < min(size, capacity):
-                return  # shorter than what this server answers: the last page
-            previous = ids
-            page += 1
+            return records, response.headers.get("X-FM-Next-Page", "").strip()
+
+        page = 0
+        previous: set[Any] = set()
+        shown = 0  # the longest page of this list so far
+        # the next page is asked for while the caller works on this one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssm-page") as ahead:
+            coming = ahead.submit(fetch, page)
+            while True:
+                records, hint = coming.result()
+                ids = {r.get("id") for r in records if isinstance(r, dict)}
+                if not records or (page > 0 and ids <= previous):
+                    return  # empty, or the same records again: a server ignoring ``page``
+                shown = max(shown, len(records))
+                with self._auth_lock:
+                    largest = self._largest_page.get(resource.lower(), 0)
+                    capacity = max(largest, shown)
+                    self._largest_page[resource.lower()] = max(largest, len(records))
+                # the last page, as an older API said it, or shorter than what this
+                # server answers
+                last = (hint.isdigit() and int(hint) <= page) or len(records) < min(size, capacity)
+                if not last:
+                    coming = ahead.submit(fetch, page + 1)
+                yield from records
+                if last:
+                    return
+                previous = ids
+                page += 1
 
     def list_changed(
         self,
