@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .state.models import Event, Incident, Run
+from .state.models import Incident, Run
+from .state.store import PENDING_EVENTS
 
 COUNTS = (
     "read",
@@ -97,16 +98,26 @@ def finish_run(session: Session, record: RunRecord) -> None:
 def add_event(
     session: Session, run: RunRecord, record_key: str, action: str, detail: str | None = None
 ) -> None:
-    session.add(
-        Event(
-            run_id=run.id,
-            dossier_id=run.dossier_id,
-            entity=run.entity,
-            record_key=record_key[:240],
-            action=action,
-            detail=detail,
-            at=utcnow(),
-        )
+    """Journal what a run did to one record.
+
+    A pass journals every record it reads: the events are written together, in one
+    multi-row insert, when the session next flushes or commits (see
+    ``dossiersync.state.store``), not one ORM object at a time.
+    """
+    pending = session.info.get(PENDING_EVENTS)
+    if pending is None:
+        session.connection()  # the transaction these events belong to (a rollback drops them)
+        pending = session.info[PENDING_EVENTS] = []
+    pending.append(
+        {
+            "run_id": run.id,
+            "dossier_id": run.dossier_id,
+            "entity": run.entity,
+            "record_key": record_key[:240],
+            "action": action,
+            "detail": detail,
+            "at": utcnow(),
+        }
     )
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from dossiersync.errors import LeaseTaken
-from dossiersync.journal import open_incident, resolve_incidents, utcnow
+from dossiersync.journal import add_event, open_incident, resolve_incidents, start_run, utcnow
 from dossiersync.lease import acquire, release
-from dossiersync.state import Dossier, Incident, Lease, Link, Run, StateStore
+from dossiersync.state import Dossier, Event, Incident, Lease, Link, Run, StateStore
 
 
 def new_dossier(store: StateStore, dossier_id: str) -> None:
@@ -155,4 +155,27 @@ def test_journal_retention_prunes_old_runs_only(state_url: str) -> None:
     with store.session() as s:
         assert [r.id for r in s.scalars(select(Run))] == [recent.id]
         assert s.scalars(select(Event)).all() == []
+    store.dispose()
+
+
+def test_events_are_journaled_with_the_work_they_describe(state_url: str) -> None:
+    """Events wait for the session's next flush or commit, are seen by its own queries,
+    and vanish with a rollback, as the writes they describe do."""
+    store = StateStore(state_url)
+    new_dossier(store, "nord")
+    with store.session() as s:
+        run = start_run(s, "nord", "clients", "sage_to_ssm", "manual", False)
+    session = store.new_session()
+    add_event(session, run, "CL1", "created")
+    add_event(session, run, "CL2", "updated", "city")
+    seen = session.scalars(select(Event.record_key).order_by(Event.id)).all()
+    assert seen == ["CL1", "CL2"]  # a query flushes them first
+    session.commit()
+    add_event(session, run, "CL3", "created")
+    session.rollback()
+    session.commit()
+    session.close()
+    with store.session() as s:
+        rows = s.execute(select(Event.record_key, Event.action, Event.detail)).all()
+    assert [tuple(r) for r in rows] == [("CL1", "created", None), ("CL2", "updated", "city")]
     store.dispose()

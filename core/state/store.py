@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from ..errors import DossierSyncError
+from .models import Event
+
+#: ``session.info`` key of the journal events waiting for the session's next flush
+PENDING_EVENTS = "dossiersync.events"
 
 
 def _alembic_config() -> AlembicConfig:
@@ -38,6 +43,10 @@ class StateStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        for name in ("before_flush", "before_commit"):
+            event.listen(self._sessions, name, _write_events)
+        event.listen(self._sessions, "do_orm_execute", _write_events_before_query)
+        event.listen(self._sessions, "after_soft_rollback", _forget_events)
         if migrate:
             self.migrate()
 
@@ -78,3 +87,20 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _write_events(session: Session, *_: Any) -> None:
+    """Write the session's pending journal events in one multi-row insert."""
+    rows = session.info.pop(PENDING_EVENTS, None)
+    if rows:
+        session.connection().execute(insert(Event), rows)
+
+
+def _write_events_before_query(state: ORMExecuteState) -> None:
+    """A query of the session sees the events it journaled, as it sees its other writes."""
+    _write_events(state.session)
+
+
+def _forget_events(session: Session, *_: Any) -> None:
+    """A rolled back session journals nothing of what it did."""
+    session.info.pop(PENDING_EVENTS, None)
