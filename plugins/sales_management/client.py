@@ -52,15 +52,18 @@ LOGIN_REFUSED = "login refused: check the public/private key"
 class RequestPacer:
     """Spaces requests at least ``1 / rate`` seconds apart, across threads (0 = no limit).
 
-    The tenant's real limit is not published: each time it answers 429 anyway, the
-    spacing grows by ``SLOW_DOWN`` (down to half the configured rate at most), so a
-    client paced right at the limit stops running into it.
+    ``rate`` requests per second means at most that many in any second as the server
+    counts them: the spacing has ``MARGIN`` more, for the network's jitter (requests 1
+    and 21 sent exactly one second apart may arrive less than one second apart). The
+    tenant's real limit is not published: each time it answers 429 anyway, the spacing
+    grows by ``SLOW_DOWN`` (down to half the configured rate at most).
     """
 
+    MARGIN = 1.02
     SLOW_DOWN = 1.05
 
     def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._interval = self.MARGIN / rate if rate > 0 else 0.0
         self._longest = 2 * self._interval
         self._next = 0.0
         self._lock = threading.Lock()
