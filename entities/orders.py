@@ -170,6 +170,8 @@ class OrdersEntity(Entity):
 
     def validate(self, record: Mapping[str, Any]) -> None:
         """Raise RecordInvalid naming the first failing field (``lines[1].quantity``)."""
+        if self.passes_quick_check(record):
+            return
         errors = sorted(
             self.validator.iter_errors(dict(record)),
             key=lambda e: [str(p) for p in e.absolute_path],
