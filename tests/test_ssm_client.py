@@ -1837,3 +1837,31 @@ def test_a_429_slows_the_client_down() -> None:
         before = client._pacer.interval
         assert list(client.query("accounts")) == []
         assert client._pacer.interval > before
+
+
+def test_a_request_waiting_for_a_connection_is_paced_when_it_gets_one() -> None:
+    """Two slow requests hold both connections; the two behind them, long past their
+    turn, are still sent a pacing interval apart once the connections free up."""
+    release = threading.Event()
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with lock:
+            arrivals.append(time.monotonic())
+            first_two = len(arrivals) <= 2
+        if first_two:
+            release.wait(5)
+        return httpx.Response(200, json={"Message": "entity updated"})
+
+    api = FakeApi(answer)
+    with api.client(max_requests_per_second=10, max_concurrency=2) as client:
+        client.login()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            done = [pool.submit(client.update, "accounts", n, {"city": "Lyon"}) for n in range(4)]
+            time.sleep(0.6)  # every request is now past its turn
+            release.set()
+            for future in done:
+                future.result()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(arrivals))]
+    assert len(gaps) == 3 and min(gaps) > 0.02, gaps

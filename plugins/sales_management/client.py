@@ -493,10 +493,12 @@ class SalesManagementClient:
         idempotent = not (method == "POST" and token is not None)
         attempt = 0
         while True:
-            self._pacer.wait()
-            started = time.monotonic()
             try:
+                # paced once a connection is free, so that a request waiting for one is
+                # not sent late, right on the heels of the next
                 with self._slots:
+                    self._pacer.wait()
+                    started = time.monotonic()
                     response = self._http.request(method, path, headers=headers, **request)
             except httpx.TransportError as exc:
                 log.debug("%s %s failed: %s", method, path, type(exc).__name__)
