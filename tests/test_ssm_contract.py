@@ -923,12 +923,12 @@ def test_stats_count_requests_and_refusals(simulator: SimulatorProcess) -> None:
     """S1 developer.forcemanager.com "API Errors" (refusals are 4xx answers with an API
     code) and SSM_API.md "What the simulator must do" (refuse what the documentation does
     not promise): ``GET /_simulator/stats``, outside /api/v4 and without a session,
-    answers ``{"requests", "refusals", "reasons"}``; a refusal is a 4xx other than 401 and
-    429, or a failed bulk item. Not an SSM call: the simulator's own window."""
+    answers ``{"requests", "calls", "refusals", "reasons"}``; a refusal is a 4xx other
+    than 401 and 429, or a failed bulk item. Not an SSM call: the simulator's own window."""
     url = stats_url(simulator)
     before = httpx.get(url)
     assert before.status_code == 200
-    assert set(before.json()) == {"requests", "refusals", "reasons"}
+    assert set(before.json()) == {"requests", "calls", "refusals", "reasons"}
     assert before.json()["refusals"] == 0 and before.json()["reasons"] == {}
 
     with session(simulator) as client:  # 1 request: login
@@ -947,6 +947,14 @@ def test_stats_count_requests_and_refusals(simulator: SimulatorProcess) -> None:
 
     after = httpx.get(url).json()
     assert after["requests"] - before.json()["requests"] == 8
+    calls = {k: v - before.json()["calls"].get(k, 0) for k, v in after["calls"].items()}
+    assert {k: v for k, v in calls.items() if v} == {
+        "POST /login": 1,
+        "GET /accounts": 3,
+        "GET /opportunities": 1,
+        "POST /accounts": 1,
+        "POST /accounts/bulk": 2,
+    }
     assert after["refusals"] == 5
     assert sum(after["reasons"].values()) == 5
     reasons = " | ".join(after["reasons"])
