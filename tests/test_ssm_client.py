@@ -1865,3 +1865,24 @@ def test_a_request_waiting_for_a_connection_is_paced_when_it_gets_one() -> None:
                 future.result()
     gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(arrivals))]
     assert len(gaps) == 3 and min(gaps) > 0.02, gaps
+
+
+def test_a_request_that_left_late_pushes_the_ones_a_second_after_it() -> None:
+    """At 4 requests per second, the 6th goes no sooner than a second (and 2 %) after
+    the 2nd really left, even when the 2nd woke up late."""
+    clock = [0.0]
+    late = {1: 0.2}  # the 2nd request (the 1st to wait) wakes up 0.2 s after its turn
+    calls = [0]
+
+    def sleep(seconds: float) -> None:
+        calls[0] += 1
+        clock[0] += seconds + late.get(calls[0], 0.0)
+
+    pacer = RequestPacer(4, sleep=sleep, clock=lambda: clock[0])
+    departures = []
+    for _ in range(6):
+        pacer.wait()
+        departures.append(clock[0])
+    assert departures[1] == pytest.approx(0.255 + 0.2)
+    assert departures[5] >= departures[1] + 1.02 - 1e-9
+    assert departures[4] == pytest.approx(1.02)  # the 1st left on time: spacing rules

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -50,39 +51,57 @@ LOGIN_REFUSED = "login refused: check the public/private key"
 
 
 class RequestPacer:
-    """Spaces requests at least ``1 / rate`` seconds apart, across threads (0 = no limit).
+    """Keeps requests under ``rate`` per second, across threads (0 = no limit).
 
-    ``rate`` requests per second means at most that many in any second as the server
-    counts them: the spacing has ``MARGIN`` more, for the network's jitter (requests 1
-    and 21 sent exactly one second apart may arrive less than one second apart). The
-    tenant's real limit is not published: each time it answers 429 anyway, the spacing
-    grows by ``SLOW_DOWN`` (down to half the configured rate at most).
+    Two rules, with ``MARGIN`` to spare: requests are spaced ``1 / rate`` apart, and no
+    ``rate`` requests go within one second as counted from when they really left (a
+    thread that woke up late pushes the ones after it), so that a tenant counting
+    arrivals in a sliding second never sees one too many. The tenant's real limit is not
+    published: each time it answers 429 anyway, both grow by ``SLOW_DOWN`` (down to half
+    the configured rate at most).
     """
 
     MARGIN = 1.02
     SLOW_DOWN = 1.05
 
-    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._interval = self.MARGIN / rate if rate > 0 else 0.0
         self._longest = 2 * self._interval
+        count = max(1, int(rate))
+        self._window = self.MARGIN * count / rate if rate > 0 else 0.0
+        self._sent: deque[list[float]] = deque(maxlen=count)  # when the last ones left
         self._next = 0.0
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._clock = clock
 
     def wait(self) -> None:
         if self._interval == 0.0:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             slot = max(now, self._next)
+            if len(self._sent) == self._sent.maxlen:
+                slot = max(slot, self._sent[0][0] + self._window)
             self._next = slot + self._interval
+            left = [slot]
+            self._sent.append(left)
         if slot > now:
             self._sleep(slot - now)
+        with self._lock:
+            left[0] = max(left[0], self._clock())
 
     def slow_down(self) -> None:
         """The API answered 429: space the requests a little more from now on."""
         with self._lock:
-            self._interval = min(self._longest, self._interval * self.SLOW_DOWN)
+            slower = min(self._longest, self._interval * self.SLOW_DOWN)
+            self._window *= slower / self._interval if self._interval else 1.0
+            self._interval = slower
 
     @property
     def interval(self) -> float:
