@@ -60,10 +60,10 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
-# figures for docs/benchmarks.md (wall time, peak RSS via /usr/bin/time -v, API calls)
+# figures for docs/benchmarks.md: first syncs against the strict simulator, side by side
+# with a minimal loader; SCENARIOS="large readme" (default both), BENCH_ARGS="--repeat 3"
 bench: setup
-	@command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq time
-	$(BIN)/python tests/benchmarks/bench_sync.py $(SCENARIOS)
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_sync.py $(SCENARIOS) $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache demo

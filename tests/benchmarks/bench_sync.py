@@ -26,6 +26,7 @@ with the connector's error output, when a sync fails or the simulator counts a r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -37,7 +38,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,15 @@ BASELINE_KINDS = {
     "products": "products",
     "salesorders": "orders",
 }
-REQUEST_LOG = re.compile(r" dossiersync\.ssm (\w+) (/\S*) -> (\d+) in ")
+REQUEST_LOG = re.compile(
+    r"^(\S+ \S+) DEBUG dossiersync\.ssm (\w+) (/\S*) -> (\d+) in (\d+) ms", re.MULTILINE
+)
+PASS_LOG = re.compile(
+    r"^(\S+ \S+) INFO dossiersync\.engine run (start|end) dossier=\S+ entity=(\S+) "
+    r"direction=(\S+)",
+    re.MULTILINE,
+)
+PACE = 20.0  # requests per second: the connector's default, and the simulator's limit
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,11 @@ class Run:
     records: Counter[str]
     #: requests by entity kind and call kind ("list", "bulk", "write", "get", ...)
     calls: Counter[tuple[str, str]]
+    #: seconds during which at least one request was in flight (connector: from its log)
+    in_flight: float | None = None
+    #: per pass (entity, direction), summed over dossiers: seconds, requests, seconds with
+    #: a request in flight (connector: from its log)
+    passes: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def synced(self) -> int:
@@ -248,9 +262,25 @@ def run_connector(scenario: Scenario, sources: dict[str, Path], folder: Path) ->
                 records[kind] += r["counts"]["created"] + r["counts"]["updated"]
     calls: Counter[tuple[str, str]] = Counter()
     throttled = 0
-    for method, path, status in REQUEST_LOG.findall(log):
+    spans = []
+    for stamp, method, path, status, ms in REQUEST_LOG.findall(log):
         calls[call_kind(method, path)] += 1
         throttled += status == "429"
+        spans.append((moment(stamp) - int(ms) / 1000, moment(stamp)))
+    passes: dict[str, list[float]] = {}
+    started: dict[str, float] = {}
+    for stamp, event, entity, direction in PASS_LOG.findall(log):
+        name = f"{entity} {direction.replace('_to_', ' → ').replace('ssm', 'SSM')}"
+        name = name.replace("sage", "Sage")
+        if event == "start":
+            started[name] = moment(stamp)
+            continue
+        a, b = started.pop(name), moment(stamp)
+        inside = [(max(s, a), min(e, b)) for s, e in spans if s < b and e > a]
+        totals = passes.setdefault(name, [0.0, 0.0, 0.0])
+        totals[0] += b - a
+        totals[1] += sum(1 for s, e in spans if a <= (s + e) / 2 <= b)
+        totals[2] += covered(inside)
     run = Run(
         "connector",
         wall,
@@ -260,9 +290,28 @@ def run_connector(scenario: Scenario, sources: dict[str, Path], folder: Path) ->
         throttled,
         records,
         calls,
+        covered(spans),
+        passes,
     )
     checked(before, after, "connector")
     return run
+
+
+def moment(stamp: str) -> float:
+    """Seconds of a log line's time stamp (``2026-12-01 04:55:46,306``)."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the ``(start, end)`` spans."""
+    total, start, end = 0.0, None, 0.0
+    for a, b in sorted(spans):
+        if start is None or a > end:
+            total += end - start if start is not None else 0.0
+            start, end = a, b
+        else:
+            end = max(end, b)
+    return total + (end - start if start is not None else 0.0)
 
 
 def call_kind(method: str, path: str) -> tuple[str, str]:
@@ -333,6 +382,26 @@ def write_dossiers(scenario: Scenario, folder: Path) -> tuple[dict[str, Path], l
     return paths, summaries
 
 
+def code_version() -> str:
+    """The commit measured, and a digest of uncommitted changes to the connector's code."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, check=True
+        )
+        return done.stdout.decode(errors="replace").strip()
+
+    try:
+        version = git("rev-parse", "--short=10", "HEAD")
+        diff = git("diff", "HEAD", "--", ":/core", ":/plugins", ":/entities", ":/schemas")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    if diff:
+        digest = hashlib.sha1(diff.encode(), usedforsecurity=False).hexdigest()[:10]
+        version += f" + uncommitted changes to the connector (diff {digest})"
+    return version
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -347,31 +416,36 @@ def report(name: str, scenario: Scenario, summaries: list[str], runs: list[Run])
     lines = [f"### {name}: {scenario.title}", ""]
     lines += [f"- {s}" for s in summaries]
     lines += [
-        f"- entities: {', '.join(scenario.entities)}; {len(connector)} runs of each program, "
-        "alternating baseline, connector; medians (min–max)",
+        f"- entities: {', '.join(scenario.entities)}; {len(connector)} run(s) of each program, "
+        "alternating baseline, connector; medians, (min–max) of the wall time",
         "",
         "| program | records synced | wall time | records/s | peak RSS | API requests "
-        "| refusals | 429 answers |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| pacing floor (requests / {PACE:.0f} per s) | refusals | 429 answers |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, group in (("dossiersync sync", connector), ("baseline.py", baseline)):
+    for label, group in (("`dossiersync sync`", connector), ("`baseline.py`", baseline)):
+        requests = median([r.requests for r in group])
         lines.append(
             f"| {label} | {group[0].synced:,} | {spread([r.wall for r in group])} "
             f"| {median([r.throughput for r in group]):,.0f} "
             f"| {median([r.rss_kb / 1024 for r in group]):.1f} MB "
-            f"| {median([r.requests for r in group]):,.0f} "
+            f"| {requests:,.0f} | {requests / PACE:.1f} s "
             f"| {sum(r.refusals for r in group)} "
-            f"| {'/'.join(str(r.throttled) for r in group)} |"
+            f"| {' / '.join(str(r.throttled) for r in group)} |"
         )
     ratio = median([r.throughput for r in connector]) / median([r.throughput for r in baseline])
     pairs = [c.throughput / b.throughput for b, c in zip(baseline, connector, strict=True)]
+    busy = median([r.in_flight or 0.0 for r in connector])
     lines += [
         "",
         f"Connector throughput / baseline throughput: **{ratio:.0%}** (median over median; "
-        f"pair by pair: {', '.join(f'{p:.0%}' for p in pairs)}; target ≥ 90 %).",
+        f"run pairs: {', '.join(f'{p:.0%}' for p in pairs)}; target ≥ 90 %). "
+        f"`dossiersync sync` had at least one request in flight during {busy:.1f} s of its "
+        f"{median([r.wall for r in connector]):.1f} s (medians).",
         "",
-        "| entity kind | records | connector requests (list + get + bulk + write) "
-        "| requests / record | target | baseline requests | baseline requests / record |",
+        "| entity kind | records synced | connector requests (list + get + bulk + write) "
+        "| connector requests / record | target | baseline requests (incl. 429 retries) "
+        "| baseline requests / record |",
         "|---|---|---|---|---|---|---|",
     ]
     sample, base = connector[len(connector) // 2], baseline[len(baseline) // 2]
@@ -388,14 +462,24 @@ def report(name: str, scenario: Scenario, summaries: list[str], runs: list[Run])
             f"| {f'≤ {target}' if target else '–'} "
             f"| {base_total:,} | {base_total / base.records[kind]:.4f} |"
         )
-    others = {
-        f"{k} {c}": n for (k, c), n in sample.calls.items() if k not in kinds and k != "orders"
-    }
+    others = {f"{k} {c}": n for (k, c), n in sample.calls.items() if k not in kinds}
     if others:
-        lines.append("")
+        lines += ["", "Other requests: " + ", ".join(f"{k} {n}" for k, n in others.items())]
+    lines += [
+        "",
+        f"Where the time of `dossiersync sync` went in run {len(connector) // 2 + 1} of "
+        f"{len(connector)} ({sample.wall:.1f} s; passes summed over dossiers):",
+        "",
+        "| pass | time | requests | a request in flight | none in flight |",
+        "|---|---|---|---|---|",
+    ]
+    for name, (seconds, requests, busy_s) in sample.passes.items():
         lines.append(
-            "Other connector requests: " + ", ".join(f"{k}: {n}" for k, n in others.items())
+            f"| {name} | {seconds:.1f} s | {requests:.0f} | {busy_s:.1f} s "
+            f"| {seconds - busy_s:.1f} s |"
         )
+    outside = sample.wall - sum(p[0] for p in sample.passes.values())
+    lines.append(f"| outside the passes (start-up, login, exit) | {outside:.1f} s | | | |")
     return lines
 
 
@@ -411,15 +495,18 @@ def main() -> None:
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    version = code_version()
     out = [
         f"## {date.today().isoformat()}",
         "",
         f"Simulator: `{SIMULATOR_FLAGS}` (a fresh one per run); connector at its default "
         "settings; `.venv/bin/python tests/benchmarks/bench_sync.py "
-        f"{' '.join(args.scenarios)} --repeat {args.repeat}`.",
+        f"{' '.join(args.scenarios)} --repeat {args.repeat}`; code: `{version}`.",
         "",
     ]
     with tempfile.TemporaryDirectory(prefix="dossiersync-bench-") as tmp:
+        # nothing outside the temporary directory: not even the entry-point cache
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         for name in args.scenarios:
             scenario = SCENARIOS[name]
             root = Path(tmp) / name
@@ -437,6 +524,8 @@ def main() -> None:
                         flush=True,
                     )
             out += report(name, scenario, summaries, runs) + [""]
+    if code_version() != version:
+        out += [f"**The code changed during the benchmark** (now `{code_version()}`).", ""]
     print("\n".join(out).rstrip())
 
 
