@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from dossiersync.errors import (
     RecordMoved,
     RecordPending,
     SourceError,
+    SsmError,
     SsmRefused,
 )
 from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
@@ -475,30 +477,24 @@ class OrdersFromSage(OrderPass):
             new.link.label = "pending"
             new.link.updated_at = utcnow()
         self.session.commit()
-        client, entity = self.ctx.ssm_client, self.entity
+        client = self.ctx.ssm_client
         results = client.bulk_create(self.resource, [new.body for new in orders])
         for new, result in zip(orders, results, strict=True):
             new.link.ssm_id = result.id if result.ok else None
         self.session.commit()
+        created = [new for new, result in zip(orders, results, strict=True) if result.error is None]
+        lines = self.create_lines(created)
         fatal: Exception | None = None
         for new, result in zip(orders, results, strict=True):
             link, key, current = new.link, new.key, new.current
-            if isinstance(result.error, SsmRefused):
+            error = result.error or lines.get(key)
+            if isinstance(error, SsmRefused):
                 self.record_failed(
-                    link, key, "refused_by_ssm", f"Sales Management refused: {result.error}"
+                    link, key, "refused_by_ssm", f"Sales Management refused: {error}"
                 )
                 continue
-            if result.error is not None:
-                fatal = fatal or result.error
-                continue
-            ext = link.ext_id or ""
-            try:
-                for line in current["lines"]:
-                    body = entity.line_body(line, list(LINE_TO_SSM), self.ctx)
-                    body.update(salesOrderId=link.ssm_id, extId=f"{ext}:{line['line']}")
-                    client.create(entity.lines_resource, body)
-            except SsmRefused as exc:
-                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+            if error is not None:
+                fatal = fatal or error
                 continue
             link.base = current
             link.sage_hash = record_hash(current)
@@ -506,8 +502,37 @@ class OrdersFromSage(OrderPass):
             self.report()
         self.session.commit()
         if fatal is not None:
-            # the API is down: the run stops; orders created meanwhile are linked
+            # the API is down: the run stops; orders created meanwhile are linked, and a
+            # later pass completes their lines
             raise fatal
+
+    def create_lines(self, orders: list[NewOrder]) -> dict[str, Exception]:
+        """Create the lines of these new SSM orders: each order's lines one after the
+        other (in SSM they come in the order of their ids), ``max_concurrency`` orders at a
+        time; the first error of each order whose lines did not all go, by key."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        jobs: list[tuple[str, list[dict[str, Any]]]] = []
+        for new in orders:
+            ext = new.link.ext_id or ""
+            bodies = []
+            for line in new.current["lines"]:
+                body = entity.line_body(line, list(LINE_TO_SSM), ctx)
+                body.update(salesOrderId=new.link.ssm_id, extId=f"{ext}:{line['line']}")
+                bodies.append(body)
+            jobs.append((new.key, bodies))
+
+        def send(job: tuple[str, list[dict[str, Any]]]) -> Exception | None:
+            try:
+                for body in job[1]:
+                    client.create(entity.lines_resource, body)
+            except SsmError as exc:
+                return exc
+            return None
+
+        workers = ctx.implementation.max_concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order-lines") as pool:
+            outcomes = zip(jobs, pool.map(send, jobs), strict=True)
+            return {key: error for (key, _), error in outcomes if error is not None}
 
     def align_born(
         self, link: Link, current: Mapping[str, Any], base: Mapping[str, Any] | None

@@ -6,12 +6,13 @@ import itertools
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator
+
+from support.ssm_http import account, create, login, session
 
 _numbers = itertools.count(1)
 #: dates have millisecond precision: writes closer than this may share their date
@@ -21,19 +22,6 @@ MILLISECOND = 0.002
 def unique(prefix: str) -> str:
     """An extId prefix no other test uses on the shared simulator."""
     return f"{prefix}{next(_numbers)}-{time.monotonic_ns()}"
-
-
-def login(simulator: SimulatorProcess) -> str:
-    credentials = {"username": simulator.public_key, "password": simulator.private_key}
-    response = httpx.post(f"{simulator.url}/login", json=credentials)
-    assert response.status_code == 200
-    token = response.json()["token"]
-    assert isinstance(token, str) and token
-    return token
-
-
-def session(simulator: SimulatorProcess) -> httpx.Client:
-    return httpx.Client(base_url=simulator.url, headers={"X-Session-Key": login(simulator)})
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +34,6 @@ def simulator() -> Iterator[SimulatorProcess]:
 def api(simulator: SimulatorProcess) -> Iterator[httpx.Client]:
     with session(simulator) as client:
         yield client
-
-
-def account(ext_id: str, **fields: Any) -> dict[str, Any]:
-    return {"name": f"Client {ext_id}", "branchId": 1, "salesRepId1": 2, "extId": ext_id, **fields}
-
-
-def create(api: httpx.Client, resource: str, body: dict[str, Any]) -> int:
-    response = api.post(f"/{resource}", json=body)
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert answer["Message"] == "entity created"
-    return int(answer["id"])
 
 
 # --- sessions -----------------------------------------------------------------------------

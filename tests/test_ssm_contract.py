@@ -28,6 +28,8 @@ import pytest
 
 from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator
 
+from support.ssm_http import account, create, login, session
+
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 #: writes closer than this may share their (millisecond) date
 MILLISECOND = 0.002
@@ -68,17 +70,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_numbers)}-{time.monotonic_ns()}:"
 
 
-def login(simulator: SimulatorProcess) -> str:
-    credentials = {"username": simulator.public_key, "password": simulator.private_key}
-    response = httpx.post(f"{simulator.url}/login", json=credentials)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
-
-
-def session(simulator: SimulatorProcess) -> httpx.Client:
-    return httpx.Client(base_url=simulator.url, headers={"X-Session-Key": login(simulator)})
-
-
 @contextmanager
 def fresh(**switches: Any) -> Iterator[tuple[SimulatorProcess, httpx.Client]]:
     """A simulator of its own with non-default switches, and a logged-in client."""
@@ -101,16 +92,6 @@ def shared() -> Iterator[SimulatorProcess]:
 def api(shared: SimulatorProcess) -> Iterator[httpx.Client]:
     with session(shared) as client:
         yield client
-
-
-def account(ext_id: str, **fields: Any) -> dict[str, Any]:
-    return {"name": f"Client {ext_id}", "branchId": 1, "salesRepId1": 2, "extId": ext_id, **fields}
-
-
-def create(api: httpx.Client, resource: str, body: dict[str, Any]) -> int:
-    response = api.post(f"/{resource}", json=body)
-    assert response.status_code == 200, response.text
-    return int(response.json()["id"])
 
 
 def bulk_create(api: httpx.Client, resource: str, bodies: list[dict[str, Any]]) -> list[int]:

@@ -611,7 +611,12 @@ def test_orders_entered_in_sage_are_created_in_bulk_and_their_lines_one_by_one(
     assert sent("POST /salesorders/bulk") == 1
     assert sent("POST /salesorders") == 0
     assert sent("POST /salesOrdersLines") == 5 * len(LINES)
-    assert len(ws.records("salesorders", "beta")) == 5
+    orders = ws.records("salesorders", "beta")
+    assert len(orders) == 5
+    for synced in orders:  # orders go side by side, each one's lines in their order
+        assert [line["extId"] for line in order_lines(ws, synced["id"])] == [
+            f"{synced['extId']}:{n}" for n in (1000, 2000, 3000)
+        ]
 
 
 def test_order_without_reference_is_named_by_its_piece(ws: Workspace) -> None:
