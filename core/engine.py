@@ -32,6 +32,7 @@ from .errors import (
     RecordMoved,
     RecordPending,
     SourceError,
+    SsmNotFound,
     SsmRefused,
 )
 from .journal import (
@@ -703,7 +704,7 @@ class SageToSsm(SyncPass):
             outcomes = list(self.pool.map(self.delete_one, links))
             for link, outcome in zip(links, outcomes, strict=True):
                 key = link.sage_key or ""
-                if isinstance(outcome, SsmRefused) and outcome.status not in (400, 404):
+                if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
                     self.record_failed(link, key, "refused_by_ssm", str(outcome))
                 elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
                     self.commit()

@@ -46,6 +46,10 @@ class SsmRefused(SsmError):
     """The API refused one record (4xx other than 401/429): a record-level problem."""
 
 
+class SsmNotFound(SsmRefused):
+    """The API says the record does not exist (any more): deleted, or never there."""
+
+
 class SsmUnavailable(SsmError):
     """The API could not be reached or kept failing after every retry."""
 

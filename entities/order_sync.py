@@ -38,6 +38,7 @@ from dossiersync.errors import (
     RecordPending,
     SourceError,
     SsmError,
+    SsmNotFound,
     SsmRefused,
 )
 from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
@@ -391,7 +392,7 @@ class OrdersFromSage(OrderPass):
             self.record_pending(link, key, str(exc))
             return
         except SsmRefused as exc:
-            if _gone(exc) and link.ssm_id is not None:
+            if isinstance(exc, SsmNotFound) and link.ssm_id is not None:
                 self.kept(link, key)
             else:
                 self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
@@ -544,7 +545,7 @@ class OrdersFromSage(OrderPass):
         if base is None:
             record = client.get(self.resource, link.ssm_id)
             if record.get("deleted"):
-                raise SsmRefused(f"{self.resource} {link.ssm_id} was deleted", 404)
+                raise SsmNotFound(f"{self.resource} {link.ssm_id} was deleted", 404)
             held = entity.ssm_view(record, ctx)
             before: dict[int, Mapping[str, Any]] = {}
         else:
@@ -1127,11 +1128,5 @@ def _delete(client: Any, resource: str, record_id: int) -> None:
     """Delete an SSM record; one already gone is fine."""
     try:
         client.delete(resource, record_id)
-    except SsmRefused as exc:
-        if not _gone(exc):
-            raise
-
-
-def _gone(exc: SsmRefused) -> bool:
-    """A refusal saying the record does not exist (404, or 400 with SSM's code 910)."""
-    return exc.status == 404 or (exc.status == 400 and "): 910" in str(exc))
+    except SsmNotFound:
+        pass

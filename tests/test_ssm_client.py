@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dossiersync.errors import SsmAuthError, SsmError, SsmRefused, SsmUnavailable
+from dossiersync.errors import SsmAuthError, SsmError, SsmNotFound, SsmRefused, SsmUnavailable
 from dossiersync.plugins.sales_management import SalesManagementClient
 from dossiersync.plugins.sales_management.client import RequestPacer, shift_date, where_literal
 from dossiersync.plugins.sales_management.simulator.process import (
@@ -1886,3 +1886,29 @@ def test_a_request_that_left_late_pushes_the_ones_a_second_after_it() -> None:
     assert departures[1] == pytest.approx(0.255 + 0.2)
     assert departures[5] >= departures[1] + 1.02 - 1e-9
     assert departures[4] == pytest.approx(1.02)  # the 1st left on time: spacing rules
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "message", "not_found"),
+    [
+        ("GET", 404, "no such thing", True),
+        ("GET", 400, "910: accounts with id 9 does not exist", True),
+        ("PUT", 400, "910: accounts with id 9 does not exist", True),
+        ("DELETE", 400, "entity not found", True),  # S2: a missing id answers 400
+        ("PUT", 400, "Missing required field 'name'", False),
+        ("GET", 400, "901: invalid where expression", False),
+    ],
+)
+def test_a_record_that_does_not_exist_is_told_apart(
+    method: str, status: int, message: str, not_found: bool
+) -> None:
+    """The engine asks "is it gone?", not "which status?": the client answers."""
+    api = FakeApi(lambda request: httpx.Response(status, json={"Message": message}))
+    with api.client() as client, pytest.raises(SsmRefused) as caught:
+        if method == "GET":
+            client.get("accounts", 9)
+        elif method == "PUT":
+            client.update("accounts", 9, {"name": ""})
+        else:
+            client.delete("accounts", 9)
+    assert isinstance(caught.value, SsmNotFound) is not_found

@@ -24,7 +24,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from dossiersync.errors import SsmAuthError, SsmError, SsmRefused, SsmUnavailable
+from dossiersync.errors import (
+    SsmAuthError,
+    SsmError,
+    SsmNotFound,
+    SsmRefused,
+    SsmUnavailable,
+)
 from dossiersync.target import WriteResult
 
 log = logging.getLogger("dossiersync.ssm")
@@ -458,8 +464,10 @@ class SalesManagementClient:
                     f"{method} {path}: session refused right after a fresh login", 401
                 )
         if response.status_code >= 400:
-            raise SsmRefused(
-                f"{method} {path} refused (HTTP {response.status_code}): {self._message(response)}",
+            text = self._message(response)
+            error = SsmNotFound if _not_found(method, response.status_code, text) else SsmRefused
+            raise error(
+                f"{method} {path} refused (HTTP {response.status_code}): {text}",
                 response.status_code,
             )
         return response
@@ -591,6 +599,12 @@ def _message(response: httpx.Response) -> str:
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])
     return response.text[:200].strip() or response.reason_phrase
+
+
+def _not_found(method: str, status: int, text: str) -> bool:
+    """An answer saying the record does not exist: 404, code 910 ("resource does not
+    exist"), or the 400 the API documents for a DELETE of a missing id."""
+    return status == 404 or (status == 400 and (method == "DELETE" or text.startswith("910")))
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
