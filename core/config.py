@@ -171,7 +171,26 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
     validate(data, str(p))
-    return from_dict(data, p)
+    config = from_dict(data, p)
+    check_entities(config)
+    return config
+
+
+def check_entities(config: Config) -> None:
+    """Refuse an entity name no installed plugin provides, naming the ones that exist
+    (a typo is found when the configuration is read, not when a sync runs)."""
+    from .registry import installed_entities
+
+    known = installed_entities()
+    places = [("discovery.entities", config.discovery.entities)]
+    places += [(f"dossiers.{d.id}.entities", d.entities) for d in config.dossiers.values()]
+    for where, names in places:
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"{config.path}: {where}: unknown entit{'ies' if len(unknown) > 1 else 'y'} "
+                f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})"
+            )
 
 
 def from_dict(data: dict[str, Any], path: Path) -> Config:

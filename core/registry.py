@@ -114,14 +114,18 @@ def _driver(name: str) -> Any:
     return manager.driver
 
 
+def installed_entities() -> set[str]:
+    """Names of the entity plugins installed now (read fresh, not from a cache)."""
+    return {ep.name for ep in _entry_points(ENTITIES)}
+
+
 def load_entities(names: tuple[str, ...] | list[str]) -> list[Entity]:
     """The named entities, instantiated, in dependency order."""
     if not names:
         return []
     wanted = list(dict.fromkeys(names))
     manager, missing = _named_entities(wanted)
-    installed = {ep.name for ep in _entry_points(ENTITIES)}
-    if missing and set(missing) <= installed:
+    if missing and set(missing) <= installed_entities():
         # installed after stevedore cached this process's entry points: look again
         _forget_cached_entry_points()
         manager, missing = _named_entities(wanted)

@@ -119,3 +119,15 @@ def test_cli_reports_an_invalid_file_and_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "$.implementation.name" in result.stderr
+
+
+def test_a_misspelled_entity_is_refused_when_the_file_is_read(tmp_path: Path) -> None:
+    text = VALID.replace('entities = ["clients"]', 'entities = ["clients", "contact"]')
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text))
+    message = str(caught.value)
+    assert "dossiers.acme-fr.entities" in message and "'contact'" in message
+    installed = message.split("(installed: ", 1)[1].rstrip(")").split(", ")
+    assert {"clients", "contacts", "orders", "products"} <= set(installed)
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "dossiersync.toml"), "status"])
+    assert isinstance(result.exception, ConfigError) and "'contact'" in str(result.exception)
