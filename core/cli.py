@@ -37,6 +37,28 @@ class Ctx:
             self._store = StateStore(self.config.state_url)
         return self._store
 
+    def known_dossiers(self, *dossier_ids: str | None) -> None:
+        """Refuse a dossier id neither the configuration nor the state store knows, with
+        the same message for every command."""
+        wanted = [d for d in dossier_ids if d]
+        if not wanted:
+            return
+        from sqlalchemy import select
+
+        from .dossiers import proposed
+        from .state.models import Dossier
+
+        known = set(proposed(self.config))
+        with self.store.session() as s:
+            known |= set(s.scalars(select(Dossier.id)))
+        unknown = [d for d in wanted if d not in known]
+        if unknown:
+            listed = ", ".join(sorted(known)) or "none"
+            raise click.UsageError(
+                f"unknown dossier {', '.join(map(repr, unknown))}: it is neither in the "
+                f"configuration nor in the state store (known: {listed}; see 'dossiers list')"
+            )
+
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -208,6 +230,7 @@ def sync(
     """Sync active dossiers once. Exit status 0 only when every run succeeded."""
     from .runner import sync as run_sync
 
+    c.known_dossiers(*dossier_ids)
     live = not as_json and sys.stdout.isatty()
     spinner = "|/-\\"
     ticks = [0]
@@ -260,6 +283,7 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
     """Sync state per dossier and entity."""
     from .reports import status as build
 
+    c.known_dossiers(dossier_id)
     data = build(c.config, c.store, dossier_id)
     if as_json:
         emit_json(data)
@@ -334,6 +358,7 @@ def journal_cmd(
     """A dossier's journal: each process with start, end, outcome and counts."""
     from .reports import journal, journal_csv
 
+    c.known_dossiers(dossier_id)
     data = journal(c.store, dossier_id, run_id=run_id, since=since, limit=limit)
     if fmt == "csv":
         click.echo(journal_csv(data), nl=False)
@@ -385,6 +410,7 @@ def incidents_cmd(
     """Incidents: records or runs that failed and need attention."""
     from .reports import incidents
 
+    c.known_dossiers(dossier_id)
     data = incidents(c.store, dossier_id, state="open" if open_only else state, entity=entity)
     if as_json:
         emit_json(data)
@@ -424,6 +450,7 @@ def records_cmd(
     """Linked records of a dossier with their sync label (synced, pending, error…)."""
     from .reports import records
 
+    c.known_dossiers(dossier_id)
     data = records(c.store, dossier_id, entity=entity, label=label, limit=limit)
     if as_json:
         emit_json(data)

@@ -307,3 +307,25 @@ def test_known_records_vanishing_en_masse_are_not_deleted(workspace: Workspace) 
     runs = workspace.sync()
     assert sum(r["counts"]["deleted"] for r in runs[0]["runs"]) == 1
     assert workspace.cli_json("incidents", "--dossier", "nord", "--open") == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("sync", "--dossier", "nosuch"),
+        ("status", "--dossier", "nosuch"),
+        ("journal", "--dossier", "nosuch"),
+        ("incidents", "--dossier", "nosuch"),
+        ("records", "--dossier", "nosuch"),
+    ],
+)
+def test_an_unknown_dossier_is_the_same_clear_error_everywhere(
+    workspace: Workspace, command: tuple[str, ...]
+) -> None:
+    workspace.add_dossier("nord", clients=3, seed=1)
+    result = workspace.cli(*command, expect=2)
+    assert "unknown dossier 'nosuch'" in result.output
+    assert "neither in the configuration nor in the state store" in result.output
+    assert "known: nord" in result.output
+    # a configured dossier not activated yet is no error for the views
+    workspace.cli("status", "--dossier", "nord")
