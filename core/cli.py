@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from datetime import datetime
 from typing import Any
@@ -600,11 +601,24 @@ def serve(c: Ctx, bind: str | None, port: int | None) -> None:
     serve_web(c.config, c.store, bind=bind, port=port, echo=lambda line: click.echo(line, err=True))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the running sync journals itself as interrupted."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
+    # the service (`run`) and the web server replace this with their graceful stops
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("interrupted by SIGTERM", err=True)
+            sys.exit(128 + signal.SIGTERM)
+        click.echo("interrupted (Ctrl-C)", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

@@ -140,6 +140,13 @@ def run_pass(
                 kind="run_failed",
                 message=message,
             )
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM): what the pass committed stays, its cursor did
+        # not move; the run says so instead of staying "running"
+        session.rollback()
+        run.outcome = "interrupted"
+        run.message = "interrupted before its end; the next sync goes on from where it was"
+        raise
     finally:
         finish_run(session, run)
         session.close()
@@ -421,8 +428,13 @@ class SageToSsm(SyncPass):
                     rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
                     for batch in batched(rows, ctx.sync.batch_size):
                         self.process(batch, seen)
-            finally:
-                self.settle()  # even when reading Sage failed: what was sent is recorded
+            except BaseException:
+                # reading Sage failed, or Ctrl-C: the batch being resolved was not sent
+                # and is dropped; what was sent is recorded all the same
+                session.rollback()
+                self.settle()
+                raise
+            self.settle()
             if restored:
                 vanished = [i for i, _ in self.vanished_links()[0]]
                 self.keep_vanished("not in the restored Sage 50FR database; kept in SSM", vanished)

@@ -61,3 +61,43 @@ def test_sigkill_mid_sync_then_resync(tmp_path: Path, monkeypatch: pytest.Monkey
         for run in again[0]["runs"]:
             counts_again.update(run["counts"])
         assert counts_again["created"] + counts_again["updated"] == 0
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [
+        (signal.SIGTERM, 128 + signal.SIGTERM, "interrupted by SIGTERM"),
+        (signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+    ],
+)
+def test_an_interrupted_sync_journals_its_run_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int, status: int, said: str
+) -> None:
+    with running_simulator(str(tmp_path / "ssm.sqlite"), latency_ms=20) as sim:
+        monkeypatch.setenv("SSM_PUBLIC_KEY", sim.public_key)
+        monkeypatch.setenv("SSM_PRIVATE_KEY", sim.private_key)
+        ws = Workspace(tmp_path, sim)
+        ws.sync_settings["batch_size"] = 20
+        ws.add_dossier("gros", clients=1500, seed=7)
+        ws.activate_all()
+        command = [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
+        process = subprocess.Popen(
+            [*command, "sync"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(ws.accounts("gros")) < 100:
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == status, stderr
+        assert said in stderr
+
+        runs = ws.cli_json("journal", "--dossier", "gros")
+        assert [r["outcome"] for r in runs if r["outcome"] == "running"] == []
+        (stopped,) = [r for r in runs if r["outcome"] == "interrupted"]
+        assert stopped["finished_at"] is not None
+        assert stopped["direction"] == "sage_to_ssm"
+
+        ws.sync()  # goes on from there: nothing twice, nothing missed
+        counts = Counter(a["extId"] for a in ws.accounts("gros"))
+        assert len(counts) == 1500 and max(counts.values()) == 1
