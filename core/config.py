@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from .errors import ConfigError
-from .secrets import Secret, resolve
+from .secrets import DeferredSecret, Secret, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
 DEFAULT_FILE = "dossiersync.toml"
@@ -200,8 +200,9 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         name=impl.pop("name"),
         endpoint=impl.pop("endpoint", "sales_management"),
         api_url=impl.pop("api_url").rstrip("/"),
-        public_key=resolve(impl.pop("public_key"), "implementation.public_key"),
-        private_key=resolve(impl.pop("private_key"), "implementation.private_key"),
+        # read when Sales Management is first called: local views need no keys
+        public_key=DeferredSecret(impl.pop("public_key"), "implementation.public_key"),
+        private_key=DeferredSecret(impl.pop("private_key"), "implementation.private_key"),
         **impl,
     )
     state_secret = resolve(

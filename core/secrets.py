@@ -28,16 +28,44 @@ class Secret:
     def reveal(self) -> str:
         return self._value
 
+    def known(self) -> str | None:
+        """The value if it is at hand (to mask it in a message), never an error."""
+        return self._value
+
     def __repr__(self) -> str:
         return "Secret('***')"
 
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
+        return isinstance(other, Secret) and other.known() == self.known()
 
     def __hash__(self) -> int:
-        return hash(self._value)
+        return hash(self.known())
+
+
+class DeferredSecret(Secret):
+    """A secret read only when first needed: a command that never uses it (``status``
+    with the API keys) does not ask for it; one that does gets the error naming it."""
+
+    __slots__ = ("_reference", "_where")
+
+    def __init__(self, reference: str, where: str) -> None:
+        super().__init__("")
+        self._reference: str | None = reference
+        self._where = where
+
+    def reveal(self) -> str:
+        if self._reference is not None:
+            self._value = resolve(self._reference, self._where).reveal()
+            self._reference = None
+        return self._value
+
+    def known(self) -> str | None:
+        try:
+            return self.reveal()
+        except ConfigError:
+            return None  # never read: nothing to mask
 
 
 def resolve(reference: str, where: str) -> Secret:
@@ -75,7 +103,7 @@ def scrub(text: str, secrets: list[Secret]) -> str:
     """Remove every known secret value (and ODBC passwords) from a message."""
     out = mask_connection(text)
     for secret in secrets:
-        value = secret.reveal()
-        if len(value) >= 3:
+        value = secret.known()
+        if value is not None and len(value) >= 3:
             out = out.replace(value, "***")
     return out

@@ -70,8 +70,22 @@ def test_missing_environment_variable_is_named_not_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SSM_PRIVATE_KEY")
+    config = load(write(tmp_path, VALID))  # the API keys are read when first needed
     with pytest.raises(ConfigError, match="implementation.private_key: environment variable"):
-        load(write(tmp_path, VALID))
+        config.implementation.private_key.reveal()
+
+
+def test_local_views_need_no_api_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``status`` reads only the state store; asking SSM says which key is missing."""
+    monkeypatch.delenv("SSM_PUBLIC_KEY")
+    monkeypatch.delenv("SSM_PRIVATE_KEY")
+    path = str(write(tmp_path, VALID))
+    status = CliRunner().invoke(cli, ["--config", path, "status"])
+    assert status.exit_code == 0, status.output
+    discover = CliRunner().invoke(cli, ["--config", path, "dossiers", "discover"])
+    assert discover.exit_code == 0
+    assert "Sales Management not asked" in discover.output
+    assert "environment variable SSM_PUBLIC_KEY is not set" in discover.output
 
 
 def test_secret_file_must_be_private(tmp_path: Path) -> None:
@@ -80,7 +94,7 @@ def test_secret_file_must_be_private(tmp_path: Path) -> None:
     secret.chmod(0o644)
     text = VALID.replace('"env:SSM_PRIVATE_KEY"', f'"file:{secret}"')
     with pytest.raises(ConfigError, match="readable by others"):
-        load(write(tmp_path, text))
+        load(write(tmp_path, text)).implementation.private_key.reveal()
     secret.chmod(0o600)
     assert load(write(tmp_path, text)).implementation.private_key.reveal() == "from-a-file"
 
