@@ -148,7 +148,7 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
                     ",".join(v.entities),
                     v.linked_records,
                     "?" if v.records_in_ssm is None else v.records_in_ssm,
-                    "yes" if v.previously_synced else "no",
+                    "?" if v.previously_synced is None else "yes" if v.previously_synced else "no",
                     v.open_incidents,
                 ]
                 for v in items

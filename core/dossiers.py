@@ -138,7 +138,12 @@ def views(
                 linked_records=int(links.get(dossier_id, 0)),
                 open_incidents=int(incidents.get(dossier_id, 0)),
                 needs_full_sync=bool(row.needs_full_sync) if row else False,
-                previously_synced=None if in_ssm is None else found.get(dossier_id, 0) > 0,
+                # what this state store linked is known without asking Sales Management
+                previously_synced=(
+                    found.get(dossier_id, 0) > 0
+                    if in_ssm is not None
+                    else (True if links.get(dossier_id) else None)
+                ),
                 records_in_ssm=None if in_ssm is None else found.get(dossier_id, 0),
             )
         )

@@ -8,8 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
-from dossiersync.plugins.sales_management.simulator.process import SimulatorProcess
+from dossiersync.plugins.sales_management.simulator.process import (
+    SimulatorProcess,
+    running_simulator,
+)
+
+from support.workspace import Workspace
 
 
 def test_matching_data_sources_are_proposed_and_sync(
@@ -65,3 +72,29 @@ def test_matching_data_sources_are_proposed_and_sync(
     assert [(d["id"], d["state"], d["linked_records"]) for d in listed] == [
         ("SAGE50_Lyon", "active", 8)
     ]
+
+
+def test_discover_without_sales_management_says_so_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped Sales Management: discover names the URL it could not reach, and what
+    it cannot know is shown as unknown, not as "no"; what this state store linked is
+    still known."""
+    with running_simulator(str(tmp_path / "ssm.sqlite")) as sim:
+        monkeypatch.setenv("SSM_PUBLIC_KEY", sim.public_key)
+        monkeypatch.setenv("SSM_PRIVATE_KEY", sim.private_key)
+        workspace = Workspace(tmp_path, sim)
+        workspace.add_dossier("nord", clients=5, seed=1)
+        workspace.add_dossier("sud", clients=5, seed=2)
+        workspace.cli("dossiers", "activate", "nord")
+        workspace.sync()
+    # the simulator is stopped now
+    result = workspace.cli("dossiers", "discover")
+    assert "Sales Management not asked" in result.output
+    assert sim.url in result.output
+    found = {d["id"]: d for d in workspace.cli_json("dossiers", "discover")}
+    assert found["nord"]["previously_synced"] is True  # it has linked records here
+    assert found["sud"]["previously_synced"] is None
+    assert found["sud"]["records_in_ssm"] is None
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line}
+    assert rows["sud"][-2:] == ["?", "0"]  # synced before: unknown; incidents: 0

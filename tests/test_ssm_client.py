@@ -555,7 +555,7 @@ def test_wrong_keys_raise_an_auth_error_without_secrets(simulator: SimulatorProc
     client = SalesManagementClient(simulator.url, "someone-public", private_key)
     with client, pytest.raises(SsmAuthError) as caught:
         client.get("accounts", 1)
-    assert str(caught.value) == "login refused: check the public/private key"
+    assert str(caught.value) == f"{simulator.url}: login refused: check the public/private key"
     assert "someone-public" not in repr(client) and private_key not in repr(client)
     assert_no_refusals(simulator)  # a 401 is not a refusal of the request's content
 

@@ -498,7 +498,7 @@ class SalesManagementClient:
     def _open_session(self) -> str:
         response = self._send("POST", "/login", None, json=self._credentials)
         if response.status_code in (401, 403):
-            raise SsmAuthError(LOGIN_REFUSED, response.status_code)
+            raise SsmAuthError(f"{self.api_url}: {LOGIN_REFUSED}", response.status_code)
         if response.status_code >= 400:
             raise SsmRefused(
                 f"POST /login refused (HTTP {response.status_code}): {self._message(response)}",
@@ -533,8 +533,8 @@ class SalesManagementClient:
                     idempotent or isinstance(exc, NOT_SENT_ERRORS)
                 ):
                     raise SsmUnavailable(
-                        f"{method} {path}: {type(exc).__name__} after {attempt + 1} attempt(s); "
-                        "check the API URL and the network"
+                        f"{method} {self.api_url}{path}: {type(exc).__name__} after "
+                        f"{attempt + 1} attempt(s); check the API URL and the network"
                     ) from None
                 self._sleep(self._backoff(attempt, None))
                 attempt += 1
@@ -549,8 +549,8 @@ class SalesManagementClient:
                 idempotent or response.status_code in NOT_PROCESSED_STATUSES
             ):
                 raise SsmUnavailable(
-                    f"{method} {path}: HTTP {response.status_code} after {attempt + 1} "
-                    f"attempt(s): {self._message(response)}",
+                    f"{method} {self.api_url}{path}: HTTP {response.status_code} after "
+                    f"{attempt + 1} attempt(s): {self._message(response)}",
                     response.status_code,
                 )
             self._sleep(self._backoff(attempt, response.headers.get("Retry-After")))
