@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from .errors import ConfigError
-from .secrets import DeferredSecret, Secret, resolve
+from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
 DEFAULT_FILE = "dossiersync.toml"
@@ -107,7 +107,8 @@ class Config:
     def secrets(self) -> list[Secret]:
         """Every secret value of this configuration, for scrubbing messages."""
         out = [self.implementation.public_key, self.implementation.private_key]
-        out.extend(d.connection for d in self.dossiers.values())
+        for dossier in self.dossiers.values():
+            out.extend(connection_secrets(dossier.connection))
         if self.web.token is not None:
             out.append(self.web.token)
         return out

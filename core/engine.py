@@ -45,7 +45,7 @@ from .journal import (
     utcnow,
 )
 from .refs import Refs
-from .secrets import scrub
+from .secrets import connection_secrets, scrub
 from .state.models import Dossier, DossierEntity, Incident, Link
 
 log = logging.getLogger("dossiersync.engine")
@@ -114,11 +114,11 @@ def run_pass(
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others
         session.rollback()
         if isinstance(exc, DossierSyncError):
-            message = scrub(str(exc), [ctx.dossier.connection, *_impl_secrets(ctx)])
+            message = scrub(str(exc), _secrets(ctx))
         else:
             log.exception("internal error in %s/%s/%s", ctx.dossier_id, entity.name, direction)
             message = f"internal error: {type(exc).__name__}: {exc}"
-            message = scrub(message, [ctx.dossier.connection, *_impl_secrets(ctx)])
+            message = scrub(message, _secrets(ctx))
         run.outcome = "failed"
         run.message = message
         opened = open_incident(
@@ -163,8 +163,11 @@ def run_pass(
     return run
 
 
-def _impl_secrets(ctx: DossierContext) -> list[Any]:
-    return [ctx.implementation.public_key, ctx.implementation.private_key]
+def _secrets(ctx: DossierContext) -> list[Any]:
+    """What a message about this dossier must not show: the API keys and the Sage
+    password (the source itself is named, so that a bad path can be read)."""
+    impl = ctx.implementation
+    return [impl.public_key, impl.private_key, *connection_secrets(ctx.dossier.connection)]
 
 
 class SyncPass:
@@ -252,7 +255,7 @@ class SyncPass:
         field_name: str | None = None,
         refused: bool = True,
     ) -> None:
-        message = scrub(message, [self.ctx.dossier.connection])
+        message = scrub(message, connection_secrets(self.ctx.dossier.connection))
         if link is not None:
             link.label = "error"
             link.last_error = message

@@ -94,6 +94,14 @@ def resolve(reference: str, where: str) -> Secret:
     return Secret(reference)
 
 
+def connection_secrets(connection: Secret) -> list[Secret]:
+    """The passwords of an ODBC connection string: what must be masked in a message that
+    names the source (driver, database, DSN are shown, so a bad path can be read)."""
+    value = connection.known() or ""
+    found = [m.group(2).strip() for m in _CONN_SECRET.finditer(value)]
+    return [Secret(v.strip("{}")) for v in found if v]
+
+
 def mask_connection(connection: str) -> str:
     """An ODBC connection string with its password replaced by ``***``."""
     return _CONN_SECRET.sub(lambda m: f"{m.group(1)}=***", connection)

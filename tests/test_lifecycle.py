@@ -329,3 +329,19 @@ def test_an_unknown_dossier_is_the_same_clear_error_everywhere(
     assert "known: nord" in result.output
     # a configured dossier not activated yet is no error for the views
     workspace.cli("status", "--dossier", "nord")
+
+
+def test_a_missing_dossier_file_is_named_and_never_created(workspace: Workspace) -> None:
+    """A mistyped path: the SQLite3 driver must not create an empty dossier there; every
+    process of that dossier fails naming the file, and none reports success."""
+    workspace.add_dossier("nord", clients=3, seed=1)
+    missing = workspace.root / "nosuch.db"
+    workspace.dossiers["nord"]["path"] = missing
+    workspace.write_config()
+    workspace.activate_all()
+    result = workspace.cli("sync", expect=1)
+    assert not missing.exists()
+    assert f"Database={missing}" in result.output
+    runs = workspace.cli_json("journal", "--dossier", "nord")
+    assert runs and {r["outcome"] for r in runs} == {"failed"}
+    assert all(f"Database={missing}" in (r["message"] or "") for r in runs)

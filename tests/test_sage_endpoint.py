@@ -594,4 +594,6 @@ def test_psqlodbc_connections_stream_their_result_sets() -> None:
     own = pg + ";UseDeclareFetch=0"
     assert streaming_connection(own, 250) == own
     sqlite = "DRIVER={SQLite3};Database=/tmp/x.db"
-    assert streaming_connection(sqlite, 250) == sqlite
+    # not psqlODBC: no streaming options; SQLite3 never creates a missing dossier file
+    assert streaming_connection(sqlite, 250) == sqlite + ";NoCreat=1"
+    assert streaming_connection(sqlite + ";NoCreat=0", 250) == sqlite + ";NoCreat=0"

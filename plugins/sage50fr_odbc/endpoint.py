@@ -143,14 +143,28 @@ def _names_postgres_driver(connection: str) -> bool:
 
 
 def streaming_connection(connection: str, fetch_size: int) -> str:
-    """The connection string, made to stream with psqlODBC.
+    """The connection string, made to stream with psqlODBC, and never to create a file.
 
     psqlODBC reads a whole result set into memory unless ``UseDeclareFetch`` is on; a site
-    that sets it (or ``Fetch``) itself keeps its own values.
+    that sets it (or ``Fetch``) itself keeps its own values. The SQLite3 driver creates an
+    empty database where the path names none, so that a mistyped path would read as an
+    empty dossier: ``NoCreat=1`` makes it an error naming the file, unless set otherwise.
     """
-    if "usedeclarefetch" in connection.lower() or not _names_postgres_driver(connection):
+    lowered = connection.lower()
+    if names_sqlite_driver(connection) and "nocreat" not in lowered:
+        return f"{connection.rstrip(';')};NoCreat=1"
+    if "usedeclarefetch" in lowered or not _names_postgres_driver(connection):
         return connection
     return f"{connection.rstrip(';')};UseDeclareFetch=1;Fetch={fetch_size}"
+
+
+def names_sqlite_driver(connection: str) -> bool:
+    """Whether a connection string names the SQLite3 ODBC driver itself."""
+    for part in connection.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "driver" and "sqlite" in value.lower():
+            return True
+    return False
 
 
 class Sage50OdbcEndpoint:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from dossiersync.errors import SourceError
 
-from .endpoint import Sage50OdbcEndpoint
+from .endpoint import Sage50OdbcEndpoint, names_sqlite_driver
 from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
 
 ReferenceDialect = Literal["sqlite", "postgresql"]
@@ -85,7 +85,12 @@ def reference_ddl(dialect: ReferenceDialect, mapping: SageMapping | None = None)
 
 
 def create_reference_schema(connection: str, mapping: SageMapping | None = None) -> None:
-    """Create the reference tables (those not there yet) on an ODBC connection, and commit."""
+    """Create the reference tables (those not there yet) on an ODBC connection, and commit.
+
+    Creating a dossier is the one case where the SQLite3 driver may create its file.
+    """
+    if names_sqlite_driver(connection) and "nocreat" not in connection.lower():
+        connection = f"{connection.rstrip(';')};NoCreat=0"
     with Sage50OdbcEndpoint(connection, mapping) as endpoint:
         dialect = endpoint.dialect
         if dialect not in ("sqlite", "postgresql"):
