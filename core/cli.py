@@ -601,25 +601,31 @@ def serve(c: Ctx, bind: str | None, port: int | None) -> None:
     serve_web(c.config, c.store, bind=bind, port=port, echo=lambda line: click.echo(line, err=True))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: the running sync journals itself as interrupted."""
+STOPPED_BY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "interrupted by SIGTERM"}
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
+def _stop(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM: the running pass stops at its next safe point (between two
+    batches) and is journaled as interrupted; a second one stops at once."""
+    from .engine import STOP
+
+    if STOP.is_set():
+        raise KeyboardInterrupt
+    STOP.request(STOPPED_BY.get(signal.Signals(signum), "interrupted"))
 
 
 def main() -> None:
-    # the service (`run`) and the web server replace this with their graceful stops
-    signal.signal(signal.SIGTERM, _terminate)
+    # the service (`run`) and the web server replace these with their graceful stops
+    for signum in STOPPED_BY:
+        signal.signal(signum, _stop)
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort as exc:
-        if isinstance(exc.__cause__, Terminated):
-            click.echo("interrupted by SIGTERM", err=True)
-            sys.exit(128 + signal.SIGTERM)
-        click.echo("interrupted (Ctrl-C)", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort:
+        from .engine import STOP
+
+        said = STOP.reason if STOP.is_set() else STOPPED_BY[signal.SIGINT]
+        click.echo(said, err=True)
+        sys.exit(128 + signal.SIGTERM if "SIGTERM" in said else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

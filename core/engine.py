@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -54,6 +55,23 @@ T = TypeVar("T")
 SAGE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
+class StopRequest(threading.Event):
+    """Set (by a signal handler) to stop the running passes at their next safe point."""
+
+    reason = "interrupted"
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A pass stopped at a safe point because a stop was requested (Ctrl-C, SIGTERM)."""
+
+
+STOP = StopRequest()
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -82,6 +100,8 @@ def run_pass(
     ``error`` is a failure found before the pass could start (the Sage source could not
     be opened): the run is journaled as failed with it.
     """
+    if STOP.is_set():
+        raise Interrupted(STOP.reason)  # asked to stop: no further pass starts
     with ctx.store.session() as session:
         run = start_run(session, ctx.dossier_id, entity.name, direction, ctx.trigger, ctx.full)
     log.info(
@@ -230,9 +250,15 @@ class SyncPass:
         self.resolved.append(key)
 
     def report(self) -> None:
-        """Show how far the pass is (a live line on a terminal)."""
+        """Show how far the pass is (a live line on a terminal); stop here if asked to.
+
+        Called between batches (and between orders): a safe point, where the main thread
+        holds no lock a worker thread could need.
+        """
         if self.ctx.progress is not None:
             self.ctx.progress(self.run)
+        if STOP.is_set():
+            raise Interrupted(STOP.reason)
 
     def commit(self) -> None:
         """Close the incidents of the records that synced, then commit the batch."""

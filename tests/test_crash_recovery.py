@@ -82,13 +82,22 @@ def test_an_interrupted_sync_journals_its_run_as_interrupted(
         ws.activate_all()
         command = [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
         process = subprocess.Popen(
-            [*command, "sync"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            [*command, "sync"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(ws.accounts("gros")) < 100:
             time.sleep(0.05)
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack
+            _, stderr = process.communicate(timeout=30)
+            raise AssertionError(f"no exit after the signal:\n{stderr}") from None
         assert process.returncode == status, stderr
         assert said in stderr
 
