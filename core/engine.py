@@ -327,12 +327,11 @@ class SyncPass:
                 add_event(self.session, self.run, link.sage_key or "", "kept", reason)
         self.commit()
 
-    def deletions_allowed(self, vanishing: int, known: int) -> bool:
-        """The mass-deletion guard of a Sage -> SSM pass.
+    def mass_deletion_guard(self, vanishing: int, known: int, refusal: str) -> bool:
+        """Whether ``vanishing`` of ``known`` records may be handled as deleted.
 
-        When more known records vanish from Sage at once than the configuration allows,
-        nothing is deleted: a ``mass_deletion_refused`` incident, and the dossier's next
-        sync is a full realigning one.  Below the limit, that incident closes.
+        Above the configured share (and minimum), none is: a ``mass_deletion_refused``
+        incident says ``refusal``. Below it, that incident of this direction closes.
         """
         sync = self.ctx.sync
         if vanishing <= max(sync.mass_deletion_minimum, sync.mass_deletion_threshold * known):
@@ -340,16 +339,23 @@ class SyncPass:
                 self.session,
                 self.dossier_id,
                 self.entity.name,
-                direction=SAGE_TO_SSM,
+                direction=self.direction,
                 kinds=("mass_deletion_refused",),
             )
             return True
-        self.pass_incident(
-            "mass_deletion_refused",
+        self.pass_incident("mass_deletion_refused", refusal)
+        return False
+
+    def deletions_allowed(self, vanishing: int, known: int) -> bool:
+        """The mass-deletion guard of a Sage -> SSM pass; refused, the dossier's next sync
+        is a full realigning one."""
+        refusal = (
             f"{vanishing} of {known} known {self.entity.name} vanished from Sage at once: "
             "deletions refused (restored or replaced Sage database?); the next sync of this "
-            "dossier is a full realigning one",
+            "dossier is a full realigning one"
         )
+        if self.mass_deletion_guard(vanishing, known, refusal):
+            return True
         dossier = self.session.get(Dossier, self.dossier_id)
         if dossier is not None:
             dossier.needs_full_sync = True
@@ -854,21 +860,12 @@ class SsmToSage(SyncPass):
             )
         ).all()
         gone = [link for link in links if link.ssm_id not in seen]
-        sync = self.ctx.sync
-        if len(gone) > max(sync.mass_deletion_minimum, sync.mass_deletion_threshold * len(links)):
-            self.pass_incident(
-                "mass_deletion_refused",
-                f"{len(gone)} of {len(links)} linked {self.entity.name} missing from the "
-                "Sales Management listing: nothing deleted in Sage 50FR",
-            )
-            return
-        resolve_incidents(
-            self.session,
-            self.dossier_id,
-            self.entity.name,
-            direction=SSM_TO_SAGE,
-            kinds=("mass_deletion_refused",),
+        refusal = (
+            f"{len(gone)} of {len(links)} linked {self.entity.name} missing from the "
+            "Sales Management listing: nothing deleted in Sage 50FR"
         )
+        if not self.mass_deletion_guard(len(gone), len(links), refusal):
+            return
         for link in gone:
             self.deleted_in_ssm({"id": link.ssm_id, "deleted": True}, link)
         self.commit()
