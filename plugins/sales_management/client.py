@@ -594,11 +594,8 @@ def _message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict):
-        for key in ("Message", "message", "error"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    return response.text[:200].strip() or response.reason_phrase
+    text = _text(body) if isinstance(body, dict) else ""
+    return text or response.text[:200].strip() or response.reason_phrase
 
 
 def _not_found(method: str, status: int, text: str) -> bool:
@@ -638,6 +635,7 @@ def _status(answer: dict[str, Any]) -> int | None:
 
 
 def _text(answer: dict[str, Any]) -> str:
+    """The API's explanation in an answer body (either documented error shape)."""
     for key in ("Message", "message", "error"):
         if isinstance(answer.get(key), str) and answer[key]:
             return str(answer[key])
