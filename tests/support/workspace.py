@@ -174,9 +174,7 @@ class Workspace:
 
     def simulator_stats(self) -> dict[str, Any]:
         """Requests and refusals the simulator counted (``GET /_simulator/stats``)."""
-        base = self.simulator.url.split("/api/")[0]
-        stats: dict[str, Any] = httpx.get(f"{base}/_simulator/stats", timeout=10).json()
-        return stats
+        return self.simulator.stats()
 
     def accounts(
         self, dossier_id: str | None = None, deleted: bool = False

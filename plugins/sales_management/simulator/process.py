@@ -85,6 +85,17 @@ class SimulatorProcess:
     db_path: str
     process: subprocess.Popen[bytes] = field(repr=False)
 
+    def stats(self) -> dict[str, Any]:
+        """What it answered: ``GET /_simulator/stats`` (requests, calls, refusals)."""
+        return simulator_stats(self.url)
+
+
+def simulator_stats(api_url: str) -> dict[str, Any]:
+    """The stats of the simulator serving ``api_url`` (``…/api/v4``)."""
+    base = api_url.removesuffix("/").removesuffix(BASE_PATH)
+    stats: dict[str, Any] = httpx.get(f"{base}/_simulator/stats", timeout=10).json()
+    return stats
+
 
 @contextmanager
 def running_simulator(db_path: str | None = None, **switches: Any) -> Iterator[SimulatorProcess]:
