@@ -212,6 +212,11 @@ def dossiers_deactivate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> 
 @click.option("--entity", "entity_names", multiple=True, help="Only this entity (repeatable).")
 @click.option("--full", is_flag=True, help="Read everything, not only what changed.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what the sync would create, update, delete or refuse; write nothing.",
+)
+@click.option(
     "--wait",
     "wait_seconds",
     type=click.FloatRange(0),
@@ -225,6 +230,7 @@ def sync(
     dossier_ids: tuple[str, ...],
     entity_names: tuple[str, ...],
     full: bool,
+    dry_run: bool,
     wait_seconds: float,
     as_json: bool,
 ) -> None:
@@ -232,6 +238,22 @@ def sync(
     from .runner import sync as run_sync
 
     c.known_dossiers(*dossier_ids)
+    if dry_run:
+        from .preview import preview
+
+        previews = preview(
+            c.config, c.store, list(dossier_ids) or None, list(entity_names) or None, full=full
+        )
+        if as_json:
+            emit_json([p.as_dict() for p in previews])
+        else:
+            for p in previews:
+                for line in p.lines():
+                    click.echo(line)
+            click.echo("(dry run: nothing was written)")
+        if any(p.error for p in previews):
+            sys.exit(1)
+        return
     live = not as_json and sys.stdout.isatty()
     spinner = "|/-\\"
     ticks = [0]

@@ -92,11 +92,14 @@ def sync(
     stop: threading.Event | None = None,
     wait_seconds: float = 0,
     progress: Callable[[RunRecord], None] | None = None,
+    adapt: Callable[[DossierContext], None] | None = None,
 ) -> list[DossierResult]:
     """Sync the given dossiers (default: every active one), each independently.
 
     ``stop`` ends the work at the next safe point (between two passes); a dossier whose
     lease another process holds is waited for up to ``wait_seconds``, then skipped.
+    ``adapt`` may replace a dossier's endpoints or hooks before its passes start (the
+    preview of ``sync --dry-run`` does).
     """
     with store.session() as s:
         rows = {d.id: d for d in s.scalars(select(Dossier))}
@@ -139,6 +142,7 @@ def sync(
                     stop=stop,
                     wait_seconds=wait_seconds,
                     progress=progress,
+                    adapt=adapt,
                 )
             )
     finally:
@@ -160,6 +164,7 @@ def sync_dossier(
     stop: threading.Event | None = None,
     wait_seconds: float = 0,
     progress: Callable[[RunRecord], None] | None = None,
+    adapt: Callable[[DossierContext], None] | None = None,
 ) -> DossierResult:
     result = DossierResult(dossier.id)
     secrets = config.secrets()
@@ -203,6 +208,8 @@ def sync_dossier(
                 realign=run_trigger in ("reactivation", "realign"),
                 progress=progress,
             )
+            if adapt is not None:
+                adapt(ctx)
             try:
                 for entity in enabled:
                     for part in entity.parts():
