@@ -229,3 +229,43 @@ def test_preview_state_is_a_copy_of_either_store(state_url: str, tmp_path: Path)
         assert s.scalar(select(func.count()).select_from(Link)) == 1
     scratch.dispose()
     store.dispose()
+
+
+def test_preview_on_the_page_and_in_the_api(ws: Workspace) -> None:
+    """The page's Preview button and ``POST /api/dossiers/{id}/preview`` say what the CLI's
+    dry run says, and write nothing either."""
+    from test_web_api import BEARER, TOKEN, browser, csrf_of, open_app
+
+    updated, deleted, refused = changed_dossiers(ws)
+    ws.extra_config = f'[web]\ntoken = "{TOKEN}"\n'
+    ws.write_config()
+    _config, _store, app = open_app(ws)
+    files = {d: digest(p["path"]) for d, p in ws.dossiers.items()}
+    before_state = dump(state_db(ws))
+    before_writes = writes_sent(ws)
+    expected = ws.cli_json("sync", "--dry-run", "--dossier", "alpha")[0]
+
+    from starlette.testclient import TestClient
+
+    api = TestClient(app, headers=BEARER)
+    answer = api.post("/api/dossiers/alpha/preview")
+    assert answer.status_code == 200, answer.text
+    assert predicted([answer.json()]) == predicted([expected])
+    assert api.post("/api/dossiers/nosuch/preview").status_code == 404
+
+    page = browser(app)
+    status = page.get("/?dossier=alpha").text
+    assert 'data-preview-button="alpha"' in status
+    assert page.post("/dossiers/alpha/preview", data={}).status_code == 403  # no CSRF token
+    shown = page.post("/dossiers/alpha/preview", data={"csrf_token": csrf_of(page)})
+    assert shown.status_code == 200
+    html = shown.text
+    assert f'data-record="{updated}" data-action="updated"' in html
+    assert f'data-record="{deleted}" data-action="deleted"' in html
+    assert f'data-record="{refused}" data-action="failed"' in html
+    assert 'data-field="city"' in html and "Albi" in html
+    assert "nothing was written" in html
+
+    assert {d: digest(p["path"]) for d, p in ws.dossiers.items()} == files
+    assert dump(state_db(ws)) == before_state
+    assert writes_sent(ws) == before_writes

@@ -132,6 +132,24 @@ def sync_dossier(request: Request) -> Response:
     return site.json(job.as_dict(), status_code=202)
 
 
+def preview_dossier(request: Request) -> Response:
+    """What the next sync of the dossier would do (``sync --dry-run --json``); writes nothing."""
+    from ..preview import preview
+
+    site = site_of(request)
+    dossier_id = request.path_params["dossier_id"]
+    dossier = _known(site, dossier_id)
+    _refuse_without_csrf(site, request)
+    if dossier["state"] != "active":
+        raise HTTPException(409, f"dossier {dossier_id} is not active: activate it first")
+    entities = request.query_params.getlist("entity") or None
+    unknown = sorted(set(entities or ()) - set(dossier["entities"]))
+    if unknown:
+        raise params.BadParameter("entity", f"not enabled for this dossier: {', '.join(unknown)}")
+    (found,) = preview(site.config, site.store, [dossier_id], entities)
+    return site.json(found.as_dict())
+
+
 def status_view(request: Request) -> Response:
     site = site_of(request)
     return site.json(status(site.config, site.store, _filter(site, request)))
@@ -251,6 +269,7 @@ ROUTES = [
     Route("/api/dossiers/{dossier_id}/activate", activate_dossier, methods=["POST"]),
     Route("/api/dossiers/{dossier_id}/deactivate", deactivate_dossier, methods=["POST"]),
     Route("/api/dossiers/{dossier_id}/sync", sync_dossier, methods=["GET", "POST"]),
+    Route("/api/dossiers/{dossier_id}/preview", preview_dossier, methods=["POST"]),
     Route("/api/dossiers/{dossier_id}/journal", journal_view, methods=["GET"]),
     Route("/api/dossiers/{dossier_id}/journal.csv", journal_csv_view, methods=["GET"]),
     Route("/api/dossiers/{dossier_id}/runs/{run_id}", run_view, methods=["GET"]),

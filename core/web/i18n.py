@@ -72,6 +72,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sync_now": "Sync now",
         "sync.started": "Sync of {dossier} started.",
         "sync.busy": "{dossier} is already being synced.",
+        "preview": "Preview",
+        "preview.title": "What the next sync of {dossier} would do",
+        "preview.back": "Back to the status",
+        "preview.nothing_written": (
+            "Preview: nothing was written, neither in Sage nor in Sales Management."
+        ),
+        "preview.nothing": "nothing to do",
+        "preview.would_fail": "This step would fail:",
+        "preview.side.ssm": "Sales Management",
+        "preview.side.sage": "Sage 50FR",
         "journal.title": "Journal",
         "journal.run": "Run",
         "journal.trigger": "Trigger",
@@ -234,6 +244,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sync_now": "Synchroniser maintenant",
         "sync.started": "Synchronisation de {dossier} lancée.",
         "sync.busy": "{dossier} est déjà en cours de synchronisation.",
+        "preview": "Aperçu",
+        "preview.title": "Ce que ferait la prochaine synchronisation de {dossier}",
+        "preview.back": "Retour à l'état",
+        "preview.nothing_written": (
+            "Aperçu : rien n'a été écrit, ni dans Sage ni dans Sales Management."
+        ),
+        "preview.nothing": "rien à faire",
+        "preview.would_fail": "Cette étape échouerait :",
+        "preview.side.ssm": "Sales Management",
+        "preview.side.sage": "Sage 50FR",
         "journal.title": "Journal",
         "journal.run": "Processus",
         "journal.trigger": "Déclencheur",

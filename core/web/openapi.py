@@ -184,6 +184,51 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "SyncJobAnswer": _object({"job": _nullable(_ref("SyncJob"))}),
+    "PreviewWrite": _object(
+        {
+            "side": {"type": "string", "enum": ["ssm", "sage"]},
+            "action": {"type": "string", "enum": ["create", "update", "delete"]},
+            "target": STRING,
+            "key": _nullable(STRING),
+            "id": _nullable(INTEGER),
+            "fields": {"type": "object"},
+            "changes": {
+                "type": "object",
+                "additionalProperties": _object({"before": {}, "after": {}}),
+            },
+        },
+        ["side", "action", "target", "key", "id"],
+    ),
+    "PreviewStep": _object(
+        {
+            "entity": STRING,
+            "direction": STRING,
+            "outcome": STRING,
+            "message": _nullable(STRING),
+            "counts": {"type": "object", "additionalProperties": INTEGER},
+            "records": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "key": STRING,
+                        "action": STRING,
+                        "detail": STRING,
+                        "writes": {"type": "array", "items": _ref("PreviewWrite")},
+                    },
+                    ["key", "action"],
+                ),
+            },
+            "writes": {"type": "array", "items": _ref("PreviewWrite")},
+        }
+    ),
+    "Preview": _object(
+        {
+            "dossier_id": STRING,
+            "skipped": _nullable(STRING),
+            "error": _nullable(STRING),
+            "entities": {"type": "array", "items": _ref("PreviewStep")},
+        }
+    ),
     "RetryResult": _object(
         {
             "incident_id": INTEGER,
@@ -351,6 +396,22 @@ def document() -> dict[str, Any]:
                 ],
                 operation_id="syncDossier",
                 status="202",
+            ),
+        },
+        "/api/dossiers/{dossier_id}/preview": {
+            "post": _post(
+                "What the next sync of the dossier would do, per entity and direction, "
+                "record by record; writes nothing anywhere (sync --dry-run)",
+                _json(_ref("Preview"), "the preview"),
+                [
+                    DOSSIER_PATH,
+                    _query(
+                        "entity",
+                        {"type": "array", "items": STRING},
+                        "only these entities (repeat the parameter)",
+                    ),
+                ],
+                operation_id="previewDossier",
             ),
         },
         "/api/status": {

@@ -183,6 +183,26 @@ async def sync_now(request: Request) -> Response:
     return _redirect(back, [*query, ("notice", f"sync.started|{dossier_id}")])
 
 
+async def preview_page(request: Request) -> Response:
+    """What the next sync of a dossier would do, written nowhere (``sync --dry-run``)."""
+    from ..preview import preview
+
+    site, form, csrf_ok = await _form(request)
+    if not csrf_ok:
+        return forbidden(site, request)
+    dossier_id = request.path_params["dossier_id"]
+    dossiers = await run_in_threadpool(dossier_list, site.config, site.store)
+    dossier = next((d for d in dossiers if d["id"] == dossier_id), None)
+    if dossier is None:
+        raise HTTPException(404, f"no dossier {dossier_id}")
+    if dossier["state"] != "active":
+        return _redirect("/", [("dossier", dossier_id), ("notice", f"error.inactive|{dossier_id}")])
+    (found,) = await run_in_threadpool(preview, site.config, site.store, [dossier_id])
+    context = _context(site, request, "status", dossiers, dossier_id)
+    context.update(preview=found.as_dict())
+    return site.html(request, "preview.html", context)
+
+
 # -- journal -------------------------------------------------------------------------------
 
 
@@ -387,6 +407,7 @@ async def logout(request: Request) -> Response:
 ROUTES = [
     Route("/", status_page, methods=["GET"]),
     Route("/dossiers/{dossier_id}/sync", sync_now, methods=["POST"]),
+    Route("/dossiers/{dossier_id}/preview", preview_page, methods=["POST"]),
     Route("/journal", journal_list, methods=["GET"]),
     Route("/journal.csv", journal_csv_page, methods=["GET"]),
     Route("/journal/{run_id}", run_page, methods=["GET"]),
