@@ -10,12 +10,11 @@ import pluggy
 
 from .config import DossierConfig, ImplementationConfig, SyncConfig
 from .refs import Refs
+from .source import SageSource
 from .state.store import StateStore
 from .target import SsmTarget
 
 if TYPE_CHECKING:
-    from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
-
     from .journal import RunRecord
 
 
@@ -27,7 +26,7 @@ class DossierContext:
     implementation: ImplementationConfig
     sync: SyncConfig
     store: StateStore
-    sage: Sage50OdbcEndpoint
+    sage: SageSource
     ssm_client: SsmTarget
     hooks: pluggy.HookRelay
     trigger: str = "manual"

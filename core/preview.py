@@ -8,10 +8,10 @@ stand-ins that keep every write to themselves:
 - the **Sales Management** side is the real API for reads; creates, updates and
   deletions are recorded, not sent (a created record gets a negative stand-in id, so
   the records that refer to it in the same preview can be shown);
-- the **Sage** side runs its writes inside one transaction that is never committed
-  (each record's writes in a savepoint, as a real sync commits them one by one), so the
-  rest of the pass reads what it would read after them; the transaction is rolled back
-  at the end and the dossier file is left as it was;
+- the **Sage** source holds its writes (``SageSource.hold_writes``): they run inside one
+  transaction that is never committed (each record's writes in a savepoint, as a real
+  sync commits them one by one), so the rest of the pass reads what it would read after
+  them; the transaction is rolled back at the end and the dossier is left as it was;
 - hooks that tell the outside world (run finished, incident opened) are not fired.
 
 What the passes journaled in the copy is then the answer: per dossier, entity and
@@ -26,7 +26,6 @@ import itertools
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from .config import Config
 from .context import DossierContext
+from .source import SageSource
 from .state.models import Dossier, DossierEntity, Event, Incident, Link
 from .state.store import StateStore
 from .target import Record, SsmTarget, WriteResult
@@ -259,47 +259,21 @@ class PreviewTarget:
 
 
 class PreviewSage:
-    """The real Sage endpoint inside one transaction that is never committed."""
+    """The real Sage source holding its writes (never committed); records them."""
 
-    def __init__(self, real: Any, book: Book) -> None:
+    def __init__(self, real: SageSource, book: Book) -> None:
         self.real = real
         self.book = book
-        self._savepoints = itertools.count(1)
+        real.hold_writes()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
-
-    def _execute(self, sql: str) -> None:
-        self.real._writing = True  # the endpoint must not end the open transaction
-        self.real._connection().execute(sql)
-
-    def close(self) -> None:
-        self.real.close()  # rolls back
-
-    def commit(self) -> None:
-        """Kept open: a preview's writes are never committed."""
-
-    def rollback(self) -> None:
-        raise RuntimeError("a preview rolls back per record through transaction()")
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        name = f"dossiersync_preview_{next(self._savepoints)}"
-        self._execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self._execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self._execute(f"RELEASE SAVEPOINT {name}")
-            raise
-        self._execute(f"RELEASE SAVEPOINT {name}")
 
     def _key_text(self, key: Sequence[Any]) -> str:
         return ":".join(str(part).strip() for part in key)
 
     def insert(self, table: str, values: Mapping[str, Any]) -> None:
-        spec = self.real.mapping.table(table)
-        key = [values.get(name) for name in spec.key]
+        key = [values.get(name) for name in self.real.key_columns(table)]
         self.book.record(Write("sage", "create", table, self._key_text(key), None, dict(values)))
         self.real.insert(table, values)
 
@@ -403,7 +377,7 @@ def preview(
             for part in entity.parts():
                 book.resources[part.name] = part.ssm_resource
         ctx.ssm_client = cast(SsmTarget, PreviewTarget(ctx.ssm_client, book, ctx.dossier_id))
-        ctx.sage = cast(Any, PreviewSage(ctx.sage, book))
+        ctx.sage = cast(SageSource, PreviewSage(ctx.sage, book))
         ctx.hooks = cast(Any, PreviewHooks(ctx.hooks, book))
 
     with tempfile.TemporaryDirectory(prefix="dossiersync-preview-") as folder:

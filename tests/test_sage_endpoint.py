@@ -382,6 +382,31 @@ def test_transaction_rolls_back_on_error(dossier: str, endpoint: Sage50OdbcEndpo
         assert [row["CT_Num"] for row in other.read("F_COMPTET", ["CT_Num"])] == ["KEPT"]
 
 
+def test_held_writes_are_seen_by_reads_and_never_committed(
+    dossier: str, endpoint: Sage50OdbcEndpoint
+) -> None:
+    with endpoint.transaction():
+        endpoint.insert("F_COMPTET", _client("BEFORE"))
+    endpoint.hold_writes()
+    with endpoint.transaction():
+        endpoint.insert("F_COMPTET", _client("HELD"))
+        endpoint.update("F_COMPTET", ["BEFORE"], {"CT_Ville": "Albi"})
+    with pytest.raises(RuntimeError), endpoint.transaction():
+        endpoint.insert("F_COMPTET", _client("UNDONE"))
+        raise RuntimeError("this record's writes go, the others stay held")
+    seen = [row["CT_Num"] for row in endpoint.read("F_COMPTET", ["CT_Num"])]
+    assert seen == ["BEFORE", "HELD"]  # a read in between does not end the transaction
+    assert endpoint.get("F_COMPTET", ["BEFORE"], ["CT_Ville"]) == {"CT_Ville": "Albi"}
+    with pytest.raises(SourceError):
+        endpoint.rollback()
+    endpoint.close()
+
+    with Sage50OdbcEndpoint(dossier) as other:
+        rows = list(other.read("F_COMPTET", ["CT_Num", "CT_Ville"]))
+    assert [row["CT_Num"] for row in rows] == ["BEFORE"]
+    assert rows[0]["CT_Ville"] != "Albi"
+
+
 def test_reference_schema_creation_is_idempotent(dossier: str) -> None:
     create_reference_schema(dossier)
 

@@ -193,6 +193,8 @@ class Sage50OdbcEndpoint:
         self._quote = '"'
         self._writing = False
         self._open_reads = 0
+        self._held = False
+        self._savepoints = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source!r})"
@@ -379,6 +381,10 @@ class Sage50OdbcEndpoint:
         return [table.column(name) for name in dict.fromkeys(columns)]
 
     # -- reading ----------------------------------------------------------------------
+
+    def key_columns(self, table: str) -> Sequence[str]:
+        """The logical columns of ``table``'s key, in key order."""
+        return tuple(self.mapping.table(table).key)
 
     def clock(self) -> str:
         """The source's current time as ``'YYYY-MM-DD hh:mm:ss.fff'``.
@@ -697,13 +703,23 @@ class Sage50OdbcEndpoint:
 
     # -- transactions -----------------------------------------------------------------
 
+    def hold_writes(self) -> None:
+        """From now on commit nothing: each :meth:`transaction` becomes a savepoint of one
+        transaction that stays open (reads see its writes) until :meth:`close` rolls it
+        back. The preview of ``sync --dry-run`` runs the real passes this way."""
+        self._held = True
+
     def commit(self) -> None:
+        if self._held:
+            return
         conn = self._connection()
         with self._errors("commit on", None):
             conn.commit()
         self._writing = False
 
     def rollback(self) -> None:
+        if self._held:
+            raise SourceError("writes are held (a preview): they are undone by close()")
         conn = self._connection()
         with self._errors("roll back on", None):
             conn.rollback()
@@ -712,6 +728,10 @@ class Sage50OdbcEndpoint:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Commit when the block succeeds, roll back when it raises."""
+        if self._held:
+            with self._savepoint():
+                yield
+            return
         self._connection()
         try:
             yield
@@ -719,6 +739,24 @@ class Sage50OdbcEndpoint:
             self.rollback()
             raise
         self.commit()
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"dossiersync_held_{self._savepoints}"
+        conn = self._connection()
+        self._writing = True  # the open transaction holds writes: never end it on a read
+        with self._errors("open a savepoint on", None):
+            conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            with self._errors("roll back to a savepoint on", None):
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        with self._errors("release a savepoint on", None):
+            conn.execute(f"RELEASE SAVEPOINT {name}")
 
     # -- discovery --------------------------------------------------------------------
 

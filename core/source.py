@@ -1,0 +1,92 @@
+"""What the sync engine asks of the Sage 50FR side: the ``SageSource`` protocol.
+
+The engine and the entities speak in logical tables and columns (the names of the
+mapping: ``F_COMPTET``, ``CT_Num``…) and in text timestamps ``YYYY-MM-DD hh:mm:ss.fff``.
+How the source is reached (an ODBC driver, a DSN), how names are quoted, how rows are
+streamed and how values are normalised: all of that lives in the endpoint plugin that
+implements this protocol (``dossiersync.plugins.sage50fr_odbc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+
+class SageSource(Protocol):
+    """Row I/O against one Sage 50FR dossier; one thread at a time."""
+
+    #: the source named for messages, its password masked
+    source: str
+
+    def open(self) -> None:
+        """Connect; ``SourceUnavailable`` when the source cannot be reached."""
+        ...
+
+    def close(self) -> None:
+        """Disconnect; an open transaction is rolled back."""
+        ...
+
+    def key_columns(self, table: str) -> Sequence[str]:
+        """The columns of ``table``'s key, in key order."""
+        ...
+
+    def clock(self) -> str:
+        """The source's own current time (never the host's), for watermarks."""
+        ...
+
+    def high_water_mark(self, table: str) -> str | None:
+        """The greatest modification time in ``table``, ``None`` when it is empty."""
+        ...
+
+    def read(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        *,
+        since: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        keys: Iterable[Sequence[Any]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of ``table`` as ``{column: value}``, ordered by key: modified at or after
+        ``since``, equal to ``where``, with one of ``keys``."""
+        ...
+
+    def read_keys(
+        self, table: str, where: Mapping[str, Any] | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """The keys of ``table`` (tuples in key-column order), ordered by key."""
+        ...
+
+    def get(
+        self, table: str, key: Sequence[Any], columns: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One row by key, or ``None``."""
+        ...
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> None:
+        """Insert one row (its modification column set to :meth:`clock` unless given)."""
+        ...
+
+    def update(self, table: str, key: Sequence[Any], values: Mapping[str, Any]) -> int:
+        """Update one row by key; the number of rows changed (0: no such key)."""
+        ...
+
+    def delete(self, table: str, key: Sequence[Any]) -> int:
+        """Delete one row by key; the number of rows deleted."""
+        ...
+
+    def next_code(self, table: str, column: str, prefix: str, width: int) -> str:
+        """The code after the greatest ``prefix`` + digits code of ``width`` characters."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes of the block committed together when it succeeds, rolled back if not."""
+        ...
+
+    def hold_writes(self) -> None:
+        """From now on commit nothing: each :meth:`transaction` keeps its writes (or
+        undoes them on error) inside one transaction that :meth:`close` rolls back.
+        Reads see the writes held. (The preview of ``sync --dry-run``.)"""
+        ...
