@@ -11,6 +11,8 @@ import csv
 import io
 import os
 import re
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -241,6 +243,80 @@ def test_serve_in_thread_serves_until_stopped(group: Workspace) -> None:
         assert not any(TOKEN in line for line in server.announcement())
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url + "api/status", headers=BEARER, timeout=2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_cli(workspace: Workspace, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """A ``dossiersync`` command serving the page, and the page's address it printed."""
+    command = [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+    process = subprocess.Popen(
+        [*command, *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        if found:
+            return process, found.group(0)
+    process.kill()
+    raise AssertionError(f"{args} printed no address")
+
+
+def stop_cli(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def next_run_of(url: str) -> tuple[str, str, str]:
+    """(data-scheduled-here, data-next-run, text) of nord's next scheduled run."""
+    page = httpx.get(f"{url}?dossier=nord", headers=BEARER).text
+    found = re.search(
+        r'<dd data-next-run="([^"]*)" data-scheduled-here="(yes|no)">(.*?)</dd>', page, re.S
+    )
+    assert found, page
+    return found.group(2), found.group(1), " ".join(found.group(3).split())
+
+
+def test_page_served_alone_shows_no_next_scheduled_run(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=4, seed=1)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\nport = {free_port()}\n'
+    workspace.write_config()
+    workspace.activate_all()
+    workspace.sync()
+
+    # dossiersync serve: nothing in this process syncs on a schedule, and the page says so
+    process, url = start_cli(workspace, "serve")
+    try:
+        here, next_run, text = next_run_of(url)
+        assert (here, next_run) == ("no", "")
+        assert "no schedule runs in this process" in text
+        assert httpx.get(f"{url}api/schedule", headers=BEARER).json()[0]["scheduled_here"] is False
+        french = httpx.get(f"{url}?dossier=nord", headers={**BEARER, "Accept-Language": "fr"})
+        assert "aucune planification ne tourne dans ce processus" in french.text
+    finally:
+        stop_cli(process)
+
+    # dossiersync run: the service's schedule runs beside the page, which shows its next run
+    process, url = start_cli(workspace, "run")
+    try:
+        here, next_run, text = next_run_of(url)
+        assert here == "yes" and next_run and next_run[:10] in text
+        assert "no schedule runs" not in text
+        assert httpx.get(f"{url}api/schedule", headers=BEARER).json()[0]["scheduled_here"] is True
+    finally:
+        stop_cli(process)
 
 
 # -- the same data as the CLI -----------------------------------------------------------

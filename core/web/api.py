@@ -140,7 +140,7 @@ def status_view(request: Request) -> Response:
 def schedule_view(request: Request) -> Response:
     site = site_of(request)
     data = status(site.config, site.store, _filter(site, request))
-    return site.json(schedule(site.config, data, leases(site.store)))
+    return site.json(schedule(site.config, data, leases(site.store), here=site.scheduled))
 
 
 def journal_view(request: Request) -> Response:

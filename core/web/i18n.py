@@ -60,6 +60,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.overdue": "due",
         "status.due_now": "at the service's next cycle",
         "status.not_scheduled": "not scheduled (inactive)",
+        "status.no_schedule_here": (
+            "none: no schedule runs in this process (the page alone, dossiersync serve). "
+            "Dossiers sync when you press Sync now, or under the service (dossiersync run)."
+        ),
         "status.running": "Sync in progress",
         "status.running_since": "running since {at}",
         "status.lease": "being synced by {holder}",
@@ -220,6 +224,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.overdue": "en retard",
         "status.due_now": "au prochain cycle du service",
         "status.not_scheduled": "non planifiée (inactif)",
+        "status.no_schedule_here": (
+            "aucune : aucune planification ne tourne dans ce processus (la page seule, "
+            "dossiersync serve). Les dossiers se synchronisent quand vous cliquez sur "
+            "« Synchroniser maintenant », ou sous le service (dossiersync run)."
+        ),
         "status.running": "Synchronisation en cours",
         "status.running_since": "en cours depuis {at}",
         "status.lease": "synchronisé par {holder}",

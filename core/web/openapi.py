@@ -105,6 +105,10 @@ SCHEMAS: dict[str, Any] = {
             "last_started_at": _nullable(TIME),
             "last_finished_at": _nullable(TIME),
             "next_run_at": _nullable(TIME),
+            "scheduled_here": {
+                "type": "boolean",
+                "description": "this process runs the service's schedule (dossiersync run)",
+            },
             "due": BOOLEAN,
             "synced_by": _nullable({"type": "string", "description": "lease holder host:pid"}),
             "running_runs": {"type": "array", "items": INTEGER},

@@ -144,7 +144,8 @@ def status_page(request: Request) -> Response:
     dossiers = dossier_list(site.config, site.store)
     selected = _selected(request, dossiers)
     data = status(site.config, site.store, None if selected == "all" else selected)
-    planned = {s["dossier_id"]: s for s in schedule(site.config, data, leases(site.store))}
+    plans = schedule(site.config, data, leases(site.store), here=site.scheduled)
+    planned = {s["dossier_id"]: s for s in plans}
     cards: list[dict[str, Any]] = []
     for d in data:
         job = site.jobs.latest(d["id"])
