@@ -8,6 +8,7 @@ document's operations in-process.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import re
@@ -482,6 +483,56 @@ def test_sync_now_runs_in_the_background_one_at_a_time(workspace: Workspace) -> 
     assert len(workspace.accounts("nord")) == 5
     status = workspace.cli_json("status", "--dossier", "nord")[0]
     assert status["entities"][0]["records"]["synced"] == 5
+
+
+def job_line(page: str) -> tuple[str, str]:
+    """(data-job-outcome, text) of the page's line about the latest sync it started."""
+    found = re.search(
+        r'<dd data-job="finished"[^>]*data-job-outcome="(\w+)"[^>]*>(.*?)</dd>', page, re.S
+    )
+    assert found, page
+    return found.group(1), " ".join(re.sub(r"<[^>]+>", " ", found.group(2)).split())
+
+
+def test_a_finished_sync_now_shows_its_outcome(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=5, seed=1)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\n'
+    workspace.write_config()
+    workspace.activate_all()
+    config, store, app = open_app(workspace)
+    client = browser(app)
+
+    def sync_now() -> tuple[dict[str, Any], str]:
+        answer = client.post("/dossiers/nord/sync", data={"csrf_token": csrf_of(client)})
+        assert answer.status_code == 303
+        job = wait_for_sync(client, "nord")
+        return job, client.get("/?dossier=nord").text
+
+    job, page = sync_now()
+    assert job["outcome"] == "succeeded" and job["synced"] == 5
+    outcome, text = job_line(page)
+    assert outcome == "succeeded" and "succeeded 5 record(s) created, updated or deleted." in text
+
+    # an invalid client: partial, saying how many records were not synced
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00002'",
+    )
+    job, page = sync_now()
+    assert job["outcome"] == "partial" and job["not_synced"] == 1
+    outcome, text = job_line(page)
+    assert outcome == "partial" and "1 record(s) not synced: see the incidents" in text
+    assert 'data-not-synced="1"' in page
+
+    # the dossier cannot be opened: failed, with the reason
+    workspace.dossiers["nord"]["path"].rename(workspace.root / "elsewhere.db")
+    job, page = sync_now()
+    assert job["outcome"] == "failed" and job["message"]
+    outcome, text = job_line(page)
+    assert outcome == "failed" and job["message"][:40] in html.unescape(text)
+    french = TestClient(app, headers={**BEARER, "Accept-Language": "fr"}).get("/?dossier=nord")
+    assert "échec" in job_line(french.text)[1]
 
 
 def test_retry_now_resyncs_the_record_and_closes_its_incident(workspace: Workspace) -> None:

@@ -170,3 +170,35 @@ def test_a_user_follows_the_dossier_group_on_the_page(
     assert [int(r["run_id"]) for r in rows] == [r["run_id"] for r in journal]
     assert [r["outcome"] for r in rows] == [r["outcome"] for r in journal]
     shutil.rmtree(downloads)
+
+
+def test_a_finished_sync_now_shows_its_outcome_without_a_reload_by_hand(
+    page: WebServer, browser: WebDriver, workspace: Workspace
+) -> None:
+    # a second client of nord becomes invalid
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = 'encore-invalide', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00002'",
+    )
+    browser.get(f"{page.url}?token={TOKEN}")
+    Select(browser.find_element(By.ID, "dossier")).select_by_value("nord")
+    wait_for(browser, "dossier=nord")
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-job]")
+    browser.find_element(By.CSS_SELECTOR, 'form[action="/dossiers/nord/sync"] button').click()
+    wait_for(browser, "notice=")
+    assert "Sync of nord started" in text_of(browser, "p.notice")
+
+    # the page follows the sync by itself until it shows the outcome
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "[data-job-outcome]")
+    )
+    line = browser.find_element(By.CSS_SELECTOR, "[data-job-outcome]")
+    assert line.get_attribute("data-job-outcome") == "partial"
+    # the new invalid client, and the one of the first sync, read again by its key
+    assert line.get_attribute("data-not-synced") == "2"
+    assert "2 record(s) not synced: see the incidents" in line.text
+    line.find_element(By.LINK_TEXT, "see the incidents").click()
+    wait_for(browser, "/incidents")
+    keys = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "table.incidents td")}
+    assert {"CL00002", "CL00006"} <= keys

@@ -185,6 +185,12 @@ SCHEMAS: dict[str, Any] = {
             "ok": _nullable(BOOLEAN),
             "skipped": _nullable(STRING),
             "error": _nullable(STRING),
+            "outcome": _nullable(
+                {"type": "string", "description": "succeeded, partial or failed, once finished"}
+            ),
+            "synced": {"type": "integer", "description": "records created, updated or deleted"},
+            "not_synced": {"type": "integer", "description": "records refused or failed"},
+            "message": _nullable({"type": "string", "description": "why it failed"}),
         }
     ),
     "SyncJobAnswer": _object({"job": _nullable(_ref("SyncJob"))}),
