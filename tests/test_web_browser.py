@@ -202,3 +202,32 @@ def test_a_finished_sync_now_shows_its_outcome_without_a_reload_by_hand(
     wait_for(browser, "/incidents")
     keys = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "table.incidents td")}
     assert {"CL00002", "CL00006"} <= keys
+
+
+def test_each_dossier_shows_its_health_as_pictures(
+    page: WebServer, browser: WebDriver, workspace: Workspace
+) -> None:
+    browser.get(f"{page.url}?token={TOKEN}")
+    for dossier_id in ("nord", "ouest", "sud"):
+        for chart in ("runs", "records"):
+            css = f'figure[data-chart="{chart}"][data-dossier="{dossier_id}"] svg'
+            svg = browser.find_element(By.CSS_SELECTOR, css)
+            assert svg.is_displayed()
+            assert svg.size["width"] > 100 and svg.size["height"] > 40, (css, svg.size)
+            drawn = [r.size for r in svg.find_elements(By.CSS_SELECTOR, "rect:not(.bar-empty)")]
+            assert drawn and all(s["width"] > 0 and s["height"] > 0 for s in drawn), css
+            assert svg.get_attribute("aria-label"), css
+
+    # nord's sync today: one partial run (the invalid client), drawn in its colour
+    journal = workspace.cli_json("journal", "--dossier", "nord")
+    today = journal[0]["started_at"][:10]
+    day = browser.find_element(
+        By.CSS_SELECTOR, f'figure[data-chart="runs"][data-dossier="nord"] g[data-day="{today}"]'
+    )
+    assert day.get_attribute("data-partial") == "1"
+    assert day.get_attribute("data-runs") == str(len(journal))
+    partial = day.find_element(By.CSS_SELECTOR, "rect.bar-partial")
+    assert partial.size["height"] > 0
+    assert partial.value_of_css_property("fill") != day.find_element(
+        By.CSS_SELECTOR, "rect.bar-succeeded"
+    ).value_of_css_property("fill")

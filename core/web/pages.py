@@ -23,6 +23,8 @@ from ..reports import status
 from . import params
 from .api import MAX_EXPORT, csv_response
 from .auth import SESSION_COOKIE
+from .charts import records_per_run, runs_per_day
+from .health import RUNS, dossier_health
 from .i18n import Translator
 from .jobs import DossierInactive, SyncBusy, retry_incident
 from .queries import (
@@ -150,12 +152,16 @@ def status_page(request: Request) -> Response:
     for d in data:
         job = site.jobs.latest(d["id"])
         plan = planned[d["id"]]
+        health = dossier_health(site.store, d["id"], held=plan["synced_by"] is not None)
         cards.append(
             {
                 "status": d,
                 "schedule": plan,
                 "job": job.as_dict() if job else None,
                 "every_minutes": _minutes(plan["interval_seconds"]),
+                "health": health,
+                "runs_chart": runs_per_day(health.days),
+                "records_chart": records_per_run(health.runs, RUNS),
             }
         )
     refresh = any(c["schedule"]["synced_by"] or (c["job"] and c["job"]["running"]) for c in cards)
