@@ -93,7 +93,8 @@ def test_charts_draw_each_dossiers_runs_per_day_and_records_per_run(
     synced_three_ways(workspace)
     config = load(workspace.config_path)
     app = create_app(config, StateStore(config.state_url))
-    page = TestClient(app, headers=BEARER).get("/").text
+    client = TestClient(app, headers=BEARER)
+    page = client.get("/").text
     journal = workspace.cli_json("journal", "--dossier", "nord")
     outcomes = Counter((r["started_at"][:10], r["outcome"]) for r in journal)
     today = utcnow().date()
@@ -154,6 +155,16 @@ def test_charts_draw_each_dossiers_runs_per_day_and_records_per_run(
 
     # no change latency measured yet: nothing drawn for it
     assert 'data-figure="latency"' not in page
+
+    # the API serves the same figures
+    health = client.get("/api/dossiers/nord/health").json()
+    assert [d["day"] for d in health["days"]] == [d["data-day"] for d in days]
+    for served, drawn in zip(health["days"], days, strict=True):
+        for name in ("runs", "succeeded", "partial", "failed", "records", "not_synced"):
+            assert str(served[name]) == drawn[f"data-{name.replace('_', '-')}"], (served, name)
+    assert [r["run_id"] for r in health["runs"]] == [int(m["data-run"]) for m in per_run]
+    assert health["latency_seconds"] is None
+    assert client.get("/api/dossiers/nowhere/health").status_code == 404
 
 
 def test_charts_speak_french(workspace: Workspace) -> None:

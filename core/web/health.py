@@ -66,7 +66,7 @@ class Health:
     totals: Day = field(init=False)
 
     def __post_init__(self) -> None:
-        self.totals = Day(f"last {len(self.days)} days")
+        self.totals = Day(f"{self.days[0].day}/{self.days[-1].day}" if self.days else "")
         for day in self.days:
             for name in (*OUTCOMES, "records", "not_synced"):
                 setattr(self.totals, name, getattr(self.totals, name) + getattr(day, name))
