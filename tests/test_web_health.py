@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 
 from dossiersync.config import load
-from dossiersync.journal import start_run, utcnow
+from dossiersync.journal import finish_run, start_run, utcnow
 from dossiersync.lease import acquire, release
-from dossiersync.state.models import Run
+from dossiersync.state.models import Dossier, Run
 from dossiersync.state.store import StateStore
 from dossiersync.web import create_app
 from dossiersync.web.charts import PLOT_HEIGHT, records_per_run, runs_per_day
@@ -243,3 +243,33 @@ def test_a_run_left_running_counts_as_running_while_its_lease_is_held_else_inter
         "1",
         "interrupted",
     )
+
+
+def test_health_reads_the_journal_on_both_state_backends(state_url: str) -> None:
+    store = StateStore(state_url)
+    with store.session() as s:
+        s.add(Dossier(id="nord", name="nord", state="active", created_at=utcnow()))
+    outcomes = [("succeeded", 4, 0), ("partial", 2, 1), ("failed", 0, 0)]
+    with store.session() as s:
+        for outcome, created, refused in outcomes:
+            run = start_run(s, "nord", "clients", "sage_to_ssm", "schedule", False)
+            run.outcome = outcome
+            run.counts.update(created=created, refused=refused)
+            finish_run(s, run)
+        old = start_run(s, "nord", "clients", "sage_to_ssm", "schedule", False)
+        old.outcome = "succeeded"
+        finish_run(s, old)
+    with store.session() as s:  # that last run, as if it ran three days ago
+        moved = s.get(Run, old.id)
+        assert moved is not None
+        moved.started_at -= timedelta(days=3)
+    health = dossier_health(store, "nord", held=False)
+    today, earlier = health.days[-1], health.days[-4]
+    assert (today.succeeded, today.partial, today.failed) == (1, 1, 1)
+    assert (today.records, today.not_synced) == (6, 1)
+    assert (
+        earlier.succeeded == 1 and earlier.day == (utcnow().date() - timedelta(days=3)).isoformat()
+    )
+    assert [r.outcome for r in health.runs] == ["succeeded", "partial", "failed", "succeeded"]
+    assert health.totals.runs == 4
+    store.dispose()
