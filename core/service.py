@@ -91,7 +91,9 @@ class Service:
         store = StateStore(config.state_url)
         # syncs started from the page and scheduled ones share one claim per dossier
         self.jobs = SyncJobs(config, store)
-        server = serve_in_thread(config, store, jobs=self.jobs) if self.web else None
+        server = (
+            serve_in_thread(config, store, jobs=self.jobs, scheduled=True) if self.web else None
+        )
         if server is not None:
             for line in server.announcement():
                 self.announce(line)

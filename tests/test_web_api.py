@@ -8,9 +8,12 @@ document's operations in-process.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import re
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -243,6 +246,80 @@ def test_serve_in_thread_serves_until_stopped(group: Workspace) -> None:
         httpx.get(server.url + "api/status", headers=BEARER, timeout=2)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_cli(workspace: Workspace, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """A ``dossiersync`` command serving the page, and the page's address it printed."""
+    command = [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+    process = subprocess.Popen(
+        [*command, *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        if found:
+            return process, found.group(0)
+    process.kill()
+    raise AssertionError(f"{args} printed no address")
+
+
+def stop_cli(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def next_run_of(url: str) -> tuple[str, str, str]:
+    """(data-scheduled-here, data-next-run, text) of nord's next scheduled run."""
+    page = httpx.get(f"{url}?dossier=nord", headers=BEARER).text
+    found = re.search(
+        r'<dd data-next-run="([^"]*)" data-scheduled-here="(yes|no)">(.*?)</dd>', page, re.S
+    )
+    assert found, page
+    return found.group(2), found.group(1), " ".join(found.group(3).split())
+
+
+def test_page_served_alone_shows_no_next_scheduled_run(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=4, seed=1)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\nport = {free_port()}\n'
+    workspace.write_config()
+    workspace.activate_all()
+    workspace.sync()
+
+    # dossiersync serve: nothing in this process syncs on a schedule, and the page says so
+    process, url = start_cli(workspace, "serve")
+    try:
+        here, next_run, text = next_run_of(url)
+        assert (here, next_run) == ("no", "")
+        assert "no schedule runs in this process" in text
+        assert httpx.get(f"{url}api/schedule", headers=BEARER).json()[0]["scheduled_here"] is False
+        french = httpx.get(f"{url}?dossier=nord", headers={**BEARER, "Accept-Language": "fr"})
+        assert "aucune planification ne tourne dans ce processus" in french.text
+    finally:
+        stop_cli(process)
+
+    # dossiersync run: the service's schedule runs beside the page, which shows its next run
+    process, url = start_cli(workspace, "run")
+    try:
+        here, next_run, text = next_run_of(url)
+        assert here == "yes" and next_run and next_run[:10] in text
+        assert "no schedule runs" not in text
+        assert httpx.get(f"{url}api/schedule", headers=BEARER).json()[0]["scheduled_here"] is True
+    finally:
+        stop_cli(process)
+
+
 # -- the same data as the CLI -----------------------------------------------------------
 
 
@@ -406,6 +483,56 @@ def test_sync_now_runs_in_the_background_one_at_a_time(workspace: Workspace) -> 
     assert len(workspace.accounts("nord")) == 5
     status = workspace.cli_json("status", "--dossier", "nord")[0]
     assert status["entities"][0]["records"]["synced"] == 5
+
+
+def job_line(page: str) -> tuple[str, str]:
+    """(data-job-outcome, text) of the page's line about the latest sync it started."""
+    found = re.search(
+        r'<dd data-job="finished"[^>]*data-job-outcome="(\w+)"[^>]*>(.*?)</dd>', page, re.S
+    )
+    assert found, page
+    return found.group(1), " ".join(re.sub(r"<[^>]+>", " ", found.group(2)).split())
+
+
+def test_a_finished_sync_now_shows_its_outcome(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=5, seed=1)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\n'
+    workspace.write_config()
+    workspace.activate_all()
+    config, store, app = open_app(workspace)
+    client = browser(app)
+
+    def sync_now() -> tuple[dict[str, Any], str]:
+        answer = client.post("/dossiers/nord/sync", data={"csrf_token": csrf_of(client)})
+        assert answer.status_code == 303
+        job = wait_for_sync(client, "nord")
+        return job, client.get("/?dossier=nord").text
+
+    job, page = sync_now()
+    assert job["outcome"] == "succeeded" and job["synced"] == 5
+    outcome, text = job_line(page)
+    assert outcome == "succeeded" and "succeeded 5 record(s) created, updated or deleted." in text
+
+    # an invalid client: partial, saying how many records were not synced
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00002'",
+    )
+    job, page = sync_now()
+    assert job["outcome"] == "partial" and job["not_synced"] == 1
+    outcome, text = job_line(page)
+    assert outcome == "partial" and "1 record(s) not synced: see the incidents" in text
+    assert 'data-not-synced="1"' in page
+
+    # the dossier cannot be opened: failed, with the reason
+    workspace.dossiers["nord"]["path"].rename(workspace.root / "elsewhere.db")
+    job, page = sync_now()
+    assert job["outcome"] == "failed" and job["message"]
+    outcome, text = job_line(page)
+    assert outcome == "failed" and job["message"][:40] in html.unescape(text)
+    french = TestClient(app, headers={**BEARER, "Accept-Language": "fr"}).get("/?dossier=nord")
+    assert "échec" in job_line(french.text)[1]
 
 
 def test_retry_now_resyncs_the_record_and_closes_its_incident(workspace: Workspace) -> None:

@@ -170,3 +170,64 @@ def test_a_user_follows_the_dossier_group_on_the_page(
     assert [int(r["run_id"]) for r in rows] == [r["run_id"] for r in journal]
     assert [r["outcome"] for r in rows] == [r["outcome"] for r in journal]
     shutil.rmtree(downloads)
+
+
+def test_a_finished_sync_now_shows_its_outcome_without_a_reload_by_hand(
+    page: WebServer, browser: WebDriver, workspace: Workspace
+) -> None:
+    # a second client of nord becomes invalid
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = 'encore-invalide', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00002'",
+    )
+    browser.get(f"{page.url}?token={TOKEN}")
+    Select(browser.find_element(By.ID, "dossier")).select_by_value("nord")
+    wait_for(browser, "dossier=nord")
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-job]")
+    browser.find_element(By.CSS_SELECTOR, 'form[action="/dossiers/nord/sync"] button').click()
+    wait_for(browser, "notice=")
+    assert "Sync of nord started" in text_of(browser, "p.notice")
+
+    # the page follows the sync by itself until it shows the outcome
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "[data-job-outcome]")
+    )
+    line = browser.find_element(By.CSS_SELECTOR, "[data-job-outcome]")
+    assert line.get_attribute("data-job-outcome") == "partial"
+    # the new invalid client, and the one of the first sync, read again by its key
+    assert line.get_attribute("data-not-synced") == "2"
+    assert "2 record(s) not synced: see the incidents" in line.text
+    line.find_element(By.LINK_TEXT, "see the incidents").click()
+    wait_for(browser, "/incidents")
+    keys = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "table.incidents td")}
+    assert {"CL00002", "CL00006"} <= keys
+
+
+def test_each_dossier_shows_its_health_as_pictures(
+    page: WebServer, browser: WebDriver, workspace: Workspace
+) -> None:
+    browser.get(f"{page.url}?token={TOKEN}")
+    for dossier_id in ("nord", "ouest", "sud"):
+        for chart in ("runs", "records"):
+            css = f'figure[data-chart="{chart}"][data-dossier="{dossier_id}"] svg'
+            svg = browser.find_element(By.CSS_SELECTOR, css)
+            assert svg.is_displayed()
+            assert svg.size["width"] > 100 and svg.size["height"] > 40, (css, svg.size)
+            drawn = [r.size for r in svg.find_elements(By.CSS_SELECTOR, "rect:not(.bar-empty)")]
+            assert drawn and all(s["width"] > 0 and s["height"] > 0 for s in drawn), css
+            assert svg.get_attribute("aria-label"), css
+
+    # nord's sync today: one partial run (the invalid client), drawn in its colour
+    journal = workspace.cli_json("journal", "--dossier", "nord")
+    today = journal[0]["started_at"][:10]
+    day = browser.find_element(
+        By.CSS_SELECTOR, f'figure[data-chart="runs"][data-dossier="nord"] g[data-day="{today}"]'
+    )
+    assert day.get_attribute("data-partial") == "1"
+    assert day.get_attribute("data-runs") == str(len(journal))
+    partial = day.find_element(By.CSS_SELECTOR, "rect.bar-partial")
+    assert partial.size["height"] > 0
+    assert partial.value_of_css_property("fill") != day.find_element(
+        By.CSS_SELECTOR, "rect.bar-succeeded"
+    ).value_of_css_property("fill")

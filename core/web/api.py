@@ -18,6 +18,7 @@ from ..errors import DossierSyncError
 from ..reports import LABELS, records, status
 from . import params
 from .auth import auth_of
+from .health import dossier_health
 from .jobs import DossierInactive, SyncBusy, retry_incident
 from .openapi import document
 from .queries import (
@@ -158,7 +159,7 @@ def status_view(request: Request) -> Response:
 def schedule_view(request: Request) -> Response:
     site = site_of(request)
     data = status(site.config, site.store, _filter(site, request))
-    return site.json(schedule(site.config, data, leases(site.store)))
+    return site.json(schedule(site.config, data, leases(site.store), here=site.scheduled))
 
 
 def journal_view(request: Request) -> Response:
@@ -170,6 +171,14 @@ def journal_view(request: Request) -> Response:
     since = params.timestamp(request, "since")
     runs, _more = journal_page(site.store, [dossier_id], offset=offset, limit=limit, since=since)
     return site.json(runs)
+
+
+def health_view(request: Request) -> Response:
+    site = site_of(request)
+    dossier_id = request.path_params["dossier_id"]
+    _known(site, dossier_id)
+    held = dossier_id in leases(site.store)
+    return site.json(dossier_health(site.store, dossier_id, held=held).as_dict())
 
 
 def journal_csv_view(request: Request) -> Response:
@@ -272,6 +281,7 @@ ROUTES = [
     Route("/api/dossiers/{dossier_id}/preview", preview_dossier, methods=["POST"]),
     Route("/api/dossiers/{dossier_id}/journal", journal_view, methods=["GET"]),
     Route("/api/dossiers/{dossier_id}/journal.csv", journal_csv_view, methods=["GET"]),
+    Route("/api/dossiers/{dossier_id}/health", health_view, methods=["GET"]),
     Route("/api/dossiers/{dossier_id}/runs/{run_id}", run_view, methods=["GET"]),
     Route("/api/dossiers/{dossier_id}/runs/{run_id}/events", run_events_view, methods=["GET"]),
     Route("/api/dossiers/{dossier_id}/records", records_view, methods=["GET"]),

@@ -119,12 +119,15 @@ def create_app(
     *,
     token: AccessToken | Secret | None = None,
     jobs: SyncJobs | None = None,
+    scheduled: bool = False,
 ) -> Starlette:
     """The status page and its JSON API for this configuration and state store.
 
     ``token`` defaults to :func:`access_token` (``web.token``, else the token file next
     to the configuration, created on first use).  ``jobs`` lets a host process share
     the registry of page-started syncs with its own schedule (see ``SyncJobs.claim``).
+    ``scheduled`` says that this process runs the service's schedule (``dossiersync
+    run``); without it the page shows no next scheduled run, as none will happen here.
     """
     if token is None:
         token = access_token(config)
@@ -137,6 +140,7 @@ def create_app(
         jobs=jobs or SyncJobs(config, store),
         secrets=known_secrets(config, secret),
         templates=template_environment(),
+        scheduled=scheduled,
     )
     app = Starlette(
         routes=[

@@ -60,6 +60,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.overdue": "due",
         "status.due_now": "at the service's next cycle",
         "status.not_scheduled": "not scheduled (inactive)",
+        "status.no_schedule_here": (
+            "none: no schedule runs in this process (the page alone, dossiersync serve). "
+            "Dossiers sync when you press Sync now, or under the service (dossiersync run)."
+        ),
         "status.running": "Sync in progress",
         "status.running_since": "running since {at}",
         "status.lease": "being synced by {holder}",
@@ -68,7 +72,42 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.job": "Sync started from this page at {at}",
         "status.job_done": "Sync started from this page at {at}: finished at {end}",
         "status.job_processes": "{n} process(es) finished",
+        "status.job_not_synced": "{n} record(s) not synced:",
+        "status.job_see_incidents": "see the incidents",
+        "status.job_records": "{n} record(s) created, updated or deleted.",
         "status.refresh": "This page refreshes while a sync runs.",
+        "health.runs_caption": "Runs per day, last {days} days (UTC)",
+        "health.runs_summary": (
+            "Runs over the last {days} days: {runs} — {succeeded} succeeded, {partial} "
+            "partial, {failed} failed, {interrupted} interrupted; {records} record(s) "
+            "synced, {not_synced} not synced."
+        ),
+        "health.day": (
+            "{day}: {runs} run(s) — {succeeded} succeeded, {partial} partial, {failed} "
+            "failed, {interrupted} interrupted; {records} record(s) synced, {not_synced} "
+            "not synced."
+        ),
+        "health.running": "{n} running.",
+        "health.scale_runs": "full height: {n} run(s)",
+        "health.records_caption": "Records synced per run, last {runs} runs",
+        "health.records_summary": (
+            "Last {runs} runs: {records} record(s) synced, {not_synced} not synced; at "
+            "most {max} in one run."
+        ),
+        "health.run": (
+            "Run #{run}, {entity}, {direction}, {at} UTC: {outcome}; {records} record(s) "
+            "synced, {not_synced} not synced."
+        ),
+        "health.scale_records": "full height: {n} record(s)",
+        "health.today": "today",
+        "health.latest": "latest",
+        "health.latency": "Change latency: {seconds} s",
+        "health.legend.succeeded": "succeeded",
+        "health.legend.partial": "partial",
+        "health.legend.interrupted": "interrupted",
+        "health.legend.failed": "failed",
+        "health.legend.running": "running",
+        "health.legend.not_synced": "records not synced (refused or failed)",
         "sync_now": "Sync now",
         "sync.started": "Sync of {dossier} started.",
         "sync.busy": "{dossier} is already being synced.",
@@ -230,6 +269,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.overdue": "en retard",
         "status.due_now": "au prochain cycle du service",
         "status.not_scheduled": "non planifiée (inactif)",
+        "status.no_schedule_here": (
+            "aucune : aucune planification ne tourne dans ce processus (la page seule, "
+            "dossiersync serve). Les dossiers se synchronisent quand vous cliquez sur "
+            "« Synchroniser maintenant », ou sous le service (dossiersync run)."
+        ),
         "status.running": "Synchronisation en cours",
         "status.running_since": "en cours depuis {at}",
         "status.lease": "synchronisé par {holder}",
@@ -240,7 +284,44 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.job": "Synchronisation lancée depuis cette page à {at}",
         "status.job_done": "Synchronisation lancée depuis cette page à {at} : terminée à {end}",
         "status.job_processes": "{n} processus terminé(s)",
+        "status.job_not_synced": "{n} enregistrement(s) non synchronisé(s) :",
+        "status.job_see_incidents": "voir les incidents",
+        "status.job_records": "{n} enregistrement(s) créé(s), modifié(s) ou supprimé(s).",
         "status.refresh": "Cette page se met à jour pendant la synchronisation.",
+        "health.runs_caption": "Synchronisations par jour, {days} derniers jours (UTC)",
+        "health.runs_summary": (
+            "Synchronisations des {days} derniers jours : {runs} — {succeeded} réussie(s), "
+            "{partial} partielle(s), {failed} en échec, {interrupted} interrompue(s) ; "
+            "{records} enregistrement(s) synchronisé(s), {not_synced} non synchronisé(s)."
+        ),
+        "health.day": (
+            "{day} : {runs} synchronisation(s) — {succeeded} réussie(s), {partial} "
+            "partielle(s), {failed} en échec, {interrupted} interrompue(s) ; {records} "
+            "enregistrement(s) synchronisé(s), {not_synced} non synchronisé(s)."
+        ),
+        "health.running": "{n} en cours.",
+        "health.scale_runs": "pleine hauteur : {n} synchronisation(s)",
+        "health.records_caption": (
+            "Enregistrements synchronisés par processus, {runs} derniers processus"
+        ),
+        "health.records_summary": (
+            "{runs} derniers processus : {records} enregistrement(s) synchronisé(s), "
+            "{not_synced} non synchronisé(s) ; au plus {max} en un processus."
+        ),
+        "health.run": (
+            "Processus n° {run}, {entity}, {direction}, {at} UTC : {outcome} ; {records} "
+            "enregistrement(s) synchronisé(s), {not_synced} non synchronisé(s)."
+        ),
+        "health.scale_records": "pleine hauteur : {n} enregistrement(s)",
+        "health.today": "aujourd’hui",
+        "health.latest": "dernier",
+        "health.latency": "Délai de propagation d’une modification : {seconds} s",
+        "health.legend.succeeded": "réussie",
+        "health.legend.partial": "partielle",
+        "health.legend.interrupted": "interrompue",
+        "health.legend.failed": "en échec",
+        "health.legend.running": "en cours",
+        "health.legend.not_synced": "enregistrements non synchronisés (refusés ou en échec)",
         "sync_now": "Synchroniser maintenant",
         "sync.started": "Synchronisation de {dossier} lancée.",
         "sync.busy": "{dossier} est déjà en cours de synchronisation.",

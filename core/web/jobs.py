@@ -63,6 +63,39 @@ class SyncJob:
     def running(self) -> bool:
         return self.finished_at is None
 
+    @property
+    def synced(self) -> int:
+        """Records its runs created, updated or deleted."""
+        return sum(r["counts"][n] for r in self.runs for n in ("created", "updated", "deleted"))
+
+    @property
+    def not_synced(self) -> int:
+        """Records its runs refused or failed (each has an incident)."""
+        return sum(r["counts"]["failed"] + r["counts"]["refused"] for r in self.runs)
+
+    @property
+    def outcome(self) -> str | None:
+        """``succeeded``, ``partial`` (records not synced) or ``failed``; None while it runs."""
+        if self.running:
+            return None
+        if self.error or self.skipped:
+            return "failed"
+        outcomes = {r["outcome"] for r in self.runs}
+        if outcomes - {"succeeded", "partial"}:
+            return "failed"
+        if "partial" in outcomes or self.not_synced:
+            return "partial"
+        return "succeeded"
+
+    @property
+    def message(self) -> str | None:
+        """Why it failed: the dossier's error, why it did not run, or its failed runs."""
+        if self.error or self.skipped:
+            return self.error or self.skipped
+        failed = [r for r in self.runs if r["outcome"] not in ("succeeded", "partial")]
+        lines = [f"{r['entity']} ({r['outcome']}): {r['message'] or ''}" for r in failed]
+        return "; ".join(line.rstrip(": ") for line in lines) or None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "job_id": self.id,
@@ -76,6 +109,10 @@ class SyncJob:
             "ok": self.ok,
             "skipped": self.skipped,
             "error": self.error,
+            "outcome": self.outcome,
+            "synced": self.synced,
+            "not_synced": self.not_synced,
+            "message": self.message,
         }
 
 

@@ -105,6 +105,10 @@ SCHEMAS: dict[str, Any] = {
             "last_started_at": _nullable(TIME),
             "last_finished_at": _nullable(TIME),
             "next_run_at": _nullable(TIME),
+            "scheduled_here": {
+                "type": "boolean",
+                "description": "this process runs the service's schedule (dossiersync run)",
+            },
             "due": BOOLEAN,
             "synced_by": _nullable({"type": "string", "description": "lease holder host:pid"}),
             "running_runs": {"type": "array", "items": INTEGER},
@@ -181,6 +185,51 @@ SCHEMAS: dict[str, Any] = {
             "ok": _nullable(BOOLEAN),
             "skipped": _nullable(STRING),
             "error": _nullable(STRING),
+            "outcome": _nullable(
+                {"type": "string", "description": "succeeded, partial or failed, once finished"}
+            ),
+            "synced": {"type": "integer", "description": "records created, updated or deleted"},
+            "not_synced": {"type": "integer", "description": "records refused or failed"},
+            "message": _nullable({"type": "string", "description": "why it failed"}),
+        }
+    ),
+    "HealthDay": _object(
+        {
+            "day": {"type": "string", "description": "UTC date, ISO 8601"},
+            **{
+                name: INTEGER
+                for name in (
+                    "runs",
+                    "succeeded",
+                    "partial",
+                    "interrupted",
+                    "failed",
+                    "running",
+                    "records",
+                    "not_synced",
+                )
+            },
+        }
+    ),
+    "HealthRun": _object(
+        {
+            "run_id": INTEGER,
+            "entity": STRING,
+            "direction": STRING,
+            "started_at": TIME,
+            "outcome": STRING,
+            "records": {"type": "integer", "description": "created, updated or deleted"},
+            "not_synced": {"type": "integer", "description": "refused or failed"},
+        }
+    ),
+    "Health": _object(
+        {
+            "dossier_id": STRING,
+            "days": {"type": "array", "items": _ref("HealthDay")},
+            "runs": {"type": "array", "items": _ref("HealthRun"), "description": "oldest first"},
+            "latency_seconds": _nullable(
+                {"type": "number", "description": "change latency, when measured"}
+            ),
         }
     ),
     "SyncJobAnswer": _object({"job": _nullable(_ref("SyncJob"))}),
@@ -445,6 +494,15 @@ def document() -> dict[str, Any]:
                 ],
                 found=True,
                 operation_id="journal",
+            )
+        },
+        "/api/dossiers/{dossier_id}/health": {
+            "get": _get(
+                "The dossier's runs per day (last 14 days) and records per run (last 30)",
+                _json(_ref("Health"), "what the status page draws"),
+                [DOSSIER_PATH],
+                found=True,
+                operation_id="health",
             )
         },
         "/api/dossiers/{dossier_id}/journal.csv": {

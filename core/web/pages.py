@@ -23,6 +23,8 @@ from ..reports import status
 from . import params
 from .api import MAX_EXPORT, csv_response
 from .auth import SESSION_COOKIE
+from .charts import records_per_run, runs_per_day
+from .health import RUNS, dossier_health
 from .i18n import Translator
 from .jobs import DossierInactive, SyncBusy, retry_incident
 from .queries import (
@@ -144,17 +146,22 @@ def status_page(request: Request) -> Response:
     dossiers = dossier_list(site.config, site.store)
     selected = _selected(request, dossiers)
     data = status(site.config, site.store, None if selected == "all" else selected)
-    planned = {s["dossier_id"]: s for s in schedule(site.config, data, leases(site.store))}
+    plans = schedule(site.config, data, leases(site.store), here=site.scheduled)
+    planned = {s["dossier_id"]: s for s in plans}
     cards: list[dict[str, Any]] = []
     for d in data:
         job = site.jobs.latest(d["id"])
         plan = planned[d["id"]]
+        health = dossier_health(site.store, d["id"], held=plan["synced_by"] is not None)
         cards.append(
             {
                 "status": d,
                 "schedule": plan,
                 "job": job.as_dict() if job else None,
                 "every_minutes": _minutes(plan["interval_seconds"]),
+                "health": health,
+                "runs_chart": runs_per_day(health.days),
+                "records_chart": records_per_run(health.runs, RUNS),
             }
         )
     refresh = any(c["schedule"]["synced_by"] or (c["job"] and c["job"]["running"]) for c in cards)

@@ -46,9 +46,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def schedule(
-    config: Config, status: list[dict[str, Any]], held: dict[str, str]
+    config: Config, status: list[dict[str, Any]], held: dict[str, str], *, here: bool = False
 ) -> list[dict[str, Any]]:
-    """Per dossier of ``status`` (as built by ``reports.status``): next run and live runs."""
+    """Per dossier of ``status`` (as built by ``reports.status``): next run and live runs.
+
+    ``here``: this process runs the service's schedule; else ``next_run_at`` is only
+    when the service would sync the dossier, were one running.
+    """
     now = utcnow()
     out = []
     for dossier in status:
@@ -72,6 +76,7 @@ def schedule(
                 "last_started_at": _iso(pass_start),
                 "last_finished_at": _iso(max(ends) if ends else None),
                 "next_run_at": _iso(next_run),
+                "scheduled_here": here,
                 # due: the service's next cycle syncs it (never synced, or its time passed)
                 "due": active and (next_run is None or next_run <= now),
                 "synced_by": holder,

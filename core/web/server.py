@@ -108,14 +108,16 @@ def serve_in_thread(
     port: int | None = None,
     jobs: SyncJobs | None = None,
     token: AccessToken | None = None,
+    scheduled: bool = False,
 ) -> WebServer:
     """Start serving in a daemon thread; returns once the server accepts connections.
 
     ``port=0`` takes a free port (``WebServer.port`` tells which).  Printing the
     address is left to the caller: ``WebServer.announcement()`` gives the lines.
+    ``scheduled``: the caller runs the service's schedule (see :func:`create_app`).
     """
     token = token or access_token(config)
-    app = create_app(config, store, token=token, jobs=jobs)
+    app = create_app(config, store, token=token, jobs=jobs, scheduled=scheduled)
     host = bind or config.web.bind
     sock = _bind(host, config.web.port if port is None else port)
     server = _uvicorn_server(app)

@@ -38,6 +38,8 @@ class Site:
     jobs: SyncJobs
     secrets: list[Secret]
     templates: Environment
+    #: this process runs the service's schedule (``dossiersync run``), not the page alone
+    scheduled: bool = False
     _ssm_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ssm_counts: tuple[float, dict[str, int] | None] | None = field(default=None, repr=False)
 

@@ -10,11 +10,14 @@
     });
   });
 
-  // while a sync runs, the page reloads every few seconds to show its progress
+  // while a sync runs, the page reloads every few seconds to show its progress, and
+  // once more when it ends, to show its outcome; the notice that it started is dropped
   var seconds = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
   if (seconds > 0) {
     window.setTimeout(function () {
-      window.location.reload();
+      var url = new URL(window.location.href);
+      url.searchParams.delete("notice");
+      window.location.replace(url.toString());
     }, seconds * 1000);
   }
 })();
