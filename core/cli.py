@@ -492,7 +492,7 @@ def records_cmd(
 @cli.command("plugins")
 @json_option
 def plugins_cmd(as_json: bool) -> None:
-    """Plugins found through entry points, with their distribution and version."""
+    """Plugins found through entry points: distribution, version, hooks implemented."""
     from .registry import list_plugins
 
     found = list_plugins()
@@ -502,10 +502,18 @@ def plugins_cmd(as_json: bool) -> None:
         click.echo(
             table(
                 [
-                    [p.group, p.name, p.distribution, p.version, p.target, p.error or "ok"]
+                    [
+                        p.group,
+                        p.name,
+                        p.distribution,
+                        p.version,
+                        p.target,
+                        ", ".join(p.hooks) or "-",
+                        p.error or "ok",
+                    ]
                     for p in found
                 ],
-                ["group", "name", "distribution", "version", "target", "status"],
+                ["group", "name", "distribution", "version", "target", "hooks", "status"],
             )
         )
     if any(p.error for p in found):

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 from .config import DossierConfig, ImplementationConfig, SyncConfig
 from .refs import Refs
 from .source import SageSource
@@ -28,7 +26,8 @@ class DossierContext:
     store: StateStore
     sage: SageSource
     ssm_client: SsmTarget
-    hooks: pluggy.HookRelay
+    #: the hooks as this dossier calls them (``registry.dossier_hooks``)
+    hooks: Any
     trigger: str = "manual"
     full: bool = False
     realign: bool = False

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from .config import Config, DossierConfig
 from .errors import DossierSyncError
 from .journal import utcnow
-from .registry import hook_manager, load_endpoint, load_entities
+from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import Secret
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore
@@ -192,7 +192,7 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
                 row.activated_at = now
                 triggers[dossier_id] = "reactivation"
     for dossier_id, trigger in triggers.items():
-        hooks = hook_manager(load_entities(candidates[dossier_id].entities)).hook
+        hooks = dossier_hooks(load_entities(candidates[dossier_id].entities))
         hooks.dossiersync_dossier_activated(dossier=dossier_id, trigger=trigger)
     return [v for v in views(config, store) if v.id in dossier_ids]
 
@@ -213,7 +213,5 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
     candidates = proposed(config)
     for dossier_id in dossier_ids:
         entities = candidates[dossier_id].entities if dossier_id in candidates else ()
-        hook_manager(load_entities(entities)).hook.dossiersync_dossier_deactivated(
-            dossier=dossier_id
-        )
+        dossier_hooks(load_entities(entities)).dossiersync_dossier_deactivated(dossier=dossier_id)
     return [v for v in views(config, store) if v.id in dossier_ids]

@@ -1,7 +1,14 @@
-"""Finding and loading plugins: stevedore by entry point, pluggy for the hooks."""
+"""Finding and loading plugins: stevedore by entry point, pluggy for the hooks.
+
+One plugin manager per process (:func:`plugin_manager`): the hookspecs, the hook-only
+plugins of the ``dossiersync`` entry-point group, and every entity object once loaded
+(an entity may implement hooks too). Each dossier calls the hooks through
+:func:`dossier_hooks`, which leaves out the entities that dossier does not enable.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -16,7 +23,9 @@ from .errors import PluginError
 
 ENDPOINTS = "dossiersync.endpoints"
 ENTITIES = "dossiersync.entities"
-GROUPS = (ENDPOINTS, ENTITIES)
+#: hook-only plugins (a notifier, an audit trail): objects or modules with hookimpls
+HOOKS = "dossiersync"
+GROUPS = (ENDPOINTS, ENTITIES, HOOKS)
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,8 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     error: str | None = None
+    #: the hooks it implements (``hookspecs``), by name
+    hooks: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,8 +46,21 @@ class PluginInfo:
             "target": self.target,
             "distribution": self.distribution,
             "version": self.version,
+            "hooks": list(self.hooks),
             "error": self.error,
         }
+
+
+def implemented_hooks(plugin: object) -> tuple[str, ...]:
+    """The hooks a plugin object, class or module implements (marked ``@hookimpl``)."""
+    return tuple(
+        sorted(
+            name
+            for name in dir(plugin)
+            if name.startswith("dossiersync_")
+            and hasattr(getattr(plugin, name, None), "dossiersync_impl")
+        )
+    )
 
 
 def _entry_points(group: str) -> list[metadata.EntryPoint]:
@@ -62,9 +86,10 @@ def list_plugins() -> list[PluginInfo]:
     found = []
     for group in GROUPS:
         for ep in _entry_points(group):
-            error = None
+            error: str | None = None
+            hooks: tuple[str, ...] = ()
             try:
-                ep.load()
+                hooks = implemented_hooks(ep.load())
             except Exception as exc:  # noqa: BLE001 - reported, not raised, in the listing
                 error = f"{type(exc).__name__}: {exc}"
             found.append(
@@ -75,6 +100,7 @@ def list_plugins() -> list[PluginInfo]:
                     distribution=ep.dist.name if ep.dist else None,
                     version=ep.dist.version if ep.dist else None,
                     error=error,
+                    hooks=hooks,
                 )
             )
     return found
@@ -86,18 +112,19 @@ def _raise_load_failure(manager: Any, ep: metadata.EntryPoint, exc: BaseExceptio
 
 def load_endpoint(name: str) -> Any:
     """The endpoint class registered under ``name`` in ``dossiersync.endpoints``."""
-    if name in {ep.name for ep in _entry_points(ENDPOINTS)}:
-        try:
-            return _driver(name)
-        except PluginError:
-            raise
-        except Exception:  # noqa: BLE001 - installed after stevedore cached: look again
-            _forget_cached_entry_points(ENDPOINTS)
     try:
         return _driver(name)
     except PluginError:
         raise
     except Exception as exc:  # noqa: BLE001 - stevedore raises NoMatches / RuntimeError
+        # maybe installed after stevedore cached this process's entry points
+        for ep in metadata.entry_points(group=ENDPOINTS, name=name):
+            try:
+                return ep.load()
+            except Exception as load_error:  # noqa: BLE001 - named in the error
+                raise PluginError(
+                    f"cannot load {_describe(ENDPOINTS, ep)}: {load_error}"
+                ) from load_error
         available = ", ".join(ep.name for ep in _entry_points(ENDPOINTS)) or "none"
         raise PluginError(
             f"endpoint plugin {name!r} not found in {ENDPOINTS} (available: {available})"
@@ -120,30 +147,27 @@ def installed_entities() -> set[str]:
 
 
 def load_entities(names: tuple[str, ...] | list[str]) -> list[Entity]:
-    """The named entities, instantiated, in dependency order."""
+    """The named entities, in dependency order: one object per entity and process,
+    registered with the process's plugin manager (its hooks then fire)."""
     if not names:
         return []
     wanted = list(dict.fromkeys(names))
-    manager, missing = _named_entities(wanted)
-    if missing and set(missing) <= installed_entities():
-        # installed after stevedore cached this process's entry points: look again
-        _forget_cached_entry_points()
-        manager, missing = _named_entities(wanted)
-    if missing:
-        available = ", ".join(ep.name for ep in _entry_points(ENTITIES)) or "none"
-        raise PluginError(
-            f"entity plugin(s) {', '.join(missing)} not found in {ENTITIES} "
-            f"(available: {available}); check the dossier's 'entities' list"
-        )
-    loaded: dict[str, Entity] = {}
-    for ext in manager.extensions:
-        if not isinstance(ext.obj, Entity):
-            raise PluginError(f"{ENTITIES} plugin {ext.name!r} is not a dossiersync Entity")
-        loaded[ext.name] = ext.obj
+    with _lock:
+        new = [n for n in wanted if n not in _entities]
+        if new:
+            found = _load_new_entities(new)
+            pm = _manager_locked()
+            for name in new:
+                entity = found[name]
+                if not pm.is_registered(entity):
+                    pm.register(entity, name=f"{ENTITIES}:{name}")
+                _entities[name] = entity
+            pm.check_pending()
+        loaded = {n: _entities[n] for n in wanted}
     return dependency_order(loaded)
 
 
-def _named_entities(wanted: list[str]) -> tuple[NamedExtensionManager[Any], list[str]]:
+def _load_new_entities(wanted: list[str]) -> dict[str, Entity]:
     missing: list[str] = []
     manager: NamedExtensionManager[Any] = NamedExtensionManager(
         ENTITIES,
@@ -153,19 +177,28 @@ def _named_entities(wanted: list[str]) -> tuple[NamedExtensionManager[Any], list
         on_load_failure_callback=_raise_load_failure,
         on_missing_entrypoints_callback=lambda names: missing.extend(sorted(names)),
     )
-    return manager, missing
-
-
-def _forget_cached_entry_points(group: str = ENTITIES) -> None:
-    """Drop stevedore's in-process entry-point caches (per namespace, and per ``sys.path``):
-    they do not see a distribution installed while the process runs."""
-    from stevedore import ExtensionManager, _cache
-
-    ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
-    cache = getattr(_cache, "_c", None)
-    internal = getattr(cache, "_internal", None)
-    if isinstance(internal, dict):
-        internal.clear()
+    objects = {ext.name: ext.obj for ext in manager.extensions}
+    for name in missing:
+        # installed after stevedore cached this process's entry points: read them afresh
+        for ep in metadata.entry_points(group=ENTITIES, name=name):
+            try:
+                objects[name] = ep.load()()
+            except Exception as exc:  # noqa: BLE001 - named in the error
+                raise PluginError(f"cannot load {_describe(ENTITIES, ep)}: {exc}") from exc
+            break
+    absent = [n for n in wanted if n not in objects]
+    if absent:
+        available = ", ".join(ep.name for ep in _entry_points(ENTITIES)) or "none"
+        raise PluginError(
+            f"entity plugin(s) {', '.join(absent)} not found in {ENTITIES} "
+            f"(available: {available}); check the dossier's 'entities' list"
+        )
+    entities: dict[str, Entity] = {}
+    for name, obj in objects.items():
+        if not isinstance(obj, Entity):
+            raise PluginError(f"{ENTITIES} plugin {name!r} is not a dossiersync Entity")
+        entities[name] = obj
+    return entities
 
 
 def dependency_order(entities: dict[str, Entity]) -> list[Entity]:
@@ -189,8 +222,71 @@ def dependency_order(entities: dict[str, Entity]) -> list[Entity]:
     return ordered
 
 
+_lock = threading.RLock()
+_manager: pluggy.PluginManager | None = None
+_entities: dict[str, Entity] = {}
+
+
+def _manager_locked() -> pluggy.PluginManager:
+    global _manager
+    if _manager is None:
+        pm = pluggy.PluginManager("dossiersync")
+        pm.add_hookspecs(hookspecs)
+        try:
+            pm.load_setuptools_entrypoints(HOOKS)
+            pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback
+            raise PluginError(f"cannot load the {HOOKS} hook plugins: {exc}") from exc
+        _manager = pm
+    return _manager
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process's one plugin manager (made on first use; hook-only plugins loaded)."""
+    with _lock:
+        return _manager_locked()
+
+
+class DossierHooks:
+    """The hooks as one dossier calls them: every plugin's, but only the entities that
+    dossier enables (another dossier's entity is not asked about this one)."""
+
+    def __init__(self, enabled: Sequence[Entity]) -> None:
+        self._pm = plugin_manager()
+        mine = {id(e) for e in enabled}
+        with _lock:
+            self._others = [e for e in _entities.values() if id(e) not in mine]
+        self._callers: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("dossiersync_"):
+            raise AttributeError(name)
+        caller = self._callers.get(name)
+        if caller is None:
+            others = [e for e in self._others if self._pm.is_registered(e)]
+            caller = self._pm.subset_hook_caller(name, remove_plugins=others)
+            self._callers[name] = caller
+        return caller
+
+
+def dossier_hooks(enabled: Sequence[Entity]) -> Any:
+    """The hook caller of a dossier whose enabled entities are ``enabled``."""
+    return DossierHooks(enabled)
+
+
+def hooks_by_plugin() -> dict[str, list[str]]:
+    """Each registered plugin's name and the hooks it implements (``dossiersync plugins``)."""
+    pm = plugin_manager()
+    out: dict[str, list[str]] = {}
+    for name, plugin in pm.list_name_plugin():
+        callers = pm.get_hookcallers(plugin) or []
+        out[name] = sorted(c.name for c in callers)
+    return out
+
+
 def hook_manager(plugins: Sequence[object] = ()) -> pluggy.PluginManager:
-    """The pluggy manager with the hookspecs and the given plugin objects registered."""
+    """A separate pluggy manager with the hookspecs and the given plugin objects (for
+    checking a plugin object alone: the sync uses :func:`plugin_manager`)."""
     pm = pluggy.PluginManager("dossiersync")
     pm.add_hookspecs(hookspecs)
     for plugin in plugins:

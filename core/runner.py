@@ -17,7 +17,7 @@ from .engine import run_entity
 from .errors import DossierSyncError, LeaseTaken
 from .journal import RunRecord
 from .lease import held, renew
-from .registry import hook_manager, load_endpoint, load_entities
+from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import scrub
 from .state.models import Dossier
 from .state.store import StateStore
@@ -202,7 +202,7 @@ def sync_dossier(
                 store=store,
                 sage=sage,
                 ssm_client=client,
-                hooks=hook_manager(enabled).hook,
+                hooks=dossier_hooks(enabled),
                 trigger=run_trigger,
                 full=full or needs_full,
                 realign=run_trigger in ("reactivation", "realign"),

@@ -1,0 +1,125 @@
+"""Every hook the core declares fires, with what its spec promises, for a hook-only
+plugin found through the ``dossiersync`` entry-point group (no entity, no endpoint)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+from test_plugins import fake_distribution
+
+from dossiersync import hookspecs
+
+from support.workspace import Workspace
+
+RECORDER = """
+import json, os
+from dossiersync.hookspecs import hookimpl
+
+LOG = os.environ["HOOK_LOG"]
+
+def _log(name, **kwargs):
+    with open(LOG, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"hook": name, **kwargs}, default=str) + "\\n")
+
+@hookimpl
+def dossiersync_transform_record(dossier, entity, direction, record):
+    _log("dossiersync_transform_record", dossier=dossier, entity=entity,
+         direction=direction, keys=sorted(record))
+    if entity == "clients" and record.get("city"):
+        record["city"] = record["city"].upper()
+
+@hookimpl
+def dossiersync_dossier_activated(dossier, trigger):
+    _log("dossiersync_dossier_activated", dossier=dossier, trigger=trigger)
+
+@hookimpl
+def dossiersync_dossier_deactivated(dossier):
+    _log("dossiersync_dossier_deactivated", dossier=dossier)
+
+@hookimpl
+def dossiersync_run_started(run):
+    _log("dossiersync_run_started", dossier=run.dossier_id, entity=run.entity,
+         direction=run.direction, outcome=run.outcome)
+
+@hookimpl
+def dossiersync_run_finished(run):
+    _log("dossiersync_run_finished", dossier=run.dossier_id, entity=run.entity,
+         direction=run.direction, outcome=run.outcome, counts=run.counts)
+
+@hookimpl
+def dossiersync_incident_opened(dossier, entity, record_key, kind, message):
+    _log("dossiersync_incident_opened", dossier=dossier, entity=entity,
+         record_key=record_key, kind=kind, message=message)
+"""
+
+
+def test_every_hookspec_fires_for_a_hook_only_plugin(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugins = tmp_path / "site"
+    fake_distribution(
+        plugins, "acme-recorder", "[dossiersync]\nrecorder = acme_recorder\n", module=RECORDER
+    )
+    log = tmp_path / "hooks.jsonl"
+    workspace.add_dossier("nord", clients=5, seed=1)
+    workspace.sage_execute(
+        "nord", "UPDATE F_COMPTET SET CT_EMail = 'nope' WHERE CT_Num = 'CL00002'"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(plugins))
+    monkeypatch.setenv("HOOK_LOG", str(log))
+
+    listed = workspace.subprocess("plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    recorder = [p for p in json.loads(listed.stdout) if p["name"] == "recorder"]
+    assert recorder and recorder[0]["group"] == "dossiersync"
+    assert recorder[0]["distribution"] == "acme-recorder"
+    assert recorder[0]["hooks"] == sorted(
+        n
+        for n, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+        if n.startswith("dossiersync_")
+    )
+
+    for args in (("dossiers", "activate", "nord"), ("sync",), ("dossiers", "deactivate", "nord")):
+        done = workspace.subprocess(*args)
+        assert done.returncode in (0, 1), done.stderr
+
+    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    fired = {c["hook"] for c in calls}
+    declared = {n for n, _ in inspect.getmembers(hookspecs, inspect.isfunction)}
+    assert {n for n in declared if n.startswith("dossiersync_")} <= fired
+
+    by_hook: dict[str, list[dict]] = {}
+    for c in calls:
+        by_hook.setdefault(c["hook"], []).append(c)
+    assert by_hook["dossiersync_dossier_activated"] == [
+        {"hook": "dossiersync_dossier_activated", "dossier": "nord", "trigger": "activation"}
+    ]
+    assert by_hook["dossiersync_dossier_deactivated"] == [
+        {"hook": "dossiersync_dossier_deactivated", "dossier": "nord"}
+    ]
+    started = [
+        (c["entity"], c["direction"], c["outcome"]) for c in by_hook["dossiersync_run_started"]
+    ]
+    assert started == [("clients", "sage_to_ssm", "running"), ("clients", "ssm_to_sage", "running")]
+    finished = {c["direction"]: c for c in by_hook["dossiersync_run_finished"]}
+    assert finished["sage_to_ssm"]["outcome"] == "partial"
+    assert finished["sage_to_ssm"]["counts"]["created"] == 4
+    (incident,) = by_hook["dossiersync_incident_opened"]
+    assert (incident["dossier"], incident["entity"], incident["record_key"], incident["kind"]) == (
+        "nord",
+        "clients",
+        "CL00002",
+        "invalid_record",
+    )
+    transforms = by_hook["dossiersync_transform_record"]
+    assert {(c["dossier"], c["entity"], c["direction"]) for c in transforms} >= {
+        ("nord", "clients", "sage_to_ssm")
+    }
+    assert all("city" in c["keys"] for c in transforms)
+    # what the transform did reached SSM
+    cities = {a["extId"]: a.get("city") for a in workspace.accounts("nord")}
+    assert cities and all(c is None or c == c.upper() for c in cities.values())
+
