@@ -953,6 +953,8 @@ class SsmToSage(SyncPass):
             return
         entity.enrich([row], ctx)
         current = entity.from_sage(row)
+        # transformed as every Sage row is, so it compares with what was agreed
+        ctx.transform(entity.name, SAGE_TO_SSM, current)
         conflicts = [n for n in changed if current.get(n) != base.get(n)]
         if conflicts and entity.conflict_winner == "sage":
             changed = [n for n in changed if n not in conflicts]

@@ -123,3 +123,41 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
     cities = {a["extId"]: a.get("city") for a in workspace.accounts("nord")}
     assert cities and all(c is None or c == c.upper() for c in cities.values())
 
+
+UPPER_CITY = """
+from dossiersync.hookspecs import hookimpl
+
+@hookimpl
+def dossiersync_transform_record(dossier, entity, direction, record):
+    if entity == "clients" and direction == "sage_to_ssm" and record.get("city"):
+        record["city"] = record["city"].upper()
+"""
+
+
+def test_a_transform_does_not_turn_an_ssm_edit_into_a_conflict(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Sage row re-read before writing an SSM edit is transformed like every Sage row,
+    so it compares equal to what was agreed (not as a change made in Sage meanwhile), and
+    the edit is written."""
+    plugins = tmp_path / "site"
+    fake_distribution(plugins, "acme-upper", "[dossiersync]\nupper = acme_upper\n", UPPER_CITY)
+    monkeypatch.setenv("PYTHONPATH", str(plugins))
+    workspace.add_dossier("nord", clients=30, seed=1)
+    assert workspace.subprocess("dossiers", "activate", "nord").returncode == 0
+    assert workspace.subprocess("sync").returncode == 0
+    sage = workspace.sage_clients("nord")
+    code = next(c for c, row in sage.items() if row["CT_Prospect"] == 1 and row["CT_Ville"])
+    prospect = workspace.account(f"nord:{code}")
+    assert prospect["city"] == sage[code]["CT_Ville"].upper()
+
+    workspace.ssm_put("accounts", prospect["id"], {"city": "Rodez"})
+    done = workspace.subprocess("sync", "--json")
+    assert done.returncode == 0, done.stderr
+    runs = [r for d in json.loads(done.stdout) for r in d["runs"]]
+    back = next(r for r in runs if r["direction"] == "ssm_to_sage")
+    assert back["counts"]["updated"] == 1
+    assert workspace.sage_clients("nord")[code]["CT_Ville"] == "Rodez"
+    run_id = back.get("run_id", back.get("id"))
+    events = workspace.cli_json("journal", "--dossier", "nord", "--run", str(run_id))
+    assert "conflict" not in {e["action"] for e in events}
