@@ -6,6 +6,11 @@ failed, for which dossier or record, and what to do.  Messages never carry secre
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .messages import Problem
+
 
 class DossierSyncError(Exception):
     """Base of every error raised on purpose by dossiersync."""
@@ -55,11 +60,18 @@ class SsmUnavailable(SsmError):
 
 
 class RecordInvalid(DossierSyncError):
-    """A mapped record does not satisfy its entity's JSON Schema."""
+    """A mapped record does not satisfy its entity's JSON Schema.
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    ``problem`` says which rule the field breaks, in terms ``dossiersync.messages`` puts
+    into words (English and French); the message is its English text.
+    """
+
+    def __init__(
+        self, message: str, field: str | None = None, problem: Problem | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.problem = problem
 
 
 class LeaseTaken(DossierSyncError):
