@@ -45,6 +45,7 @@ from .journal import (
     start_run,
     utcnow,
 )
+from .messages import Notice, Problem, record_of
 from .refs import Refs
 from .secrets import connection_secrets, scrub
 from .state.models import Dossier, DossierEntity, Incident, Link
@@ -141,6 +142,9 @@ def run_pass(
             message = scrub(message, _secrets(ctx))
         run.outcome = "failed"
         run.message = message
+        notice = Notice(
+            "run_failed", ctx.dossier_id, entity=entity.name, direction=direction, reason=message
+        )
         opened = open_incident(
             session,
             ctx.dossier_id,
@@ -150,6 +154,7 @@ def run_pass(
             kind="run_failed",
             message=message,
             run_id=run.id,
+            detail=notice.as_dict(),
         )
         session.commit()
         if opened:
@@ -280,8 +285,28 @@ class SyncPass:
         *,
         field_name: str | None = None,
         refused: bool = True,
+        problem: Problem | None = None,
     ) -> None:
-        message = scrub(message, connection_secrets(self.ctx.dossier.connection))
+        """Journal a record that could not be synced and open (or count) its incident.
+
+        ``message`` is the cause as found (the SSM's answer, the driver's error);
+        ``problem`` the rule an invalid record breaks. The incident names the dossier,
+        the record (Sage key and SSM id when known) and what to do, in words.
+        """
+        reason = scrub(message, connection_secrets(self.ctx.dossier.connection))
+        sage_key, ssm_id = record_of(key, link.ssm_id if link is not None else None)
+        notice = Notice(
+            kind,
+            self.dossier_id,
+            entity=self.entity.name,
+            direction=self.direction,
+            key=sage_key,
+            ssm_id=ssm_id,
+            noun=self.entity.record_noun,
+            problem=problem,
+            reason=None if problem is not None else reason,
+        )
+        message = notice.text()
         if link is not None:
             link.label = "error"
             link.last_error = message
@@ -299,6 +324,7 @@ class SyncPass:
             message=message,
             field_name=field_name,
             run_id=self.run.id,
+            detail=notice.as_dict(),
         )
         if opened:
             self.ctx.hooks.dossiersync_incident_opened(
@@ -343,7 +369,9 @@ class SyncPass:
                 kinds=("mass_deletion_refused",),
             )
             return True
-        self.pass_incident("mass_deletion_refused", refusal)
+        self.pass_incident(
+            "mass_deletion_refused", refusal, {"vanishing": vanishing, "known": known}
+        )
         return False
 
     def deletions_allowed(self, vanishing: int, known: int) -> bool:
@@ -362,9 +390,20 @@ class SyncPass:
             dossier.full_sync_trigger = "realign"
         return False
 
-    def pass_incident(self, kind: str, message: str) -> None:
-        """An incident about the whole pass (not one record); the run says why too."""
+    def pass_incident(self, kind: str, message: str, params: dict[str, Any] | None = None) -> None:
+        """An incident about the whole pass (not one record); the run says why too.
+
+        ``params`` are the figures its words are made of, in every language.
+        """
         self.run.message = message
+        notice = Notice(
+            kind,
+            self.dossier_id,
+            entity=self.entity.name,
+            direction=self.direction,
+            reason=message,
+            params=params or {},
+        )
         opened = open_incident(
             self.session,
             self.dossier_id,
@@ -374,6 +413,7 @@ class SyncPass:
             kind=kind,
             message=message,
             run_id=self.run.id,
+            detail=notice.as_dict(),
         )
         if opened:
             self.ctx.hooks.dossiersync_incident_opened(
@@ -498,7 +538,9 @@ class SageToSsm(SyncPass):
             f"dossier already synced ({before}): restored database? Full realigning sync "
             "with Sage as master; nothing deleted in Sales Management."
         )
-        self.pass_incident("restored_database", message)
+        self.pass_incident(
+            "restored_database", message, {"table": self.table, "now": now, "before": before}
+        )
         return True
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
@@ -570,6 +612,7 @@ class SageToSsm(SyncPass):
                     "invalid_record",
                     str(exc),
                     field_name=exc.field,
+                    problem=exc.problem,
                 )
                 continue
             digest = record_hash(canonical)
@@ -715,7 +758,7 @@ class SageToSsm(SyncPass):
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
         if isinstance(outcome, SsmRefused):
-            self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {outcome}")
+            self.record_failed(link, key, "refused_by_ssm", str(outcome))
             return None
         if isinstance(outcome, Exception) or outcome is None:
             return outcome
@@ -965,7 +1008,9 @@ class SsmToSage(SyncPass):
         try:
             entity.validate(merged)
         except RecordInvalid as exc:
-            self.record_failed(link, key, "invalid_record", str(exc), field_name=exc.field)
+            self.record_failed(
+                link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+            )
             return
         try:
             with ctx.sage.transaction():
@@ -1043,7 +1088,9 @@ class SsmToSage(SyncPass):
             try:
                 entity.validate(entity.with_key(incoming, sage_key))
             except RecordInvalid as exc:
-                self.record_failed(None, ref, "invalid_record", str(exc), field_name=exc.field)
+                self.record_failed(
+                    None, ref, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+                )
                 return
             link = Link(
                 dossier_id=self.dossier_id,

@@ -295,8 +295,10 @@ def quote(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
         return NOTHING.get(lang, NOTHING[DEFAULT_LANGUAGE])
     if isinstance(value, bool):
         return {"en": ("no", "yes"), "fr": ("non", "oui")}[lang][value]
-    if isinstance(value, list):
-        return str(len(value))
+    if isinstance(value, list | tuple):
+        return TYPES["array"][lang]
+    if isinstance(value, Mapping):
+        return TYPES["object"][lang]
     text = str(value)
     if len(text) > MAX_VALUE:
         text = text[: MAX_VALUE - 1] + "…"
@@ -322,6 +324,8 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value][:20]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in list(value.items())[:20]}
     text = str(value)
     return text if len(text) <= MAX_VALUE * 4 else text[: MAX_VALUE * 4]
 

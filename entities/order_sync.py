@@ -42,6 +42,7 @@ from dossiersync.errors import (
     SsmRefused,
 )
 from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
+from dossiersync.messages import Problem, field_label
 from dossiersync.state.models import Incident, Link
 
 from .orders import (
@@ -250,7 +251,9 @@ class OrdersFromSage(OrderPass):
         try:
             self.entity.validate(current)
         except RecordInvalid as exc:
-            self.record_failed(link, key, "invalid_record", str(exc), field_name=exc.field)
+            self.record_failed(
+                link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+            )
             return
         digest = record_hash(current)
         if digest == link.sage_hash and not ctx.realign:
@@ -263,7 +266,7 @@ class OrdersFromSage(OrderPass):
             self.record_failed(link, key, "unknown_reference", str(exc), field_name="lines")
             return
         except SsmRefused as exc:
-            self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+            self.record_failed(link, key, "refused_by_ssm", str(exc))
             return
         link.base = dict(current, line_ids=line_ids_of(link))
         link.sage_hash = digest
@@ -358,7 +361,12 @@ class OrdersFromSage(OrderPass):
             entity.validate(current)
         except RecordInvalid as exc:
             self.record_failed(
-                link or self.new_link(key), key, "invalid_record", str(exc), field_name=exc.field
+                link or self.new_link(key),
+                key,
+                "invalid_record",
+                str(exc),
+                field_name=exc.field,
+                problem=exc.problem,
             )
             return
         digest = record_hash(current)
@@ -395,7 +403,7 @@ class OrdersFromSage(OrderPass):
             if isinstance(exc, SsmNotFound) and link.ssm_id is not None:
                 self.kept(link, key)
             else:
-                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+                self.record_failed(link, key, "refused_by_ssm", str(exc))
             return
         link.base = current
         link.sage_hash = digest
@@ -490,9 +498,7 @@ class OrdersFromSage(OrderPass):
             link, key, current = new.link, new.key, new.current
             error = result.error or lines.get(key)
             if isinstance(error, SsmRefused):
-                self.record_failed(
-                    link, key, "refused_by_ssm", f"Sales Management refused: {error}"
-                )
+                self.record_failed(link, key, "refused_by_ssm", str(error))
                 continue
             if error is not None:
                 fatal = fatal or error
@@ -624,7 +630,7 @@ class OrdersFromSage(OrderPass):
                     continue
                 self.delete_born(link.ssm_id)
             except SsmRefused as exc:
-                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+                self.record_failed(link, key, "refused_by_ssm", str(exc))
                 continue
             link.deleted = True
             self.done(link, key, "deleted")
@@ -755,9 +761,11 @@ class OrdersToSage(OrderPass):
                 self.create(record, link, ref)
         except Refused as exc:
             target = link.sage_key if link and link.sage_hash and link.sage_key else ref
-            self.record_failed(link, target, exc.kind, str(exc), field_name=exc.field)
+            self.record_failed(
+                link, target, exc.kind, str(exc), field_name=exc.field, problem=exc.problem
+            )
         except SsmRefused as exc:
-            self.record_failed(link, ref, "refused_by_ssm", f"Sales Management refused: {exc}")
+            self.record_failed(link, ref, "refused_by_ssm", str(exc))
         return True
 
     def belongs_here(self, record: Mapping[str, Any]) -> bool:
@@ -791,7 +799,9 @@ class OrdersToSage(OrderPass):
         try:
             self.check_account(record, link)
         except Refused as exc:
-            self.record_failed(link, key, exc.kind, str(exc), field_name=exc.field)
+            self.record_failed(
+                link, key, exc.kind, str(exc), field_name=exc.field, problem=exc.problem
+            )
             return
         if link.label == "error":
             self.done(link, key, "unchanged")
@@ -1017,8 +1027,16 @@ class OrdersToSage(OrderPass):
         line_ids: dict[str, int] = {}
         total = Decimal(0)
         for n, (line, ref) in enumerate(zip(lines, refs, strict=True)):
-            quantity = _decimal(line.get("quantity"), f"lines[{n}].quantity")
-            discount = _decimal(line.get("discount1") or 0, f"lines[{n}].discount1")
+            quantity = _decimal(
+                line.get("quantity"),
+                f"lines[{n}].quantity",
+                field_label(entity.field_labels, f"lines[{n}].quantity"),
+            )
+            discount = _decimal(
+                line.get("discount1") or 0,
+                f"lines[{n}].discount1",
+                field_label(entity.field_labels, f"lines[{n}].discount"),
+            )
             article = articles[ref]
             price = Decimal(article["AR_PrixVen"] if article["AR_PrixVen"] is not None else 0)
             amount_ht = (quantity * price * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
@@ -1056,7 +1074,7 @@ class OrdersToSage(OrderPass):
             name = ssm_field(exc.field or "(record)")
             known_as = f" (SSM field {name})" if name != exc.field else ""
             raise Refused(
-                "invalid_record", name, f"order {record['id']}: {exc}{known_as}"
+                "invalid_record", name, f"order {record['id']}: {exc}{known_as}", exc.problem
             ) from None
         return planned, line_ids
 
@@ -1103,17 +1121,15 @@ class NewOrder:
     body: dict[str, Any]
 
 
-def _decimal(value: Any, field_name: str) -> Decimal:
+def _decimal(value: Any, field_name: str, label: Mapping[str, str]) -> Decimal:
+    """A line's number as SSM sent it; Refused, naming the field, when it is none."""
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise Refused(
-            "invalid_record", field_name, f"field {field_name!r}: {value!r} is not a number"
-        ) from None
+        number = Decimal("NaN")
     if not number.is_finite():
-        raise Refused(
-            "invalid_record", field_name, f"field {field_name!r}: {value!r} is not a number"
-        )
+        problem = Problem("decimal", field_name, value, None, label)
+        raise Refused("invalid_record", field_name, problem.text(), problem)
     return number
 
 
