@@ -122,6 +122,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.sage_write_failed": "Sage 50FR write failed",
         "kind.run_failed": "run failed",
         "kind.mass_deletion_refused": "mass deletion refused",
+        "kind.restored_database": "restored Sage 50FR database",
+        "kind.moved_between_dossiers": "moved between dossiers",
+        "kind.unknown_reference": "unknown reference",
+        "kind.account_changed": "account changed in Sales Management",
         "setup.title": "Set-up: dossiers of the implementation",
         "setup.help": (
             "Tick a dossier to attach it to the implementation and activate it; untick it "
@@ -287,6 +291,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.sage_write_failed": "échec d’écriture dans Sage 50FR",
         "kind.run_failed": "processus en échec",
         "kind.mass_deletion_refused": "suppression massive refusée",
+        "kind.restored_database": "base Sage 50FR restaurée",
+        "kind.moved_between_dossiers": "changement de dossier",
+        "kind.unknown_reference": "référence inconnue",
+        "kind.account_changed": "compte changé dans Sales Management",
         "setup.title": "Configuration : dossiers de l’implémentation",
         "setup.help": (
             "Cochez un dossier pour l’associer à l’implémentation et l’activer ; décochez-le "
