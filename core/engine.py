@@ -45,7 +45,7 @@ from .journal import (
     start_run,
     utcnow,
 )
-from .messages import Notice, Problem, record_of
+from .messages import LANGUAGES, Cause, Notice, Problem, field_label, record_of
 from .refs import Refs
 from .secrets import connection_secrets, scrub
 from .state.models import Dossier, DossierEntity, Incident, Link
@@ -286,11 +286,13 @@ class SyncPass:
         field_name: str | None = None,
         refused: bool = True,
         problem: Problem | None = None,
+        cause: Cause | None = None,
     ) -> None:
         """Journal a record that could not be synced and open (or count) its incident.
 
         ``message`` is the cause as found (the SSM's answer, the driver's error);
-        ``problem`` the rule an invalid record breaks. The incident names the dossier,
+        ``problem`` the rule an invalid record breaks, ``cause`` why a record cannot be
+        written, as data (both written in the page's language too). The incident names the dossier,
         the record (Sage key and SSM id when known) and what to do, in words.
         """
         reason = scrub(message, connection_secrets(self.ctx.dossier.connection))
@@ -305,6 +307,7 @@ class SyncPass:
             noun=self.entity.record_noun,
             problem=problem,
             reason=None if problem is not None else reason,
+            cause=cause,
         )
         message = notice.text()
         if link is not None:
@@ -663,10 +666,15 @@ class SageToSsm(SyncPass):
                 )
             ).first()
             if holder is not None and tuple(holder) != (self.dossier_id, w.link.sage_key):
-                w.outcome = RecordMoved(
-                    f"Sales Management record {existing} with extId {w.link.ext_id} is already "
-                    f"linked to {holder[0]}:{holder[1]}: records cannot move"
+                cause = Cause(
+                    "ext_id_taken",
+                    {
+                        "ssm_id": existing,
+                        "ext_id": w.link.ext_id,
+                        "holder": f"{holder[0]}:{holder[1]}",
+                    },
                 )
+                w.outcome = RecordMoved(cause.text(), cause)
                 continue
             w.kind, w.ssm_id = "adopt", existing
             w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
@@ -674,7 +682,13 @@ class SageToSsm(SyncPass):
         writes = [w for w in writes if w.outcome is None]
         for w in refused:
             key = w.link.sage_key or ""
-            self.record_failed(w.link, key, "moved_between_dossiers", str(w.outcome))
+            self.record_failed(
+                w.link,
+                key,
+                "moved_between_dossiers",
+                str(w.outcome),
+                cause=getattr(w.outcome, "cause", None),
+            )
         for w in writes:
             if w.kind == "create":
                 w.body["extId"] = w.link.ext_id
@@ -955,7 +969,7 @@ class SsmToSage(SyncPass):
             self.run.add("pending")
             add_event(self.session, self.run, key, "pending", str(exc))
         except RecordMoved as exc:
-            self.record_failed(link, key, "moved_between_dossiers", str(exc))
+            self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
 
     def linked(self, record: dict[str, Any], link: Link | None) -> None:
         ctx, entity = self.ctx, self.entity
@@ -978,10 +992,16 @@ class SsmToSage(SyncPass):
             if n in incoming and incoming[n] != base.get(n, incoming[n])
         ]
         if moved:
-            raise RecordMoved(
-                f"{', '.join(moved)} changed in Sales Management "
-                f"({base.get(moved[0])} -> {incoming[moved[0]]}): a synced record cannot move"
+            labels = [field_label(entity.field_labels, n) for n in moved]
+            cause = Cause(
+                "key_changed",
+                {
+                    "fields": {lang: ", ".join(w[lang] for w in labels) for lang in LANGUAGES},
+                    "before": base.get(moved[0]),
+                    "after": incoming[moved[0]],
+                },
             )
+            raise RecordMoved(cause.text(), cause)
         changed = [
             n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
         ]

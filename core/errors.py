@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .messages import Problem
+    from .messages import Cause, Problem
 
 
 class DossierSyncError(Exception):
@@ -79,8 +79,22 @@ class LeaseTaken(DossierSyncError):
 
 
 class RecordPending(DossierSyncError):
-    """A record waits for another one it refers to (e.g. a contact for its account)."""
+    """A record waits for another one it refers to (e.g. a contact for its account).
+
+    ``cause`` says why in terms ``dossiersync.messages`` writes in English and French.
+    """
+
+    def __init__(self, message: str, cause: Cause | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class RecordMoved(DossierSyncError):
-    """A record refers to a record of another dossier: records never move."""
+    """A record refers to a record of another dossier: records never move.
+
+    ``cause`` says why in terms ``dossiersync.messages`` writes in English and French.
+    """
+
+    def __init__(self, message: str, cause: Cause | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause

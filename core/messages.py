@@ -173,6 +173,7 @@ TYPES = {
     "null": {"en": "empty", "fr": "vide"},
 }
 OR = {"en": " or ", "fr": " ou "}
+SEMICOLON = {"en": "; ", "fr": " ; "}
 NOTHING = {"en": "empty", "fr": "vide"}
 
 
@@ -330,6 +331,131 @@ def _plain(value: Any) -> Any:
     return text if len(text) <= MAX_VALUE * 4 else text[: MAX_VALUE * 4]
 
 
+# -- why a record was refused ----------------------------------------------------------
+
+#: why a record cannot be written as it is, with its figures filled in; ``{what}`` is
+#: the kind of record referred to (``client``…), ``{field}`` the referring field's name,
+#: ``{cause}``/``{items}`` nested causes
+CAUSES: dict[str, dict[str, str]] = {
+    "other_dossier": {
+        "en": "{field} {ssm_id} belongs to dossier {other}, not {dossier}",
+        "fr": "{what} {ssm_id} appartient au dossier {other}, pas au dossier {dossier}",
+    },
+    "not_linked": {
+        "en": "{field} {ssm_id} in Sales Management is not linked to Sage yet",
+        "fr": "{what} {ssm_id} de Sales Management n’est pas encore lié à Sage",
+    },
+    "waiting": {
+        "en": "waiting for {field} {key} ({what}) to be synced",
+        "fr": "en attente de la synchronisation : {what} {key}",
+    },
+    "ext_id_taken": {
+        "en": "Sales Management record {ssm_id} with extId {ext_id} is already linked to {holder}",
+        "fr": "l’enregistrement {ssm_id} de Sales Management, d’extId {ext_id}, est déjà "
+        "lié à {holder}",
+    },
+    "key_changed": {
+        "en": "{fields} changed in Sales Management ({before} -> {after})",
+        "fr": "{fields} modifié dans Sales Management ({before} -> {after})",
+    },
+    "order_moved": {
+        "en": "order {ssm_id} ({piece}) was re-pointed in Sales Management to account "
+        "{account}{label} of dossier {other}",
+        "fr": "la commande {ssm_id} ({piece}) a été rattachée dans Sales Management au "
+        "compte {account}{label} du dossier {other}",
+    },
+    "order_account_changed": {
+        "en": "order {ssm_id} ({piece}) is in Sage 50FR for account {before}; its account "
+        "was changed to {account}{label}, which is read-only once synced; nothing written",
+        "fr": "la commande {ssm_id} ({piece}) est dans Sage 50FR pour le compte {before} ; "
+        "son compte a été changé en {account}{label}, ce qui n’est plus possible une fois "
+        "synchronisée ; rien n’a été écrit",
+    },
+    "no_account": {
+        "en": "order {ssm_id} has no account: give it a client of dossier {dossier}; "
+        "nothing written",
+        "fr": "la commande {ssm_id} n’a pas de compte : donnez-lui un client du dossier "
+        "{dossier} ; rien n’a été écrit",
+    },
+    "account_unknown": {
+        "en": "order {ssm_id}: account {account}{label} is not a client of dossier "
+        "{dossier} ({cause}); nothing written",
+        "fr": "commande {ssm_id} : le compte {account}{label} n’est pas un client du "
+        "dossier {dossier} ({cause}) ; rien n’a été écrit",
+    },
+    "products_unknown": {
+        "en": "order {ssm_id}: product(s) unknown to dossier {dossier}: {items}; nothing written",
+        "fr": "commande {ssm_id} : article(s) inconnu(s) du dossier {dossier} : {items} ; "
+        "rien n’a été écrit",
+    },
+    "line_product": {
+        "en": "line {line} ({field}): product {product}{label} ({cause})",
+        "fr": "ligne {line} ({field}) : article {product}{label} ({cause})",
+    },
+    "line_no_product": {
+        "en": "line {line} ({field}): no product",
+        "fr": "ligne {line} ({field}) : pas d’article",
+    },
+    "line_not_in_sage": {
+        "en": "line {line} ({field}): article {ref} is no longer in Sage",
+        "fr": "ligne {line} ({field}) : l’article {ref} n’est plus dans Sage",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a record cannot be written, as data: a code of ``CAUSES`` and its figures.
+
+    A figure may itself be a cause (``cause``) or a list of causes (``items``).
+    """
+
+    code: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+        template = CAUSES.get(self.code, {}).get(lang)
+        values: dict[str, Any] = {}
+        for name, value in self.params.items():
+            if isinstance(value, Cause):
+                values[name] = value.text(lang)
+            elif isinstance(value, list) and all(isinstance(v, Cause) for v in value):
+                values[name] = SEMICOLON[lang].join(v.text(lang) for v in value)
+            elif isinstance(value, Mapping) and value and set(value) <= set(LANGUAGES):
+                values[name] = value.get(lang) or value.get(DEFAULT_LANGUAGE)
+            elif name == "what":
+                values[name] = NOUNS.get(str(value), {}).get(lang, str(value))
+            else:
+                values[name] = "" if value is None else value
+        try:
+            return template.format(**values) if template else self.code
+        except (KeyError, IndexError):
+            return self.code
+
+    def as_dict(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, Cause):
+                return value.as_dict()
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            return _plain(value)
+
+        return {"code": self.code, "params": {k: plain(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cause:
+        def back(value: Any) -> Any:
+            if isinstance(value, Mapping) and "code" in value and "params" in value:
+                return cls.from_dict(value)
+            if isinstance(value, list):
+                return [back(v) for v in value]
+            return value
+
+        params = data.get("params") or {}
+        return cls(str(data.get("code")), {k: back(v) for k, v in params.items()})
+
+
 # -- incidents --------------------------------------------------------------------------
 
 SIDES = {"sage": "Sage 50FR", "ssm": "Sales Management"}
@@ -453,6 +579,8 @@ class Notice:
     problem: Problem | None = None
     #: a cause in another system's words (the SSM's message, the driver's error)
     reason: str | None = None
+    #: a cause in ours, written in either language (takes the place of ``reason``)
+    cause: Cause | None = None
     #: the figures of an incident about a whole pass
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -465,7 +593,7 @@ class Notice:
             template = KINDS["other"][lang]
         body = template.format(
             problem=self.problem.text(lang) if self.problem else "",
-            reason=self.reason or "",
+            reason=self.cause.text(lang) if self.cause else self.reason or "",
             source=SOURCE.get(self.direction or "", "Sage 50FR"),
             dossier_id=self.dossier_id,
         )
@@ -509,12 +637,14 @@ class Notice:
             "noun": dict(self.noun),
             "problem": self.problem.as_dict() if self.problem else None,
             "reason": self.reason,
+            "cause": self.cause.as_dict() if self.cause else None,
             "params": {k: _plain(v) for k, v in self.params.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Notice:
         problem = data.get("problem")
+        cause = data.get("cause")
         ssm_id = data.get("ssm_id")
         return cls(
             kind=str(data.get("kind") or "other"),
@@ -526,6 +656,7 @@ class Notice:
             noun=dict(data.get("noun") or {}),
             problem=Problem.from_dict(problem) if isinstance(problem, Mapping) else None,
             reason=data.get("reason"),
+            cause=Cause.from_dict(cause) if isinstance(cause, Mapping) else None,
             params=dict(data.get("params") or {}),
         )
 

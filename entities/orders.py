@@ -54,7 +54,7 @@ from dossiersync.errors import (
     RecordMoved,
     RecordPending,
 )
-from dossiersync.messages import Problem
+from dossiersync.messages import Cause, Problem
 from dossiersync.state.models import Link
 
 if TYPE_CHECKING:
@@ -381,9 +381,20 @@ class Refused(DossierSyncError):
     """An SSM order that cannot go to Sage as it is; nothing was written."""
 
     def __init__(
-        self, kind: str, field_name: str | None, message: str, problem: Problem | None = None
+        self,
+        kind: str,
+        field_name: str | None,
+        message: str,
+        problem: Problem | None = None,
+        cause: Cause | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.field = field_name
         self.problem = problem
+        self.cause = cause
+
+    @classmethod
+    def because(cls, kind: str, field_name: str | None, cause: Cause) -> Refused:
+        """Refused for a cause, its English text as the message."""
+        return cls(kind, field_name, cause.text(), cause=cause)

@@ -27,10 +27,12 @@ from dossiersync.entities.products import ProductFamiliesEntity, ProductsEntity
 from dossiersync.entity import Entity
 from dossiersync.errors import RecordInvalid
 from dossiersync.messages import (
+    CAUSES,
     KINDS,
     LANGUAGES,
     PASS_KINDS,
     RULES,
+    Cause,
     Notice,
     Problem,
     incident_text,
@@ -307,6 +309,83 @@ def test_a_record_known_only_in_sales_management_is_named_by_its_ssm_id() -> Non
     )
     assert notice.text("fr").startswith(
         "Dossier beta, commande d’id SSM 42 (pas encore dans Sage 50FR) : référence"
+    )
+
+
+SAMPLE_FIGURES: dict[str, Any] = {
+    "what": "clients",
+    "field": "account",
+    "ssm_id": 42,
+    "key": "CL00001",
+    "other": "sud",
+    "dossier": "nord",
+    "ext_id": "nord:CL00077",
+    "holder": "sud:CL00003",
+    "fields": {"en": "client code", "fr": "code client"},
+    "before": "CL00001",
+    "after": "CL00002",
+    "piece": "BC00001",
+    "account": 7,
+    "label": " (Boulangerie Martin)",
+    "line": 3,
+    "product": 9,
+    "ref": "BAG-01",
+    "cause": Cause("not_linked", {"what": "products", "field": "product", "ssm_id": 9}),
+    "items": [Cause("line_no_product", {"line": 1, "field": "lines[0].productId"})],
+}
+
+
+@pytest.mark.parametrize("code", sorted(CAUSES))
+def test_every_cause_of_a_refusal_has_words_in_both_languages(code: str) -> None:
+    cause = Cause(code, SAMPLE_FIGURES)
+    english, french = cause.text("en"), cause.text("fr")
+    for words in (english, french):
+        assert words != code and "{" not in words and "}" not in words, words
+    assert english != french
+    assert Cause.from_dict(json.loads(json.dumps(cause.as_dict()))).text("fr") == french
+
+
+def test_a_refused_order_names_each_unknown_line_in_both_languages() -> None:
+    items = [
+        Cause(
+            "line_product",
+            {
+                "line": 2,
+                "field": "lines[1].productId",
+                "product": 17,
+                "label": " (Sel de Guérande)",
+                "cause": Cause(
+                    "other_dossier",
+                    {
+                        "what": "products",
+                        "field": "product",
+                        "ssm_id": 17,
+                        "other": "alpha",
+                        "dossier": "beta",
+                    },
+                ),
+            },
+        ),
+        Cause("line_not_in_sage", {"line": 3, "field": "lines[2].productId", "ref": "OLD-1"}),
+    ]
+    notice = Notice(
+        "unknown_reference",
+        "beta",
+        entity="orders",
+        direction="ssm_to_sage",
+        ssm_id=42,
+        cause=Cause("products_unknown", {"ssm_id": 42, "dossier": "beta", "items": items}),
+    )
+    assert (
+        "line 2 (lines[1].productId): product 17 (Sel de Guérande) (product 17 belongs to "
+        "dossier alpha, not beta); line 3 (lines[2].productId): article OLD-1 is no longer "
+        "in Sage" in notice.text("en")
+    )
+    french = Notice.from_dict(json.loads(json.dumps(notice.as_dict()))).text("fr")
+    assert (
+        "ligne 2 (lines[1].productId) : article 17 (Sel de Guérande) (article 17 "
+        "appartient au dossier alpha, pas au dossier beta) ; ligne 3 (lines[2].productId) : "
+        "l’article OLD-1 n’est plus dans Sage" in french
     )
 
 
