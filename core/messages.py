@@ -458,7 +458,6 @@ class Cause:
 
 # -- incidents --------------------------------------------------------------------------
 
-SIDES = {"sage": "Sage 50FR", "ssm": "Sales Management"}
 #: where a record is corrected, by direction
 SOURCE = {"sage_to_ssm": "Sage 50FR", "ssm_to_sage": "Sales Management"}
 
