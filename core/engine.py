@@ -33,6 +33,7 @@ from .errors import (
     RecordMoved,
     RecordPending,
     SourceError,
+    SsmError,
     SsmNotFound,
     SsmRefused,
 )
@@ -337,6 +338,10 @@ class SyncPass:
                 kind=kind,
                 message=message,
             )
+
+    def record_refused(self, link: Link | None, key: str, error: SsmError) -> None:
+        """A record Sales Management refused: its incident quotes the API's own words."""
+        self.record_failed(link, key, "refused_by_ssm", error.answer or str(error))
 
     def record_pending(self, link: Link, key: str, message: str) -> None:
         """Not written: a record it refers to is not synced yet; retried every pass."""
@@ -772,7 +777,7 @@ class SageToSsm(SyncPass):
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
         if isinstance(outcome, SsmRefused):
-            self.record_failed(link, key, "refused_by_ssm", str(outcome))
+            self.record_refused(link, key, outcome)
             return None
         if isinstance(outcome, Exception) or outcome is None:
             return outcome
@@ -809,7 +814,7 @@ class SageToSsm(SyncPass):
             for link, outcome in zip(links, outcomes, strict=True):
                 key = link.sage_key or ""
                 if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
-                    self.record_failed(link, key, "refused_by_ssm", str(outcome))
+                    self.record_refused(link, key, outcome)
                 elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
                     self.commit()
                     raise outcome
@@ -1086,7 +1091,7 @@ class SsmToSage(SyncPass):
             try:
                 ctx.ssm_client.update(self.resource, link.ssm_id, extra)
             except SsmRefused as exc:
-                self.record_failed(link, key, "refused_by_ssm", str(exc))
+                self.record_refused(link, key, exc)
                 return
         self.succeeded(link, key, action, ",".join(changed))
 

@@ -35,12 +35,15 @@ class SourceError(DossierSyncError):
 class SsmError(DossierSyncError):
     """A Sales Management API call failed.
 
-    ``status`` is the HTTP status when there was an answer, ``None`` otherwise.
+    ``status`` is the HTTP status when there was an answer, ``None`` otherwise;
+    ``answer`` the API's own explanation, without the request it answered (what an
+    incident quotes).
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, answer: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer
 
 
 class SsmAuthError(SsmError):

@@ -268,7 +268,7 @@ class OrdersFromSage(OrderPass):
             )
             return
         except SsmRefused as exc:
-            self.record_failed(link, key, "refused_by_ssm", str(exc))
+            self.record_refused(link, key, exc)
             return
         link.base = dict(current, line_ids=line_ids_of(link))
         link.sage_hash = digest
@@ -405,7 +405,7 @@ class OrdersFromSage(OrderPass):
             if isinstance(exc, SsmNotFound) and link.ssm_id is not None:
                 self.kept(link, key)
             else:
-                self.record_failed(link, key, "refused_by_ssm", str(exc))
+                self.record_refused(link, key, exc)
             return
         link.base = current
         link.sage_hash = digest
@@ -500,7 +500,7 @@ class OrdersFromSage(OrderPass):
             link, key, current = new.link, new.key, new.current
             error = result.error or lines.get(key)
             if isinstance(error, SsmRefused):
-                self.record_failed(link, key, "refused_by_ssm", str(error))
+                self.record_refused(link, key, error)
                 continue
             if error is not None:
                 fatal = fatal or error
@@ -632,7 +632,7 @@ class OrdersFromSage(OrderPass):
                     continue
                 self.delete_born(link.ssm_id)
             except SsmRefused as exc:
-                self.record_failed(link, key, "refused_by_ssm", str(exc))
+                self.record_refused(link, key, exc)
                 continue
             link.deleted = True
             self.done(link, key, "deleted")
@@ -773,7 +773,7 @@ class OrdersToSage(OrderPass):
                 cause=exc.cause,
             )
         except SsmRefused as exc:
-            self.record_failed(link, ref, "refused_by_ssm", str(exc))
+            self.record_refused(link, ref, exc)
         return True
 
     def belongs_here(self, record: Mapping[str, Any]) -> bool:

@@ -524,3 +524,34 @@ def test_an_invalid_e_mail_is_an_incident_in_words_in_the_cli_and_on_the_page_in
             assert pattern not in answer
     finally:
         store.dispose()
+
+
+@pytest.mark.ssm_refusals
+def test_a_record_sales_management_refuses_quotes_its_answer_in_both_languages(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=20, seed=1, entities=("clients", "contacts"))
+    workspace.activate_all()
+    workspace.sync("--entity", "clients")
+    code, number = workspace.sage_rows("nord", "SELECT CT_Num, CT_No FROM F_CONTACTT LIMIT 1")[0]
+    workspace.ssm_delete("accounts", workspace.account(f"nord:{code}")["id"])
+
+    workspace.sync("--entity", "contacts", expect=1)
+    found = {
+        i["record_key"]: i
+        for i in workspace.cli_json("incidents", "--dossier", "nord", "--open")
+        if i["kind"] == "refused_by_ssm"
+    }
+    incident = found[f"{code}:{number}"]
+    english = incident["message"]
+    assert english.startswith(
+        f"Dossier nord, contact {code}:{number}: Sales Management refused it: "
+    )
+    assert "accountId" in english  # the API's own words, inside ours
+    assert "/contacts" not in english  # not the request it answered
+    assert english.endswith("Correct the record in Sage 50FR; it is tried again on every sync.")
+    french = incident_text(incident, "fr")
+    assert french.startswith(
+        f"Dossier nord, contact {code}:{number} : refus de Sales Management : "
+    )
+    assert "accountId" in french
