@@ -518,8 +518,13 @@ def test_an_invalid_e_mail_is_an_incident_in_words_in_the_cli_and_on_the_page_in
         assert html.unescape(shown.group(1)).startswith(
             "Dossier nord, client CL00006 : adresse e-mail non valide : 'pas-un-email'."
         )
+        assert 'data-field="email">adresse e-mail (email)<' in one
         page = html.unescape(english.get(f"/incidents/{new['incident_id']}").text)
         assert new["message"] in page
+        assert 'data-field="email">e-mail address (email)<' in page
+        with_id = english.get(f"/incidents/{synced['incident_id']}").text
+        assert f'data-ssm-id="{ssm_id}">{ssm_id}<' in with_id
+        assert "data-ssm-id" not in page  # not in SSM yet: no id to show
         for answer in (listing, html.unescape(one), page):
             assert pattern not in answer
     finally:
