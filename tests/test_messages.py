@@ -560,3 +560,33 @@ def test_a_record_sales_management_refuses_quotes_its_answer_in_both_languages(
         f"Dossier nord, contact {code}:{number} : refus de Sales Management : "
     )
     assert "accountId" in french
+
+
+def test_a_contact_moved_to_another_dossier_is_told_in_both_languages(
+    workspace: Workspace,
+) -> None:
+    entities = ("clients", "contacts")
+    workspace.add_dossier("nord", clients=10, seed=1, entities=entities)
+    workspace.add_dossier("sud", clients=10, seed=2, entities=entities)
+    workspace.activate_all()
+    workspace.sync()
+    code, number = workspace.sage_rows("nord", "SELECT CT_Num, CT_No FROM F_CONTACTT LIMIT 1")[0]
+    contact = workspace.record("contacts", f"nord:{code}:{number}")
+    elsewhere = workspace.account("sud:CL00002")
+    workspace.ssm_put("contacts", contact["id"], {"accountId": elsewhere["id"]})
+
+    workspace.sync(expect=1)
+    (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert incident["kind"] == "moved_between_dossiers"
+    assert incident["message"] == (
+        f"Dossier nord, contact {code}:{number} (SSM id {contact['id']}): account "
+        f"{elsewhere['id']} belongs to dossier sud, not nord. A record never moves between "
+        "dossiers: nothing was written on either side. Point it back to its own dossier in "
+        "Sales Management."
+    )
+    assert incident_text(incident, "fr") == (
+        f"Dossier nord, contact {code}:{number} (id SSM {contact['id']}) : client "
+        f"{elsewhere['id']} appartient au dossier sud, pas au dossier nord. Une fiche ne change "
+        "jamais de dossier : rien n’a été écrit, ni d’un côté ni de l’autre. Rattachez la "
+        "fiche de nouveau à son dossier dans Sales Management."
+    )
