@@ -209,7 +209,7 @@ def field_label(labels: Mapping[str, Words], path: str | None) -> dict[str, str]
     ``labels`` maps canonical names (``email``; ``lines.quantity`` for a line field) to
     their words; ``lines[1].quantity`` becomes "quantity of line 2".
     """
-    if not path:
+    if not path or path == "(record)":
         return {lang: {"en": "the record", "fr": "l’enregistrement"}[lang] for lang in LANGUAGES}
     numbers = _INDEX.findall(path)
     plain = _INDEX.sub("", path)
@@ -236,6 +236,12 @@ class Problem:
     value: Any = None
     limit: Any = None
     label: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the value's length (text) or count (list), kept apart as a long value is shortened
+    length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.length is None and isinstance(self.value, str | list):
+            object.__setattr__(self, "length", len(self.value))
 
     def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
         lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
@@ -245,7 +251,7 @@ class Problem:
             label=label,
             value=quote(self.value, lang),
             limit=_limit(self.limit, lang),
-            length=len(self.value) if isinstance(self.value, str | list) else "",
+            length="" if self.length is None else self.length,
             expected=_expected(self.limit, lang),
         )
 
@@ -256,6 +262,7 @@ class Problem:
             "value": _plain(self.value),
             "limit": _plain(self.limit),
             "label": dict(self.label),
+            "length": self.length,
         }
 
     @classmethod
@@ -266,6 +273,7 @@ class Problem:
             value=data.get("value"),
             limit=data.get("limit"),
             label=dict(data.get("label") or {}),
+            length=data["length"] if isinstance(data.get("length"), int) else None,
         )
 
 

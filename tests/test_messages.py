@@ -230,6 +230,18 @@ def test_an_invalid_e_mail_address_is_named_in_words() -> None:
     assert caught.value.problem.text("fr") == "adresse e-mail non valide : 'pas-un-email'"
 
 
+def test_a_long_value_is_shortened_but_its_length_stays_true() -> None:
+    with pytest.raises(RecordInvalid) as caught:
+        ClientsEntity().validate({**VALID["clients"], "city": "Saint-" * 100})
+    problem = caught.value.problem
+    assert problem is not None
+    kept = Problem.from_dict(json.loads(json.dumps(problem.as_dict())))
+    for shown in (problem, kept):
+        assert shown.text().startswith("city is too long: 600 characters, at most 35: 'Saint-")
+        assert shown.text().endswith("…'")
+        assert len(shown.text()) < 150
+
+
 def test_an_order_line_is_named_by_its_number_and_field() -> None:
     order = deepcopy(VALID["orders"])
     order["lines"].append({**order["lines"][0], "line": 2000, "quantity": "0"})
