@@ -292,11 +292,12 @@ class SyncPass:
         """Journal a record that could not be synced and open (or count) its incident.
 
         ``message`` is the cause as found (the SSM's answer, the driver's error);
-        ``problem`` the rule an invalid record breaks, ``cause`` why a record cannot be
-        written, as data (both written in the page's language too). The incident names the dossier,
-        the record (Sage key and SSM id when known) and what to do, in words.
+        ``problem`` the rule an invalid record breaks and ``cause`` why a record cannot
+        be written, as data the page writes in its own language. The incident names the
+        dossier, the record (Sage key and SSM id when known) and what to do, in words.
         """
-        reason = scrub(message, connection_secrets(self.ctx.dossier.connection))
+        secrets = _secrets(self.ctx)
+        reason = scrub(message, secrets)
         sage_key, ssm_id = record_of(key, link.ssm_id if link is not None else None)
         notice = Notice(
             kind,
@@ -310,7 +311,7 @@ class SyncPass:
             reason=None if problem is not None else reason,
             cause=cause,
         )
-        message = notice.text()
+        message = scrub(notice.text(), secrets)
         if link is not None:
             link.label = "error"
             link.last_error = message
