@@ -602,3 +602,32 @@ def test_a_contact_moved_to_another_dossier_is_told_in_both_languages(
         "jamais de dossier : rien n’a été écrit, ni d’un côté ni de l’autre. Rattachez la "
         "fiche de nouveau à son dossier dans Sales Management."
     )
+
+
+def test_an_edit_sage_cannot_write_is_told_in_both_languages(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=12, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    code = next(c for c, row in workspace.sage_clients("nord").items() if row["CT_Prospect"])
+    workspace.sage_execute(
+        "nord",
+        f"CREATE TRIGGER verrou BEFORE UPDATE ON F_COMPTET WHEN OLD.CT_Num = '{code}' "
+        "BEGIN SELECT RAISE(ABORT, 'fiche verrouillée dans Sage'); END",
+    )
+    account = workspace.account(f"nord:{code}")
+    workspace.ssm_put("accounts", account["id"], {"city": "Quimper"})
+
+    workspace.sync(expect=1)
+    (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert incident["kind"] == "sage_write_failed"
+    english, french = incident["message"], incident_text(incident, "fr")
+    assert english.startswith(
+        f"Dossier nord, client {code} (SSM id {account['id']}): writing it to Sage 50FR failed: "
+    )
+    assert english.endswith("(not locked by Sage 50FR); it is tried again on every sync.")
+    assert french.startswith(
+        f"Dossier nord, client {code} (id SSM {account['id']}) : échec de l’écriture dans "
+        "Sage 50FR : "
+    )
+    for words in (english, french):
+        assert "fiche verrouillée dans Sage" in words  # the driver's own words, inside ours
