@@ -33,6 +33,7 @@ from .errors import (
     RecordMoved,
     RecordPending,
     SourceError,
+    SsmError,
     SsmNotFound,
     SsmRefused,
 )
@@ -45,6 +46,7 @@ from .journal import (
     start_run,
     utcnow,
 )
+from .messages import LANGUAGES, Cause, Notice, Problem, field_label, record_of
 from .refs import Refs
 from .secrets import connection_secrets, scrub
 from .state.models import Dossier, DossierEntity, Incident, Link
@@ -141,6 +143,9 @@ def run_pass(
             message = scrub(message, _secrets(ctx))
         run.outcome = "failed"
         run.message = message
+        notice = Notice(
+            "run_failed", ctx.dossier_id, entity=entity.name, direction=direction, reason=message
+        )
         opened = open_incident(
             session,
             ctx.dossier_id,
@@ -150,6 +155,7 @@ def run_pass(
             kind="run_failed",
             message=message,
             run_id=run.id,
+            detail=notice.as_dict(),
         )
         session.commit()
         if opened:
@@ -280,8 +286,32 @@ class SyncPass:
         *,
         field_name: str | None = None,
         refused: bool = True,
+        problem: Problem | None = None,
+        cause: Cause | None = None,
     ) -> None:
-        message = scrub(message, connection_secrets(self.ctx.dossier.connection))
+        """Journal a record that could not be synced and open (or count) its incident.
+
+        ``message`` is the cause as found (the SSM's answer, the driver's error);
+        ``problem`` the rule an invalid record breaks and ``cause`` why a record cannot
+        be written, as data the page writes in its own language. The incident names the
+        dossier, the record (Sage key and SSM id when known) and what to do, in words.
+        """
+        secrets = _secrets(self.ctx)
+        reason = scrub(message, secrets)
+        sage_key, ssm_id = record_of(key, link.ssm_id if link is not None else None)
+        notice = Notice(
+            kind,
+            self.dossier_id,
+            entity=self.entity.name,
+            direction=self.direction,
+            key=sage_key,
+            ssm_id=ssm_id,
+            noun=self.entity.record_noun,
+            problem=problem,
+            reason=None if problem is not None else reason,
+            cause=cause,
+        )
+        message = scrub(notice.text(), secrets)
         if link is not None:
             link.label = "error"
             link.last_error = message
@@ -299,6 +329,7 @@ class SyncPass:
             message=message,
             field_name=field_name,
             run_id=self.run.id,
+            detail=notice.as_dict(),
         )
         if opened:
             self.ctx.hooks.dossiersync_incident_opened(
@@ -308,6 +339,10 @@ class SyncPass:
                 kind=kind,
                 message=message,
             )
+
+    def record_refused(self, link: Link | None, key: str, error: SsmError) -> None:
+        """A record Sales Management refused: its incident quotes the API's own words."""
+        self.record_failed(link, key, "refused_by_ssm", error.answer or str(error))
 
     def record_pending(self, link: Link, key: str, message: str) -> None:
         """Not written: a record it refers to is not synced yet; retried every pass."""
@@ -343,7 +378,9 @@ class SyncPass:
                 kinds=("mass_deletion_refused",),
             )
             return True
-        self.pass_incident("mass_deletion_refused", refusal)
+        self.pass_incident(
+            "mass_deletion_refused", refusal, {"vanishing": vanishing, "known": known}
+        )
         return False
 
     def deletions_allowed(self, vanishing: int, known: int) -> bool:
@@ -362,9 +399,20 @@ class SyncPass:
             dossier.full_sync_trigger = "realign"
         return False
 
-    def pass_incident(self, kind: str, message: str) -> None:
-        """An incident about the whole pass (not one record); the run says why too."""
+    def pass_incident(self, kind: str, message: str, params: dict[str, Any] | None = None) -> None:
+        """An incident about the whole pass (not one record); the run says why too.
+
+        ``params`` are the figures its words are made of, in every language.
+        """
         self.run.message = message
+        notice = Notice(
+            kind,
+            self.dossier_id,
+            entity=self.entity.name,
+            direction=self.direction,
+            reason=message,
+            params=params or {},
+        )
         opened = open_incident(
             self.session,
             self.dossier_id,
@@ -374,6 +422,7 @@ class SyncPass:
             kind=kind,
             message=message,
             run_id=self.run.id,
+            detail=notice.as_dict(),
         )
         if opened:
             self.ctx.hooks.dossiersync_incident_opened(
@@ -498,7 +547,9 @@ class SageToSsm(SyncPass):
             f"dossier already synced ({before}): restored database? Full realigning sync "
             "with Sage as master; nothing deleted in Sales Management."
         )
-        self.pass_incident("restored_database", message)
+        self.pass_incident(
+            "restored_database", message, {"table": self.table, "now": now, "before": before}
+        )
         return True
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
@@ -570,6 +621,7 @@ class SageToSsm(SyncPass):
                     "invalid_record",
                     str(exc),
                     field_name=exc.field,
+                    problem=exc.problem,
                 )
                 continue
             digest = record_hash(canonical)
@@ -620,10 +672,15 @@ class SageToSsm(SyncPass):
                 )
             ).first()
             if holder is not None and tuple(holder) != (self.dossier_id, w.link.sage_key):
-                w.outcome = RecordMoved(
-                    f"Sales Management record {existing} with extId {w.link.ext_id} is already "
-                    f"linked to {holder[0]}:{holder[1]}: records cannot move"
+                cause = Cause(
+                    "ext_id_taken",
+                    {
+                        "ssm_id": existing,
+                        "ext_id": w.link.ext_id,
+                        "holder": f"{holder[0]}:{holder[1]}",
+                    },
                 )
+                w.outcome = RecordMoved(cause.text(), cause)
                 continue
             w.kind, w.ssm_id = "adopt", existing
             w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
@@ -631,7 +688,13 @@ class SageToSsm(SyncPass):
         writes = [w for w in writes if w.outcome is None]
         for w in refused:
             key = w.link.sage_key or ""
-            self.record_failed(w.link, key, "moved_between_dossiers", str(w.outcome))
+            self.record_failed(
+                w.link,
+                key,
+                "moved_between_dossiers",
+                str(w.outcome),
+                cause=getattr(w.outcome, "cause", None),
+            )
         for w in writes:
             if w.kind == "create":
                 w.body["extId"] = w.link.ext_id
@@ -715,7 +778,7 @@ class SageToSsm(SyncPass):
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
         if isinstance(outcome, SsmRefused):
-            self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {outcome}")
+            self.record_refused(link, key, outcome)
             return None
         if isinstance(outcome, Exception) or outcome is None:
             return outcome
@@ -752,7 +815,7 @@ class SageToSsm(SyncPass):
             for link, outcome in zip(links, outcomes, strict=True):
                 key = link.sage_key or ""
                 if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
-                    self.record_failed(link, key, "refused_by_ssm", str(outcome))
+                    self.record_refused(link, key, outcome)
                 elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
                     self.commit()
                     raise outcome
@@ -912,7 +975,7 @@ class SsmToSage(SyncPass):
             self.run.add("pending")
             add_event(self.session, self.run, key, "pending", str(exc))
         except RecordMoved as exc:
-            self.record_failed(link, key, "moved_between_dossiers", str(exc))
+            self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
 
     def linked(self, record: dict[str, Any], link: Link | None) -> None:
         ctx, entity = self.ctx, self.entity
@@ -935,10 +998,16 @@ class SsmToSage(SyncPass):
             if n in incoming and incoming[n] != base.get(n, incoming[n])
         ]
         if moved:
-            raise RecordMoved(
-                f"{', '.join(moved)} changed in Sales Management "
-                f"({base.get(moved[0])} -> {incoming[moved[0]]}): a synced record cannot move"
+            labels = [field_label(entity.field_labels, n) for n in moved]
+            cause = Cause(
+                "key_changed",
+                {
+                    "fields": {lang: ", ".join(w[lang] for w in labels) for lang in LANGUAGES},
+                    "before": base.get(moved[0]),
+                    "after": incoming[moved[0]],
+                },
             )
+            raise RecordMoved(cause.text(), cause)
         changed = [
             n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
         ]
@@ -967,7 +1036,9 @@ class SsmToSage(SyncPass):
         try:
             entity.validate(merged)
         except RecordInvalid as exc:
-            self.record_failed(link, key, "invalid_record", str(exc), field_name=exc.field)
+            self.record_failed(
+                link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+            )
             return
         try:
             with ctx.sage.transaction():
@@ -1023,7 +1094,7 @@ class SsmToSage(SyncPass):
             try:
                 ctx.ssm_client.update(self.resource, link.ssm_id, extra)
             except SsmRefused as exc:
-                self.record_failed(link, key, "refused_by_ssm", str(exc))
+                self.record_refused(link, key, exc)
                 return
         self.succeeded(link, key, action, ",".join(changed))
 
@@ -1045,7 +1116,9 @@ class SsmToSage(SyncPass):
             try:
                 entity.validate(entity.with_key(incoming, sage_key))
             except RecordInvalid as exc:
-                self.record_failed(None, ref, "invalid_record", str(exc), field_name=exc.field)
+                self.record_failed(
+                    None, ref, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+                )
                 return
             link = Link(
                 dossier_id=self.dossier_id,

@@ -21,6 +21,7 @@ import jsonschema
 
 from .config import load_schema as load_packaged_schema
 from .errors import RecordInvalid
+from .messages import Problem, Words, problem_of
 
 if TYPE_CHECKING:
     from .context import DossierContext
@@ -98,6 +99,12 @@ class Entity:
     ssm_deletions: ClassVar[Literal["never", "origin"]] = "never"
     #: SSM fields written with the value of another SSM field (e.g. a description)
     ssm_copies: ClassVar[dict[str, str]] = {}
+    #: what one record is called in messages, per language (``{"en": "client", …}``)
+    record_noun: ClassVar[Mapping[str, str]] = {}
+    #: each canonical field in words, per language (``{"email": {"en": "e-mail address",
+    #: "fr": "adresse e-mail"}}``; a line field as ``lines.quantity``); a field with none
+    #: is named by its schema ``title``, else by its name
+    labels: ClassVar[Mapping[str, Words]] = {}
 
     # -- declarations derived once ---------------------------------------------------
 
@@ -118,6 +125,35 @@ class Entity:
         except fastjsonschema.JsonSchemaDefinitionException:
             return None
         return check
+
+    @cached_property
+    def field_labels(self) -> dict[str, Words]:
+        """``labels``, completed with the ``title`` of the schema's properties."""
+        found: dict[str, Words] = {}
+
+        def walk(node: Any, prefix: str) -> None:
+            if not isinstance(node, dict):
+                return
+            for name, sub in (node.get("properties") or {}).items():
+                if isinstance(sub, dict):
+                    if isinstance(sub.get("title"), str):
+                        found[prefix + name] = {"en": sub["title"]}
+                    walk(sub, f"{prefix}{name}.")
+                    walk(sub.get("items"), f"{prefix}{name}.")
+
+        walk(self.load_schema(), "")
+        return {**found, **self.labels}
+
+    def problem(self, error: jsonschema.ValidationError, path: str | None) -> Problem:
+        """A validator's error as a rule, a field and a value (the words come from it)."""
+        return problem_of(
+            str(error.validator),
+            error.validator_value,
+            error.instance,
+            path,
+            self.field_labels,
+            error.schema if isinstance(error.schema, dict) else None,
+        )
 
     def load_schema(self) -> dict[str, Any]:
         """The JSON Schema of the canonical record (default: ``schema`` in the core's schemas)."""
@@ -278,8 +314,8 @@ class Entity:
             return
         e = errors[0]
         field_name = ".".join(str(p) for p in e.absolute_path) or _missing_field(e)
-        rule = e.validator
-        raise RecordInvalid(f"field {field_name!r} fails rule {rule!r}: {e.message}", field_name)
+        problem = self.problem(e, field_name)
+        raise RecordInvalid(problem.text(), field_name, problem)
 
     def passes_quick_check(self, record: Mapping[str, Any]) -> bool:
         check = self.quick_check

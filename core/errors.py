@@ -6,6 +6,11 @@ failed, for which dossier or record, and what to do.  Messages never carry secre
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .messages import Cause, Problem
+
 
 class DossierSyncError(Exception):
     """Base of every error raised on purpose by dossiersync."""
@@ -30,12 +35,15 @@ class SourceError(DossierSyncError):
 class SsmError(DossierSyncError):
     """A Sales Management API call failed.
 
-    ``status`` is the HTTP status when there was an answer, ``None`` otherwise.
+    ``status`` is the HTTP status when there was an answer, ``None`` otherwise;
+    ``answer`` the API's own explanation, without the request it answered (what an
+    incident quotes).
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, answer: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer
 
 
 class SsmAuthError(SsmError):
@@ -55,11 +63,18 @@ class SsmUnavailable(SsmError):
 
 
 class RecordInvalid(DossierSyncError):
-    """A mapped record does not satisfy its entity's JSON Schema."""
+    """A mapped record does not satisfy its entity's JSON Schema.
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    ``problem`` says which rule the field breaks, in terms ``dossiersync.messages`` puts
+    into words (English and French); the message is its English text.
+    """
+
+    def __init__(
+        self, message: str, field: str | None = None, problem: Problem | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.problem = problem
 
 
 class LeaseTaken(DossierSyncError):
@@ -67,8 +82,22 @@ class LeaseTaken(DossierSyncError):
 
 
 class RecordPending(DossierSyncError):
-    """A record waits for another one it refers to (e.g. a contact for its account)."""
+    """A record waits for another one it refers to (e.g. a contact for its account).
+
+    ``cause`` says why in terms ``dossiersync.messages`` writes in English and French.
+    """
+
+    def __init__(self, message: str, cause: Cause | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class RecordMoved(DossierSyncError):
-    """A record refers to a record of another dossier: records never move."""
+    """A record refers to a record of another dossier: records never move.
+
+    ``cause`` says why in terms ``dossiersync.messages`` writes in English and French.
+    """
+
+    def __init__(self, message: str, cause: Cause | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause

@@ -132,9 +132,12 @@ def open_incident(
     message: str,
     field_name: str | None = None,
     run_id: int | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> bool:
     """Open an incident, or count one more occurrence of the same open one.
 
+    ``message`` is the English text; ``detail`` the notice it was written from
+    (``dossiersync.messages.Notice``), from which the page writes it in French.
     Returns True when a new incident was opened.
     """
     now = utcnow()
@@ -155,6 +158,7 @@ def open_incident(
         existing.last_seen = now
         existing.message = message
         existing.field = field_name
+        existing.detail = detail
         existing.last_run_id = run_id
         return False
     session.add(
@@ -166,6 +170,7 @@ def open_incident(
             kind=kind,
             field=field_name,
             message=message,
+            detail=detail,
             first_seen=now,
             last_seen=now,
             occurrences=1,

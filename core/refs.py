@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import RecordMoved, RecordPending
+from .messages import Cause
 from .state.models import Link
 
 
@@ -48,7 +49,8 @@ class Refs:
             self.prefetch_keys(entity, [sage_key])
         ssm_id = self._by_key.get((entity, sage_key))
         if ssm_id is None:
-            raise RecordPending(f"waiting for {what} {sage_key} ({entity}) to be synced")
+            cause = Cause("waiting", {"what": entity, "key": sage_key, "field": what})
+            raise RecordPending(cause.text(), cause)
         return ssm_id
 
     def sage_key(self, entity: str, ssm_id: int, what: str) -> str:
@@ -63,14 +65,22 @@ class Refs:
             self._by_id[cache_key] = (row[0], row[1]) if row else None
         found = self._by_id[cache_key]
         if found is None or found[1] is None:
-            raise RecordPending(f"{what} {ssm_id} in Sales Management is not linked to Sage yet")
+            cause = Cause("not_linked", {"what": entity, "ssm_id": ssm_id, "field": what})
+            raise RecordPending(cause.text(), cause)
         dossier, key = found
         assert key is not None
         if dossier != self.dossier_id:
-            raise RecordMoved(
-                f"{what} {ssm_id} belongs to dossier {dossier}, not {self.dossier_id}: "
-                "records cannot move between dossiers"
+            cause = Cause(
+                "other_dossier",
+                {
+                    "what": entity,
+                    "field": what,
+                    "ssm_id": ssm_id,
+                    "other": dossier,
+                    "dossier": self.dossier_id,
+                },
             )
+            raise RecordMoved(cause.text(), cause)
         return key
 
     def owner_of(self, entity: str, ssm_id: int) -> str | None:

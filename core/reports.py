@@ -188,6 +188,7 @@ def incidents(
                 "kind": i.kind,
                 "field": i.field,
                 "message": i.message,
+                "detail": i.detail,
                 "state": i.state,
                 "occurrences": i.occurrences,
                 "first_seen": _iso(i.first_seen),

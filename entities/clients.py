@@ -29,6 +29,25 @@ class ClientsEntity(Entity):
     schema = "entities/clients.schema.json"
     conflict_winner = "sage"
     key_fields = ("code",)
+    record_noun = {"en": "client", "fr": "client"}
+    labels = {
+        "code": {"en": "client code", "fr": "code client"},
+        "name": {"en": "name", "fr": "intitulé"},
+        "is_prospect": {"en": "prospect flag", "fr": "type prospect"},
+        "address1": {"en": "address", "fr": "adresse"},
+        "address2": {"en": "address complement", "fr": "complément d’adresse"},
+        "postcode": {"en": "postcode", "fr": "code postal"},
+        "city": {"en": "city", "fr": "ville"},
+        "country": {"en": "country", "fr": "pays"},
+        "phone": {"en": "phone number", "fr": "téléphone"},
+        "email": {"en": "e-mail address", "fr": "adresse e-mail"},
+        "web": {"en": "website", "fr": "site web"},
+        "vat_number": {"en": "VAT number", "fr": "numéro de TVA intracommunautaire"},
+        "siret": {"en": "SIRET number", "fr": "numéro SIRET"},
+        "dormant": {"en": "dormant flag", "fr": "mise en sommeil"},
+        "comment": {"en": "comment", "fr": "commentaire"},
+        "sales_rep": {"en": "sales representative", "fr": "commercial"},
+    }
     fields = (
         FieldSpec("code", sage="CT_Num", owner="sage"),
         FieldSpec("name", sage="CT_Intitule", ssm="name", owner="both"),

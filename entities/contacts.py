@@ -33,6 +33,19 @@ class ContactsEntity(Entity):
     sage_deletions = "origin"
     ssm_deletions = "origin"
     key_fields = ("account", "number")
+    record_noun = {"en": "contact", "fr": "contact"}
+    labels = {
+        "account": {"en": "client account", "fr": "compte client"},
+        "number": {"en": "contact number", "fr": "numéro du contact"},
+        "last_name": {"en": "last name", "fr": "nom"},
+        "first_name": {"en": "first name", "fr": "prénom"},
+        "civility": {"en": "title", "fr": "civilité"},
+        "position": {"en": "position", "fr": "fonction"},
+        "phone": {"en": "phone number", "fr": "téléphone"},
+        "mobile": {"en": "mobile number", "fr": "téléphone portable"},
+        "email": {"en": "e-mail address", "fr": "adresse e-mail"},
+        "comment": {"en": "comment", "fr": "commentaire"},
+    }
     fields = (
         FieldSpec("account", sage="CT_Num", ssm="accountId", owner="sage", ref="clients"),
         FieldSpec("number", sage="CT_No", owner="sage", kind="int"),

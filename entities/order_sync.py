@@ -42,6 +42,7 @@ from dossiersync.errors import (
     SsmRefused,
 )
 from dossiersync.journal import RunRecord, add_event, resolve_incidents, utcnow
+from dossiersync.messages import Cause, Problem, field_label
 from dossiersync.state.models import Incident, Link
 
 from .orders import (
@@ -250,7 +251,9 @@ class OrdersFromSage(OrderPass):
         try:
             self.entity.validate(current)
         except RecordInvalid as exc:
-            self.record_failed(link, key, "invalid_record", str(exc), field_name=exc.field)
+            self.record_failed(
+                link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+            )
             return
         digest = record_hash(current)
         if digest == link.sage_hash and not ctx.realign:
@@ -260,10 +263,12 @@ class OrdersFromSage(OrderPass):
         try:
             changed = self.push(link, base, current)
         except (RecordPending, RecordMoved) as exc:
-            self.record_failed(link, key, "unknown_reference", str(exc), field_name="lines")
+            self.record_failed(
+                link, key, "unknown_reference", str(exc), field_name="lines", cause=exc.cause
+            )
             return
         except SsmRefused as exc:
-            self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+            self.record_refused(link, key, exc)
             return
         link.base = dict(current, line_ids=line_ids_of(link))
         link.sage_hash = digest
@@ -358,7 +363,12 @@ class OrdersFromSage(OrderPass):
             entity.validate(current)
         except RecordInvalid as exc:
             self.record_failed(
-                link or self.new_link(key), key, "invalid_record", str(exc), field_name=exc.field
+                link or self.new_link(key),
+                key,
+                "invalid_record",
+                str(exc),
+                field_name=exc.field,
+                problem=exc.problem,
             )
             return
         digest = record_hash(current)
@@ -395,7 +405,7 @@ class OrdersFromSage(OrderPass):
             if isinstance(exc, SsmNotFound) and link.ssm_id is not None:
                 self.kept(link, key)
             else:
-                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+                self.record_refused(link, key, exc)
             return
         link.base = current
         link.sage_hash = digest
@@ -490,9 +500,7 @@ class OrdersFromSage(OrderPass):
             link, key, current = new.link, new.key, new.current
             error = result.error or lines.get(key)
             if isinstance(error, SsmRefused):
-                self.record_failed(
-                    link, key, "refused_by_ssm", f"Sales Management refused: {error}"
-                )
+                self.record_refused(link, key, error)
                 continue
             if error is not None:
                 fatal = fatal or error
@@ -624,7 +632,7 @@ class OrdersFromSage(OrderPass):
                     continue
                 self.delete_born(link.ssm_id)
             except SsmRefused as exc:
-                self.record_failed(link, key, "refused_by_ssm", f"Sales Management refused: {exc}")
+                self.record_refused(link, key, exc)
                 continue
             link.deleted = True
             self.done(link, key, "deleted")
@@ -755,9 +763,17 @@ class OrdersToSage(OrderPass):
                 self.create(record, link, ref)
         except Refused as exc:
             target = link.sage_key if link and link.sage_hash and link.sage_key else ref
-            self.record_failed(link, target, exc.kind, str(exc), field_name=exc.field)
+            self.record_failed(
+                link,
+                target,
+                exc.kind,
+                str(exc),
+                field_name=exc.field,
+                problem=exc.problem,
+                cause=exc.cause,
+            )
         except SsmRefused as exc:
-            self.record_failed(link, ref, "refused_by_ssm", f"Sales Management refused: {exc}")
+            self.record_refused(link, ref, exc)
         return True
 
     def belongs_here(self, record: Mapping[str, Any]) -> bool:
@@ -791,7 +807,15 @@ class OrdersToSage(OrderPass):
         try:
             self.check_account(record, link)
         except Refused as exc:
-            self.record_failed(link, key, exc.kind, str(exc), field_name=exc.field)
+            self.record_failed(
+                link,
+                key,
+                exc.kind,
+                str(exc),
+                field_name=exc.field,
+                problem=exc.problem,
+                cause=exc.cause,
+            )
             return
         if link.label == "error":
             self.done(link, key, "unchanged")
@@ -806,14 +830,17 @@ class OrdersToSage(OrderPass):
         account = self.ctx.ssm_client.fk_id(record.get("accountId"))
         owner = None if account is None else self.ctx.refs.owner_of("clients", account)
         if owner is not None and owner != self.dossier_id:
-            raise Refused(
-                "moved_between_dossiers",
-                "accountId",
-                f"order {record['id']} ({self.entity.piece_of(key)} in dossier "
-                f"{self.dossier_id}) was re-pointed in Sales Management to account {account}"
-                f"{label} of dossier {owner}: an order cannot move between dossiers; "
-                "nothing written. Point it back to its account.",
+            cause = Cause(
+                "order_moved",
+                {
+                    "ssm_id": record["id"],
+                    "piece": self.entity.piece_of(key),
+                    "account": account,
+                    "label": label,
+                    "other": owner,
+                },
             )
+            raise Refused.because("moved_between_dossiers", "accountId", cause)
         try:
             code = (
                 None if account is None else self.ctx.refs.sage_key("clients", account, "account")
@@ -821,13 +848,17 @@ class OrdersToSage(OrderPass):
         except (RecordPending, RecordMoved):
             code = None
         if code != base_account:
-            raise Refused(
-                "account_changed",
-                "accountId",
-                f"order {record['id']} ({self.entity.piece_of(key)}) is in Sage 50FR for account "
-                f"{base_account}; its account was changed in Sales Management to "
-                f"{account}{label}, which is read-only once synced; nothing written",
+            cause = Cause(
+                "order_account_changed",
+                {
+                    "ssm_id": record["id"],
+                    "piece": self.entity.piece_of(key),
+                    "before": base_account,
+                    "account": account,
+                    "label": label,
+                },
             )
+            raise Refused.because("account_changed", "accountId", cause)
 
     def adopt(self, record: Mapping[str, Any], key: str) -> None:
         """Link an order SSM already holds with this dossier's extId, by its Sage key."""
@@ -967,33 +998,38 @@ class OrdersToSage(OrderPass):
         ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
         account = client.fk_id(record.get("accountId"))
         if account is None:
-            raise Refused(
-                "unknown_reference",
-                "accountId",
-                f"order {record['id']} has no account: give it a client of dossier "
-                f"{self.dossier_id}; nothing written",
-            )
+            cause = Cause("no_account", {"ssm_id": record["id"], "dossier": self.dossier_id})
+            raise Refused.because("unknown_reference", "accountId", cause)
         try:
             code = ctx.refs.sage_key("clients", account, "account")
         except (RecordPending, RecordMoved) as exc:
-            raise Refused(
-                "unknown_reference",
-                "accountId",
-                f"order {record['id']}: account {account}{_label(record.get('accountId'))} is "
-                f"not a client of dossier {self.dossier_id} ({exc}); nothing written",
-            ) from None
+            cause = Cause(
+                "account_unknown",
+                {
+                    "ssm_id": record["id"],
+                    "account": account,
+                    "label": _label(record.get("accountId")),
+                    "dossier": self.dossier_id,
+                    "cause": exc.cause or str(exc),
+                },
+            )
+            raise Refused.because("unknown_reference", "accountId", cause) from None
         lines = sorted(entity.ssm_lines(int(record["id"]), ctx), key=lambda line: int(line["id"]))
         refs: list[str] = []
-        missing: list[tuple[int, str]] = []
+        missing: list[tuple[int, Cause]] = []
         for n, line in enumerate(lines):
             product = client.fk_id(line.get("productId"))
+            where = {"line": n + 1, "field": f"lines[{n}].productId"}
+            if product is None:
+                missing.append((n, Cause("line_no_product", where)))
+                refs.append("")
+                continue
             try:
-                if product is None:
-                    raise RecordPending("no product")
                 refs.append(ctx.refs.sage_key("products", product, "product"))
             except (RecordPending, RecordMoved) as exc:
                 label = _label(line.get("productId"))
-                missing.append((n, f"lines[{n}].productId: product {product}{label} ({exc})"))
+                why = {"product": product, "label": label, "cause": exc.cause or str(exc)}
+                missing.append((n, Cause("line_product", {**where, **why})))
                 refs.append("")
         articles = {
             str(row["AR_Ref"]): row
@@ -1003,22 +1039,33 @@ class OrdersToSage(OrderPass):
         }
         for n, ref in enumerate(refs):
             if ref and ref not in articles:
-                missing.append((n, f"lines[{n}].productId: article {ref} is no longer in Sage"))
+                where = {"line": n + 1, "field": f"lines[{n}].productId", "ref": ref}
+                missing.append((n, Cause("line_not_in_sage", where)))
         if missing:
-            missing.sort()
-            raise Refused(
-                "unknown_reference",
-                f"lines[{missing[0][0]}].productId",
-                f"order {record['id']}: product(s) unknown to dossier {self.dossier_id}: "
-                + "; ".join(text for _, text in missing)
-                + "; nothing written",
+            missing.sort(key=lambda item: item[0])
+            cause = Cause(
+                "products_unknown",
+                {
+                    "ssm_id": record["id"],
+                    "dossier": self.dossier_id,
+                    "items": [c for _, c in missing],
+                },
             )
+            raise Refused.because("unknown_reference", f"lines[{missing[0][0]}].productId", cause)
         planned_lines: list[dict[str, Any]] = []
         line_ids: dict[str, int] = {}
         total = Decimal(0)
         for n, (line, ref) in enumerate(zip(lines, refs, strict=True)):
-            quantity = _decimal(line.get("quantity"), f"lines[{n}].quantity")
-            discount = _decimal(line.get("discount1") or 0, f"lines[{n}].discount1")
+            quantity = _decimal(
+                line.get("quantity"),
+                f"lines[{n}].quantity",
+                field_label(entity.field_labels, f"lines[{n}].quantity"),
+            )
+            discount = _decimal(
+                line.get("discount1") or 0,
+                f"lines[{n}].discount1",
+                field_label(entity.field_labels, f"lines[{n}].discount"),
+            )
             article = articles[ref]
             price = Decimal(article["AR_PrixVen"] if article["AR_PrixVen"] is not None else 0)
             amount_ht = (quantity * price * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
@@ -1056,7 +1103,7 @@ class OrdersToSage(OrderPass):
             name = ssm_field(exc.field or "(record)")
             known_as = f" (SSM field {name})" if name != exc.field else ""
             raise Refused(
-                "invalid_record", name, f"order {record['id']}: {exc}{known_as}"
+                "invalid_record", name, f"order {record['id']}: {exc}{known_as}", exc.problem
             ) from None
         return planned, line_ids
 
@@ -1103,17 +1150,15 @@ class NewOrder:
     body: dict[str, Any]
 
 
-def _decimal(value: Any, field_name: str) -> Decimal:
+def _decimal(value: Any, field_name: str, label: Mapping[str, str]) -> Decimal:
+    """A line's number as SSM sent it; Refused, naming the field, when it is none."""
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise Refused(
-            "invalid_record", field_name, f"field {field_name!r}: {value!r} is not a number"
-        ) from None
+        number = Decimal("NaN")
     if not number.is_finite():
-        raise Refused(
-            "invalid_record", field_name, f"field {field_name!r}: {value!r} is not a number"
-        )
+        problem = Problem("decimal", field_name, value, None, label)
+        raise Refused("invalid_record", field_name, problem.text(), problem)
     return number
 
 

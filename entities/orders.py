@@ -54,6 +54,7 @@ from dossiersync.errors import (
     RecordMoved,
     RecordPending,
 )
+from dossiersync.messages import Cause, Problem
 from dossiersync.state.models import Link
 
 if TYPE_CHECKING:
@@ -91,6 +92,27 @@ class OrdersEntity(Entity):
     lines_resource = "salesOrdersLines"
     schema = "entities/orders.schema.json"
     key_fields = ("domain", "type", "piece")
+    record_noun = {"en": "order", "fr": "commande"}
+    labels = {
+        "domain": {"en": "document domain", "fr": "domaine du document"},
+        "type": {"en": "document type", "fr": "type de document"},
+        "piece": {"en": "order number", "fr": "numéro de pièce"},
+        "account": {"en": "client account", "fr": "compte client"},
+        "reference": {"en": "reference", "fr": "référence"},
+        "date": {"en": "order date", "fr": "date de la commande"},
+        "status": {"en": "status", "fr": "statut"},
+        "total_ht": {"en": "total excluding VAT", "fr": "total HT"},
+        "total_ttc": {"en": "total including VAT", "fr": "total TTC"},
+        "comment": {"en": "comment", "fr": "commentaire"},
+        "lines": {"en": "order lines", "fr": "lignes de la commande"},
+        "lines.line": {"en": "line number", "fr": "numéro de ligne"},
+        "lines.product": {"en": "product", "fr": "article"},
+        "lines.designation": {"en": "description", "fr": "désignation"},
+        "lines.quantity": {"en": "quantity", "fr": "quantité"},
+        "lines.discount": {"en": "discount", "fr": "remise"},
+        "lines.price": {"en": "unit price", "fr": "prix unitaire"},
+        "lines.total": {"en": "line total", "fr": "montant HT"},
+    }
     #: new orders are numbered <prefix><digits>, ``piece_width`` characters in all
     piece_prefix = "BC"
     piece_width = 7
@@ -184,9 +206,8 @@ class OrdersEntity(Entity):
             required: list[str] = list(e.validator_value)
             path += [n for n in required if n not in e.instance][:1]
         field_name = field_path(path) or "(record)"
-        raise RecordInvalid(
-            f"field {field_name!r} fails rule {e.validator!r}: {e.message}", field_name
-        )
+        problem = self.problem(e, field_name)
+        raise RecordInvalid(problem.text(), field_name, problem)
 
     # -- SSM side --------------------------------------------------------------------
 
@@ -359,7 +380,21 @@ def amount(value: Decimal) -> str:
 class Refused(DossierSyncError):
     """An SSM order that cannot go to Sage as it is; nothing was written."""
 
-    def __init__(self, kind: str, field_name: str | None, message: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        field_name: str | None,
+        message: str,
+        problem: Problem | None = None,
+        cause: Cause | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.field = field_name
+        self.problem = problem
+        self.cause = cause
+
+    @classmethod
+    def because(cls, kind: str, field_name: str | None, cause: Cause) -> Refused:
+        """Refused for a cause, its English text as the message."""
+        return cls(kind, field_name, cause.text(), cause=cause)

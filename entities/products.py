@@ -34,6 +34,11 @@ class ProductFamiliesEntity(Entity):
     # the API requires the English description; Sage has one label, sent as both
     ssm_copies = {"description": "descriptionFR", "descriptionEN": "descriptionFR"}
     key_fields = ("code",)
+    record_noun = {"en": "product family", "fr": "famille d’articles"}
+    labels = {
+        "code": {"en": "family code", "fr": "code famille"},
+        "label": {"en": "family name", "fr": "intitulé de la famille"},
+    }
     fields = (
         FieldSpec("code", sage="FA_CodeFamille", owner="sage"),
         FieldSpec("label", sage="FA_Intitule", ssm="descriptionFR", owner="sage"),
@@ -48,6 +53,17 @@ class ProductsEntity(Entity):
     schema = "entities/products.schema.json"
     ssm_copies = {"description": "model"}
     key_fields = ("ref",)
+    record_noun = {"en": "product", "fr": "article"}
+    labels = {
+        "ref": {"en": "product reference", "fr": "référence article"},
+        "designation": {"en": "description", "fr": "désignation"},
+        "family": {"en": "product family", "fr": "famille d’articles"},
+        "price": {"en": "sale price", "fr": "prix de vente"},
+        "cost": {"en": "purchase price", "fr": "prix d’achat"},
+        "barcode": {"en": "barcode", "fr": "code-barres"},
+        "dormant": {"en": "dormant flag", "fr": "mise en sommeil"},
+        "stock": {"en": "stock", "fr": "stock"},
+    }
     fields = (
         FieldSpec("ref", sage="AR_Ref", owner="sage"),
         FieldSpec("designation", sage="AR_Design", ssm="model", owner="sage"),

@@ -245,7 +245,12 @@ def test_invalid_record_becomes_incident_and_others_sync(workspace: Workspace) -
     assert incident["dossier_id"] == "nord"
     assert incident["record_key"] == "CL00006"
     assert incident["field"] == "email"
-    assert "email" in incident["message"]
+    # the rule in words, no regular expression: what is wrong and where to correct it
+    assert incident["detail"]["problem"]["rule"] == "email"
+    assert incident["message"] == (
+        "Dossier nord, client CL00006: e-mail address is not valid: 'pas-une-adresse'. "
+        "Correct it in Sage 50FR: the next sync picks it up again."
+    )
 
     # the same failure again counts, it does not duplicate
     workspace.sync(expect=1)

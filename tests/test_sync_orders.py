@@ -313,9 +313,15 @@ def test_order_failing_the_schema_is_refused_naming_field_and_rule(ws: Workspace
     found = {i["record_key"]: i for i in open_incidents(ws, "beta")}
     first, second = found[f"ssm:salesorders/{too_long}"], found[f"ssm:salesorders/{no_quantity}"]
     assert (first["kind"], first["field"]) == ("invalid_record", "reference")
-    assert "maxLength" in first["message"]
+    assert first["detail"]["problem"]["rule"] == "max_length"
+    assert (
+        f"order with SSM id {too_long} (not in Sage 50FR yet): reference is too long: "
+        in (first["message"])
+    )
+    assert "at most 17: 'COMMANDE-WEB-2026-000042'" in first["message"]
     assert (second["kind"], second["field"]) == ("invalid_record", "lines[1].quantity")
-    assert "pattern" in second["message"]
+    assert second["detail"]["problem"]["rule"] == "positive_decimal"
+    assert "quantity of line 2 must be a number greater than 0: '0'" in second["message"]
 
 
 def test_account_unknown_to_every_dossier_is_refused_by_the_branchs_dossier(

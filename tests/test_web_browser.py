@@ -150,7 +150,8 @@ def test_a_user_follows_the_dossier_group_on_the_page(
     rows[0].find_element(By.TAG_NAME, "a").click()
     wait_for(browser, "/incidents/")
     assert text_of(browser, "[data-record-key]") == "CL00006"
-    assert "email" in text_of(browser, "#incident-message")
+    # the field and its rule in words, not the validator's regular expression
+    assert "e-mail address is not valid: 'pas-une-adresse'" in text_of(browser, "#incident-message")
     assert browser.find_element(By.ID, "retry").is_enabled()
 
     # export the journal: the CSV the browser downloads has the CLI's runs

@@ -134,6 +134,9 @@ class Incident(Base):
     kind: Mapped[str] = mapped_column(String(32))
     field: Mapped[str | None] = mapped_column(String(120), nullable=True)
     message: Mapped[str] = mapped_column(Text)
+    #: what ``message`` says, as data: the page writes it in its own language
+    #: (``dossiersync.messages.Notice``); None for incidents written before
+    detail: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     first_seen: Mapped[datetime] = mapped_column(DateTime)
     last_seen: Mapped[datetime] = mapped_column(DateTime)
     occurrences: Mapped[int] = mapped_column(Integer, default=1)

@@ -152,6 +152,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "incidents.record": "Record key",
         "incidents.message": "Message",
         "incidents.field": "Field",
+        "incidents.ssm_id": "Sales Management id",
         "incidents.first_seen": "First seen",
         "incidents.last_seen": "Last seen",
         "incidents.occurrences": "Occurrences",
@@ -171,6 +172,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.sage_write_failed": "Sage 50FR write failed",
         "kind.run_failed": "run failed",
         "kind.mass_deletion_refused": "mass deletion refused",
+        "kind.restored_database": "restored Sage 50FR database",
+        "kind.moved_between_dossiers": "moved between dossiers",
+        "kind.unknown_reference": "unknown reference",
+        "kind.account_changed": "account changed in Sales Management",
         "setup.title": "Set-up: dossiers of the implementation",
         "setup.help": (
             "Tick a dossier to attach it to the implementation and activate it; untick it "
@@ -366,6 +371,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "incidents.record": "Clé de l’enregistrement",
         "incidents.message": "Message",
         "incidents.field": "Champ",
+        "incidents.ssm_id": "Id Sales Management",
         "incidents.first_seen": "Première occurrence",
         "incidents.last_seen": "Dernière occurrence",
         "incidents.occurrences": "Occurrences",
@@ -388,6 +394,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.sage_write_failed": "échec d’écriture dans Sage 50FR",
         "kind.run_failed": "processus en échec",
         "kind.mass_deletion_refused": "suppression massive refusée",
+        "kind.restored_database": "base Sage 50FR restaurée",
+        "kind.moved_between_dossiers": "changement de dossier",
+        "kind.unknown_reference": "référence inconnue",
+        "kind.account_changed": "compte changé dans Sales Management",
         "setup.title": "Configuration : dossiers de l’implémentation",
         "setup.help": (
             "Cochez un dossier pour l’associer à l’implémentation et l’activer ; décochez-le "

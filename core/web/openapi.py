@@ -136,6 +136,13 @@ SCHEMAS: dict[str, Any] = {
             "kind": STRING,
             "field": _nullable(STRING),
             "message": STRING,
+            "detail": _nullable(
+                {
+                    "type": "object",
+                    "description": "what the message says, as data: kind, record (Sage key, "
+                    "SSM id), the rule an invalid field breaks; null for older incidents",
+                }
+            ),
             "state": {"type": "string", "enum": ["open", "resolved"]},
             "occurrences": INTEGER,
             "first_seen": _nullable(TIME),

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from ..config import Config
 from ..errors import DossierSyncError
+from ..messages import incident_text
 from ..secrets import Secret
 from ..state.store import StateStore
 from .auth import Sessions, auth_of
@@ -108,6 +109,7 @@ def template_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.filters["incident_text"] = incident_text
     return env
 
 

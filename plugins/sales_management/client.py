@@ -421,7 +421,7 @@ class SalesManagementClient:
                 results.append(WriteResult(record_id))
             else:
                 text = self._mask(_text(answer) or "no clear success")
-                error = SsmRefused(f"{method} {path} refused this record: {text}", status)
+                error = SsmRefused(f"{method} {path} refused this record: {text}", status, text)
                 results.append(WriteResult(error=error))
         return results
 
@@ -469,6 +469,7 @@ class SalesManagementClient:
             raise error(
                 f"{method} {path} refused (HTTP {response.status_code}): {text}",
                 response.status_code,
+                text,
             )
         return response
 

@@ -68,6 +68,21 @@ class InvoicesEntity(Entity):
     ssm_resource = "salesInvoices"
     sage_deletions = "always"
     key_fields = ("domain", "type", "piece")
+    # how incidents name a record and its fields, in English and French
+    record_noun = {"en": "invoice", "fr": "facture"}
+    labels = {
+        "piece": {"en": "invoice number", "fr": "numéro de pièce"},
+        "date": {"en": "invoice date", "fr": "date de la facture"},
+        "account": {"en": "client account", "fr": "compte client"},
+        "total_ht": {"en": "total excluding VAT", "fr": "total HT"},
+        "total_ttc": {"en": "total including VAT", "fr": "total TTC"},
+        "lines.product": {"en": "product", "fr": "article"},
+        "lines.designation": {"en": "description", "fr": "désignation"},
+        "lines.quantity": {"en": "quantity", "fr": "quantité"},
+        "lines.price": {"en": "unit price", "fr": "prix unitaire"},
+        "lines.discount": {"en": "discount", "fr": "remise"},
+        "lines.total": {"en": "line total", "fr": "montant HT"},
+    }
     fields = (
         FieldSpec("domain", sage="DO_Domaine", owner="sage", kind="int"),
         FieldSpec("type", sage="DO_Type", owner="sage", kind="int"),
@@ -156,6 +171,7 @@ class CreditNotesEntity(InvoicesEntity):
     """Credit notes (``DO_Type`` 7): the second part of the ``invoices`` plugin."""
 
     name = "credit_notes"
+    record_noun = {"en": "credit note", "fr": "avoir"}
     document_type = CREDIT_NOTE
     document_kind = "credit_note"
 
