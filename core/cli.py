@@ -138,7 +138,6 @@ def _dossier_rows(items: list[Any]) -> str:
             for v in items
         ],
         ["id", "name", "state", "entities", "linked", "incidents"],
-        counts=("incidents",),
     )
 
 
@@ -177,7 +176,6 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
                 for v in items
             ],
             ["id", "name", "state", "entities", "linked", "in ssm", "synced before", "incidents"],
-            counts=("incidents",),
         )
     )
 
