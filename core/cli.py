@@ -156,28 +156,48 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
     except DossierSyncError as exc:
         click.echo(f"warning: Sales Management not asked for earlier dossiers: {exc}", err=True)
         in_ssm = None
-    items = views(c.config, c.store, in_ssm)
+    items = views(c.config, c.store, in_ssm, probe=True)
+    unreachable = [v for v in items if v.reachable is False]
     if as_json:
         emit_json([v.as_dict() for v in items])
-        return
-    click.echo(
-        table(
-            [
+    else:
+        click.echo(
+            table(
                 [
-                    v.id,
-                    v.name,
-                    v.state,
-                    ",".join(v.entities),
-                    v.linked_records,
-                    "?" if v.records_in_ssm is None else v.records_in_ssm,
-                    "?" if v.previously_synced is None else "yes" if v.previously_synced else "no",
-                    v.open_incidents,
-                ]
-                for v in items
-            ],
-            ["id", "name", "state", "entities", "linked", "in ssm", "synced before", "incidents"],
+                    [
+                        v.id,
+                        v.name,
+                        v.state,
+                        "-" if v.reachable is None else "ok" if v.reachable else "unreachable",
+                        ",".join(v.entities),
+                        v.linked_records,
+                        "?" if v.records_in_ssm is None else v.records_in_ssm,
+                        "?"
+                        if v.previously_synced is None
+                        else "yes"
+                        if v.previously_synced
+                        else "no",
+                        v.open_incidents,
+                    ]
+                    for v in items
+                ],
+                [
+                    "id",
+                    "name",
+                    "state",
+                    "source",
+                    "entities",
+                    "linked",
+                    "in ssm",
+                    "synced before",
+                    "incidents",
+                ],
+            )
         )
-    )
+    for v in unreachable:
+        click.echo(f"UNREACHABLE {v.id}: {v.source_error}", err=True)
+    if unreachable:
+        sys.exit(1)
 
 
 @dossiers.command("list")

@@ -158,3 +158,70 @@ def test_the_demo_says_once_where_the_simulator_is(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     said = result.stdout + result.stderr
     assert len(re.findall(r"simulator on http://", said, re.I)) == 1, said
+
+
+def lose_the_file_of(workspace: Workspace, dossier_id: str, password: str) -> Path:
+    """The dossier's configuration now names a file that does not exist (with a password
+    that must never be shown)."""
+    missing = workspace.root / "nosuch.db"
+    workspace.dossiers[dossier_id]["path"] = f"{missing};PWD={password}"
+    workspace.write_config()
+    return missing
+
+
+def test_a_dossier_whose_source_is_gone_is_said_once_and_the_others_sync(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=6, seed=1)
+    workspace.add_dossier("sud", clients=6, seed=2, entities=("clients", "contacts"))
+    workspace.activate_all()
+    missing = lose_the_file_of(workspace, "sud", "motdepasse42")
+
+    done = workspace.subprocess("sync")
+    assert done.returncode == 1
+    failed = done.stderr.strip().splitlines()
+    assert len(failed) == 1, done.stderr
+    assert failed[0].startswith("FAILED sud: ") and str(missing) in failed[0]
+    assert "motdepasse42" not in done.stdout + done.stderr
+    assert not missing.exists()  # no empty dossier created in its place
+    # nothing of sud is shown as if it had run; nord synced all the same
+    assert "sud" not in done.stdout
+    assert re.search(r"nord\s+clients\s+sage_to_ssm\s+succeeded", done.stdout)
+
+    results = {r["dossier_id"]: r for r in workspace.sync(expect=1)}
+    assert results["nord"]["ok"] is True
+    sud = results["sud"]
+    assert sud["ok"] is False and str(missing) in sud["error"]
+    assert "motdepasse42" not in sud["error"]
+    # each process is journaled as failed, none as succeeded
+    assert {(r["entity"], r["direction"], r["outcome"]) for r in sud["runs"]} == {
+        ("clients", "sage_to_ssm", "failed"),
+        ("clients", "ssm_to_sage", "failed"),
+        ("contacts", "sage_to_ssm", "failed"),
+        ("contacts", "ssm_to_sage", "failed"),
+    }
+
+
+def test_discover_marks_a_dossier_whose_source_is_gone_unreachable(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=6, seed=1)
+    workspace.add_dossier("sud", clients=6, seed=2)
+    missing = lose_the_file_of(workspace, "sud", "motdepasse42")
+
+    result = workspace.cli("dossiers", "discover", expect=1)
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert rows["nord"][3:5] == ["new", "ok"]
+    assert rows["sud"][3:5] == ["new", "unreachable"]
+    assert result.stderr.startswith("UNREACHABLE sud: ") and str(missing) in result.stderr
+    assert "motdepasse42" not in result.output
+
+    found = {d["id"]: d for d in workspace.cli_json("dossiers", "discover", expect=1)}
+    assert (found["nord"]["reachable"], found["nord"]["source_error"]) == (True, None)
+    assert found["sud"]["reachable"] is False
+    assert str(missing) in found["sud"]["source_error"]
+    assert "motdepasse42" not in found["sud"]["source_error"]
+    assert not missing.exists()
+
+    # once the file is back, discover is content again
+    workspace.dossiers["sud"]["path"] = workspace.root / "sud.db"
+    workspace.write_config()
+    assert all(d["reachable"] for d in workspace.cli_json("dossiers", "discover"))
