@@ -275,7 +275,6 @@ def sync(
 
     c.known_dossiers(*dossier_ids)
     live = not as_json and sys.stdout.isatty()
-    spinner = "|/-\\"
     ticks = [0]
 
     def describe(run: Any) -> tuple[str, str]:
@@ -284,10 +283,11 @@ def sync(
 
     def moving(run: Any) -> None:
         # a live line per process on a terminal; quiet when piped or with --json
+        from .journal import utcnow
+        from .progress import progress_line
+
         ticks[0] += 1
-        head, counts = describe(run)
-        bar = "".join("#" if (ticks[0] + i) % 8 < 4 else "." for i in range(12))
-        click.echo(f"\r{head} [{bar}] {spinner[ticks[0] % 4]} {counts}\x1b[K", nl=False)
+        click.echo(f"\r{progress_line(run, utcnow(), ticks[0])}\x1b[K", nl=False)
 
     def progress(run: Any) -> None:
         if not as_json:

@@ -88,6 +88,9 @@ class RunRecord:
     outcome: str = "running"
     message: str | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    #: how many records the pass expects to read, when it knows at little cost (the Sage
+    #: rows changed since the cursor): what progress is measured against; not journaled
+    total: int | None = None
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
