@@ -219,6 +219,9 @@ def test_discover_marks_a_dossier_whose_source_is_gone_unreachable(workspace: Wo
     assert found["sud"]["reachable"] is False
     assert str(missing) in found["sud"]["source_error"]
     assert "motdepasse42" not in found["sud"]["source_error"]
+    # the password masked, and what the driver said kept after it
+    assert f"{missing};PWD=***: " in found["sud"]["source_error"]
+    assert "Check that the data source exists" in found["sud"]["source_error"]
     assert not missing.exists()
 
     # once the file is back, discover is content again
