@@ -68,8 +68,16 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def table(rows: list[list[Any]], headers: list[str]) -> str:
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+def table(rows: list[list[Any]], headers: list[str], counts: tuple[str, ...] = ()) -> str:
+    """Rows under upper-case headers, columns aligned; a column named in ``counts`` is left
+    out when it is empty or 0 on every row (a table full of zeros says nothing)."""
+    keep = [
+        i
+        for i, h in enumerate(headers)
+        if h not in counts or any(row[i] not in (None, "", 0) for row in rows)
+    ]
+    headers = [headers[i] for i in keep]
+    cells = [[("" if row[i] is None else str(row[i])) for i in keep] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -77,6 +85,20 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     for row in cells:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def duration(seconds: float | None) -> str:
+    """A run's duration as a table shows it: ``0.4s``, ``12s``, ``3m05s``, ``1h02m``."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -134,28 +156,48 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
     except DossierSyncError as exc:
         click.echo(f"warning: Sales Management not asked for earlier dossiers: {exc}", err=True)
         in_ssm = None
-    items = views(c.config, c.store, in_ssm)
+    items = views(c.config, c.store, in_ssm, probe=True)
+    unreachable = [v for v in items if v.reachable is False]
     if as_json:
         emit_json([v.as_dict() for v in items])
-        return
-    click.echo(
-        table(
-            [
+    else:
+        click.echo(
+            table(
                 [
-                    v.id,
-                    v.name,
-                    v.state,
-                    ",".join(v.entities),
-                    v.linked_records,
-                    "?" if v.records_in_ssm is None else v.records_in_ssm,
-                    "?" if v.previously_synced is None else "yes" if v.previously_synced else "no",
-                    v.open_incidents,
-                ]
-                for v in items
-            ],
-            ["id", "name", "state", "entities", "linked", "in ssm", "synced before", "incidents"],
+                    [
+                        v.id,
+                        v.name,
+                        v.state,
+                        "-" if v.reachable is None else "ok" if v.reachable else "unreachable",
+                        ",".join(v.entities),
+                        v.linked_records,
+                        "?" if v.records_in_ssm is None else v.records_in_ssm,
+                        "?"
+                        if v.previously_synced is None
+                        else "yes"
+                        if v.previously_synced
+                        else "no",
+                        v.open_incidents,
+                    ]
+                    for v in items
+                ],
+                [
+                    "id",
+                    "name",
+                    "state",
+                    "source",
+                    "entities",
+                    "linked",
+                    "in ssm",
+                    "synced before",
+                    "incidents",
+                ],
+            )
         )
-    )
+    for v in unreachable:
+        click.echo(f"UNREACHABLE {v.id}: {v.source_error}", err=True)
+    if unreachable:
+        sys.exit(1)
 
 
 @dossiers.command("list")
@@ -173,7 +215,7 @@ def dossiers_list(c: Ctx, as_json: bool) -> None:
 
 
 @dossiers.command("activate")
-@click.argument("dossier_ids", nargs=-1, required=True)
+@click.argument("dossier_ids", nargs=-1, required=True, metavar="ID...")
 @json_option
 @pass_ctx
 def dossiers_activate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> None:
@@ -189,7 +231,7 @@ def dossiers_activate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> No
 
 
 @dossiers.command("deactivate")
-@click.argument("dossier_ids", nargs=-1, required=True)
+@click.argument("dossier_ids", nargs=-1, required=True, metavar="ID...")
 @json_option
 @pass_ctx
 def dossiers_deactivate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> None:
@@ -255,7 +297,6 @@ def sync(
             sys.exit(1)
         return
     live = not as_json and sys.stdout.isatty()
-    spinner = "|/-\\"
     ticks = [0]
 
     def describe(run: Any) -> tuple[str, str]:
@@ -264,10 +305,11 @@ def sync(
 
     def moving(run: Any) -> None:
         # a live line per process on a terminal; quiet when piped or with --json
+        from .journal import utcnow
+        from .progress import progress_line
+
         ticks[0] += 1
-        head, counts = describe(run)
-        bar = "".join("#" if (ticks[0] + i) % 8 < 4 else "." for i in range(12))
-        click.echo(f"\r{head} [{bar}] {spinner[ticks[0] % 4]} {counts}\x1b[K", nl=False)
+        click.echo(f"\r{progress_line(run, utcnow(), ticks[0])}\x1b[K", nl=False)
 
     def progress(run: Any) -> None:
         if not as_json:
@@ -314,9 +356,7 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
     rows = []
     for d in data:
         if not d["entities"]:
-            rows.append(
-                [d["id"], d["name"], d["state"], "", "", "", "", "", "", d["open_incidents"]]
-            )
+            rows.append([d["id"], d["name"], d["state"], "", "-", "-", 0, 0, 0, 0, 0, 0])
         for e in d["entities"]:
             last = {r["direction"]: r for r in e["last_runs"]}
             out = last.get("sage_to_ssm")
@@ -332,34 +372,22 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
                     inn["outcome"] if inn else "-",
                     rec["synced"],
                     rec["pending"],
+                    rec["pending_review"],
                     rec["error"],
+                    rec["deleted"],
                     e["open_incidents"],
                 ]
             )
-    click.echo(
-        table(
-            rows,
-            [
-                "dossier",
-                "name",
-                "state",
-                "entity",
-                "sage->ssm",
-                "ssm->sage",
-                "synced",
-                "pending",
-                "error",
-                "incidents",
-            ],
-        )
-    )
+    counts = ("synced", "pending", "review", "error", "deleted", "incidents")
+    headers = ["dossier", "name", "state", "entity", "sage->ssm", "ssm->sage", *counts]
+    click.echo(table(rows, headers, counts=counts[1:]))
 
 
 @cli.command("journal")
-@click.option("--dossier", "dossier_id", required=True)
+@click.option("--dossier", "dossier_id", required=True, help="The dossier.")
 @click.option("--run", "run_id", type=int, help="Per-record events of this run.")
 @click.option("--since", type=click.DateTime(), help="Runs started at or after (UTC).")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many runs.")
 @click.option(
     "--format",
     "fmt",
@@ -405,19 +433,30 @@ def journal_cmd(
                         r["trigger"],
                         r["started_at"],
                         r["finished_at"],
+                        duration(r["duration_seconds"]),
                         r["outcome"],
                         " ".join(f"{k}={v}" for k, v in r["counts"].items() if v),
                     ]
                     for r in data
                 ],
-                ["run", "entity", "direction", "trigger", "start", "end", "outcome", "counts"],
+                [
+                    "run",
+                    "entity",
+                    "direction",
+                    "trigger",
+                    "start",
+                    "end",
+                    "duration",
+                    "outcome",
+                    "counts",
+                ],
             )
         )
 
 
 @cli.command("incidents")
-@click.option("--dossier", "dossier_id")
-@click.option("--entity")
+@click.option("--dossier", "dossier_id", help="Only this dossier.")
+@click.option("--entity", help="Only this entity.")
 @click.option("--open", "open_only", is_flag=True, help="Only open incidents.")
 @click.option("--state", type=click.Choice(["open", "resolved"]), help="Only in this state.")
 @json_option
@@ -459,12 +498,17 @@ def incidents_cmd(
 
 
 @cli.command("records")
-@click.option("--dossier", "dossier_id", required=True)
-@click.option("--entity")
+@click.option("--dossier", "dossier_id", required=True, help="The dossier.")
+@click.option("--entity", help="Only this entity.")
 @click.option(
-    "--label", type=click.Choice(["synced", "pending", "pending_review", "error"]), default=None
+    "--label",
+    type=click.Choice(["synced", "pending", "pending_review", "error"]),
+    default=None,
+    help="Only records with this sync label.",
 )
-@click.option("--limit", type=int, default=1000, show_default=True)
+@click.option(
+    "--limit", type=int, default=1000, show_default=True, help="At most this many records."
+)
 @json_option
 @pass_ctx
 def records_cmd(
@@ -544,7 +588,7 @@ def run_cmd(c: Ctx, cycles: int | None, no_web: bool) -> None:
 
 @cli.command("demo-dossier")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--clients", type=click.IntRange(0), required=True)
+@click.option("--clients", type=click.IntRange(0), required=True, help="Client accounts.")
 @click.option(
     "--contacts", type=click.IntRange(0), help="Client contacts [default: 1.5 per client]."
 )
@@ -556,7 +600,9 @@ def run_cmd(c: Ctx, cycles: int | None, no_web: bool) -> None:
     type=click.IntRange(0),
     help="Sales orders, with a quarter as many invoices [default: 1 per 10 clients, at least 3].",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="The same seed, the same data."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 @json_option
 def demo_dossier(
@@ -602,12 +648,25 @@ def simulator(options: tuple[str, ...]) -> None:
     """Run the Sales Management simulator (a real HTTP server); --help lists its options."""
     from dossiersync.plugins.sales_management.simulator.__main__ import main as run_simulator
 
-    run_simulator(list(options))
+    run_simulator(list(options), prog="dossiersync simulator")
 
 
 @cli.command("demo")
-@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path())
-@click.option("--clients", type=click.IntRange(1), default=200, show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    default="demo",
+    show_default=True,
+    type=click.Path(),
+    help="Folder of the demo (emptied first).",
+)
+@click.option(
+    "--clients",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Client accounts per dossier.",
+)
 @click.option(
     "--serve", is_flag=True, help="Then keep the service and its status page running (Ctrl-C)."
 )

@@ -12,7 +12,7 @@ from .config import Config, DossierConfig
 from .errors import DossierSyncError
 from .journal import utcnow
 from .registry import dossier_hooks, load_endpoint, load_entities
-from .secrets import Secret
+from .secrets import Secret, connection_secrets, scrub
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore
 
@@ -34,6 +34,10 @@ class DossierView:
     needs_full_sync: bool = False
     previously_synced: bool | None = None
     records_in_ssm: int | None = None
+    #: whether its Sage source could be opened (None: not tried, or nothing to open)
+    reachable: bool | None = None
+    #: why it could not, the password masked
+    source_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,8 @@ class DossierView:
             "needs_full_sync": self.needs_full_sync,
             "previously_synced": self.previously_synced,
             "records_in_ssm": self.records_in_ssm,
+            "reachable": self.reachable,
+            "source_error": self.source_error,
         }
 
 
@@ -75,6 +81,28 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
     return found
 
 
+def sage_source(dossier: DossierConfig) -> Any:
+    """The dossier's Sage endpoint, not opened yet."""
+    mapping = None
+    if dossier.mapping:
+        from dossiersync.plugins.sage50fr_odbc import SageMapping
+
+        mapping = SageMapping.load(dossier.mapping)
+    return load_endpoint(dossier.endpoint)(dossier.connection.reveal(), mapping)
+
+
+def source_problem(config: Config, dossier: DossierConfig) -> str | None:
+    """Why the dossier's Sage source cannot be opened (the password masked), or None
+    when it opens."""
+    try:
+        source = sage_source(dossier)
+        source.open()
+    except DossierSyncError as exc:
+        return scrub(str(exc), [*config.secrets(), *connection_secrets(dossier.connection)])
+    source.close()
+    return None
+
+
 _DOSSIER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -100,10 +128,15 @@ def records_in_ssm(config: Config, client: Any) -> dict[str, int]:
 
 
 def views(
-    config: Config, store: StateStore, in_ssm: dict[str, int] | None = None
+    config: Config,
+    store: StateStore,
+    in_ssm: dict[str, int] | None = None,
+    *,
+    probe: bool = False,
 ) -> list[DossierView]:
     """Every dossier of the group: proposed ones, those only the state knows, and (with
-    ``in_ssm``) those only Sales Management knows."""
+    ``in_ssm``) those only Sales Management knows; with ``probe``, each proposed dossier's
+    Sage source is opened once to say whether it is reachable."""
     candidates = proposed(config)
     with store.session() as s:
         rows = {d.id: d for d in s.scalars(select(Dossier))}
@@ -121,6 +154,7 @@ def views(
                 .group_by(Incident.dossier_id)
             ).all()
         )
+    problems = {d: source_problem(config, cfg) for d, cfg in candidates.items()} if probe else {}
     out = []
     found = in_ssm or {}
     for dossier_id in sorted(set(candidates) | set(rows) | set(found)):
@@ -145,6 +179,8 @@ def views(
                     else (True if links.get(dossier_id) else None)
                 ),
                 records_in_ssm=None if in_ssm is None else found.get(dossier_id, 0),
+                reachable=None if dossier_id not in problems else problems[dossier_id] is None,
+                source_error=problems.get(dossier_id),
             )
         )
     return out

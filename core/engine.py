@@ -499,6 +499,9 @@ class SageToSsm(SyncPass):
             retry.update(entity.extra_changed_keys(ctx, since))
         seen: set[str] = set()
         columns = entity.sage_columns
+        # one COUNT(*) tells how far the pass is; records retried by key come on top
+        changed = ctx.sage.count(self.table, since=since, where=entity.sage_where())
+        self.run.total = changed + len(retry)
         rows = ctx.sage.read(self.table, columns, since=since, where=entity.sage_where())
         with ThreadPoolExecutor(max_workers=ctx.implementation.max_concurrency) as pool:
             self.pool = pool

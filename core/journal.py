@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,50 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """A stored (naive UTC) timestamp as every output shows it: ISO 8601 to the second,
+    with ``Z`` (``2026-11-28T06:47:02Z``)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="seconds") + "Z"
+
+
+def run_json(
+    *,
+    run_id: int,
+    dossier_id: str,
+    entity: str,
+    direction: str,
+    trigger: str,
+    full: bool,
+    started_at: datetime,
+    finished_at: datetime | None,
+    outcome: str,
+    message: str | None,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """One run as ``sync --json``, ``journal --json`` and ``status --json`` show it."""
+    duration = (
+        round((finished_at - started_at).total_seconds(), 3) if finished_at is not None else None
+    )
+    return {
+        "run_id": run_id,
+        "dossier_id": dossier_id,
+        "entity": entity,
+        "direction": direction,
+        "trigger": trigger,
+        "full": full,
+        "started_at": iso_utc(started_at),
+        "finished_at": iso_utc(finished_at),
+        "duration_seconds": duration,
+        "outcome": outcome,
+        "message": message,
+        "counts": {name: int(counts.get(name) or 0) for name in COUNTS},
+    }
+
+
 @dataclass
 class RunRecord:
     """What a running sync process has done so far."""
@@ -44,15 +88,27 @@ class RunRecord:
     outcome: str = "running"
     message: str | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    #: how many records the pass expects to read, when it knows at little cost (the Sage
+    #: rows changed since the cursor): what progress is measured against; not journaled
+    total: int | None = None
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["started_at"] = self.started_at.isoformat()
-        d["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
-        return d
+        return run_json(
+            run_id=self.id,
+            dossier_id=self.dossier_id,
+            entity=self.entity,
+            direction=self.direction,
+            trigger=self.trigger,
+            full=self.full,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            outcome=self.outcome,
+            message=self.message,
+            counts=self.counts,
+        )
 
 
 def start_run(

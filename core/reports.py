@@ -9,41 +9,25 @@ from sqlalchemy import func, select
 
 from .config import Config
 from .dossiers import views
+from .journal import COUNTS, iso_utc, run_json
 from .state.models import Event, Incident, Link, Run
 from .state.store import StateStore
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
-
-
 def run_dict(run: Run) -> dict[str, Any]:
-    duration = (
-        round((run.finished_at - run.started_at).total_seconds(), 3) if run.finished_at else None
+    return run_json(
+        run_id=run.id,
+        dossier_id=run.dossier_id,
+        entity=run.entity,
+        direction=run.direction,
+        trigger=run.trigger,
+        full=run.full,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        outcome=run.outcome,
+        message=run.message,
+        counts={name: getattr(run, name) for name in COUNTS},
     )
-    return {
-        "run_id": run.id,
-        "dossier_id": run.dossier_id,
-        "entity": run.entity,
-        "direction": run.direction,
-        "trigger": run.trigger,
-        "full": run.full,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "duration_seconds": duration,
-        "outcome": run.outcome,
-        "message": run.message,
-        "counts": {
-            "read": run.read,
-            "created": run.created,
-            "updated": run.updated,
-            "deleted": run.deleted,
-            "unchanged": run.unchanged,
-            "pending": run.pending,
-            "refused": run.refused,
-            "failed": run.failed,
-        },
-    }
 
 
 def status(
@@ -145,7 +129,7 @@ def journal(
                     "record_key": e.record_key,
                     "action": e.action,
                     "detail": e.detail,
-                    "at": _iso(e.at),
+                    "at": iso_utc(e.at),
                 }
                 for e in events
             ]
@@ -191,9 +175,9 @@ def incidents(
                 "detail": i.detail,
                 "state": i.state,
                 "occurrences": i.occurrences,
-                "first_seen": _iso(i.first_seen),
-                "last_seen": _iso(i.last_seen),
-                "resolved_at": _iso(i.resolved_at),
+                "first_seen": iso_utc(i.first_seen),
+                "last_seen": iso_utc(i.last_seen),
+                "resolved_at": iso_utc(i.resolved_at),
             }
             for i in s.scalars(stmt.order_by(Incident.id))
         ]
@@ -229,7 +213,7 @@ def records(
                 "label": link.label,
                 "error": link.last_error,
                 "deleted": link.deleted,
-                "updated_at": _iso(link.updated_at),
+                "updated_at": iso_utc(link.updated_at),
             }
             for link in s.scalars(stmt)
         ]
@@ -261,9 +245,8 @@ def journal_csv(rows: list[dict[str, Any]]) -> str:
         events.writeheader()
         events.writerows(rows)
         return out.getvalue()
-    counts = ("read", "created", "updated", "deleted", "unchanged", "pending", "refused", "failed")
     writer = csv.writer(out)
-    writer.writerow([*JOURNAL_COLUMNS, *counts])
+    writer.writerow([*JOURNAL_COLUMNS, *COUNTS])
     for row in rows:
-        writer.writerow([row[c] for c in JOURNAL_COLUMNS] + [row["counts"][c] for c in counts])
+        writer.writerow([row[c] for c in JOURNAL_COLUMNS] + [row["counts"][c] for c in COUNTS])
     return out.getvalue()

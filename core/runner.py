@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from .config import Config, DossierConfig
 from .context import DossierContext
-from .dossiers import proposed
+from .dossiers import proposed, sage_source
 from .engine import run_entity
 from .errors import DossierSyncError, LeaseTaken
 from .journal import RunRecord
 from .lease import held, renew
 from .registry import dossier_hooks, load_endpoint, load_entities
-from .secrets import scrub
+from .secrets import connection_secrets, scrub
 from .state.models import Dossier
 from .state.store import StateStore
 
@@ -183,18 +183,15 @@ def sync_dossier(
                 needs_full = row.needs_full_sync
                 pending_trigger = row.full_sync_trigger
             run_trigger = (pending_trigger or "activation") if needs_full else trigger
-            endpoint_class = load_endpoint(dossier.endpoint)
-            mapping = None
-            if dossier.mapping:
-                from dossiersync.plugins.sage50fr_odbc import SageMapping
-
-                mapping = SageMapping.load(dossier.mapping)
-            sage = endpoint_class(dossier.connection.reveal(), mapping)
+            sage = sage_source(dossier)
             opened: Exception | None = None
             try:
                 sage.open()
             except DossierSyncError as exc:
+                # said once for the dossier; each of its processes is still journaled as
+                # failed (with its run_failed incident), none shown as if it had run
                 opened = exc
+                result.error = scrub(str(exc), [*secrets, *connection_secrets(dossier.connection)])
             ctx = DossierContext(
                 dossier=dossier,
                 implementation=config.implementation,
@@ -217,7 +214,8 @@ def sync_dossier(
                             result.skipped = "stopped before the end (service shutting down)"
                             break
                         renew(store, dossier.id, config.sync.lease_seconds)
-                        result.runs.extend(run_entity(ctx, part, on_run, opened))
+                        told = on_run if opened is None else None
+                        result.runs.extend(run_entity(ctx, part, told, opened))
             finally:
                 if opened is None:
                     sage.close()

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-_CONN_SECRET = re.compile(r"(?i)\b(PWD|PASSWORD)\s*=\s*(\{[^}]*\}|[^;]*)")
+#: a password already masked (``PWD=***`` in a message naming a source) is left as it is,
+#: or masking the message again would swallow the rest of it
+_CONN_SECRET = re.compile(r"(?i)\b(PWD|PASSWORD)\s*=\s*(?!\*\*\*(?:[;:\s]|$))(\{[^}]*\}|[^;]*)")
 
 
 class Secret:

@@ -53,6 +53,13 @@ class SageSource(Protocol):
         ``since``, equal to ``where``, with one of ``keys``."""
         ...
 
+    def count(
+        self, table: str, *, since: str | None = None, where: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many rows :meth:`read` would stream with the same ``since`` and ``where``
+        (one cheap query: a pass's progress total)."""
+        ...
+
     def read_keys(
         self, table: str, where: Mapping[str, Any] | None = None
     ) -> Iterator[tuple[Any, ...]]:

@@ -168,6 +168,7 @@ class OrdersFromSage(OrderPass):
                 for row in ctx.sage.read(table, ["DO_Piece"], since=since, where=SALES_ORDERS):
                     keys.add(entity.order_key(str(row["DO_Piece"])))
             keys.update(self.retry_keys())
+        self.run.total = len(keys)
         for chunk in batched(sorted(keys), ctx.sync.batch_size):
             links = self.links_for(Link.sage_key, chunk)
             for key in chunk:

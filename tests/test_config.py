@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,13 @@ entities = ["clients"]
 def keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSM_PUBLIC_KEY", "pub-123456")
     monkeypatch.setenv("SSM_PRIVATE_KEY", "priv-abcdef")
+
+
+def reachable(tmp_path: Path) -> str:
+    """VALID with a dossier file that exists (``dossiers discover`` opens each source)."""
+    dossier = tmp_path / "acme-fr.db"
+    sqlite3.connect(dossier).execute("CREATE TABLE IF NOT EXISTS t (x)").connection.close()
+    return VALID.replace("/srv/acme-fr.db", str(dossier))
 
 
 def write(tmp_path: Path, text: str, name: str = "dossiersync.toml") -> Path:
@@ -79,7 +87,7 @@ def test_local_views_need_no_api_keys(tmp_path: Path, monkeypatch: pytest.Monkey
     """``status`` reads only the state store; asking SSM says which key is missing."""
     monkeypatch.delenv("SSM_PUBLIC_KEY")
     monkeypatch.delenv("SSM_PRIVATE_KEY")
-    path = str(write(tmp_path, VALID))
+    path = str(write(tmp_path, reachable(tmp_path)))
     status = CliRunner().invoke(cli, ["--config", path, "status"])
     assert status.exit_code == 0, status.output
     discover = CliRunner().invoke(cli, ["--config", path, "dossiers", "discover"])
@@ -104,9 +112,10 @@ def test_config_option_then_environment_then_current_folder(
 ) -> None:
     here = tmp_path / "here"
     here.mkdir()
-    write(here, VALID.replace("Acme France", "from cwd"))
-    env_file = write(tmp_path, VALID.replace("Acme France", "from env"), "env.toml")
-    opt_file = write(tmp_path, VALID.replace("Acme France", "from option"), "opt.toml")
+    valid = reachable(tmp_path)
+    write(here, valid.replace("Acme France", "from cwd"))
+    env_file = write(tmp_path, valid.replace("Acme France", "from env"), "env.toml")
+    opt_file = write(tmp_path, valid.replace("Acme France", "from option"), "opt.toml")
     monkeypatch.chdir(here)
 
     def names(*args: str) -> str:

@@ -286,6 +286,18 @@ def test_since_includes_rows_modified_at_the_boundary(endpoint: Sage50OdbcEndpoi
     assert [row["CT_Num"] for row in rows] == ["EDGE", "NEW"]
 
 
+def test_count_counts_what_read_would_stream(endpoint: Sage50OdbcEndpoint) -> None:
+    endpoint.insert("F_COMPTET", _client("OLD", modified="2024-01-01 10:00:00.000"))
+    endpoint.insert("F_COMPTET", _client("EDGE", modified="2024-01-01 10:00:00.001", CT_Prospect=1))
+    endpoint.insert("F_COMPTET", _client("NEW", modified="2024-01-02 08:00:00.000"))
+    since = "2024-01-01 10:00:00.001"
+
+    assert endpoint.count("F_COMPTET") == 3
+    assert endpoint.count("F_COMPTET", since=since) == 2
+    assert endpoint.count("F_COMPTET", since=since, where={"CT_Prospect": 1}) == 1
+    assert endpoint.count("F_COMPTET", where={"CT_Ville": "nulle part"}) == 0
+
+
 def test_where_filters_by_equality(endpoint: Sage50OdbcEndpoint) -> None:
     endpoint.insert("F_COMPTET", _client("A", CT_Prospect=1, CT_Ville="Orléans"))
     endpoint.insert("F_COMPTET", _client("B", CT_Prospect=1, CT_Ville="Lyon"))

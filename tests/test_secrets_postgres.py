@@ -95,7 +95,7 @@ def test_postgres_dossier_and_state_leak_no_secret(pg: PgServer, tmp_path: Path)
 
         logs: list[str] = []
         outputs = [
-            run("dossiers", "discover", "--json"),
+            run("dossiers", "discover", "--json", expect=1),  # panne is unreachable
             run("dossiers", "activate", "est", "panne", "--json"),
             run("sync", "--json", expect=1),
             run("sync", expect=1),

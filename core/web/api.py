@@ -88,7 +88,8 @@ def session(request: Request) -> Response:
 
 def dossiers(request: Request) -> Response:
     site = site_of(request)
-    return site.json(dossier_list(site.config, site.store, site.records_in_ssm()))
+    # as `dossiers discover`: each Sage source is opened once to say whether it is reachable
+    return site.json(dossier_list(site.config, site.store, site.records_in_ssm(), probe=True))
 
 
 def _change(request: Request, action: str) -> Response:

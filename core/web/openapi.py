@@ -21,7 +21,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
-TIME = {"type": "string", "description": "UTC, ISO 8601 without zone"}
+TIME = {"type": "string", "description": "UTC, ISO 8601 to the second, with Z"}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -51,6 +51,8 @@ SCHEMAS: dict[str, Any] = {
             "needs_full_sync": BOOLEAN,
             "previously_synced": _nullable(BOOLEAN),
             "records_in_ssm": _nullable(INTEGER),
+            "reachable": _nullable(BOOLEAN),
+            "source_error": _nullable(STRING),
         },
         ["id", "name", "state", "origin", "entities", "in_configuration"],
     ),

@@ -17,10 +17,15 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def dossier_list(
-    config: Config, store: StateStore, in_ssm: dict[str, int] | None = None
+    config: Config,
+    store: StateStore,
+    in_ssm: dict[str, int] | None = None,
+    *,
+    probe: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every dossier the connector proposes or knows (``dossiers discover --json``)."""
-    return [v.as_dict() for v in views(config, store, in_ssm)]
+    """Every dossier the connector proposes or knows (``dossiers discover --json``, which
+    opens each Sage source once: ``probe``)."""
+    return [v.as_dict() for v in views(config, store, in_ssm, probe=probe)]
 
 
 def journal_page(

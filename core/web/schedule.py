@@ -38,7 +38,8 @@ def interval_seconds(config: Config, dossier_id: str) -> float:
 
 
 def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    # the reports say UTC with a Z; the schedule reckons in naive UTC, as utcnow()
+    return datetime.fromisoformat(value).replace(tzinfo=None) if value else None
 
 
 def _iso(value: datetime | None) -> str | None:

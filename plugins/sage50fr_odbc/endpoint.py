@@ -459,6 +459,25 @@ class Sage50OdbcEndpoint:
             for values in self._select(spec, selected, since=since, where=where, keys=keys)
         )
 
+    def count(
+        self, table: str, *, since: str | None = None, where: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many rows :meth:`read` would stream with the same ``since`` and ``where``:
+        one ``COUNT(*)``, so a pass can tell how far it is without reading twice."""
+        spec = self.mapping.table(table)
+        conditions, params = self._equalities(spec, where or {})
+        if since is not None:
+            modified = self._modified(spec)
+            conditions.append(f"{self._q(modified.column)} >= ?")
+            params.append(self._param(spec, modified, since))
+        where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT COUNT(*) FROM {self._q(spec.table)}{where_sql}"  # noqa: S608
+        conn = self._connection()
+        with self._errors("count the rows of", spec):
+            row = conn.execute(sql, params).fetchone()
+        self._release()
+        return int(row[0]) if row is not None else 0
+
     def read_keys(
         self, table: str, where: Mapping[str, Any] | None = None
     ) -> Iterator[tuple[Any, ...]]:

@@ -30,9 +30,11 @@ def _positive(raw: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(
+    prog: str = "python -m dossiersync.plugins.sales_management.simulator",
+) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m dossiersync.plugins.sales_management.simulator",
+        prog=prog,
         description="Serve a local simulator of the Sage Sales Management REST API (v4).",
     )
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
@@ -71,8 +73,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    options = vars(parser().parse_args(argv))
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    """Serve the simulator; ``prog`` is how its usage names the command."""
+    options = vars((parser(prog) if prog else parser()).parse_args(argv))
     try:
         serve(options.pop("port"), options.pop("host"), options.pop("db_path"), **options)
     except KeyboardInterrupt:
