@@ -228,3 +228,37 @@ def test_discover_marks_a_dossier_whose_source_is_gone_unreachable(workspace: Wo
     workspace.dossiers["sud"]["path"] = workspace.root / "sud.db"
     workspace.write_config()
     assert all(d["reachable"] for d in workspace.cli_json("dossiers", "discover"))
+
+
+def test_the_status_api_speaks_the_same_timestamps(workspace: Workspace) -> None:
+    """The page's JSON (a sync started from it, the schedule, the health figures) writes
+    time as the CLI does."""
+    import time as clock
+
+    from starlette.testclient import TestClient
+    from test_web_api import BEARER, TOKEN, open_app
+
+    workspace.add_dossier("nord", clients=6, seed=1)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\n'
+    workspace.write_config()
+    workspace.activate_all()
+    _config, _store, app = open_app(workspace)
+    api = TestClient(app, headers=BEARER)
+    assert api.post("/api/dossiers/nord/sync").status_code == 202
+    for _ in range(600):
+        job = api.get("/api/dossiers/nord/sync").json()["job"]
+        if not job["running"]:
+            break
+        clock.sleep(0.1)
+    outputs = {
+        "job": job,
+        "schedule": api.get("/api/schedule").json(),
+        "health": api.get("/api/dossiers/nord/health").json(),
+        "status": api.get("/api/status").json(),
+        "journal": api.get("/api/dossiers/nord/journal").json(),
+    }
+    for name, data in outputs.items():
+        found = timestamps(data)
+        assert found, name
+        wrong = [(key, value) for key, value in found if not TIMESTAMP.match(value)]
+        assert wrong == [], name

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..journal import utcnow
+from ..journal import iso_utc, utcnow
 from ..state.models import Run
 from ..state.store import StateStore
 
@@ -125,7 +125,7 @@ def dossier_health(
             run_id=run_id,
             entity=entity,
             direction=direction,
-            started_at=started_at.isoformat(timespec="seconds"),
+            started_at=iso_utc(started_at) or "",
             outcome=_outcome(outcome, held),
             records=int(records or 0),
             not_synced=int(not_synced or 0),

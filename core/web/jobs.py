@@ -23,7 +23,7 @@ from sqlalchemy import select
 from ..config import Config
 from ..dossiers import views
 from ..errors import DossierSyncError
-from ..journal import RunRecord, utcnow
+from ..journal import RunRecord, iso_utc, utcnow
 from ..secrets import scrub
 from ..state.models import Link
 from ..state.store import StateStore
@@ -38,10 +38,6 @@ class SyncBusy(DossierSyncError):
 
 class DossierInactive(DossierSyncError):
     """The dossier is not active: it is not synced."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
 
 
 @dataclass
@@ -103,8 +99,8 @@ class SyncJob:
             "entities": self.entities,
             "reason": self.reason,
             "running": self.running,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
             "runs": list(self.runs),
             "ok": self.ok,
             "skipped": self.skipped,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..config import Config
-from ..journal import utcnow
+from ..journal import iso_utc, utcnow
 from ..state.models import Lease
 from ..state.store import StateStore
 
@@ -40,10 +40,6 @@ def interval_seconds(config: Config, dossier_id: str) -> float:
 def _parse(value: str | None) -> datetime | None:
     # the reports say UTC with a Z; the schedule reckons in naive UTC, as utcnow()
     return datetime.fromisoformat(value).replace(tzinfo=None) if value else None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
 
 
 def schedule(
@@ -74,9 +70,9 @@ def schedule(
                 "dossier_id": dossier["id"],
                 "state": dossier["state"],
                 "interval_seconds": every,
-                "last_started_at": _iso(pass_start),
-                "last_finished_at": _iso(max(ends) if ends else None),
-                "next_run_at": _iso(next_run),
+                "last_started_at": iso_utc(pass_start),
+                "last_finished_at": iso_utc(max(ends) if ends else None),
+                "next_run_at": iso_utc(next_run),
                 "scheduled_here": here,
                 # due: the service's next cycle syncs it (never synced, or its time passed)
                 "due": active and (next_run is None or next_run <= now),
