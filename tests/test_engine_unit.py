@@ -6,6 +6,7 @@ Sales Management. Each test runs in a fraction of a second; the end-to-end tests
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,40 @@ def test_sage_edit_updates_exactly_that_record(nord: FakeDossier) -> None:
     account = nord.accounts()["nord:CL00002"]
     assert account["city"] == "Roubaix"
     assert account["comment"] == "appeler le lundi"  # a partial update left it alone
+
+
+def test_sage_deletion_deletes_in_ssm(nord: FakeDossier) -> None:
+    nord.push()
+    gone = nord.accounts()["nord:CL00003"]["id"]
+
+    # the most recently modified row: the table's high-water mark goes backwards
+    nord.sage.delete("F_COMPTET", ("CL00003",))
+    counts = nord.push()
+
+    assert counts["deleted"] == 1
+    assert counts["updated"] == 0  # not taken for a restore, which would realign them all
+    assert set(nord.accounts()) == {"nord:CL00001", "nord:CL00002"}
+    assert nord.ssm.get("accounts", gone)["deleted"] is True
+    assert nord.link("clients", "CL00003").deleted is True
+    assert nord.open_incidents() == []
+
+
+def test_restored_database_deletes_nothing_and_realigns(nord: FakeDossier) -> None:
+    nord.push()
+    backup = copy.deepcopy(nord.sage.tables)
+    nord.sage.update("F_COMPTET", ("CL00002",), {"CT_Ville": "Arras"})
+    nord.sage.insert("F_COMPTET", client("CL00004", "Client récent"))
+    nord.push()
+
+    nord.sage.tables = backup  # the dossier restored from the older copy
+    counts = nord.push()
+
+    assert counts["deleted"] == 0
+    assert len(nord.accounts()) == 4
+    assert nord.accounts()["nord:CL00002"]["city"] == "Lille"
+    (incident,) = nord.open_incidents()
+    assert incident.kind == "restored_database"
+    assert nord.link("clients", "CL00004").label == "pending_review"
 
 
 def test_mass_deletion_is_refused_and_the_next_sync_realigns(tmp_path: Path) -> None:
