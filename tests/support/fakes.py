@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dossiersync.errors import SsmNotFound, SsmRefused
+from dossiersync.errors import SourceError, SsmNotFound, SsmRefused
 from dossiersync.target import Record, WriteResult
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class FakeSage:
     def insert(self, table: str, values: Mapping[str, Any]) -> None:
         key = _key(values[c] for c in self.keys[table])
         if key in self.tables[table]:
-            raise ValueError(f"{table} already holds {key}")
+            raise SourceError(f"insert into {table}: key {key} already exists")
         self.tables[table][key] = {self.modified: self.clock(), **values}
 
     def update(self, table: str, key: Sequence[Any], values: Mapping[str, Any]) -> int:
