@@ -542,8 +542,11 @@ class SageToSsm(SyncPass):
         self.commit()
 
     def restored(self, before: str | None, now: str | None) -> bool:
-        """A high-water mark that went backwards: the Sage database was restored."""
+        """A high-water mark that went backwards: the Sage database was restored (unless
+        rows deleted since the last pass explain it)."""
         if not self.ctx.sync.restore_detection or not before or not now or now >= before:
+            return False
+        if self.only_deletions():
             return False
         message = (
             f"Sage 50FR table {self.table} was last modified at {now}, before what this "
@@ -553,6 +556,41 @@ class SageToSsm(SyncPass):
         self.pass_incident(
             "restored_database", message, {"table": self.table, "now": now, "before": before}
         )
+        return True
+
+    def only_deletions(self) -> bool:
+        """Whether deleted rows alone explain a high-water mark that went backwards (the
+        most recently modified row was deleted): known keys vanished, and every row still
+        there holds what was last synced. A restore also brings rows back to older
+        contents under older modification times. One that only lost rows created after
+        the backup cannot be told from their deletion: the mass-deletion guard stands."""
+        if not self.vanished_links()[0]:
+            return False
+        synced: dict[str | None, str | None] = dict(
+            self.session.execute(
+                select(Link.sage_key, Link.sage_hash).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == self.entity.name,
+                    Link.label == "synced",
+                    Link.deleted.is_(False),
+                )
+            ).all()
+        )
+        rows = self.ctx.sage.read(
+            self.table, self.entity.sage_columns, where=self.entity.sage_where()
+        )
+        for batch in batched(rows, self.ctx.sync.batch_size):
+            self.entity.enrich(batch, self.ctx)
+            for row in batch:
+                key = self.entity.key_text(self.entity.sage_key(row))
+                if key not in synced:
+                    continue
+                try:
+                    digest = record_hash(self.canonical_from_sage(row, SAGE_TO_SSM))
+                except RecordInvalid:
+                    return False
+                if digest != synced[key]:
+                    return False
         return True
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:

@@ -135,6 +135,21 @@ def test_restored_sage_database_realigns_and_deletes_nothing(workspace: Workspac
     assert [r["sage_key"] for r in review] == ["CL09999"]
 
 
+def test_deleting_the_newest_sage_row_is_no_restore(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=10, seed=1)
+    workspace.activate_all()
+    touch_client(workspace, "nord", "CL00005", "CT_Ville", "Douai")  # the newest row
+    workspace.sync()
+
+    workspace.sage_execute("nord", "DELETE FROM F_COMPTET WHERE CT_Num = 'CL00005'")
+    runs = workspace.sync()
+
+    counts = runs[0]["runs"][0]["counts"]
+    assert (counts["deleted"], counts["updated"]) == (1, 0)
+    assert workspace.cli_json("incidents", "--dossier", "nord", "--open") == []
+    assert [a["extId"] for a in workspace.accounts("nord", deleted=True)] == ["nord:CL00005"]
+
+
 @pytest.mark.slow
 def test_two_syncs_of_one_dossier_never_interleave(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
