@@ -247,7 +247,9 @@ def test_invalid_record_becomes_an_incident_and_the_others_go_on(nord: FakeDossi
         "CL00002",
         "email",
     )
-    assert "'email'" in incident.message
+    assert incident.message.startswith(
+        "Dossier nord, client CL00002: e-mail address is not valid: 'garage.martin-at-wanadoo'"
+    )
 
 
 def test_prospect_edited_in_ssm_reaches_sage(nord: FakeDossier) -> None:

@@ -80,6 +80,11 @@ class FakeSage:
                 continue
             yield {c: row.get(c) for c in columns} if columns else dict(row)
 
+    def count(
+        self, table: str, *, since: str | None = None, where: Mapping[str, Any] | None = None
+    ) -> int:
+        return sum(1 for _ in self.read(table, since=since, where=where))
+
     def read_keys(
         self, table: str, where: Mapping[str, Any] | None = None
     ) -> Iterator[tuple[Any, ...]]:
