@@ -54,6 +54,8 @@ typecheck: venv
 	@ln -s ../../../plugins build/typecheck/dossiersync/plugins
 	@ln -s ../../../entities build/typecheck/dossiersync/entities
 	cd build/typecheck && ../../$(BIN)/mypy -p dossiersync --config-file ../../pyproject.toml
+	# the unit tests' fakes must keep implementing the endpoint protocols
+	MYPYPATH=build/typecheck:tests $(BIN)/mypy tests/support/fakes.py --config-file pyproject.toml
 
 pytest: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
