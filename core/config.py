@@ -88,6 +88,8 @@ class WebConfig:
 @dataclass(frozen=True)
 class DiscoveryConfig:
     dsn_patterns: tuple[str, ...] = ()
+    #: the Sage endpoint plugin that lists data sources and opens the ones found
+    endpoint: str = "sage50fr_odbc"
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     mapping: str | None = None
 
@@ -217,6 +219,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     disc = data.get("discovery", {})
     discovery = DiscoveryConfig(
         dsn_patterns=tuple(disc.get("dsn_patterns", ())),
+        endpoint=disc.get("endpoint", "sage50fr_odbc"),
         entities=tuple(disc.get("entities", DEFAULT_ENTITIES)),
         mapping=_relative(base, disc.get("mapping")),
     )

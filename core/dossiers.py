@@ -65,7 +65,7 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
     """Configured dossiers plus ODBC data sources matching the discovery patterns."""
     found = dict(config.dossiers)
     if config.discovery.dsn_patterns:
-        endpoint = load_endpoint("sage50fr_odbc")
+        endpoint = load_endpoint(config.discovery.endpoint)
         for dsn in sorted(endpoint.data_sources(list(config.discovery.dsn_patterns))):
             dossier_id = slug(dsn)
             if dossier_id in found:
@@ -76,19 +76,16 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
                 connection=Secret(f"DSN={dsn}"),
                 entities=config.discovery.entities,
                 mapping=config.discovery.mapping,
+                endpoint=config.discovery.endpoint,
                 origin="odbc-dsn",
             )
     return found
 
 
 def sage_source(dossier: DossierConfig) -> Any:
-    """The dossier's Sage endpoint, not opened yet."""
-    mapping = None
-    if dossier.mapping:
-        from dossiersync.plugins.sage50fr_odbc import SageMapping
-
-        mapping = SageMapping.load(dossier.mapping)
-    return load_endpoint(dossier.endpoint)(dossier.connection.reveal(), mapping)
+    """The dossier's Sage endpoint, not opened yet: the endpoint plugin named by the
+    dossier, given its connection and its mapping file (``None``: the plugin's own)."""
+    return load_endpoint(dossier.endpoint)(dossier.connection.reveal(), dossier.mapping)
 
 
 def source_problem(config: Config, dossier: DossierConfig) -> str | None:

@@ -98,3 +98,32 @@ def test_discover_without_sales_management_says_so_and_why(
     assert found["sud"]["records_in_ssm"] is None
     rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line}
     assert rows["sud"][-2:] == ["?", "0"]  # synced before: unknown; incidents: 0
+
+
+def test_discovery_asks_the_endpoint_plugin_it_is_configured_with(tmp_path: Path) -> None:
+    """Listing data sources belongs to an endpoint plugin: the one named in
+    ``[discovery] endpoint`` (a second Sage endpoint needs no change to the core)."""
+    config = tmp_path / "dossiersync.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[implementation]",
+                'name = "Groupe"',
+                'api_url = "http://127.0.0.1:9"',
+                'public_key = "k"',
+                'private_key = "s"',
+                "[discovery]",
+                'dsn_patterns = ["SAGE50_*"]',
+                'endpoint = "ciel_odbc"',
+            ]
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(config), "dossiers", "list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "endpoint plugin 'ciel_odbc' not found in dossiersync.endpoints" in result.stderr

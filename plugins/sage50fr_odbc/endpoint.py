@@ -14,6 +14,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, Literal
 
 import pyodbc
@@ -175,7 +176,7 @@ class Sage50OdbcEndpoint:
     def __init__(
         self,
         connection: str,
-        mapping: SageMapping | None = None,
+        mapping: SageMapping | str | Path | None = None,
         *,
         fetch_size: int = 500,
         login_timeout: int = 15,
@@ -185,7 +186,10 @@ class Sage50OdbcEndpoint:
         self._connection_string = connection
         self._secrets = _secret_values(connection)
         self.source = mask_secrets(connection)
-        self.mapping = mapping if mapping is not None else SageMapping.load()
+        if mapping is None or isinstance(mapping, SageMapping):
+            self.mapping = mapping if mapping is not None else SageMapping.load()
+        else:
+            self.mapping = SageMapping.load(mapping)
         self.fetch_size = fetch_size
         self.login_timeout = login_timeout
         self._conn: pyodbc.Connection | None = None
