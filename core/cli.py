@@ -586,71 +586,6 @@ def run_cmd(c: Ctx, cycles: int | None, no_web: bool) -> None:
 # -- tools -------------------------------------------------------------------------------
 
 
-@cli.command("demo-dossier")
-@click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--clients", type=click.IntRange(0), required=True, help="Client accounts.")
-@click.option(
-    "--contacts", type=click.IntRange(0), help="Client contacts [default: 1.5 per client]."
-)
-@click.option(
-    "--products", type=click.IntRange(0), help="Articles [default: 1 per 2 clients, at least 10]."
-)
-@click.option(
-    "--orders",
-    type=click.IntRange(0),
-    help="Sales orders, with a quarter as many invoices [default: 1 per 10 clients, at least 3].",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="The same seed, the same data."
-)
-@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
-@json_option
-def demo_dossier(
-    path: str,
-    clients: int,
-    contacts: int | None,
-    products: int | None,
-    orders: int | None,
-    seed: int,
-    overwrite: bool,
-    as_json: bool,
-) -> None:
-    """Write a SQLite Sage 50FR dossier in the reference schema with French demo data."""
-    from dataclasses import asdict
-
-    from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
-
-    try:
-        summary = write_demo_dossier(
-            path,
-            clients=clients,
-            contacts=contacts,
-            products=products,
-            orders=orders,
-            seed=seed,
-            overwrite=overwrite,
-        )
-    except (ValueError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if as_json:
-        emit_json(asdict(summary))
-    else:
-        click.echo(f"{path}: {summary}")
-
-
-@cli.command(
-    "simulator",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.argument("options", nargs=-1, type=click.UNPROCESSED)
-def simulator(options: tuple[str, ...]) -> None:
-    """Run the Sales Management simulator (a real HTTP server); --help lists its options."""
-    from dossiersync.plugins.sales_management.simulator.__main__ import main as run_simulator
-
-    run_simulator(list(options), prog="dossiersync simulator")
-
-
 @cli.command("demo")
 @click.option(
     "--dir",
@@ -701,6 +636,21 @@ def _stop(signum: int, frame: object) -> None:
     if STOP.is_set():
         raise KeyboardInterrupt
     STOP.request(STOPPED_BY.get(signal.Signals(signum), "interrupted"))
+
+
+def _plugin_commands() -> None:
+    """Commands contributed by plugins (``dossiersync_register_commands``): the Sage
+    plugin's ``demo-dossier``, the Sales Management plugin's ``simulator``, a third
+    party's own. A plugin that cannot load is said when a command needs it."""
+    from .registry import plugin_manager
+
+    try:
+        plugin_manager().hook.dossiersync_register_commands(cli=cli)
+    except DossierSyncError as exc:
+        click.echo(f"warning: plugin commands not available: {exc}", err=True)
+
+
+_plugin_commands()
 
 
 def main() -> None:

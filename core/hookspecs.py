@@ -11,10 +11,22 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .journal import RunRecord
 
 hookspec = pluggy.HookspecMarker("dossiersync")
 hookimpl = pluggy.HookimplMarker("dossiersync")
+
+
+# -- the command ---------------------------------------------------------------------
+
+
+@hookspec
+def dossiersync_register_commands(cli: click.Group) -> None:
+    """Add commands to ``dossiersync`` (called once, when the command starts): e.g.
+    ``@cli.command("name")`` on a click function. Import heavy modules inside the
+    command, not at module level: every start of ``dossiersync`` pays for them."""
 
 
 # -- records -------------------------------------------------------------------------

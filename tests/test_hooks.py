@@ -25,6 +25,16 @@ def _log(name, **kwargs):
         out.write(json.dumps({"hook": name, **kwargs}, default=str) + "\\n")
 
 @hookimpl
+def dossiersync_register_commands(cli):
+    import click
+
+    _log("dossiersync_register_commands", group=cli.name)
+
+    @cli.command("recorder-hello", help="Say hello from a plugin.")
+    def hello():
+        click.echo("hello from acme-recorder")
+
+@hookimpl
 def dossiersync_transform_record(dossier, entity, direction, record):
     _log("dossiersync_transform_record", dossier=dossier, entity=entity,
          direction=direction, keys=sorted(record))
@@ -81,6 +91,10 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
         for n, _ in inspect.getmembers(hookspecs, inspect.isfunction)
         if n.startswith("dossiersync_")
     )
+
+    hello = workspace.subprocess("recorder-hello")
+    assert (hello.returncode, hello.stdout) == (0, "hello from acme-recorder\n"), hello.stderr
+    assert "recorder-hello" in workspace.subprocess("--help").stdout
 
     for args in (("dossiers", "activate", "nord"), ("sync",), ("dossiers", "deactivate", "nord")):
         done = workspace.subprocess(*args)

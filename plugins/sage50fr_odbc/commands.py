@@ -1,0 +1,65 @@
+"""The Sage 50FR plugin's command: ``dossiersync demo-dossier``."""
+
+from __future__ import annotations
+
+import click
+
+from dossiersync.hookspecs import hookimpl
+
+
+@hookimpl
+def dossiersync_register_commands(cli: click.Group) -> None:
+    @cli.command("demo-dossier")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    @click.option("--clients", type=click.IntRange(0), required=True, help="Client accounts.")
+    @click.option(
+        "--contacts", type=click.IntRange(0), help="Client contacts [default: 1.5 per client]."
+    )
+    @click.option(
+        "--products",
+        type=click.IntRange(0),
+        help="Articles [default: 1 per 2 clients, at least 10].",
+    )
+    @click.option(
+        "--orders",
+        type=click.IntRange(0),
+        help="Sales orders, with a quarter as many invoices [default: 1 per 10 clients, "
+        "at least 3].",
+    )
+    @click.option(
+        "--seed", type=int, default=0, show_default=True, help="The same seed, the same data."
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def demo_dossier(
+        path: str,
+        clients: int,
+        contacts: int | None,
+        products: int | None,
+        orders: int | None,
+        seed: int,
+        overwrite: bool,
+        as_json: bool,
+    ) -> None:
+        """Write a SQLite Sage 50FR dossier in the reference schema with French demo data."""
+        import json
+        from dataclasses import asdict
+
+        from .demo_dossier import write_demo_dossier
+
+        try:
+            summary = write_demo_dossier(
+                path,
+                clients=clients,
+                contacts=contacts,
+                products=products,
+                orders=orders,
+                seed=seed,
+                overwrite=overwrite,
+            )
+        except (ValueError, FileExistsError) as exc:
+            raise click.ClickException(str(exc)) from None
+        if as_json:
+            click.echo(json.dumps(asdict(summary), indent=2, ensure_ascii=False, default=str))
+        else:
+            click.echo(f"{path}: {summary}")
