@@ -7,14 +7,16 @@ import logging
 import signal
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .config import Config, load
 from .errors import DossierSyncError
-from .state.store import StateStore
+
+if TYPE_CHECKING:
+    from .state.store import StateStore
 
 
 class Ctx:
@@ -35,6 +37,8 @@ class Ctx:
     @property
     def store(self) -> StateStore:
         if self._store is None:
+            from .state.store import StateStore
+
             self._store = StateStore(self.config.state_url)
         return self._store
 

@@ -8,9 +8,11 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
+
 
 from .errors import ConfigError
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
@@ -135,6 +137,8 @@ def _json_path(error: jsonschema.ValidationError) -> str:
 
 def validate(data: dict[str, Any], source: str) -> None:
     """Refuse an invalid configuration, naming the JSON path of each problem."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

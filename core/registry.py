@@ -12,14 +12,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
-from stevedore import DriverManager, NamedExtensionManager
 
 from . import hookspecs
-from .entity import Entity
 from .errors import PluginError
+
+if TYPE_CHECKING:
+    from .entity import Entity
 
 ENDPOINTS = "dossiersync.endpoints"
 ENTITIES = "dossiersync.entities"
@@ -132,6 +133,8 @@ def load_endpoint(name: str) -> Any:
 
 
 def _driver(name: str) -> Any:
+    from stevedore import DriverManager
+
     manager: DriverManager[Any] = DriverManager(
         ENDPOINTS,
         name,
@@ -168,6 +171,10 @@ def load_entities(names: tuple[str, ...] | list[str]) -> list[Entity]:
 
 
 def _load_new_entities(wanted: list[str]) -> dict[str, Entity]:
+    from stevedore import NamedExtensionManager
+
+    from .entity import Entity
+
     missing: list[str] = []
     manager: NamedExtensionManager[Any] = NamedExtensionManager(
         ENTITIES,

@@ -1,0 +1,49 @@
+"""``dossiersync`` imports what a command needs and nothing more: the libraries of the
+state store, the Sage driver, the HTTP client and the web server stay unloaded for
+``--help``, and ``status`` (local state only) loads no driver and no HTTP client.
+Checked by the modules loaded, not by a stopwatch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from support.workspace import Workspace
+
+PROBE = """
+import json, sys
+from dossiersync.cli import main
+sys.argv = ["dossiersync", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit:
+    pass
+heavy = {"sqlalchemy", "alembic", "pyodbc", "httpx", "jsonschema", "fastjsonschema",
+         "starlette", "uvicorn", "jinja2", "faker", "psycopg", "stevedore"}
+print("MODULES", json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
+"""
+
+
+def loaded(*args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("MODULES "))
+    return list(json.loads(line.removeprefix("MODULES ")))
+
+
+def test_help_loads_no_heavy_library() -> None:
+    assert loaded("--help") == []
+    assert loaded("sync", "--help") == []
+
+
+def test_status_loads_no_driver_and_no_http_client(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=3, seed=1)
+    workspace.activate_all()
+    modules = loaded("--config", str(workspace.config_path), "status")
+    assert "sqlalchemy" in modules  # it reads the state store
+    assert not {"pyodbc", "httpx", "starlette", "uvicorn", "faker"} & set(modules)
