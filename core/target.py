@@ -56,6 +56,11 @@ class SsmTarget(Protocol):
         """
         ...
 
+    def changed_since(self, resource: str, since: str, *, overlap_seconds: int = 0) -> bool:
+        """Whether any record of ``resource`` was updated or deleted after ``since`` (minus
+        ``overlap_seconds``): one small request, the change probe of the service."""
+        ...
+
     def find(
         self, resource: str, *, ext_ids: Sequence[str] = (), ids: Sequence[int] = ()
     ) -> Iterator[Record]:
