@@ -1201,10 +1201,15 @@ def run_entity(
     entity: Entity,
     on_run: Callable[[RunRecord], None] | None = None,
     error: Exception | None = None,
+    directions: Iterable[str] | None = None,
 ) -> list[RunRecord]:
-    """Every direction of one entity for one dossier, Sage first."""
+    """Every direction of one entity for one dossier (or those of ``directions``), Sage
+    first."""
     runs = []
+    wanted = None if directions is None else set(directions)
     for direction in entity.directions:
+        if wanted is not None and direction not in wanted:
+            continue
         run = run_pass(ctx, entity, direction, error)
         runs.append(run)
         if on_run:

@@ -93,13 +93,15 @@ def sync(
     wait_seconds: float = 0,
     progress: Callable[[RunRecord], None] | None = None,
     adapt: Callable[[DossierContext], None] | None = None,
+    directions: list[str] | None = None,
 ) -> list[DossierResult]:
     """Sync the given dossiers (default: every active one), each independently.
 
     ``stop`` ends the work at the next safe point (between two passes); a dossier whose
     lease another process holds is waited for up to ``wait_seconds``, then skipped.
     ``adapt`` may replace a dossier's endpoints or hooks before its passes start (the
-    preview of ``sync --dry-run`` does).
+    preview of ``sync --dry-run`` does); ``directions`` keeps only those passes (the
+    service runs only what its change probes saw).
     """
     with store.session() as s:
         rows = {d.id: d for d in s.scalars(select(Dossier))}
@@ -143,6 +145,7 @@ def sync(
                     wait_seconds=wait_seconds,
                     progress=progress,
                     adapt=adapt,
+                    directions=directions,
                 )
             )
     finally:
@@ -165,6 +168,7 @@ def sync_dossier(
     wait_seconds: float = 0,
     progress: Callable[[RunRecord], None] | None = None,
     adapt: Callable[[DossierContext], None] | None = None,
+    directions: list[str] | None = None,
 ) -> DossierResult:
     result = DossierResult(dossier.id)
     secrets = config.secrets()
@@ -215,12 +219,12 @@ def sync_dossier(
                             break
                         renew(store, dossier.id, config.sync.lease_seconds)
                         told = on_run if opened is None else None
-                        result.runs.extend(run_entity(ctx, part, told, opened))
+                        result.runs.extend(run_entity(ctx, part, told, opened, directions))
             finally:
                 if opened is None:
                     sage.close()
             complete = result.skipped is None and all(r.outcome != "failed" for r in result.runs)
-            if needs_full and not entity_names and complete:
+            if needs_full and not entity_names and not directions and complete:
                 with store.session() as s:
                     row = s.get(Dossier, dossier.id)
                     if row is not None:
