@@ -385,6 +385,20 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
     counts = ("synced", "pending", "review", "error", "deleted", "incidents")
     headers = ["dossier", "name", "state", "entity", "sage->ssm", "ssm->sage", *counts]
     click.echo(table(rows, headers, counts=counts[1:]))
+    for d in data:
+        said = [
+            f"{side}: last change {w['last_change_at']}"
+            + (
+                f", reached the other side in {w['latency_p50_seconds']} s "
+                f"(median of {w['latency_samples']} over the last hour)"
+                if w["latency_p50_seconds"] is not None
+                else ""
+            )
+            for side, w in d["changes"].items()
+            if w["last_change_at"]
+        ]
+        if said:
+            click.echo(f"{d['id']} changes seen by the service — " + "; ".join(said))
 
 
 @cli.command("journal")

@@ -74,9 +74,14 @@ class SyncConfig:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    interval_seconds: float = 900
+    #: the complete pass of every dossier (deletions by key set, reconciliation)
+    interval_seconds: float = 3600
     parallel_dossiers: int = 2
     journal_retention_days: int = 90
+    #: change probes: each dossier's Sage tables, every implementation's SSM resources
+    sage_probe_seconds: float = 1
+    ssm_probe_seconds: float = 6
+    ssm_probe_overlap_seconds: int = 2
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,15 @@ class Entity:
         """The entities this plugin runs, in order (e.g. product families, then products)."""
         return (self,)
 
+    def watched_tables(self) -> tuple[str, ...]:
+        """The Sage tables a change of this entity shows in (its own, and any table it
+        reads more from): the service's change probe watches them."""
+        return (self.sage_table,)
+
+    def watched_resources(self) -> tuple[str, ...]:
+        """The SSM resources an SSM → Sage pass of this entity reads: probed for changes."""
+        return (self.ssm_resource,)
+
     def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
         """Complete a batch of Sage rows with values from other tables (``virtual`` fields)."""
 

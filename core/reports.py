@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from statistics import median
 from typing import Any
 
 from sqlalchemy import func, select
 
 from .config import Config
 from .dossiers import views
-from .journal import COUNTS, iso_utc, run_json
-from .state.models import Event, Incident, Link, Run
+from .journal import COUNTS, iso_utc, run_json, utcnow
+from .state.models import Event, Incident, Latency, Link, Run, Watch
 from .state.store import StateStore
 
 
@@ -99,9 +100,41 @@ def status(
                 "state": view.state,
                 "needs_full_sync": view.needs_full_sync,
                 "open_incidents": view.open_incidents,
+                "changes": changes(store, view.id),
                 "entities": per_entity,
             }
         )
+    return out
+
+
+def changes(store: StateStore, dossier_id: str) -> dict[str, dict[str, Any]]:
+    """Per side (``sage``, ``ssm``): what the service's change probes saw — probes made,
+    the last one, the last change seen — and how long a change took to be written on
+    the other side (median over the last hour, and how many changes it covers)."""
+    since = utcnow() - timedelta(hours=1)
+    out: dict[str, dict[str, Any]] = {}
+    with store.session() as s:
+        watched = {
+            w.side: w for w in s.scalars(select(Watch).where(Watch.dossier_id == dossier_id))
+        }
+        for side in ("sage", "ssm"):
+            row = watched.get(side)
+            seconds = sorted(
+                s.scalars(
+                    select(Latency.seconds).where(
+                        Latency.dossier_id == dossier_id,
+                        Latency.side == side,
+                        Latency.synced_at >= since,
+                    )
+                )
+            )
+            out[side] = {
+                "probes": row.probes if row else 0,
+                "last_probe_at": iso_utc(row.last_probe_at) if row else None,
+                "last_change_at": iso_utc(row.last_change_at) if row else None,
+                "latency_p50_seconds": round(median(seconds), 1) if seconds else None,
+                "latency_samples": len(seconds),
+            }
     return out
 
 

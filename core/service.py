@@ -23,11 +23,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from .config import Config, load
+from .config import Config, DossierConfig, load
+from .entity import SAGE_TO_SSM, SSM_TO_SAGE
 from .errors import DossierSyncError
 from .journal import utcnow
 from .runner import DossierResult, sync
-from .state.models import Dossier, Event, Incident, Run
+from .state.models import Dossier, Event, Incident, Latency, Run, Watch
 from .state.store import StateStore
 
 log = logging.getLogger("dossiersync.service")
@@ -44,6 +45,44 @@ def prune_journal(store: StateStore, days: int) -> int:
             delete(Incident).where(Incident.state == "resolved", Incident.resolved_at < cutoff)
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def record_latency(
+    store: StateStore, dossier_id: str, side: str, results: list[DossierResult], seen: Any
+) -> None:
+    """One latency row per pass that wrote something: from when the change was made (as
+    its side dated it, else when the probe saw it) to when the pass ended."""
+    rows = []
+    for result in results:
+        for run in result.runs:
+            wrote = sum(run.counts.get(k, 0) for k in ("created", "updated", "deleted"))
+            if wrote and run.finished_at is not None:
+                seconds = max(0.0, (run.finished_at - seen).total_seconds())
+                rows.append(
+                    Latency(
+                        dossier_id=dossier_id,
+                        side=side,
+                        changed_at=seen,
+                        synced_at=run.finished_at,
+                        seconds=seconds,
+                    )
+                )
+    if rows:
+        with store.session() as s:
+            s.add_all(rows)
+
+
+def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]) -> None:
+    with store.session() as s:
+        for (dossier_id, side), figures in counts.items():
+            row = s.get(Watch, (dossier_id, side))
+            if row is None:
+                row = Watch(dossier_id=dossier_id, side=side, probes=0)
+                s.add(row)
+            row.probes = figures["probes"]
+            row.last_probe_at = figures["last_probe_at"]
+            if figures.get("last_change_at") is not None:
+                row.last_change_at = figures["last_change_at"]
 
 
 class Service:
@@ -65,6 +104,8 @@ class Service:
         self.started: dict[str, float] = {}
         self.running: dict[str, Future[Any]] = {}
         self.cycles = 0
+        self._flushed = 0.0
+        self.probes: Any = None
 
     def interval(self, config: Config, dossier_id: str) -> float:
         dossier = config.dossiers.get(dossier_id)
@@ -106,55 +147,164 @@ class Service:
         log.info("service stopped")
 
     def loop(self, config: Config, store: StateStore, max_cycles: int | None) -> None:
+        from .dossiers import proposed
+        from .probes import Probes
+        from .runner import ssm_client
+
         pruned_at = 0.0
+        probes = Probes(config)
+        self.probes = probes
+        client: Any = None
+        waiting: dict[str, set[str]] = {}  # SSM changes of dossiers busy when seen
         log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)
-        with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
-            while not self.stop.is_set():
-                try:
-                    config = load(self.config_path)
-                except DossierSyncError as exc:
-                    log.error("configuration not reloaded, keeping the previous one: %s", exc)
-                with store.session() as s:
-                    active = sorted(
-                        d.id for d in s.scalars(select(Dossier).where(Dossier.state == "active"))
-                    )
-                now = time.monotonic()
-                for dossier_id in active:
-                    busy = self.running.get(dossier_id)
-                    if busy is not None and not busy.done():
-                        continue
-                    if self.next_due(config, dossier_id) <= now:
-                        self.started[dossier_id] = now
-                        self.running[dossier_id] = pool.submit(
-                            self.sync_one, config, store, dossier_id
+        try:
+            with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
+                while not self.stop.is_set():
+                    try:
+                        config = load(self.config_path)
+                    except DossierSyncError as exc:
+                        log.error("configuration not reloaded, keeping the previous one: %s", exc)
+                    with store.session() as s:
+                        rows = {
+                            d.id: d
+                            for d in s.scalars(select(Dossier).where(Dossier.state == "active"))
+                        }
+                    active = sorted(rows)
+                    candidates = proposed(config)
+                    now = time.monotonic()
+                    for dossier_id in active:
+                        busy = self.running.get(dossier_id)
+                        if busy is not None and not busy.done():
+                            continue
+                        cfg = candidates.get(dossier_id)
+                        complete = self.next_due(config, dossier_id) <= now or (
+                            rows[dossier_id].needs_full_sync
+                            and now - self.started.get(dossier_id, -1e9) > 60
                         )
-                if time.monotonic() - pruned_at > 3600:
-                    removed = prune_journal(store, config.service.journal_retention_days)
-                    if removed:
-                        log.info("journal pruned runs=%d", removed)
-                    pruned_at = time.monotonic()
-                self.cycles += 1
-                if max_cycles is not None and self.cycles >= max_cycles:
-                    break
-                waits = [self.next_due(config, d) - time.monotonic() for d in active]
-                self.stop.wait(max(0.2, min([*waits, 5.0])))
-            for future in list(self.running.values()):
-                future.result()
+                        if complete or cfg is None:
+                            if not complete:
+                                continue
+                            self.started[dossier_id] = now
+                            if cfg is not None:
+                                probes.probe_sage(config, cfg)  # marks from now on
+                            waiting.pop(dossier_id, None)
+                            self.running[dossier_id] = pool.submit(
+                                self.sync_one, config, store, dossier_id
+                            )
+                            continue
+                        if dossier_id in waiting:
+                            entities = sorted(waiting.pop(dossier_id))
+                            self.running[dossier_id] = pool.submit(
+                                self.sync_changes, config, store, cfg, entities, SSM_TO_SAGE
+                            )
+                        elif probes.sage_due(config, dossier_id, now):
+                            changed = probes.probe_sage(config, cfg)
+                            if changed:
+                                self.running[dossier_id] = pool.submit(
+                                    self.sync_changes, config, store, cfg, changed, SAGE_TO_SSM
+                                )
+                    if probes.next_ssm <= time.monotonic() and active:
+                        if client is None:
+                            client = ssm_client(config)
+                        probed = [candidates[d] for d in active if d in candidates]
+                        seen = probes.probe_ssm(config, client, store, probed)
+                        for dossier_id, names in seen.items():
+                            waiting.setdefault(dossier_id, set()).update(names)
+                    self.flush_watch(store, probes)
+                    if time.monotonic() - pruned_at > 3600:
+                        removed = prune_journal(store, config.service.journal_retention_days)
+                        if removed:
+                            log.info("journal pruned runs=%d", removed)
+                        pruned_at = time.monotonic()
+                    self.cycles += 1
+                    if max_cycles is not None and self.cycles >= max_cycles:
+                        break
+                    soon = [self.next_due(config, d) for d in active]
+                    soon += [probes.next_sage.get(d, 0.0) for d in active]
+                    soon.append(probes.next_ssm)
+                    pause = min(soon, default=time.monotonic() + 5) - time.monotonic()
+                    self.stop.wait(min(5.0, max(0.05, pause)))
+                for future in list(self.running.values()):
+                    future.result()
+        finally:
+            probes.close()
+            if client is not None:
+                client.close()
+            self.flush_watch(store, probes, force=True)
 
     def sync_one(self, config: Config, store: StateStore, dossier_id: str) -> None:
+        self._sync(config, store, dossier_id, trigger="schedule")
+
+    def sync_changes(
+        self,
+        config: Config,
+        store: StateStore,
+        dossier: DossierConfig,
+        entities: list[str],
+        direction: str,
+    ) -> None:
+        """The passes a probe saw changes for; what they wrote counts for the latency."""
+        side = "sage" if direction == SAGE_TO_SSM else "ssm"
+        seen_at = self.probes.change_time(dossier.id, side) or utcnow()
+        results = self._sync(
+            config,
+            store,
+            dossier.id,
+            trigger="change",
+            entities=entities,
+            directions=[direction],
+        )
+        if results is None:
+            return
+        ok = all(
+            r.error is None and all(run.outcome != "failed" for run in r.runs) for r in results
+        )
+        if not ok:
+            if direction == SAGE_TO_SSM:
+                self.probes.sage.forget(dossier.id)  # probe it as new: the pass runs again
+            return
+        record_latency(store, dossier.id, side, results, seen_at)
+
+    def _sync(
+        self,
+        config: Config,
+        store: StateStore,
+        dossier_id: str,
+        *,
+        trigger: str,
+        entities: list[str] | None = None,
+        directions: list[str] | None = None,
+    ) -> list[DossierResult] | None:
         from .web import SyncBusy
 
         try:
             with self.jobs.claim(dossier_id):
-                results = sync(config, store, [dossier_id], trigger="schedule", stop=self.stop)
+                results = sync(
+                    config,
+                    store,
+                    [dossier_id],
+                    entities,
+                    trigger=trigger,
+                    stop=self.stop,
+                    directions=directions,
+                )
         except SyncBusy:
             log.info("dossier %s is being synced from the status page; next cycle", dossier_id)
-            return
+            return None
         except Exception:  # noqa: BLE001 - a dossier never stops the service
             log.exception("dossier %s: sync crashed", dossier_id)
-            return
+            return None
         for result in results:
             for line in result.reasons():
                 log.warning("dossier failed: %s", line)
             if self.on_result:
                 self.on_result(result)
+        return results
+
+    def flush_watch(self, store: StateStore, probes: Any, *, force: bool = False) -> None:
+        """Write the probes' counts to the state (every minute: status reads them)."""
+        now = time.monotonic()
+        if not force and now - self._flushed < 60:
+            return
+        self._flushed = now
+        write_watch(store, probes.counts_by_dossier())

@@ -141,6 +141,9 @@ class OrdersEntity(Entity):
         FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
     )
 
+    def watched_tables(self) -> tuple[str, ...]:
+        return (HEADER, LINES)
+
     def pass_class(self, direction: str) -> type[SyncPass] | None:
         from .order_sync import OrdersFromSage, OrdersToSage
 

@@ -77,6 +77,9 @@ class ProductsEntity(Entity):
         FieldSpec("stock", sage=STOCK, ssm="stock", owner="sage", kind="decimal", virtual=True),
     )
 
+    def watched_tables(self) -> tuple[str, ...]:
+        return (self.sage_table, "F_ARTSTOCK")  # a stock movement changes the product
+
     def parts(self) -> tuple[Entity, ...]:
         return (FAMILIES, self)
 

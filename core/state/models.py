@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -143,6 +144,32 @@ class Incident(Base):
     state: Mapped[str] = mapped_column(String(10), default="open")  # open | resolved
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Watch(Base):
+    """What the service's change probes of one dossier and side (``sage``, ``ssm``) saw."""
+
+    __tablename__ = "watch"
+
+    dossier_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)
+    probes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_probe_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_change_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Latency(Base):
+    """How long one change seen on ``side`` took to be written on the other side."""
+
+    __tablename__ = "latency"
+    __table_args__ = (Index("ix_latency_dossier_synced", "dossier_id", "synced_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+    synced_at: Mapped[datetime] = mapped_column(DateTime)
+    seconds: Mapped[float] = mapped_column(Float)
 
 
 class Lease(Base):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
+from statistics import median
 from typing import Any
 
 from sqlalchemy import select
 
 from ..journal import iso_utc, utcnow
-from ..state.models import Run
+from ..state.models import Latency, Run
 from ..state.store import StateStore
 
 DAYS = 14
@@ -132,4 +133,19 @@ def dossier_health(
         )
         for run_id, entity, direction, started_at, outcome, records, not_synced in reversed(last)
     ]
-    return Health(dossier_id, list(days.values()), marks)
+    return Health(dossier_id, list(days.values()), marks, latency_seconds(store, dossier_id))
+
+
+def latency_seconds(store: StateStore, dossier_id: str) -> float | None:
+    """How long a change took to reach the other side, median over the last hour, both
+    sides together (None until the service's probes have synced one)."""
+    since = utcnow() - timedelta(hours=1)
+    with store.session() as s:
+        seconds = sorted(
+            s.scalars(
+                select(Latency.seconds).where(
+                    Latency.dossier_id == dossier_id, Latency.synced_at >= since
+                )
+            )
+        )
+    return round(median(seconds), 1) if seconds else None

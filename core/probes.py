@@ -1,0 +1,297 @@
+"""Change probes: cheap questions the service asks often, so a pass runs only for the
+dossier × entity × direction that changed.
+
+- **Sage**, per dossier and watched table: the high-water mark of the modification
+  column and, for an entity's own table, the number of its rows (a deletion moves no
+  modification time, it moves the count). Two small queries per table.
+- **Sales Management**, per resource, for the whole implementation: "anything updated
+  or deleted after T?" — one request of one record. Only on a yes are the changes
+  listed, once, to learn which dossiers they belong to (the ``extId`` prefix; a record
+  with no ``extId`` concerns every dossier that syncs the entity back to Sage) and to
+  move T. Dozens of dossiers share one probe per resource.
+
+A probe that finds nothing costs its queries and nothing else: it is counted
+(:class:`ProbeStats`), not journaled. What a probe cannot see (a record whose change
+date arrived out of order beyond the probe's small overlap, a row deleted while another
+was added) is still found by the complete pass on the service's long schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from .config import Config, DossierConfig
+from .entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity
+from .errors import DossierSyncError
+from .journal import utcnow
+from .registry import load_entities
+from .state.models import DossierEntity
+from .state.store import StateStore
+
+log = logging.getLogger("dossiersync.probes")
+
+
+@dataclass
+class ProbeStats:
+    """What the probes cost and found since the service started."""
+
+    sage_probes: int = 0
+    sage_queries: int = 0
+    ssm_probes: int = 0
+    ssm_requests: int = 0
+    changes_seen: int = 0
+    #: per dossier and side ("sage", "ssm"): when a probe last saw a change (monotonic)
+    last_change: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def watched(entities: Iterable[Entity], direction: str) -> list[Entity]:
+    """The parts (product families, products…) of ``entities`` that run ``direction``."""
+    return [p for e in entities for p in e.parts() if direction in p.directions]
+
+
+class SageProbe:
+    """Per dossier: has anything changed in the Sage tables its entities read?"""
+
+    def __init__(self, stats: ProbeStats) -> None:
+        self.stats = stats
+        self.marks: dict[tuple[str, str, str], Any] = {}
+        self._lock = threading.Lock()
+        #: the latest modification time the last probe that found a change saw
+        self.newest: str | None = None
+
+    def changed(self, dossier: DossierConfig, sage: Any) -> list[str]:
+        """Names of the dossier's entities (parts) whose watched tables changed since
+        the last probe; every one on the first probe of the dossier."""
+        found: list[str] = []
+        self.stats.sage_probes += 1
+        for part in watched(load_entities(dossier.entities), SAGE_TO_SSM):
+            moved = False
+            for table in part.watched_tables():
+                mark = (dossier.id, part.name, table)
+                value: tuple[Any, ...] = (sage.high_water_mark(table),)
+                self.stats.sage_queries += 1
+                if table == part.sage_table:
+                    value += (sage.count(table, where=part.sage_where() or None),)
+                    self.stats.sage_queries += 1
+                with self._lock:
+                    before = self.marks.get(mark)
+                    self.marks[mark] = value
+                moved = moved or before != value
+            if moved:
+                found.append(part.name)
+                for (d, _name, _table), value in list(self.marks.items()):
+                    if d == dossier.id and value[0]:
+                        self.newest = max(self.newest or "", str(value[0]))
+        return found
+
+    def forget(self, dossier_id: str) -> None:
+        """Start the dossier's marks again (after a pass failed: probe it as new)."""
+        with self._lock:
+            for mark in [m for m in self.marks if m[0] == dossier_id]:
+                del self.marks[mark]
+
+
+class SsmProbe:
+    """For the implementation: which dossiers' SSM → Sage passes have changes to read?"""
+
+    def __init__(self, stats: ProbeStats, overlap_seconds: int) -> None:
+        self.stats = stats
+        self.overlap = overlap_seconds
+        #: per resource, the newest change the probe has taken into account
+        self.since: dict[str, str] = {}
+        #: per resource, changes inside the overlap window already taken into account
+        self.seen: dict[str, set[tuple[Any, str]]] = {}
+        #: per dossier, the date of the newest change a probe found for it
+        self.newest: dict[str, str] = {}
+
+    def start_from(self, store: StateStore, resource: str, entities: list[str]) -> str | None:
+        """Where to start probing a resource: the newest cursor any dossier's SSM → Sage
+        pass of these entities reached (everything before it has been read)."""
+        with store.session() as s:
+            newest: str | None = s.scalar(
+                select(func.max(DossierEntity.cursor)).where(
+                    DossierEntity.entity.in_(entities), DossierEntity.direction == SSM_TO_SAGE
+                )
+            )
+        return newest
+
+    def changed(
+        self, client: Any, store: StateStore, dossiers: list[DossierConfig]
+    ) -> dict[str, set[str]]:
+        """Per dossier id, the entities whose SSM → Sage pass has changes to read."""
+        by_resource: dict[str, list[tuple[DossierConfig, Entity]]] = {}
+        for dossier in dossiers:
+            for part in watched(load_entities(dossier.entities), SSM_TO_SAGE):
+                for resource in part.watched_resources():
+                    by_resource.setdefault(resource, []).append((dossier, part))
+        found: dict[str, set[str]] = {}
+        for resource, users in sorted(by_resource.items()):
+            since = self.since.get(resource)
+            if since is None:
+                since = self.start_from(store, resource, sorted({p.name for _, p in users}))
+                if since is None:
+                    continue  # nothing synced back yet: the complete passes do it
+                self.since[resource] = since
+                # what the passes already read, inside the overlap window: not news
+                self.stats.ssm_requests += 1
+                self.seen[resource] = {
+                    (r.get("id"), client.changed_at(r) or "")
+                    for r in client.list_changed(
+                        resource, since=since, overlap_seconds=self.overlap, deleted=True
+                    )
+                    if (client.changed_at(r) or "") <= since
+                }
+            self.stats.ssm_probes += 1
+            self.stats.ssm_requests += 1
+            if not client.changed_since(resource, since, overlap_seconds=self.overlap):
+                continue
+            self.stats.ssm_requests += 1  # at least one page of changes
+            seen = self.seen.setdefault(resource, set())
+            newest = since
+            fresh = []
+            for record in client.list_changed(
+                resource, since=since, overlap_seconds=self.overlap, deleted=True
+            ):
+                changed_at = client.changed_at(record) or ""
+                marker = (record.get("id"), changed_at)
+                if marker in seen:
+                    continue
+                fresh.append(record)
+                seen.add(marker)
+                newest = max(newest, changed_at)
+            self.since[resource] = newest
+            # keep only what the next probe's overlap window can show again
+            self.seen[resource] = {m for m in seen if m[1] >= _minus(newest, self.overlap)}
+            for record in fresh:
+                ext = str(record.get("extId") or "")
+                owner = ext.split(":", 1)[0] if ":" in ext else None
+                changed_at = client.changed_at(record) or ""
+                for dossier, part in users:
+                    if owner is None or owner == dossier.id:
+                        found.setdefault(dossier.id, set()).add(part.name)
+                        if changed_at > self.newest.get(dossier.id, ""):
+                            self.newest[dossier.id] = changed_at
+            self.stats.changes_seen += len(fresh)
+        return found
+
+
+def plausible(stamp: str | None) -> datetime | None:
+    """A change date read from either side (``2026-12-01 07:02:03.123`` from Sage,
+    ``2026-12-01T07:02:03.123Z`` from SSM) as naive UTC, or None when it cannot be one
+    (unreadable, in the future, more than a day old: a clock in another zone)."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    now = utcnow()
+    if moment > now + timedelta(seconds=5) or moment < now - timedelta(days=1):
+        return None
+    return moment
+
+
+def _minus(stamp: str, seconds: int) -> str:
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+
+
+class Probes:
+    """The service's change probes of one implementation, with their schedule."""
+
+    def __init__(self, config: Config) -> None:
+        self.stats = ProbeStats()
+        self.sage = SageProbe(self.stats)
+        self.ssm = SsmProbe(self.stats, config.service.ssm_probe_overlap_seconds)
+        self.next_sage: dict[str, float] = {}
+        self.next_ssm = 0.0
+        self._sources: dict[str, Any] = {}
+        #: per (dossier, side): probes made, last probe and last change (UTC)
+        self.counts: dict[tuple[str, str], dict[str, Any]] = {}
+        #: per (dossier, side): when the change being synced was made, as its side says
+        self.changed_at: dict[tuple[str, str], datetime] = {}
+
+    def _count(self, dossier_id: str, side: str, changed: bool) -> None:
+        now = utcnow()
+        figures = self.counts.setdefault(
+            (dossier_id, side), {"probes": 0, "last_probe_at": None, "last_change_at": None}
+        )
+        figures["probes"] += 1
+        figures["last_probe_at"] = now
+        if changed:
+            figures["last_change_at"] = now
+
+    def counts_by_dossier(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {k: dict(v) for k, v in self.counts.items()}
+
+    def change_time(self, dossier_id: str, side: str) -> datetime | None:
+        """When the change a probe found was made (its side's own date), if plausible."""
+        return self.changed_at.pop((dossier_id, side), None)
+
+    def sage_due(self, config: Config, dossier_id: str, now: float) -> bool:
+        return self.next_sage.get(dossier_id, 0.0) <= now
+
+    def probe_sage(self, config: Config, dossier: DossierConfig) -> list[str]:
+        """The dossier's entities whose Sage side changed ([] on an error: the scheduled
+        pass reports it)."""
+        from .dossiers import sage_source
+
+        self.next_sage[dossier.id] = time.monotonic() + config.service.sage_probe_seconds
+        try:
+            source = self._sources.get(dossier.id)
+            if source is None:
+                source = sage_source(dossier)
+                source.open()
+                self._sources[dossier.id] = source
+            self.sage.newest = None
+            found = self.sage.changed(dossier, source)
+        except DossierSyncError as exc:
+            log.info("sage probe of %s: %s", dossier.id, exc)
+            self.drop(dossier.id)
+            return []
+        self._count(dossier.id, "sage", bool(found))
+        if found:
+            self.stats.last_change[(dossier.id, "sage")] = time.monotonic()
+            when = plausible(self.sage.newest)
+            if when is not None:
+                self.changed_at[(dossier.id, "sage")] = when
+        return found
+
+    def probe_ssm(
+        self, config: Config, client: Any, store: StateStore, dossiers: list[DossierConfig]
+    ) -> dict[str, set[str]]:
+        self.next_ssm = time.monotonic() + config.service.ssm_probe_seconds
+        try:
+            found = self.ssm.changed(client, store, dossiers)
+        except DossierSyncError as exc:
+            log.info("sales management probe: %s", exc)
+            return {}
+        for dossier in dossiers:
+            self._count(dossier.id, "ssm", dossier.id in found)
+        for dossier_id in found:
+            self.stats.last_change[(dossier_id, "ssm")] = time.monotonic()
+            when = plausible(self.ssm.newest.pop(dossier_id, None))
+            if when is not None:
+                self.changed_at[(dossier_id, "ssm")] = when
+        return found
+
+    def drop(self, dossier_id: str) -> None:
+        """Close the dossier's probe connection and forget its marks."""
+        source = self._sources.pop(dossier_id, None)
+        if source is not None:
+            source.close()
+        self.sage.forget(dossier_id)
+
+    def close(self) -> None:
+        for dossier_id in list(self._sources):
+            self.drop(dossier_id)

@@ -1,0 +1,164 @@
+"""The service's change probes: a change reaches the other side in seconds, only the
+affected pass runs, an idle dossier runs no pass at all, and the complete pass on the
+long schedule still reconciles what no probe sees.
+
+Real parts only: ``dossiersync run`` as a process, reference dossiers through the
+SQLite3 ODBC driver, the simulator as a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from support.workspace import Workspace
+
+
+@contextmanager
+def service(ws: Workspace) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path), "run"]
+        + ["--no-web"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def runs(ws: Workspace, dossier_id: str = "nord") -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = ws.cli_json("journal", "--dossier", dossier_id, "--limit", "500")
+    return found
+
+
+def finished(ws: Workspace) -> list[dict[str, Any]]:
+    return [r for r in runs(ws) if r["outcome"] != "running"]
+
+
+def review(ws: Workspace) -> set[str]:
+    found = ws.cli_json("records", "--dossier", "nord", "--label", "pending_review")
+    return {r["sage_key"] for r in found}
+
+
+def probed(ws: Workspace, settings: str) -> None:
+    ws.add_dossier("nord", clients=30, seed=1, entities=("clients", "contacts"))
+    ws.extra_config = f"[service]\n{settings}\n"
+    ws.write_config()
+    ws.activate_all()
+
+
+def test_probes_run_exactly_the_pass_that_changed_and_nothing_when_idle(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    probed(ws, "interval_seconds = 3600\nsage_probe_seconds = 0.2\nssm_probe_seconds = 0.5")
+    with service(ws):
+        # the complete pass at start: both entities, both directions
+        first = wait_for(lambda: len(finished(ws)) >= 4 and finished(ws), 60)
+        assert {(r["entity"], r["direction"], r["trigger"]) for r in first} == {
+            ("clients", "sage_to_ssm", "activation"),
+            ("clients", "ssm_to_sage", "activation"),
+            ("contacts", "sage_to_ssm", "activation"),
+            ("contacts", "ssm_to_sage", "activation"),
+        }
+
+        # idle: probes, no pass
+        time.sleep(3)
+        idle_before = ws.simulator_stats()["calls"]
+        assert len(finished(ws)) == 4
+        time.sleep(3)
+        assert len(finished(ws)) == 4
+        idle_after = ws.simulator_stats()["calls"]
+        spent = {k: idle_after[k] - idle_before.get(k, 0) for k in idle_after}
+        assert {k for k, v in spent.items() if v} <= {"GET /accounts", "GET /contacts"}
+
+        # a Sage edit: the clients pass from Sage runs, the contacts passes do not
+        sage = ws.sage_clients("nord")
+        code = sorted(sage)[3]
+        ws.sage_execute(
+            "nord",
+            "UPDATE F_COMPTET SET CT_Ville = 'Albi', "
+            "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+            (code,),
+        )
+        wait_for(lambda: ws.account(f"nord:{code}")["city"] == "Albi", 15)
+        time.sleep(1.5)
+        new = finished(ws)[: len(finished(ws)) - 4]
+        assert {r["trigger"] for r in new} == {"change"}
+        assert all(r["entity"] == "clients" for r in new), new
+        wrote = [r for r in new if r["counts"]["updated"] + r["counts"]["created"]]
+        assert [(r["entity"], r["direction"], r["counts"]["updated"]) for r in wrote] == [
+            ("clients", "sage_to_ssm", 1)
+        ]
+
+        # an SSM edit of a prospect: the clients pass to Sage runs, and only it writes
+        prospect_code = next(c for c, row in sage.items() if row["CT_Prospect"] == 1)
+        prospect = ws.account(f"nord:{prospect_code}")
+        before = len(finished(ws))
+        ws.ssm_put("accounts", prospect["id"], {"phone": "05 65 00 00 00"})
+        wait_for(
+            lambda: ws.sage_clients("nord")[prospect_code]["CT_Telephone"] == "05 65 00 00 00",
+            15,
+        )
+        time.sleep(1.5)
+        latest = finished(ws)[: len(finished(ws)) - before]
+        assert all(r["entity"] == "clients" and r["trigger"] == "change" for r in latest)
+        wrote = [r for r in latest if r["counts"]["updated"]]
+        assert [(r["direction"], r["counts"]["updated"]) for r in wrote] == [("ssm_to_sage", 1)]
+
+    # the status tells what the probes saw and how long a change took
+    status = ws.cli_json("status", "--dossier", "nord")[0]
+    watch = status["changes"]
+    assert watch["sage"]["probes"] > 10 and watch["ssm"]["probes"] > 5
+    assert watch["sage"]["last_change_at"] and watch["ssm"]["last_change_at"]
+    assert 0 <= watch["sage"]["latency_p50_seconds"] < 15
+    assert 0 <= watch["ssm"]["latency_p50_seconds"] < 15
+    # the status page draws the same figure
+    from dossiersync.state.store import StateStore
+    from dossiersync.web.health import latency_seconds
+
+    store = StateStore(ws.state_url)
+    assert latency_seconds(store, "nord") is not None
+    store.dispose()
+
+
+def test_the_complete_pass_on_the_long_schedule_reconciles_what_no_probe_saw(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    # probes so rare they never run again after start: only the schedule is left
+    probed(ws, "interval_seconds = 2\nsage_probe_seconds = 3600\nssm_probe_seconds = 3600")
+    with service(ws):
+        wait_for(lambda: len(finished(ws)) >= 4, 60)
+        sage = ws.sage_clients("nord")
+        gone_in_sage = sorted(sage)[5]
+        ws.sage_execute("nord", "DELETE FROM F_COMPTET WHERE CT_Num = ?", (gone_in_sage,))
+        # a Sage-born contact deleted in SSM: kept in Sage, flagged for review
+        code, number = ws.sage_rows("nord", "SELECT CT_Num, CT_No FROM F_CONTACTT LIMIT 1")[0]
+        ws.ssm_delete("contacts", ws.record("contacts", f"nord:{code}:{number}")["id"])
+        wait_for(lambda: f"{code}:{number}" in review(ws))
+        wait_for(lambda: f"nord:{gone_in_sage}" not in {a["extId"] for a in ws.accounts("nord")})
+    assert ws.sage_rows(
+        "nord", "SELECT 1 FROM F_CONTACTT WHERE CT_Num = ? AND CT_No = ?", (code, number)
+    )
+    assert not [r for r in finished(ws) if r["trigger"] == "change"]
