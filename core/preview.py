@@ -202,8 +202,12 @@ class PreviewTarget:
     def bulk_limit(self, resource: str) -> int:
         return self.real.bulk_limit(resource)
 
-    def changed_since(self, resource: str, since: str, *, overlap_seconds: int = 0) -> bool:
-        return self.real.changed_since(resource, since, overlap_seconds=overlap_seconds)
+    def changes_since(
+        self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1
+    ) -> list[Record]:
+        return self.real.changes_since(
+            resource, since, overlap_seconds=overlap_seconds, limit=limit
+        )
 
     def changed_at(self, record: Mapping[str, Any]) -> str | None:
         return self.real.changed_at(record)

@@ -5,7 +5,8 @@ dossier × entity × direction that changed.
   column and, for an entity's own table, the number of its rows (a deletion moves no
   modification time, it moves the count). Two small queries per table.
 - **Sales Management**, per resource, for the whole implementation: "anything updated
-  or deleted after T?" — one request of one record. Only on a yes are the changes
+  or deleted after T?" — one request of one record (plus as many as the small overlap
+  window shows again, already known). Only on a yes are the changes
   listed, once, to learn which dossiers they belong to (the ``extId`` prefix; a record
   with no ``extId`` concerns every dossier that syncs the entity back to Sage) and to
   move T. Dozens of dossiers share one probe per resource.
@@ -151,10 +152,18 @@ class SsmProbe:
                 }
             self.stats.ssm_probes += 1
             self.stats.ssm_requests += 1
-            if not client.changed_since(resource, since, overlap_seconds=self.overlap):
+            seen = self.seen.setdefault(resource, set())
+            # the window shows again what was seen: ask one more than that, so one page
+            # tells whether anything is new
+            limit = len(seen) + 1
+            answer = client.changes_since(
+                resource, since, overlap_seconds=self.overlap, limit=limit
+            )
+            known = [r for r in answer if (r.get("id"), client.changed_at(r) or "") in seen]
+            if len(answer) < limit and len(known) == len(answer):
+                self.seen[resource] = {m for m in seen if m[1] >= _minus(since, self.overlap)}
                 continue
             self.stats.ssm_requests += 1  # at least one page of changes
-            seen = self.seen.setdefault(resource, set())
             newest = since
             fresh = []
             for record in client.list_changed(

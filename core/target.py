@@ -56,9 +56,12 @@ class SsmTarget(Protocol):
         """
         ...
 
-    def changed_since(self, resource: str, since: str, *, overlap_seconds: int = 0) -> bool:
-        """Whether any record of ``resource`` was updated or deleted after ``since`` (minus
-        ``overlap_seconds``): one small request, the change probe of the service."""
+    def changes_since(
+        self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1
+    ) -> list[Record]:
+        """At most ``limit`` records of ``resource`` updated or deleted after ``since``
+        (minus ``overlap_seconds``), deleted ones included: one small request, the
+        service's change probe."""
         ...
 
     def find(

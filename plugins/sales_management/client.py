@@ -277,17 +277,19 @@ class SalesManagementClient:
             seen.add(record.get("id"))
             yield record
 
-    def changed_since(self, resource: str, since: str, *, overlap_seconds: int = 0) -> bool:
-        """See ``dossiersync.target.SsmTarget.changed_since``: one page of one record."""
+    def changes_since(
+        self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1
+    ) -> builtins.list[dict[str, Any]]:
+        """See ``dossiersync.target.SsmTarget.changes_since``: one page of ``limit``."""
         after = where_literal(shift_date(since, -overlap_seconds))
         params = {"page": 0, "where": f"dateUpdated > {after} OR dateDeleted > {after}"}
         response = self._call(
-            "GET", f"/{resource}", params=params, headers={"X-FM-Entity-Count": "1"}
+            "GET", f"/{resource}", params=params, headers={"X-FM-Entity-Count": str(limit)}
         )
         records = _json(response)
         if not isinstance(records, builtins.list):
             raise SsmError(f"GET /{resource} answered something else than a list", 200)
-        return bool(records)
+        return [r for r in records if isinstance(r, dict)][:limit]
 
     def find(
         self, resource: str, *, ext_ids: Sequence[str] = (), ids: Sequence[int] = ()

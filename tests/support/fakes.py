@@ -200,13 +200,13 @@ class FakeSsm:
                 continue
             yield self._rendered(resource, record)
 
-    def changed_since(self, resource: str, since: str, *, overlap_seconds: int = 0) -> bool:
-        return any(
-            True
-            for _ in self.list_changed(
-                resource, since=since, overlap_seconds=overlap_seconds, deleted=True
-            )
+    def changes_since(
+        self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1
+    ) -> list[Record]:
+        found = self.list_changed(
+            resource, since=since, overlap_seconds=overlap_seconds, deleted=True
         )
+        return [r for _, r in zip(range(limit), found, strict=False)]
 
     def find(
         self, resource: str, *, ext_ids: Sequence[str] = (), ids: Sequence[int] = ()
