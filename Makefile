@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chrom
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench bench-latency clean
 
 setup: system venv
 
@@ -66,6 +66,10 @@ test: setup lint typecheck pytest
 # with a minimal loader; SCENARIOS="large readme" (default both), BENCH_ARGS="--repeat 3"
 bench: setup
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_sync.py $(SCENARIOS) $(BENCH_ARGS)
+
+# how fast a change reaches the other side under `dossiersync run`, and an idle dossier's cost
+bench-latency: setup
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_latency.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache demo

@@ -302,9 +302,9 @@ class Service:
         return results
 
     def flush_watch(self, store: StateStore, probes: Any, *, force: bool = False) -> None:
-        """Write the probes' counts to the state (every minute: status reads them)."""
+        """Write the probes' counts to the state (every 10 s: status reads them)."""
         now = time.monotonic()
-        if not force and now - self._flushed < 60:
+        if not force and now - self._flushed < 10:
             return
         self._flushed = now
         write_watch(store, probes.counts_by_dossier())

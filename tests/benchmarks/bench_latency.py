@@ -1,0 +1,260 @@
+"""Benchmark: how fast a change reaches the other side under ``dossiersync run``, and what
+an idle dossier costs — measured from outside the process, at default settings.
+
+Run with ``make bench-latency`` (or ``.venv/bin/python tests/benchmarks/bench_latency.py``).
+In one temporary directory, removed at the end:
+
+1. a simulator with ``--latency-ms 50 --rate-limit 20``; one dossier written by
+   ``dossiersync demo-dossier`` (clients, contacts, products, orders: four entities);
+   a configuration that sets nothing but the API keys, the state file and the dossier;
+2. ``dossiers activate``, then ``dossiersync run --no-web`` as a process; the benchmark
+   waits for the first complete pass to end;
+3. **idle cost**: the simulator's request count and the service's Sage probe count
+   (``status --json``, written by the service every 10 s) over ``--idle`` seconds with
+   nothing changing, per minute, and the Sage queries they make (per probe, two for
+   each entity's own table, one for each other table it watches);
+4. **Sage → SSM**: ``--samples`` times, one client's city is changed in the dossier file
+   (its modification time set, as Sage does), and SSM is polled (4 times a second, a
+   ``GET`` by extId) until the account shows it: the time from the write to the first
+   poll that sees it; the edits are spaced by random gaps of 0.5–7 s (seeded), as edits
+   come at any time, not in step with the probes;
+5. **SSM → Sage**: ``--samples`` times, a prospect's phone is changed through the API and
+   the dossier file is polled (10 times a second) until the row shows it.
+
+Prints a Markdown table for docs/benchmarks.md (p50 and p95 of each direction, idle
+requests and Sage queries per minute). Exits non-zero if the service fails or the
+simulator counts a refusal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dossiersync.plugins.sales_management.simulator.process import running_simulator
+
+BIN = Path(sys.executable).parent
+KEYS = {"SSM_PUBLIC_KEY": "bench-public", "SSM_PRIVATE_KEY": "bench-private"}
+#: Sage queries of one probe of the four entities: MAX and COUNT of F_COMPTET (clients),
+#: F_CONTACTT (contacts), F_FAMILLE (families), F_ARTICLE (products), F_DOCENTETE (orders);
+#: MAX of F_ARTSTOCK (stock) and F_DOCLIGNE (order lines)
+QUERIES_PER_PROBE = 2 * 5 + 2
+
+
+def cli(config: Path, *args: str) -> Any:
+    done = subprocess.run(
+        [str(BIN / "dossiersync"), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **KEYS},
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        sys.exit(f"dossiersync {' '.join(args)} failed:\n{done.stderr}")
+    return json.loads(done.stdout) if "--json" in args else done.stdout
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def wait_for(condition: Any, timeout: float, step: float) -> float:
+    """Seconds until ``condition()`` is true (polled every ``step``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise SystemExit(f"timed out after {timeout} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--idle", type=float, default=60, help="seconds of idle measurement")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dossiersync-bench-latency-") as folder:
+        root = Path(folder)
+        dossier = root / "nord.db"
+        subprocess.run(
+            [
+                str(BIN / "dossiersync"),
+                "demo-dossier",
+                str(dossier),
+                "--clients",
+                str(args.clients),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        with running_simulator(
+            str(root / "ssm.sqlite"),
+            latency_ms=50,
+            rate_limit=20,
+            public_key=KEYS["SSM_PUBLIC_KEY"],
+            private_key=KEYS["SSM_PRIVATE_KEY"],
+        ) as sim:
+            config = root / "dossiersync.toml"
+            config.write_text(
+                "\n".join(
+                    [
+                        "[implementation]",
+                        'name = "Bench"',
+                        f'api_url = "{sim.url}"',
+                        'public_key = "env:SSM_PUBLIC_KEY"',
+                        'private_key = "env:SSM_PRIVATE_KEY"',
+                        "[state]",
+                        f'url = "sqlite:///{root / "state.db"}"',
+                        "[dossiers.nord]",
+                        'name = "Nord"',
+                        f'connection = "DRIVER={{SQLite3}};Database={dossier}"',
+                        'entities = ["clients", "contacts", "products", "orders"]',
+                        "branch_id = 1",
+                    ]
+                )
+                + "\n",
+                encoding="utf-8",
+            )
+            cli(config, "dossiers", "activate", "nord")
+            service = subprocess.Popen(
+                [str(BIN / "dossiersync"), "--config", str(config), "run", "--no-web"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **KEYS},
+            )
+            http = httpx.Client(base_url=sim.url, timeout=30)
+            token = http.post(
+                "/login",
+                json={"username": KEYS["SSM_PUBLIC_KEY"], "password": KEYS["SSM_PRIVATE_KEY"]},
+            ).json()["token"]
+            http.headers["X-Session-Key"] = token
+            try:
+                figures = measure(config, dossier, sim, http, args)
+            finally:
+                service.send_signal(signal.SIGTERM)
+                _out, err = service.communicate(timeout=120)
+            if service.returncode != 0:
+                sys.exit(f"the service failed:\n{err}")
+            stats = sim.stats()
+            if stats["refusals"]:
+                sys.exit(f"the simulator refused requests: {stats['reasons']}")
+    report(figures, args)
+
+
+def measure(
+    config: Path, dossier: Path, sim: Any, http: httpx.Client, args: argparse.Namespace
+) -> dict[str, Any]:
+    def first_pass_done() -> bool:
+        runs = cli(config, "journal", "--dossier", "nord", "--json", "--limit", "50")
+        done = {(r["entity"], r["direction"]) for r in runs if r["outcome"] != "running"}
+        return len(done) >= 7  # clients, contacts, orders both ways; families, products one
+
+    started = time.monotonic()
+    wait_for(first_pass_done, 1800, 1.0)
+    first_pass = time.monotonic() - started
+    time.sleep(5)  # the echo of the first pass settles
+
+    def sage_probes() -> int:
+        status = cli(config, "status", "--dossier", "nord", "--json")[0]
+        return int(status["changes"]["sage"]["probes"])
+
+    requests_before = sim.stats()["requests"]
+    probes_before = sage_probes()
+    time.sleep(args.idle)
+    requests_after = sim.stats()["requests"]
+    probes_after = sage_probes()  # written by the service every minute
+    minutes = args.idle / 60
+    probes_per_minute = (probes_after - probes_before) / minutes
+    idle = {
+        "ssm_requests_per_minute": round((requests_after - requests_before) / minutes, 1),
+        "sage_probes_per_minute": round(probes_per_minute, 1),
+        "sage_queries_per_minute": round(probes_per_minute * QUERIES_PER_PROBE),
+    }
+
+    pause = random.Random(42)  # the same gaps on every run
+    conn = sqlite3.connect(dossier, timeout=30)
+    codes = [r[0] for r in conn.execute("SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0")]
+    prospects = [c for (c,) in conn.execute(
+        "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 AND CT_Prospect = 1"
+    )]  # fmt: skip
+
+    def account(code: str) -> dict[str, Any]:
+        found = http.get("/accounts", params={"where": f"extId = 'nord:{code}'"}).json()
+        return dict(found[0]) if found else {}
+
+    to_ssm = []
+    for n in range(args.samples):
+        code = codes[(n * 7) % len(codes)]
+        city = f"Ville {n} {time.time():.0f}"
+        with conn:
+            conn.execute(
+                "UPDATE F_COMPTET SET CT_Ville = ?, "
+                "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+                (city, code),
+            )
+
+        def in_ssm(code: str = code, city: str = city) -> bool:
+            return account(code).get("city") == city
+
+        to_ssm.append(wait_for(in_ssm, 120, 0.25))
+        time.sleep(pause.uniform(0.5, 7))  # edits come at any time, not in step with probes
+
+    to_sage = []
+    for n in range(args.samples):
+        code = prospects[n % len(prospects)]
+        record_id = account(code)["id"]
+        phone = f"05 65 {n:02d} {int(time.time()) % 100:02d} 00"
+        http.put(f"/accounts/{record_id}", json={"phone": phone}).raise_for_status()
+
+        def in_sage(code: str = code, phone: str = phone) -> bool:
+            row = conn.execute(
+                "SELECT CT_Telephone FROM F_COMPTET WHERE CT_Num = ?", (code,)
+            ).fetchone()
+            return bool(row) and row[0] == phone
+
+        to_sage.append(wait_for(in_sage, 120, 0.1))
+        time.sleep(pause.uniform(0.5, 7))
+    conn.close()
+    return {"first_pass_seconds": round(first_pass, 1), "idle": idle, "sage_to_ssm": to_ssm,
+            "ssm_to_sage": to_sage}  # fmt: skip
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"clients {args.clients}, {args.samples} samples a direction, idle {args.idle:.0f} s")
+    print(f"first complete pass: {figures['first_pass_seconds']} s\n")
+    print("| direction | p50 | p95 | max |")
+    print("|---|---|---|---|")
+    for name, label in (("sage_to_ssm", "Sage edit → SSM"), ("ssm_to_sage", "SSM edit → Sage")):
+        values = figures[name]
+        print(
+            f"| {label} | {statistics.median(values):.1f} s | {percentile(values, 0.95):.1f} s "
+            f"| {max(values):.1f} s |"
+        )
+    idle = figures["idle"]
+    print(
+        f"\nidle: {idle['ssm_requests_per_minute']} SSM requests/min, "
+        f"{idle['sage_probes_per_minute']} Sage probes/min "
+        f"({idle['sage_queries_per_minute']} queries/min)"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
