@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .journal import RunRecord
+    from .journal import IncidentRecord, RunRecord
 
 hookspec = pluggy.HookspecMarker("dossiersync")
 hookimpl = pluggy.HookimplMarker("dossiersync")
@@ -53,7 +53,12 @@ def dossiersync_run_started(run: RunRecord) -> None:
 
 @hookspec
 def dossiersync_run_finished(run: RunRecord) -> None:
-    """A sync process ended; ``run.outcome`` and the counts are final."""
+    """A sync process ended; ``run.outcome`` and the counts are final.
+
+    ``run.failed_in_a_row`` counts the runs of this dossier x entity x direction that
+    failed in a row, this one included (0 when it did not fail): reaching a number
+    happens once per streak, whatever restarts between the runs.
+    """
 
 
 @hookspec
@@ -61,3 +66,12 @@ def dossiersync_incident_opened(
     dossier: str, entity: str | None, record_key: str | None, kind: str, message: str
 ) -> None:
     """A new incident was opened (recurrences of an open one do not call this)."""
+
+
+@hookspec
+def dossiersync_incident_occurred(incident: IncidentRecord) -> None:
+    """An incident occurred: opened (``incident.occurrences == 1``) or seen again while
+    open (one more each time).  Called once the occurrence is committed to the state
+    store, never for one rolled back, so a number of occurrences is reached once per
+    incident; an incident resolved and seen again is a new one (a new ``id``).
+    """

@@ -53,6 +53,11 @@ def dossiersync_run_finished(run):
 def dossiersync_incident_opened(dossier, entity, record_key, kind, message):
     _log("dossiersync_incident_opened", dossier=dossier, entity=entity,
          record_key=record_key, kind=kind, message=message)
+
+@hookimpl
+def dossiersync_incident_occurred(incident):
+    _log("dossiersync_incident_occurred", dossier=incident.dossier_id, entity=incident.entity,
+         record_key=incident.record_key, kind=incident.kind, occurrences=incident.occurrences)
 """
 
 
@@ -113,6 +118,12 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
         "clients",
         "CL00002",
         "invalid_record",
+    )
+    (occurred,) = by_hook["dossiersync_incident_occurred"]
+    assert (occurred["record_key"], occurred["kind"], occurred["occurrences"]) == (
+        "CL00002",
+        "invalid_record",
+        1,
     )
     transforms = by_hook["dossiersync_transform_record"]
     assert {(c["dossier"], c["entity"], c["direction"]) for c in transforms} >= {
