@@ -11,10 +11,26 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .config import Config
     from .journal import IncidentRecord, RunRecord
 
 hookspec = pluggy.HookspecMarker("dossiersync")
 hookimpl = pluggy.HookimplMarker("dossiersync")
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+@hookspec
+def dossiersync_configure(config: Config) -> None:
+    """The connector read its configuration: before any other hook of the process, and
+    again each time it is read anew (the service reads it before every cycle).
+
+    A plugin takes its own table from ``config.plugins`` (``[plugins.<name>]`` in the
+    file, ``<name>`` being its entry-point name) and keeps what it needs.  Raise
+    ``dossiersync.errors.ConfigError`` to refuse a table: the configuration is refused
+    (the service keeps the previous one), so keep the previous settings when refusing.
+    """
 
 
 # -- records -------------------------------------------------------------------------

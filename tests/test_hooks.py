@@ -25,6 +25,11 @@ def _log(name, **kwargs):
         out.write(json.dumps({"hook": name, **kwargs}, default=str) + "\\n")
 
 @hookimpl
+def dossiersync_configure(config):
+    _log("dossiersync_configure", implementation=config.implementation.name,
+         plugins=sorted(config.plugins))
+
+@hookimpl
 def dossiersync_transform_record(dossier, entity, direction, record):
     _log("dossiersync_transform_record", dossier=dossier, entity=entity,
          direction=direction, keys=sorted(record))
@@ -99,6 +104,9 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
     by_hook: dict[str, list[dict]] = {}
     for c in calls:
         by_hook.setdefault(c["hook"], []).append(c)
+    # told the configuration before anything else, in each command that calls hooks
+    assert calls[0]["hook"] == "dossiersync_configure"
+    assert {c["implementation"] for c in by_hook["dossiersync_configure"]} == {"Groupe de test"}
     assert by_hook["dossiersync_dossier_activated"] == [
         {"hook": "dossiersync_dossier_activated", "dossier": "nord", "trigger": "activation"}
     ]
