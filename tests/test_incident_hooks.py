@@ -153,3 +153,28 @@ def test_failed_runs_in_a_row_are_counted_until_a_run_gets_through(
     failures = [i for i in told.occurred if i.kind == "run_failed" and i.direction == SAGE_TO_SSM]
     assert [i.occurrences for i in failures] == [1, 2, 3, 1]
     assert "Sage file is locked" in failures[0].message
+
+
+class Broken:
+    """A hook-only plugin whose notification fails."""
+
+    @hookimpl
+    def dossiersync_incident_occurred(self, incident: IncidentRecord) -> None:
+        raise ConnectionError("the notification server is down")
+
+
+def test_a_failing_incident_hook_is_logged_and_the_sync_goes_on(
+    nord: FakeDossier, told: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = Broken()
+    plugin_manager().register(broken, name="test-broken")
+    try:
+        nord.sage.update("F_COMPTET", ("CL00002",), {"CT_EMail": "garage.martin-at-wanadoo"})
+        run = run_pass(nord.ctx, nord.entity("clients"), SAGE_TO_SSM)
+    finally:
+        plugin_manager().unregister(broken)
+
+    # the incident is stored and the pass ended as it would have: what was committed stays
+    assert (run.outcome, run.counts["created"]) == ("partial", 2)
+    assert [i.record_key for i in nord.open_incidents()] == ["CL00002"]
+    assert "the notification server is down" in caplog.text
