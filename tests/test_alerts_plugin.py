@@ -276,3 +276,26 @@ def test_a_table_the_plugin_refuses_is_a_configuration_error_without_its_secrets
     ):
         assert problem in done.stderr, done.stderr
     assert_no_secret(done.stdout, done.stderr)
+
+
+@pytest.mark.usefixtures("alerts_plugin")
+def test_a_channel_that_fails_is_a_warning_and_the_other_still_alerts(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, webhook: Webhook, mailbox: Mailbox
+) -> None:
+    workspace.add_dossier("nord", clients=5, seed=1)
+    configure_alerts(workspace, monkeypatch, webhook, mailbox, after_occurrences=1)
+    workspace.sage_execute(
+        "nord", "UPDATE F_COMPTET SET CT_EMail = 'nope' WHERE CT_Num = 'CL00002'"
+    )
+    webhook.status = 500
+    out = Outputs(workspace)
+    out.run("dossiers", "activate", "nord")
+
+    runs = out.sync()[0]["runs"]
+
+    assert [r["outcome"] for r in runs] == ["partial", "succeeded"]  # the sync went on
+    assert len(webhook.posts) == 1 and len(mailbox.messages) == 1
+    warning = next(line for line in out.text[-1].splitlines() if "alert not sent" in line)
+    assert "webhook: HTTPError: HTTP Error 500" in warning
+    assert "invalid_record seen 1 time (clients CL00002)" in warning
+    assert_no_secret(*out.text)

@@ -40,7 +40,9 @@ def incident_alert(implementation: str, incident: IncidentRecord) -> Alert:
     where = f"{incident.entity} {incident.record_key}" if incident.record_key else incident.entity
     subject = (
         f"dossiersync: {implementation}, dossier {incident.dossier_id}: "
-        f"{incident.kind} seen {incident.occurrences} times" + (f" ({where})" if where else "")
+        f"{incident.kind} seen {incident.occurrences} time"
+        + ("s" if incident.occurrences != 1 else "")
+        + (f" ({where})" if where else "")
     )
     facts = (
         ("Implementation", implementation),
