@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -112,6 +114,9 @@ class Config:
     log_level: str = "WARNING"
     service: ServiceConfig = field(default_factory=ServiceConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    #: each plugin's own table (``[plugins.<name>]``), as read: secret references in it
+    #: are the plugin's to resolve (``dossiersync.secrets.resolve``)
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
     def secrets(self) -> list[Secret]:
         """Every secret value of this configuration, for scrubbing messages."""
@@ -185,6 +190,10 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     validate(data, str(p))
     config = from_dict(data, p)
     check_entities(config)
+    check_plugins(config)
+    from .registry import configure
+
+    configure(config)
     return config
 
 
@@ -203,6 +212,19 @@ def check_entities(config: Config) -> None:
                 f"{config.path}: {where}: unknown entit{'ies' if len(unknown) > 1 else 'y'} "
                 f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})"
             )
+
+
+def check_plugins(config: Config) -> None:
+    """Refuse a ``[plugins.<name>]`` table that no installed plugin is named for."""
+    from .registry import installed_plugins
+
+    known = installed_plugins()
+    unknown = [name for name in config.plugins if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"{config.path}: plugins: no installed plugin is named "
+            f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 def from_dict(data: dict[str, Any], path: Path) -> Config:
@@ -255,6 +277,9 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         log_level=data.get("logging", {}).get("level", "WARNING"),
         service=ServiceConfig(**data.get("service", {})),
         web=_web(data.get("web", {})),
+        plugins=MappingProxyType(
+            {name: MappingProxyType(dict(table)) for name, table in data.get("plugins", {}).items()}
+        ),
     )
 
 

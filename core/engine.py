@@ -41,7 +41,7 @@ from .journal import (
     RunRecord,
     add_event,
     finish_run,
-    open_incident,
+    record_incident,
     resolve_incidents,
     start_run,
     utcnow,
@@ -146,8 +146,9 @@ def run_pass(
         notice = Notice(
             "run_failed", ctx.dossier_id, entity=entity.name, direction=direction, reason=message
         )
-        opened = open_incident(
+        record_incident(
             session,
+            ctx.hooks,
             ctx.dossier_id,
             entity=entity.name,
             record_key=None,
@@ -158,14 +159,6 @@ def run_pass(
             detail=notice.as_dict(),
         )
         session.commit()
-        if opened:
-            ctx.hooks.dossiersync_incident_opened(
-                dossier=ctx.dossier_id,
-                entity=entity.name,
-                record_key=None,
-                kind="run_failed",
-                message=message,
-            )
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM): what the pass committed stays, its cursor did
         # not move; the run says so instead of staying "running"
@@ -319,8 +312,9 @@ class SyncPass:
         self.run.add("refused" if refused else "failed")
         add_event(self.session, self.run, key, "failed", message)
         self.has_open_incidents = True
-        opened = open_incident(
+        record_incident(
             self.session,
+            self.ctx.hooks,
             self.dossier_id,
             entity=self.entity.name,
             record_key=key,
@@ -331,14 +325,6 @@ class SyncPass:
             run_id=self.run.id,
             detail=notice.as_dict(),
         )
-        if opened:
-            self.ctx.hooks.dossiersync_incident_opened(
-                dossier=self.dossier_id,
-                entity=self.entity.name,
-                record_key=key,
-                kind=kind,
-                message=message,
-            )
 
     def record_refused(self, link: Link | None, key: str, error: SsmError) -> None:
         """A record Sales Management refused: its incident quotes the API's own words."""
@@ -413,8 +399,9 @@ class SyncPass:
             reason=message,
             params=params or {},
         )
-        opened = open_incident(
+        record_incident(
             self.session,
+            self.ctx.hooks,
             self.dossier_id,
             entity=self.entity.name,
             record_key=None,
@@ -424,14 +411,6 @@ class SyncPass:
             run_id=self.run.id,
             detail=notice.as_dict(),
         )
-        if opened:
-            self.ctx.hooks.dossiersync_incident_opened(
-                dossier=self.dossier_id,
-                entity=self.entity.name,
-                record_key=None,
-                kind=kind,
-                message=message,
-            )
 
     def canonical_from_sage(self, row: dict[str, Any], direction: str) -> dict[str, Any]:
         record = self.entity.from_sage(row)

@@ -13,7 +13,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .journal import RunRecord
+    from .config import Config
+    from .journal import IncidentRecord, RunRecord
 
 hookspec = pluggy.HookspecMarker("dossiersync")
 hookimpl = pluggy.HookimplMarker("dossiersync")
@@ -27,6 +28,21 @@ def dossiersync_register_commands(cli: click.Group) -> None:
     """Add commands to ``dossiersync`` (called once, when the command starts): e.g.
     ``@cli.command("name")`` on a click function. Import heavy modules inside the
     command, not at module level: every start of ``dossiersync`` pays for them."""
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+@hookspec
+def dossiersync_configure(config: Config) -> None:
+    """The connector read its configuration: before any hook of a sync or a lifecycle step, and
+    again each time it is read anew (the service reads it before every cycle).
+
+    A plugin takes its own table from ``config.plugins`` (``[plugins.<name>]`` in the
+    file, ``<name>`` being its entry-point name) and keeps what it needs.  Raise
+    ``dossiersync.errors.ConfigError`` to refuse a table: the configuration is refused
+    (the service keeps the previous one), so keep the previous settings when refusing.
+    """
 
 
 # -- records -------------------------------------------------------------------------
@@ -65,7 +81,12 @@ def dossiersync_run_started(run: RunRecord) -> None:
 
 @hookspec
 def dossiersync_run_finished(run: RunRecord) -> None:
-    """A sync process ended; ``run.outcome`` and the counts are final."""
+    """A sync process ended; ``run.outcome`` and the counts are final.
+
+    ``run.failed_in_a_row`` counts the runs of this dossier x entity x direction that
+    failed in a row, this one included (0 when it did not fail): reaching a number
+    happens once per streak, whatever restarts between the runs.
+    """
 
 
 @hookspec
@@ -73,3 +94,12 @@ def dossiersync_incident_opened(
     dossier: str, entity: str | None, record_key: str | None, kind: str, message: str
 ) -> None:
     """A new incident was opened (recurrences of an open one do not call this)."""
+
+
+@hookspec
+def dossiersync_incident_occurred(incident: IncidentRecord) -> None:
+    """An incident occurred: opened (``incident.occurrences == 1``) or seen again while
+    open (one more each time).  Called once the occurrence is committed to the state
+    store, never for one rolled back, so a number of occurrences is reached once per
+    incident; an incident resolved and seen again is a new one (a new ``id``).
+    """

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .state.models import Incident, Run
-from .state.store import PENDING_EVENTS
+from .state.store import PENDING_EVENTS, after_commit
 
 COUNTS = (
     "read",
@@ -91,6 +91,9 @@ class RunRecord:
     #: how many records the pass expects to read, when it knows at little cost (the Sage
     #: rows changed since the cursor): what progress is measured against; not journaled
     total: int | None = None
+    #: once finished: how many runs of this dossier x entity x direction failed in a row,
+    #: this one included (0 when it did not fail), read from the journal
+    failed_in_a_row: int = 0
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
@@ -137,6 +140,7 @@ def start_run(
 
 
 def finish_run(session: Session, record: RunRecord) -> None:
+    """Journal how a run ended, and count the runs failed in a row with it."""
     record.finished_at = utcnow()
     session.execute(
         update(Run)
@@ -148,7 +152,30 @@ def finish_run(session: Session, record: RunRecord) -> None:
             **record.counts,
         )
     )
+    record.failed_in_a_row = failed_in_a_row(session, record) if record.outcome == "failed" else 0
     session.commit()
+
+
+def failed_in_a_row(session: Session, record: RunRecord) -> int:
+    """How many runs of the record's dossier x entity x direction failed since the last
+    one that ran to its end (``succeeded`` or ``partial``); interrupted runs do not count
+    and do not break the streak."""
+    same = (
+        Run.dossier_id == record.dossier_id,
+        Run.entity == record.entity,
+        Run.direction == record.direction,
+    )
+    last_done = session.scalar(
+        select(func.max(Run.id)).where(*same, Run.outcome.in_(("succeeded", "partial")))
+    )
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Run)
+            .where(*same, Run.outcome == "failed", Run.id > (last_done or 0))
+        )
+        or 0
+    )
 
 
 def add_event(
@@ -177,7 +204,28 @@ def add_event(
     )
 
 
-def open_incident(
+@dataclass(frozen=True)
+class IncidentRecord:
+    """One occurrence of an incident, as the hooks are told of it."""
+
+    id: int
+    dossier_id: str
+    entity: str | None
+    record_key: str | None
+    direction: str | None
+    kind: str
+    #: what is wrong and what to do, in words (English), secrets removed
+    message: str
+    field: str | None
+    #: 1 when the incident was just opened, then one more each time it recurs while open;
+    #: an incident resolved and seen again is a new one (a new id, counting from 1)
+    occurrences: int
+    first_seen: datetime
+    last_seen: datetime
+    run_id: int | None
+
+
+def _count_incident(
     session: Session,
     dossier_id: str,
     *,
@@ -186,16 +234,10 @@ def open_incident(
     direction: str | None,
     kind: str,
     message: str,
-    field_name: str | None = None,
-    run_id: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> bool:
-    """Open an incident, or count one more occurrence of the same open one.
-
-    ``message`` is the English text; ``detail`` the notice it was written from
-    (``dossiersync.messages.Notice``), from which the page writes it in French.
-    Returns True when a new incident was opened.
-    """
+    field_name: str | None,
+    run_id: int | None,
+    detail: dict[str, Any] | None,
+) -> tuple[Incident, bool]:
     now = utcnow()
     existing = session.scalars(
         select(Incident).where(
@@ -216,25 +258,121 @@ def open_incident(
         existing.field = field_name
         existing.detail = detail
         existing.last_run_id = run_id
-        return False
-    session.add(
-        Incident(
+        return existing, False
+    row = Incident(
+        dossier_id=dossier_id,
+        entity=entity,
+        record_key=record_key,
+        direction=direction,
+        kind=kind,
+        field=field_name,
+        message=message,
+        detail=detail,
+        first_seen=now,
+        last_seen=now,
+        occurrences=1,
+        state="open",
+        last_run_id=run_id,
+    )
+    session.add(row)
+    return row, True
+
+
+def open_incident(
+    session: Session,
+    dossier_id: str,
+    *,
+    entity: str | None,
+    record_key: str | None,
+    direction: str | None,
+    kind: str,
+    message: str,
+    field_name: str | None = None,
+    run_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Open an incident, or count one more occurrence of the same open one.
+
+    ``message`` is the English text; ``detail`` the notice it was written from
+    (``dossiersync.messages.Notice``), from which the page writes it in French.
+    Returns True when a new incident was opened.  No hook is told: a sync records its
+    incidents with :func:`record_incident`.
+    """
+    _row, opened = _count_incident(
+        session,
+        dossier_id,
+        entity=entity,
+        record_key=record_key,
+        direction=direction,
+        kind=kind,
+        message=message,
+        field_name=field_name,
+        run_id=run_id,
+        detail=detail,
+    )
+    return opened
+
+
+def record_incident(
+    session: Session,
+    hooks: Any,
+    dossier_id: str,
+    *,
+    entity: str | None,
+    record_key: str | None,
+    direction: str | None,
+    kind: str,
+    message: str,
+    field_name: str | None = None,
+    run_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Open an incident or count one more occurrence of it (as :func:`open_incident`),
+    and tell the plugins once the session commits it (never if it is rolled back):
+    ``dossiersync_incident_occurred`` every time, ``dossiersync_incident_opened`` when it
+    is new.  ``hooks`` is the dossier's hook caller (``registry.dossier_hooks``).
+    """
+    row, opened = _count_incident(
+        session,
+        dossier_id,
+        entity=entity,
+        record_key=record_key,
+        direction=direction,
+        kind=kind,
+        message=message,
+        field_name=field_name,
+        run_id=run_id,
+        detail=detail,
+    )
+    # what this occurrence is, now: the row may count more before the commit
+    occurrences, first_seen, last_seen = row.occurrences, row.first_seen, row.last_seen
+
+    def tell() -> None:
+        incident = IncidentRecord(
+            id=row.id,  # known once committed (sessions do not expire on commit)
             dossier_id=dossier_id,
             entity=entity,
             record_key=record_key,
             direction=direction,
             kind=kind,
-            field=field_name,
             message=message,
-            detail=detail,
-            first_seen=now,
-            last_seen=now,
-            occurrences=1,
-            state="open",
-            last_run_id=run_id,
+            field=field_name,
+            occurrences=occurrences,
+            first_seen=first_seen,
+            last_seen=last_seen,
+            run_id=run_id,
         )
-    )
-    return True
+        if opened:
+            hooks.dossiersync_incident_opened(
+                dossier=dossier_id,
+                entity=entity,
+                record_key=record_key,
+                kind=kind,
+                message=message,
+            )
+        hooks.dossiersync_incident_occurred(incident=incident)
+
+    after_commit(session, tell)
 
 
 def resolve_incidents(

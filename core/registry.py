@@ -20,6 +20,7 @@ from . import hookspecs
 from .errors import PluginError
 
 if TYPE_CHECKING:
+    from .config import Config
     from .entity import Entity
 
 ENDPOINTS = "dossiersync.endpoints"
@@ -144,6 +145,12 @@ def _driver(name: str) -> Any:
     return manager.driver
 
 
+def installed_plugins() -> set[str]:
+    """Names of every plugin installed now, in any group: what ``[plugins.<name>]`` may
+    name."""
+    return {ep.name for group in GROUPS for ep in _entry_points(group)}
+
+
 def installed_entities() -> set[str]:
     """Names of the entity plugins installed now (read fresh, not from a cache)."""
     return {ep.name for ep in _entry_points(ENTITIES)}
@@ -166,6 +173,8 @@ def load_entities(names: tuple[str, ...] | list[str]) -> list[Entity]:
                     pm.register(entity, name=f"{ENTITIES}:{name}")
                 _entities[name] = entity
             pm.check_pending()
+            if _config is not None:  # an entity may read its table too
+                _configure_only(pm, [found[name] for name in new], _config)
         loaded = {n: _entities[n] for n in wanted}
     return dependency_order(loaded)
 
@@ -232,6 +241,8 @@ def dependency_order(entities: dict[str, Entity]) -> list[Entity]:
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
 _entities: dict[str, Entity] = {}
+#: the configuration the plugins were last given (``dossiersync_configure``)
+_config: Config | None = None
 
 
 def _manager_locked() -> pluggy.PluginManager:
@@ -245,7 +256,37 @@ def _manager_locked() -> pluggy.PluginManager:
         except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback
             raise PluginError(f"cannot load the {HOOKS} hook plugins: {exc}") from exc
         _manager = pm
+        if _config is not None:
+            pm.hook.dossiersync_configure(config=_config)
     return _manager
+
+
+def _configure_only(pm: pluggy.PluginManager, plugins: list[object], config: Config) -> None:
+    others = [p for p in pm.get_plugins() if all(p is not q for q in plugins)]
+    pm.subset_hook_caller("dossiersync_configure", remove_plugins=others)(config=config)
+
+
+def configure(config: Config) -> None:
+    """Give the plugins the configuration just read (``dossiersync_configure``).
+
+    When it has ``[plugins.*]`` tables the plugins are loaded now, so a table a plugin
+    refuses is an error of the configuration; otherwise they are told when first loaded
+    (a command that calls no hook loads none).  A refused configuration is not kept.
+    """
+    global _config
+    with _lock:
+        previous = _config
+        if _manager is None:
+            _config = config
+            if config.plugins:
+                try:
+                    _manager_locked()  # tells them the configuration as it loads them
+                except BaseException:
+                    _config = previous
+                    raise
+            return
+        _manager.hook.dossiersync_configure(config=config)
+        _config = config
 
 
 def plugin_manager() -> pluggy.PluginManager:

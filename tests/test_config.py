@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from dossiersync.cli import cli
-from dossiersync.config import load
+from dossiersync.config import Config, load
 from dossiersync.errors import ConfigError
+from dossiersync.hookspecs import hookimpl
+from dossiersync.registry import plugin_manager
 
 VALID = """
 [implementation]
@@ -154,3 +157,52 @@ def test_a_misspelled_entity_is_refused_when_the_file_is_read(tmp_path: Path) ->
     assert {"clients", "contacts", "orders", "products"} <= set(installed)
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "dossiersync.toml"), "status"])
     assert isinstance(result.exception, ConfigError) and "'contact'" in str(result.exception)
+
+
+class TableReader:
+    """A plugin reading its ``[plugins.clients]`` table; it refuses ``level = "loud"``."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, object]] = []
+
+    @hookimpl
+    def dossiersync_configure(self, config: Config) -> None:
+        table = dict(config.plugins.get("clients", {}))
+        if table.get("level") == "loud":
+            raise ConfigError("plugins.clients.level: 'loud' is not a level")
+        self.seen.append(table)
+
+
+@pytest.fixture
+def reader() -> Iterator[TableReader]:
+    plugin = TableReader()
+    pm = plugin_manager()
+    pm.register(plugin, name="test-table-reader")
+    try:
+        yield plugin
+    finally:
+        pm.unregister(plugin)
+
+
+def test_a_plugin_receives_its_table_when_the_file_is_read(
+    tmp_path: Path, reader: TableReader
+) -> None:
+    config = load(write(tmp_path, VALID + '[plugins.clients]\nlevel = "quiet"\nevery = 3\n'))
+    assert config.plugins["clients"] == {"level": "quiet", "every": 3}
+    assert reader.seen[-1] == {"level": "quiet", "every": 3}
+
+    # a table the plugin refuses refuses the file
+    with pytest.raises(ConfigError, match="plugins.clients.level"):
+        load(write(tmp_path, VALID + '[plugins.clients]\nlevel = "loud"\n'))
+    assert reader.seen[-1] == {"level": "quiet", "every": 3}
+
+
+def test_a_table_for_no_installed_plugin_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(write(tmp_path, VALID + '[plugins.alrets]\nwebhook_url = "env:HOOK"\n'))
+    message = str(refused.value)
+    assert "plugins: no installed plugin is named 'alrets'" in message
+    assert "clients" in message  # what is installed
+
+    with pytest.raises(ConfigError, match=r"\$\.plugins\.clients: 'loud' is not of type 'object'"):
+        load(write(tmp_path, 'plugins.clients = "loud"\n' + VALID))

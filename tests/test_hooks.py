@@ -35,6 +35,11 @@ def dossiersync_register_commands(cli):
         click.echo("hello from acme-recorder")
 
 @hookimpl
+def dossiersync_configure(config):
+    _log("dossiersync_configure", implementation=config.implementation.name,
+         plugins=sorted(config.plugins))
+
+@hookimpl
 def dossiersync_transform_record(dossier, entity, direction, record):
     _log("dossiersync_transform_record", dossier=dossier, entity=entity,
          direction=direction, keys=sorted(record))
@@ -63,6 +68,11 @@ def dossiersync_run_finished(run):
 def dossiersync_incident_opened(dossier, entity, record_key, kind, message):
     _log("dossiersync_incident_opened", dossier=dossier, entity=entity,
          record_key=record_key, kind=kind, message=message)
+
+@hookimpl
+def dossiersync_incident_occurred(incident):
+    _log("dossiersync_incident_occurred", dossier=incident.dossier_id, entity=incident.entity,
+         record_key=incident.record_key, kind=incident.kind, occurrences=incident.occurrences)
 """
 
 
@@ -108,6 +118,10 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
     by_hook: dict[str, list[dict]] = {}
     for c in calls:
         by_hook.setdefault(c["hook"], []).append(c)
+    # told the configuration before any other hook but the command's own set-up
+    during = [c["hook"] for c in calls if c["hook"] != "dossiersync_register_commands"]
+    assert during[0] == "dossiersync_configure"
+    assert {c["implementation"] for c in by_hook["dossiersync_configure"]} == {"Groupe de test"}
     assert by_hook["dossiersync_dossier_activated"] == [
         {"hook": "dossiersync_dossier_activated", "dossier": "nord", "trigger": "activation"}
     ]
@@ -127,6 +141,12 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
         "clients",
         "CL00002",
         "invalid_record",
+    )
+    (occurred,) = by_hook["dossiersync_incident_occurred"]
+    assert (occurred["record_key"], occurred["kind"], occurred["occurrences"]) == (
+        "CL00002",
+        "invalid_record",
+        1,
     )
     transforms = by_hook["dossiersync_transform_record"]
     assert {(c["dossier"], c["entity"], c["direction"]) for c in transforms} >= {

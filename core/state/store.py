@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +17,10 @@ from .models import Event
 
 #: ``session.info`` key of the journal events waiting for the session's next flush
 PENDING_EVENTS = "dossiersync.events"
+#: ``session.info`` key of what waits for the session's next commit (``after_commit``)
+AFTER_COMMIT = "dossiersync.after_commit"
+
+log = logging.getLogger("dossiersync.state")
 
 
 def _alembic_config() -> AlembicConfig:
@@ -47,6 +52,7 @@ class StateStore:
             event.listen(self._sessions, name, _write_events)
         event.listen(self._sessions, "do_orm_execute", _write_events_before_query)
         event.listen(self._sessions, "after_soft_rollback", _forget_events)
+        event.listen(self._sessions, "after_commit", _run_after_commit)
         if migrate:
             self.migrate()
 
@@ -102,5 +108,22 @@ def _write_events_before_query(state: ORMExecuteState) -> None:
 
 
 def _forget_events(session: Session, *_: Any) -> None:
-    """A rolled back session journals nothing of what it did."""
+    """A rolled back session journals nothing of what it did, and tells nobody of it."""
     session.info.pop(PENDING_EVENTS, None)
+    session.info.pop(AFTER_COMMIT, None)
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Do ``action`` once what the session holds now is committed; never if it is rolled
+    back.  What tells the outside world (a plugin's alert) waits for the state it tells
+    of to be safe, and runs while the session holds no database lock."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    # the state is committed: an action that fails is logged, it cannot undo the commit
+    for action in session.info.pop(AFTER_COMMIT, ()):
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - one failing action must not stop the others
+            log.exception("an action after a commit of the state store failed")
