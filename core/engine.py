@@ -226,6 +226,21 @@ class SyncPass:
     def execute(self) -> None:
         raise NotImplementedError
 
+    def has_retries(self) -> bool:
+        """Whether records of this entity wait to be written again (error, pending)."""
+        return bool(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Link)
+                .where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == self.entity.name,
+                    Link.label.in_(("error", "pending")),
+                    Link.deleted.is_(False),
+                )
+            )
+        )
+
     # -- shared bookkeeping ----------------------------------------------------------
 
     def links_for(self, column: Any, values: list[Any]) -> dict[Any, Link]:
@@ -455,6 +470,12 @@ class SageToSsm(SyncPass):
         if restored:
             full = self.realign = True
         since = None if full else shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
+        mark = self.source_mark() if entity.knows_its_tables() else None
+        if not full and mark and mark == cursor.source_mark and not self.has_retries():
+            # no row added, changed or deleted since the last pass: nothing to read
+            cursor.cursor = clock
+            self.commit()
+            return
         known = session.scalar(
             select(func.count())
             .select_from(Link)
@@ -516,9 +537,19 @@ class SageToSsm(SyncPass):
                 self.deletions()
         cursor.cursor = clock
         cursor.high_water_mark = high_water
+        cursor.source_mark = mark
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
+
+    def source_mark(self) -> str | None:
+        """What the entity's Sage tables look like now: the latest modification time of
+        each watched table and the number of the entity's rows. Taken before reading, so
+        a change made during the pass differs from it at the next one."""
+        sage, entity = self.ctx.sage, self.entity
+        marks = [str(sage.high_water_mark(t)) for t in entity.watched_tables()]
+        marks.append(str(sage.count(self.table, where=entity.sage_where() or None)))
+        return "|".join(marks)
 
     def restored(self, before: str | None, now: str | None) -> bool:
         """A high-water mark that went backwards: the Sage database was restored (unless
@@ -863,6 +894,15 @@ class SsmToSage(SyncPass):
         cursor = cursor_row(session, self.dossier_id, entity.name, SSM_TO_SAGE)
         full = ctx.full or cursor.cursor is None or self.reconcile_due(cursor)
         since, overlap = (None if full else cursor.cursor), ctx.sync.overlap_seconds
+        if (
+            since is not None
+            and not self.has_retries()
+            and not client.changes_since(self.resource, since)
+        ):
+            # nothing updated or deleted in SSM after the newest change already read: the
+            # overlap window is read again only when something new comes with it
+            self.commit()
+            return
         # deleted records only matter where a deletion in SSM may reach Sage
         deleted = entity.ssm_deletions != "never"
         prefix = f"{self.dossier_id}:"

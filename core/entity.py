@@ -267,8 +267,20 @@ class Entity:
 
     def watched_tables(self) -> tuple[str, ...]:
         """The Sage tables a change of this entity shows in (its own, and any table it
-        reads more from): the service's change probe watches them."""
+        reads more from): the service's change probe watches them, and a Sage -> SSM
+        pass reads nothing when none of them changed. An entity that reads other tables
+        (``enrich``, ``extra_changed_keys``) names them here; until it does, its passes
+        always read."""
         return (self.sage_table,)
+
+    def knows_its_tables(self) -> bool:
+        """Whether :meth:`watched_tables` covers every table the entity reads."""
+        cls = type(self)
+        reads_more = (
+            cls.enrich is not Entity.enrich
+            or cls.extra_changed_keys is not Entity.extra_changed_keys
+        )
+        return not reads_more or cls.watched_tables is not Entity.watched_tables
 
     def watched_resources(self) -> tuple[str, ...]:
         """The SSM resources an SSM → Sage pass of this entity reads: probed for changes."""

@@ -137,11 +137,16 @@ def test_second_pass_writes_nothing(nord: FakeDossier) -> None:
 
     counts = nord.push()
 
-    # every row is read again (the overlap window) and found unchanged
-    assert counts["read"] == 3
-    assert counts["unchanged"] == 3
+    # nothing changed in the table (same latest modification, same count): nothing is
+    # read again, not even the overlap window, and nothing is written
+    assert counts["read"] == 0
     assert counts["created"] == counts["updated"] == counts["deleted"] == 0
     assert nord.stamps() == before
+
+    # one change: the overlap window is read again with it, and only that record written
+    nord.sage.update("F_COMPTET", ("CL00001",), {"CT_Ville": "Arras"})
+    counts = nord.push()
+    assert counts["read"] == 3 and counts["unchanged"] == 2 and counts["updated"] == 1
 
 
 def test_a_pass_reads_only_what_changed_since_its_cursor(tmp_path: Path) -> None:
@@ -311,3 +316,19 @@ def test_contact_waits_for_its_account(nord: FakeDossier) -> None:
     assert created["lastName"] == "Dupont"
     assert nord.ssm.fk_id(created["accountId"]) == nord.accounts()["nord:CL00001"]["id"]
     assert nord.link("contacts", "CL00001:1").label == "synced"
+
+
+def test_an_ssm_pass_with_nothing_new_lists_nothing(nord: FakeDossier) -> None:
+    nord.sage.insert("F_COMPTET", client("PR00001", "Fleuriste Morel", prospect=True))
+    run_entity(nord.ctx, nord.entity("clients"))
+
+    counts = nord.pull()
+    # nothing updated or deleted in SSM after the newest change read: not even the
+    # overlap window is listed again
+    assert counts["read"] == 0
+
+    prospect = nord.accounts()["nord:PR00001"]
+    nord.ssm.update("accounts", prospect["id"], {"city": "Tourcoing"})
+    counts = nord.pull()
+    assert counts["updated"] == 1 and counts["read"] >= 1
+    assert nord.pull()["read"] == 0

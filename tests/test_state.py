@@ -127,7 +127,7 @@ def test_an_older_state_store_is_migrated_on_start(state_url: str) -> None:
         (run,) = s.scalars(select(Run)).all()
         assert run.created == 5 and run.pending == 0
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0005"
+    assert version == "0006"
     store.dispose()
 
 

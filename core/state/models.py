@@ -51,6 +51,9 @@ class DossierEntity(Base):
     direction: Mapped[str] = mapped_column(String(16), primary_key=True)
     cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
     high_water_mark: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Sage -> SSM: the watched tables' latest modification times and the row count when
+    #: the last pass ended (unchanged: nothing to read)
+    source_mark: Mapped[str | None] = mapped_column(String(400), nullable=True)
     last_full_sync_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
