@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chrom
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench bench-latency clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench bench-latency bench-changes clean
 
 setup: system venv
 
@@ -70,6 +70,10 @@ bench: setup
 # how fast a change reaches the other side under `dossiersync run`, and an idle dossier's cost
 bench-latency: setup
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_latency.py $(BENCH_ARGS)
+
+# a sync's cost with nothing changed and with a few changes, against the first sync
+bench-changes: setup
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_changes.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache demo
