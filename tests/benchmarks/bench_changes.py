@@ -12,8 +12,8 @@ process, with the simulator's request count around it:
 3. a third after ``--changed`` articles were edited in the dossier file (their
    modification time set, as Sage does).
 
-Prints a Markdown table for docs/benchmarks.md: seconds, requests, and each later sync
-as a share of the first.
+Prints a Markdown table for docs/benchmarks.md: seconds, requests, each later sync as a
+share of the first, and the peak RSS of each process (``os.wait4``).
 """
 
 from __future__ import annotations
@@ -33,18 +33,22 @@ BIN = Path(sys.executable).parent
 KEYS = {"SSM_PUBLIC_KEY": "bench-public", "SSM_PRIVATE_KEY": "bench-private"}
 
 
-def timed(config: Path, *args: str) -> float:
+def timed(config: Path, *args: str) -> tuple[float, int]:
+    """Seconds and peak RSS (MB, the kernel's ``ru_maxrss``) of one command."""
     start = time.monotonic()
-    done = subprocess.run(
-        [str(BIN / "dossiersync"), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **KEYS},
-        timeout=7200,
-    )
-    if done.returncode != 0:
-        sys.exit(f"dossiersync {' '.join(args)} failed:\n{done.stderr}")
-    return time.monotonic() - start
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            [str(BIN / "dossiersync"), "--config", str(config), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env={**os.environ, **KEYS},
+        )
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            sys.exit(f"dossiersync {' '.join(args)} failed:\n{errors.read().decode()}")
+    return seconds, usage.ru_maxrss // 1024
 
 
 def main() -> None:
@@ -101,14 +105,15 @@ def main() -> None:
                             (args.changed,),
                         )
                 before = sim.stats()["requests"]
-                seconds = timed(config, "sync")
-                rows.append((label, seconds, sim.stats()["requests"] - before))
+                seconds, rss = timed(config, "sync")
+                rows.append((label, seconds, sim.stats()["requests"] - before, rss))
     first = rows[0][1]
     print(f"{args.products} articles and 200 clients, default settings\n")
-    print("| sync | seconds | API requests | share of the first |")
-    print("|---|---|---|---|")
-    for label, seconds, requests in rows:
-        print(f"| {label} | {seconds:.1f} | {requests} | {100 * seconds / first:.1f} % |")
+    print("| sync | seconds | API requests | share of the first | peak RSS |")
+    print("|---|---|---|---|---|")
+    for label, seconds, requests, rss in rows:
+        share = 100 * seconds / first
+        print(f"| {label} | {seconds:.1f} | {requests} | {share:.1f} % | {rss} MB |")
 
 
 if __name__ == "__main__":
