@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .context import DossierContext
-from .entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity, record_hash
+from .entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, Entity, record_hash
 from .errors import (
     DossierSyncError,
     RecordInvalid,
@@ -433,6 +433,17 @@ class SyncPass:
                 message=message,
             )
 
+    def load(self, rows: list[dict[str, Any]]) -> None:
+        """Complete Sage rows: their virtual fields (``enrich``), then their children."""
+        entity = self.entity
+        entity.enrich(rows, self.ctx)
+        for child in entity.children:
+            for row in rows:
+                key = [row.get(c) for c in entity.sage_key_columns]
+                where = entity.child_where(child, key)
+                found = self.ctx.sage.read(child.sage_table, child.sage_columns, where=where)
+                row[child.name] = list(found)
+
     def canonical_from_sage(self, row: dict[str, Any], direction: str) -> dict[str, Any]:
         record = self.entity.from_sage(row)
         self.ctx.transform(self.entity.name, direction, record)
@@ -452,6 +463,22 @@ class Write:
     body: dict[str, Any]
     ssm_id: int | None = None
     outcome: tuple[str, int] | Exception | None = None
+    #: the children with SSM records of their own, as they must be once the write is done
+    children: list[ChildWrites] | None = None
+    #: why they are not (the parent's write itself went through)
+    children_error: Exception | None = None
+
+
+@dataclass
+class ChildWrites:
+    """What SSM must hold of one kind of child of a record (``ChildSpec.ssm_resource``)."""
+
+    spec: ChildSpec
+    #: what the extIds of the record's children start with
+    prefix: str
+    #: ``(extId, full body, changed fields' body or None when the last agreed child is
+    #: unknown)``, in the children's order
+    planned: list[tuple[str, dict[str, Any], dict[str, Any] | None]]
 
 
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
@@ -497,6 +524,7 @@ class SageToSsm(SyncPass):
         )
         if since is not None:
             retry.update(entity.extra_changed_keys(ctx, since))
+            retry.update(self.children_changed(since))
         seen: set[str] = set()
         columns = entity.sage_columns
         # one COUNT(*) tells how far the pass is; records retried by key come on top
@@ -541,6 +569,18 @@ class SageToSsm(SyncPass):
             cursor.last_full_sync_at = utcnow()
         self.commit()
 
+    def children_changed(self, since: str) -> set[str]:
+        """Keys of records whose children changed in Sage since ``since`` (a line edited or
+        added touches the line's table, not its document's)."""
+        entity, keys = self.entity, set()
+        for child in entity.children:
+            columns = entity.child_parent_columns(child)
+            where = entity.children_where(child)
+            rows = self.ctx.sage.read(child.sage_table, list(columns), since=since, where=where)
+            for row in rows:
+                keys.add(entity.key_text([row[c] for c in columns]))
+        return keys
+
     def restored(self, before: str | None, now: str | None) -> bool:
         """A high-water mark that went backwards: the Sage database was restored (unless
         rows deleted since the last pass explain it)."""
@@ -580,7 +620,7 @@ class SageToSsm(SyncPass):
             self.table, self.entity.sage_columns, where=self.entity.sage_where()
         )
         for batch in batched(rows, self.ctx.sync.batch_size):
-            self.entity.enrich(batch, self.ctx)
+            self.load(batch)
             for row in batch:
                 key = self.entity.key_text(self.entity.sage_key(row))
                 if key not in synced:
@@ -637,7 +677,7 @@ class SageToSsm(SyncPass):
                 keyed.append((key, row))
         if not keyed:
             return
-        entity.enrich([row for _, row in keyed], ctx)
+        self.load([row for _, row in keyed])
         links = self.links_for(Link.sage_key, [k for k, _ in keyed])
         waiting = self.waiting_for_sage([k for k, _ in keyed])
         for f in entity.fields:
@@ -666,22 +706,28 @@ class SageToSsm(SyncPass):
                 )
                 continue
             digest = record_hash(canonical)
-            all_names = [f.name for f in entity.fields_to_ssm]
+            all_names = entity.names_to_ssm
             try:
                 if link is None or link.ssm_id is None or link.deleted:
                     body = entity.to_ssm(canonical, all_names, ctx, create=True)
+                    children = self.child_writes(canonical, None, key)
                     if link is None:
                         link = self.new_link(key)
                     link.deleted = False
                     link.ssm_id = None
                     link.label = "pending"
-                    writes.append(Write("create", link, canonical, digest, all_names, body))
+                    write = Write("create", link, canonical, digest, all_names, body)
+                    write.children = children
+                    writes.append(write)
                     continue
                 if link.sage_hash == digest and link.label == "synced" and not self.realign:
                     self.run.add("unchanged")
                     continue
                 base = link.base or {}
                 names = [n for n in all_names if self.realign or canonical.get(n) != base.get(n)]
+                children = self.child_writes(canonical, link.base, key)
+                if children:
+                    names += [c.spec.name for c in children]
                 if not names:
                     # only Sage-side fields SSM does not hold changed
                     link.base, link.sage_hash = canonical, digest
@@ -694,7 +740,9 @@ class SageToSsm(SyncPass):
             except RecordPending as exc:
                 self.record_pending(link or self.new_link(key), key, str(exc))
                 continue
-            writes.append(Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id))
+            write = Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id)
+            write.children = children
+            writes.append(write)
         # intent rows are durable before any create is sent
         self.commit()
         creates = [w for w in writes if w.kind == "create"]
@@ -725,6 +773,7 @@ class SageToSsm(SyncPass):
                 continue
             w.kind, w.ssm_id = "adopt", existing
             w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+            w.children = self.child_writes(w.canonical, None, w.link.sage_key or "")
         refused = [w for w in writes if w.outcome is not None]
         writes = [w for w in writes if w.outcome is None]
         for w in refused:
@@ -797,8 +846,15 @@ class SageToSsm(SyncPass):
     def send(self, chunk: list[Write]) -> None:
         """Runs in the pool: one bulk create or update (HTTP only, no state-store access)."""
         client = self.ctx.ssm_client
+        # a record whose children alone changed has no field of its own to send
+        bare = [w for w in chunk if w.kind != "create" and not w.body]
+        for w in bare:
+            w.outcome = ("updated", w.ssm_id or 0)
+        chunk = [w for w in chunk if w not in bare]
         try:
-            if chunk[0].kind == "create":
+            if not chunk:
+                results = []
+            elif chunk[0].kind == "create":
                 results = client.bulk_create(self.resource, [w.body for w in chunk])
             else:
                 items = [(w.ssm_id or 0, w.body) for w in chunk]
@@ -813,6 +869,65 @@ class SageToSsm(SyncPass):
             else:
                 action = "created" if w.kind == "create" else "updated"
                 w.outcome = (action, result.id or w.ssm_id or 0)
+        for w in [*bare, *chunk]:
+            if w.children and isinstance(w.outcome, tuple):
+                try:
+                    self.send_children(w.children, w.outcome[1], w.kind == "create")
+                except Exception as exc:  # noqa: BLE001 - sorted out in apply()
+                    w.children_error = exc
+
+    def child_writes(
+        self, canonical: dict[str, Any], base: dict[str, Any] | None, key: str
+    ) -> list[ChildWrites]:
+        """The children with SSM records of their own to write with this record: all of
+        them for a new record (``base`` None), else those of a kind that changed."""
+        entity, ctx = self.entity, self.ctx
+        out: list[ChildWrites] = []
+        parent_ext = entity.ext_id(self.dossier_id, key)
+        for child in entity.children:
+            if not child.ssm_resource:
+                continue
+            lines = canonical.get(child.name) or []
+            if base is not None and not self.realign and base.get(child.name) == lines:
+                continue
+            before = {c.get(child.key): c for c in (base or {}).get(child.name) or []}
+            every = [f.name for f in child.fields]
+            planned: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+            for line in lines:
+                full = entity.child_to_ssm(child, line, every, ctx)
+                old = before.get(line.get(child.key))
+                diff = None
+                if old is not None and not self.realign:
+                    names = [n for n in every if line.get(n) != old.get(n)]
+                    diff = entity.child_to_ssm(child, line, names, ctx) if names else {}
+                planned.append((entity.child_ext_id(parent_ext, child, line), full, diff))
+            out.append(ChildWrites(child, parent_ext + ":", planned))
+        return out
+
+    def send_children(self, children: list[ChildWrites], parent_id: int, new: bool) -> None:
+        """Runs in the pool: make a record's SSM children the ones planned (matched by
+        extId); children of the record with no extId of this parent are left alone."""
+        client = self.ctx.ssm_client
+        for kind in children:
+            spec, resource = kind.spec, kind.spec.ssm_resource or ""
+            held: dict[str, dict[str, Any]] = {}
+            if not new:
+                for record in client.list_changed(resource, equals={spec.listed_by: parent_id}):
+                    ext = str(record.get("extId") or "")
+                    if ext.startswith(kind.prefix):
+                        held[ext] = record
+            for ext, full, diff in kind.planned:
+                found = held.pop(ext, None)
+                if found is None:
+                    parent = {spec.ssm_parent or "": parent_id, "extId": ext}
+                    client.create(resource, {**full, **parent})
+                elif diff is None or diff:
+                    client.update(resource, int(found["id"]), full if diff is None else diff)
+            for record in held.values():
+                try:
+                    client.delete(resource, int(record["id"]))
+                except SsmNotFound:
+                    pass
 
     def apply(self, w: Write) -> Exception | None:
         """Record a write's outcome; return the exception that must stop the run."""
@@ -825,6 +940,11 @@ class SageToSsm(SyncPass):
             return outcome
         action, ssm_id = outcome
         link.ssm_id = ssm_id
+        if isinstance(w.children_error, SsmRefused):
+            self.record_refused(link, key, w.children_error)
+            return None
+        if w.children_error is not None:
+            return w.children_error  # linked: a later pass completes its children
         link.base = w.canonical
         link.sage_hash = w.digest
         detail = ",".join(w.names) if w.kind == "update" else None
@@ -866,9 +986,21 @@ class SageToSsm(SyncPass):
             self.commit()
 
     def delete_one(self, link: Link) -> Exception | None:
+        """Runs in the pool: delete a record in SSM, its children first."""
+        client = self.ctx.ssm_client
         try:
             assert link.ssm_id is not None
-            self.ctx.ssm_client.delete(self.resource, link.ssm_id)
+            for child in self.entity.children:
+                if child.ssm_resource:
+                    listing = client.list_changed(
+                        child.ssm_resource, equals={child.listed_by: link.ssm_id}
+                    )
+                    for record in list(listing):
+                        try:
+                            client.delete(child.ssm_resource, int(record["id"]))
+                        except SsmNotFound:
+                            pass
+            client.delete(self.resource, link.ssm_id)
         except Exception as exc:  # noqa: BLE001
             return exc
         return None
@@ -910,11 +1042,14 @@ class SsmToSage(SyncPass):
                 self.guarded(record, links.get(int(record["id"])))
             if everything:
                 for record in batch:
+                    seen.add(int(record["id"]))  # listed: not vanished, even if new
                     newest = self.stray(record, newest)
             self.commit()
         if full and deleted:
             self.vanished_from_ssm(seen)
         self.retry_failed(seen)
+        if since is not None:
+            newest = self.children_changed(since, seen, newest)
         if unlinked:
             listing = client.list_changed(
                 self.resource, since=since, overlap_seconds=overlap, equals=unlinked
@@ -926,6 +1061,34 @@ class SsmToSage(SyncPass):
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
+
+    def children_changed(self, since: str, seen: set[int], newest: str | None) -> str | None:
+        """Records whose children SSM may change in Sage changed since ``since``: a child
+        edited or added leaves its parent's ``dateUpdated`` as it was."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        parents: set[int] = set()
+        for child in entity.children:
+            if not child.ssm_resource or child.name not in entity.names_to_sage:
+                continue
+            listing = client.list_changed(
+                child.ssm_resource, since=since, overlap_seconds=ctx.sync.overlap_seconds
+            )
+            for record in listing:
+                newest = later(newest, client.changed_at(record))
+                parent = client.fk_id(record.get(child.listed_by))
+                if parent is not None and parent not in seen:
+                    parents.add(parent)
+        for chunk in batched(sorted(parents), ctx.sync.batch_size):
+            found = list(client.find(self.resource, ids=chunk))
+            prefix = f"{self.dossier_id}:"
+            mine = [r for r in found if str(r.get("extId") or "").startswith(prefix)]
+            links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
+            for record in mine:
+                self.run.add("read")
+                seen.add(int(record["id"]))
+                self.guarded(record, links.get(int(record["id"])))
+            self.commit()
+        return newest
 
     def reconcile_due(self, cursor: DossierEntity) -> bool:
         """Whether this pass lists every record again (``reconcile_hours`` since the last)."""
@@ -1031,7 +1194,7 @@ class SsmToSage(SyncPass):
             self.run.add("unchanged")
             return
         base = link.base or {}
-        incoming = entity.from_ssm(record, ctx)
+        incoming = self.from_ssm(record)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
         moved = [
             n
@@ -1050,7 +1213,9 @@ class SsmToSage(SyncPass):
             )
             raise RecordMoved(cause.text(), cause)
         changed = [
-            n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
+            n
+            for n in entity.ssm_may_change(base)
+            if n in incoming and self.shared(n, incoming[n]) != self.shared(n, base.get(n))
         ]
         if not changed:
             self.run.add("unchanged")
@@ -1061,11 +1226,13 @@ class SsmToSage(SyncPass):
         if row is None:
             self.run.add("unchanged")
             return
-        entity.enrich([row], ctx)
+        self.load([row])
         current = entity.from_sage(row)
         # transformed as every Sage row is, so it compares with what was agreed
         ctx.transform(entity.name, SAGE_TO_SSM, current)
-        conflicts = [n for n in changed if current.get(n) != base.get(n)]
+        conflicts = [
+            n for n in changed if self.shared(n, current.get(n)) != self.shared(n, base.get(n))
+        ]
         if conflicts and entity.conflict_winner == "sage":
             changed = [n for n in changed if n not in conflicts]
             add_event(self.session, self.run, key, "conflict", "Sage kept: " + ",".join(conflicts))
@@ -1073,7 +1240,7 @@ class SsmToSage(SyncPass):
             self.run.add("unchanged")
             return
         merged = dict(current)
-        merged.update({n: incoming[n] for n in changed})
+        merged.update({n: self.merged(n, current.get(n), incoming[n]) for n in changed})
         try:
             entity.validate(merged)
         except RecordInvalid as exc:
@@ -1083,11 +1250,73 @@ class SsmToSage(SyncPass):
             return
         try:
             with ctx.sage.transaction():
-                ctx.sage.update(self.table, sage_key, entity.to_sage(merged, changed, ctx, False))
+                values = entity.to_sage(merged, changed, ctx, False)
+                if values:
+                    ctx.sage.update(self.table, sage_key, values)
+                self.write_children(sage_key, current, merged, changed)
         except SourceError as exc:
             self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
             return
         self.settle(link, key, sage_key, merged, changed, "updated")
+
+    def from_ssm(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The canonical view of an SSM record, with the children SSM may change in Sage
+        (read from their own resource when they have one)."""
+        entity, client = self.entity, self.ctx.ssm_client
+        incoming = entity.from_ssm(record, self.ctx)
+        for child in entity.children:
+            if child.ssm_resource and child.name in entity.names_to_sage:
+                found = client.list_changed(
+                    child.ssm_resource, equals={child.listed_by: int(record["id"])}
+                )
+                ordered = sorted(found, key=lambda r: int(r["id"]))
+                incoming[child.name] = entity.children_from_ssm(child, ordered, self.ctx)
+        return incoming
+
+    def shared(self, name: str, value: Any) -> Any:
+        """What SSM may change of a field's value: of a list of children, each child's key
+        and shared fields."""
+        child = next((c for c in self.entity.children if c.name == name), None)
+        if child is None:
+            return value
+        names = [child.key] + [f.name for f in child.fields if f.owner == "both" and f.ssm]
+        return [{n: line.get(n) for n in names} for line in value or []]
+
+    def merged(self, name: str, current: Any, incoming: Any) -> Any:
+        """A field's value once SSM's edit is applied: SSM's children, each completed with
+        what Sage holds of the child with the same key."""
+        child = next((c for c in self.entity.children if c.name == name), None)
+        if child is None:
+            return incoming
+        held = {line.get(child.key): line for line in current or []}
+        return [{**held.get(line.get(child.key), {}), **line} for line in incoming or []]
+
+    def write_children(
+        self,
+        sage_key: tuple[Any, ...],
+        before: dict[str, Any],
+        after: dict[str, Any],
+        names: list[str],
+    ) -> None:
+        """Make the Sage rows of the changed kinds of children the ones of ``after``, in
+        the caller's transaction (a child is matched by its key)."""
+        entity, sage = self.entity, self.ctx.sage
+        for child in entity.children:
+            if child.name not in names:
+                continue
+            columns = list(sage.key_columns(child.sage_table))
+            old = {c.get(child.key): c for c in before.get(child.name) or []}
+            new = {c.get(child.key): c for c in after.get(child.name) or []}
+            for number, line in new.items():
+                row = entity.child_to_sage(child, sage_key, line)
+                if number not in old:
+                    sage.insert(child.sage_table, row)
+                elif line != old[number]:
+                    sage.update(child.sage_table, [row[c] for c in columns], row)
+            for number, line in old.items():
+                if number not in new:
+                    row = entity.child_to_sage(child, sage_key, line)
+                    sage.delete(child.sage_table, [row[c] for c in columns])
 
     def deleted_in_ssm(self, record: dict[str, Any], link: Link) -> None:
         ctx, entity = self.ctx, self.entity
@@ -1095,7 +1324,13 @@ class SsmToSage(SyncPass):
         if entity.ssm_deletions == "origin" and link.origin == "ssm":
             try:
                 with ctx.sage.transaction():
-                    ctx.sage.delete(self.table, entity.key_from_text(key))
+                    sage_key = entity.key_from_text(key)
+                    for child in entity.children:
+                        where = entity.child_where(child, sage_key)
+                        columns = list(ctx.sage.key_columns(child.sage_table))
+                        for row in list(ctx.sage.read(child.sage_table, columns, where=where)):
+                            ctx.sage.delete(child.sage_table, [row[c] for c in columns])
+                    ctx.sage.delete(self.table, sage_key)
             except SourceError as exc:
                 self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
                 return
@@ -1123,21 +1358,37 @@ class SsmToSage(SyncPass):
         ctx, entity = self.ctx, self.entity
         row = ctx.sage.get(self.table, sage_key, entity.sage_columns) or {}
         if row:
-            entity.enrich([row], ctx)
+            self.load([row])
         stored = entity.from_sage(row)
         link.base = stored
         link.sage_hash = record_hash(stored)
         extra = entity.after_sage_write(record, changed, ctx)
         if action == "created":
             extra["extId"] = link.ext_id
-        if extra:
-            assert link.ssm_id is not None
-            try:
+        assert link.ssm_id is not None
+        try:
+            for child in entity.children:
+                if child.ssm_resource and child.name in changed:
+                    self.name_children(child, link.ssm_id, link.ext_id or "", record)
+            if extra:
                 ctx.ssm_client.update(self.resource, link.ssm_id, extra)
-            except SsmRefused as exc:
-                self.record_refused(link, key, exc)
-                return
+        except SsmRefused as exc:
+            self.record_refused(link, key, exc)
+            return
         self.succeeded(link, key, action, ",".join(changed))
+
+    def name_children(
+        self, child: ChildSpec, parent_id: int, parent_ext: str, record: dict[str, Any]
+    ) -> None:
+        """Give SSM children written to Sage their extIds (they come in the order of their
+        ids, as they were read), so that the Sage pass finds them."""
+        client, resource = self.ctx.ssm_client, child.ssm_resource or ""
+        held = client.list_changed(resource, equals={child.listed_by: parent_id})
+        ordered = sorted(held, key=lambda r: int(r["id"]))
+        for found, line in zip(ordered, record.get(child.name) or [], strict=False):
+            ext = self.entity.child_ext_id(parent_ext, child, line)
+            if found.get("extId") != ext:
+                client.update(resource, int(found["id"]), {"extId": ext})
 
     def unlinked(self, record: dict[str, Any]) -> None:
         """An SSM record created for this dossier: create it in Sage, then link it."""
@@ -1147,9 +1398,9 @@ class SsmToSage(SyncPass):
         if link is not None and link.dossier_id != self.dossier_id:
             self.run.add("unchanged")
             return
-        incoming = entity.from_ssm(record, ctx)
+        incoming = self.from_ssm(record)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
-        names = [f.name for f in entity.fields_to_sage if f.name in incoming]
+        names = [n for n in entity.names_to_sage if n in incoming]
         if link is None:
             ref = f"ssm:{self.resource}/{ssm_id}"
             sage_key = entity.new_sage_key(incoming, ctx)
@@ -1182,6 +1433,7 @@ class SsmToSage(SyncPass):
             if ctx.sage.get(self.table, sage_key, entity.sage_columns) is None:
                 with ctx.sage.transaction():
                     ctx.sage.insert(self.table, entity.to_sage(candidate, names, ctx, True))
+                    self.write_children(sage_key, {}, candidate, names)
         except SourceError as exc:
             self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
             return
