@@ -462,11 +462,11 @@ class Write:
     names: list[str]
     body: dict[str, Any]
     ssm_id: int | None = None
-    outcome: tuple[str, int] | Exception | None = None
+    outcome: tuple[str, int] | BaseException | None = None
     #: the children with SSM records of their own, as they must be once the write is done
     children: list[ChildWrites] | None = None
     #: why they are not (the parent's write itself went through)
-    children_error: Exception | None = None
+    children_error: BaseException | None = None
 
 
 @dataclass
@@ -487,6 +487,8 @@ INDEX_FROM = 200
 RETRY_LIMIT = 500
 #: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
 KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
+#: review label reasons of records deleted in SSM whose Sage side is not pushed again
+KEPT_IN_SAGE_NOTES = (KEPT_IN_SAGE, "deleted in Sales Management; kept in Sage 50FR")
 
 
 class SageToSsm(SyncPass):
@@ -686,11 +688,12 @@ class SageToSsm(SyncPass):
         writes: list[Write] = []
         for key, row in keyed:
             link = links.get(key)
-            if (
-                link is not None
-                and link.label == "pending_review"
-                and link.last_error == KEPT_IN_SAGE
+            if link is not None and (
+                (link.label == "pending_review" and link.last_error in KEPT_IN_SAGE_NOTES)
+                or (link.origin == "ssm" and link.sage_hash is None and not link.deleted)
             ):
+                # deleted in SSM and kept in Sage; or created in SSM and not settled in
+                # Sage yet (the SSM pass finishes it)
                 self.run.add("unchanged")
                 continue
             try:
@@ -802,7 +805,7 @@ class SageToSsm(SyncPass):
         When the API is down or refuses our keys, every batch in flight is recorded (what
         it created is linked), then the run stops, keeping its cursor.
         """
-        fatal: Exception | None = None
+        fatal: BaseException | None = None
         while self.in_flight and (len(self.in_flight) > keep or fatal is not None):
             writes, sent = self.in_flight.popleft()
             wait(sent)
@@ -859,7 +862,7 @@ class SageToSsm(SyncPass):
             else:
                 items = [(w.ssm_id or 0, w.body) for w in chunk]
                 results = client.bulk_update(self.resource, items)
-        except Exception as exc:  # noqa: BLE001 - sorted out in apply()
+        except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
             for w in chunk:
                 w.outcome = exc
             return
@@ -873,7 +876,7 @@ class SageToSsm(SyncPass):
             if w.children and isinstance(w.outcome, tuple):
                 try:
                     self.send_children(w.children, w.outcome[1], w.kind == "create")
-                except Exception as exc:  # noqa: BLE001 - sorted out in apply()
+                except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
                     w.children_error = exc
 
     def child_writes(
@@ -929,14 +932,15 @@ class SageToSsm(SyncPass):
                 except SsmNotFound:
                     pass
 
-    def apply(self, w: Write) -> Exception | None:
-        """Record a write's outcome; return the exception that must stop the run."""
+    def apply(self, w: Write) -> BaseException | None:
+        """Record a write's outcome; return the exception that must stop the run (an API
+        outage, or Ctrl-C while the request was out)."""
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
         if isinstance(outcome, SsmRefused):
             self.record_refused(link, key, outcome)
             return None
-        if isinstance(outcome, Exception) or outcome is None:
+        if isinstance(outcome, BaseException) or outcome is None:
             return outcome
         action, ssm_id = outcome
         link.ssm_id = ssm_id
@@ -949,6 +953,8 @@ class SageToSsm(SyncPass):
         link.sage_hash = w.digest
         detail = ",".join(w.names) if w.kind == "update" else None
         self.succeeded(link, key, "created" if action == "created" else "updated", detail)
+        if w.children and self.ctx.progress is not None:
+            self.ctx.progress(self.run)  # children cost a request each: show each record
         return None
 
     def deletions(self) -> None:

@@ -44,6 +44,7 @@ from dossiersync.engine import (
 from dossiersync.entity import (
     SAGE_TO_SSM,
     SSM_TO_SAGE,
+    ChildSpec,
     Entity,
     FieldSpec,
     normalise,
@@ -92,6 +93,8 @@ class OrdersEntity(Entity):
     lines_resource = "salesOrdersLines"
     schema = "entities/orders.schema.json"
     key_fields = ("domain", "type", "piece")
+    # an order created in SSM and deleted in Sage stays in SSM, where it was created
+    sage_deletions = "origin"
     record_noun = {"en": "order", "fr": "commande"}
     labels = {
         "domain": {"en": "document domain", "fr": "domaine du document"},
@@ -141,10 +144,53 @@ class OrdersEntity(Entity):
         FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
     )
 
-    def pass_class(self, direction: str) -> type[SyncPass] | None:
-        from .order_sync import OrdersFromSage, OrdersToSage
+    children = (
+        ChildSpec(
+            "lines",
+            sage_table=LINES,
+            key="line",
+            fields=line_fields,
+            ssm_resource="salesOrdersLines",
+            ssm_parent="salesOrderId",
+            ssm_parent_filter="salesorderId",
+            key_step=LINE_STEP,
+        ),
+    )
 
-        return OrdersFromSage if direction == SAGE_TO_SSM else OrdersToSage
+    def pass_class(self, direction: str) -> type[SyncPass] | None:
+        from .order_sync import OrdersToSage
+
+        return OrdersToSage if direction == SSM_TO_SAGE else None
+
+    def sage_where(self) -> dict[str, Any]:
+        return dict(SALES_ORDERS)
+
+    def to_ssm(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        """SSM fields of an order as Sage holds it: what Sage computed (status, total) and,
+        for one created in Sage, its account and reference (its piece when it has none).
+        A new order is read-only with SSM's integer ``number``; it goes to the dossier's
+        branch and the implementation's sales rep."""
+        wanted = set(names)
+        if create or ctx.realign:
+            wanted |= {"number", "readOnly"}
+        view = self.born_view(record)
+        shown = {"account": "account", "reference": "reference", "status": "status"}
+        shown.update(total_ht="total", number="number", readOnly="readOnly")
+        body = self.born_body(view, [v for n, v in shown.items() if n in wanted], ctx)
+        if create:
+            impl = ctx.implementation
+            body.update(
+                branchId=ctx.dossier.branch_id or impl.default_branch_id,
+                salesRepId=impl.default_sales_rep_id,
+            )
+        return body
+
+    def child_to_ssm(
+        self, child: ChildSpec, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
+    ) -> dict[str, Any]:
+        return self.line_body(record, [n for n in names if n in LINE_TO_SSM], ctx)
 
     # -- keys ------------------------------------------------------------------------
 
