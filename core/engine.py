@@ -32,6 +32,7 @@ from .errors import (
     RecordInvalid,
     RecordMoved,
     RecordPending,
+    RecordRefused,
     SourceError,
     SsmError,
     SsmNotFound,
@@ -485,6 +486,8 @@ class ChildWrites:
 INDEX_FROM = 200
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
+#: SSM records fetched by id per request
+RETRY_CHUNK = 40
 #: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
 KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
 #: review label reasons of records deleted in SSM whose Sage side is not pushed again
@@ -1093,6 +1096,10 @@ class SsmToSage(SyncPass):
                 self.run.add("read")
                 seen.add(int(record["id"]))
                 self.guarded(record, links.get(int(record["id"])))
+            for record in found:
+                if not record.get("extId") and entity.ssm_unlinked_filter(ctx) is not None:
+                    seen.add(int(record["id"]))
+                    newest = self.stray(record, newest)
             self.commit()
         return newest
 
@@ -1166,14 +1173,62 @@ class SsmToSage(SyncPass):
             except SsmRefused:
                 continue  # gone from SSM: the Sage pass and its deletion rules see to it
             self.run.add("read")
+            seen.add(link.ssm_id)
             self.guarded(record, link)
         self.commit()
+        self.retry_refused(seen)
+
+    def retry_refused(self, seen: set[int]) -> None:
+        """Records created in SSM that could not be taken into Sage (an incident, no link)
+        are tried again on every pass, changed or not; one gone from SSM, or no longer
+        this dossier's, closes its incident."""
+        if not self.has_open_incidents or self.entity.ssm_unlinked_filter(self.ctx) is None:
+            return
+        prefix = f"ssm:{self.resource}/"
+        keys = self.session.scalars(
+            select(Incident.record_key).where(
+                Incident.dossier_id == self.dossier_id,
+                Incident.entity == self.entity.name,
+                Incident.direction == SSM_TO_SAGE,
+                Incident.state == "open",
+                Incident.record_key.like(prefix + "%"),
+            )
+        )
+        ids = sorted({int(k[len(prefix) :]) for k in keys if k and k[len(prefix) :].isdigit()})
+        for chunk in batched([i for i in ids if i not in seen], RETRY_CHUNK):
+            found = {int(r["id"]): r for r in self.ctx.ssm_client.find(self.resource, ids=chunk)}
+            for ssm_id in chunk:
+                record = found.get(ssm_id)
+                seen.add(ssm_id)
+                ours = False
+                if record is not None and not record.get("extId"):
+                    try:
+                        ours = self.entity.belongs_to_dossier(record, self.ctx)
+                    except (RecordPending, RecordMoved):
+                        ours = False
+                if ours:
+                    self.run.add("read")
+                    self.guarded(record, None, create=True)  # type: ignore[arg-type]
+                else:
+                    resolve_incidents(
+                        self.session,
+                        self.dossier_id,
+                        self.entity.name,
+                        record_keys=[f"{prefix}{ssm_id}"],
+                        direction=SSM_TO_SAGE,
+                    )
+            self.commit()
 
     def guarded(self, record: dict[str, Any], link: Link | None, create: bool = False) -> None:
-        """One SSM record; a reference problem becomes a label or an incident."""
-        key = link.sage_key if link and link.sage_key else f"ssm:{self.resource}/{record['id']}"
+        """One SSM record; a reference problem becomes a label or an incident.
+
+        A record created in SSM whose Sage write was not settled (its link is the intent)
+        is finished, never written twice.
+        """
+        key = self.record_key(link, record)
+        intent = link is not None and link.origin == "ssm" and link.sage_hash is None
         try:
-            if create:
+            if create or (intent and not link.deleted):  # type: ignore[union-attr]
                 self.unlinked(record)
             else:
                 self.linked(record, link)
@@ -1186,6 +1241,48 @@ class SsmToSage(SyncPass):
             add_event(self.session, self.run, key, "pending", str(exc))
         except RecordMoved as exc:
             self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
+        except RecordRefused as exc:
+            self.record_failed(
+                link,
+                self.record_key(link, record),
+                exc.kind,
+                str(exc),
+                field_name=exc.field,
+                problem=exc.problem,
+                cause=exc.cause,
+            )
+
+    def record_key(self, link: Link | None, record: dict[str, Any]) -> str:
+        """How incidents name an SSM record: its Sage key once it is in Sage."""
+        if link is not None and link.sage_key and link.sage_hash is not None:
+            return link.sage_key
+        if link is not None and link.sage_key and link.origin != "ssm":
+            return link.sage_key
+        return f"ssm:{self.resource}/{record['id']}"
+
+    def cleared(self, link: Link, record: dict[str, Any]) -> None:
+        """A linked record that went through unchanged: what this direction found wrong
+        with it before is closed, and it is ``synced`` unless the other direction still
+        has an incident open."""
+        self.run.add("unchanged")
+        if link.label != "error" or not self.has_open_incidents:
+            return
+        keys = [link.sage_key or "", f"ssm:{self.resource}/{record['id']}"]
+        resolve_incidents(
+            self.session, self.dossier_id, self.entity.name, record_keys=keys, direction=SSM_TO_SAGE
+        )
+        still_open = self.session.scalar(
+            select(func.count())
+            .select_from(Incident)
+            .where(
+                Incident.dossier_id == self.dossier_id,
+                Incident.entity == self.entity.name,
+                Incident.record_key.in_(keys),
+                Incident.state == "open",
+            )
+        )
+        if not still_open:
+            link.label, link.last_error, link.updated_at = "synced", None, utcnow()
 
     def linked(self, record: dict[str, Any], link: Link | None) -> None:
         ctx, entity = self.ctx, self.entity
@@ -1200,7 +1297,13 @@ class SsmToSage(SyncPass):
             self.run.add("unchanged")
             return
         base = link.base or {}
-        incoming = self.from_ssm(record)
+        entity.check_ssm_edit(record, base, ctx)
+        may = entity.ssm_may_change(base)
+        keyed = any(f.ssm for f in entity.fields if f.name in entity.key_fields)
+        if not may and not keyed:
+            self.cleared(link, record)  # nothing of it may reach Sage
+            return
+        incoming = self.from_ssm(record, may)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
         moved = [
             n
@@ -1220,11 +1323,11 @@ class SsmToSage(SyncPass):
             raise RecordMoved(cause.text(), cause)
         changed = [
             n
-            for n in entity.ssm_may_change(base)
+            for n in may
             if n in incoming and self.shared(n, incoming[n]) != self.shared(n, base.get(n))
         ]
         if not changed:
-            self.run.add("unchanged")
+            self.cleared(link, record)
             return
         key = link.sage_key
         sage_key = entity.key_from_text(key)
@@ -1265,13 +1368,16 @@ class SsmToSage(SyncPass):
             return
         self.settle(link, key, sage_key, merged, changed, "updated")
 
-    def from_ssm(self, record: dict[str, Any]) -> dict[str, Any]:
+    def from_ssm(
+        self, record: dict[str, Any], names: Iterable[str] | None = None
+    ) -> dict[str, Any]:
         """The canonical view of an SSM record, with the children SSM may change in Sage
-        (read from their own resource when they have one)."""
+        (among ``names``), read from their own resource when they have one."""
         entity, client = self.entity, self.ctx.ssm_client
         incoming = entity.from_ssm(record, self.ctx)
+        wanted = set(entity.names_to_sage if names is None else names)
         for child in entity.children:
-            if child.ssm_resource and child.name in entity.names_to_sage:
+            if child.ssm_resource and child.name in wanted and child.name not in incoming:
                 found = client.list_changed(
                     child.ssm_resource, equals={child.listed_by: int(record["id"])}
                 )
@@ -1375,7 +1481,7 @@ class SsmToSage(SyncPass):
         try:
             for child in entity.children:
                 if child.ssm_resource and child.name in changed:
-                    self.name_children(child, link.ssm_id, link.ext_id or "", record)
+                    self.name_children(child, link.ssm_id, link.ext_id or "", stored)
             if extra:
                 ctx.ssm_client.update(self.resource, link.ssm_id, extra)
         except SsmRefused as exc:
@@ -1387,14 +1493,16 @@ class SsmToSage(SyncPass):
         self, child: ChildSpec, parent_id: int, parent_ext: str, record: dict[str, Any]
     ) -> None:
         """Give SSM children written to Sage their extIds (they come in the order of their
-        ids, as they were read), so that the Sage pass finds them."""
+        ids, as they were read) and what Sage computed of them (its own fields)."""
         client, resource = self.ctx.ssm_client, child.ssm_resource or ""
         held = client.list_changed(resource, equals={child.listed_by: parent_id})
         ordered = sorted(held, key=lambda r: int(r["id"]))
+        owned = [f.name for f in child.fields if f.owner == "sage" and f.ssm]
         for found, line in zip(ordered, record.get(child.name) or [], strict=False):
-            ext = self.entity.child_ext_id(parent_ext, child, line)
-            if found.get("extId") != ext:
-                client.update(resource, int(found["id"]), {"extId": ext})
+            body = self.entity.child_to_ssm(child, line, owned, self.ctx) if owned else {}
+            body["extId"] = self.entity.child_ext_id(parent_ext, child, line)
+            if any(found.get(k) != v for k, v in body.items()):
+                client.update(resource, int(found["id"]), body)
 
     def unlinked(self, record: dict[str, Any]) -> None:
         """An SSM record created for this dossier: create it in Sage, then link it."""
@@ -1407,15 +1515,24 @@ class SsmToSage(SyncPass):
         incoming = self.from_ssm(record)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
         names = [n for n in entity.names_to_sage if n in incoming]
+        ref = f"ssm:{self.resource}/{ssm_id}"
+        if link is not None and link.sage_key:
+            sage_key = entity.key_from_text(link.sage_key)
+            row = ctx.sage.get(self.table, sage_key, entity.sage_columns)
+            if row is not None and not self.intended(row, entity.with_key(incoming, sage_key)):
+                # the key was taken in Sage meanwhile: the record gets the next one
+                key = entity.key_text(entity.new_sage_key(incoming, ctx))
+                link.sage_key, link.ext_id = key, entity.ext_id(self.dossier_id, key)
+                self.commit()
         if link is None:
-            ref = f"ssm:{self.resource}/{ssm_id}"
             sage_key = entity.new_sage_key(incoming, ctx)
             key = entity.key_text(sage_key)
             try:
                 entity.validate(entity.with_key(incoming, sage_key))
             except RecordInvalid as exc:
+                name = entity.ssm_path(exc.field or "(record)")
                 self.record_failed(
-                    None, ref, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+                    None, ref, "invalid_record", str(exc), field_name=name, problem=exc.problem
                 )
                 return
             link = Link(
@@ -1441,9 +1558,18 @@ class SsmToSage(SyncPass):
                     ctx.sage.insert(self.table, entity.to_sage(candidate, names, ctx, True))
                     self.write_children(sage_key, {}, candidate, names)
         except SourceError as exc:
-            self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
+            self.record_failed(link, ref, "sage_write_failed", str(exc), refused=False)
             return
         self.settle(link, key, sage_key, candidate, names, "created")
+
+    def intended(self, row: dict[str, Any], candidate: dict[str, Any]) -> bool:
+        """Whether a Sage row found under an intent's key is the record the intent was
+        about to write (a crash came after the write), not another one that took the key."""
+        entity = self.entity
+        self.load([row])
+        held = entity.from_sage(row)
+        names = [f.name for f in entity.fields_to_sage if f.name in candidate]
+        return all(held.get(n) == candidate.get(n) for n in names)
 
 
 def later(current: str | None, candidate: Any) -> str | None:

@@ -448,6 +448,25 @@ class Entity:
         """Fields whose SSM-side edits reach Sage for a record in this state."""
         return tuple(self.names_to_sage)
 
+    def check_ssm_edit(
+        self, record: Mapping[str, Any], base: Mapping[str, Any], ctx: DossierContext
+    ) -> None:
+        """Raise RecordRefused when an SSM edit of a synced record must not stand (an order
+        re-pointed to another account); nothing is written then."""
+
+    def ssm_path(self, path: str) -> str:
+        """A canonical field path in SSM's names, for incidents about an SSM record:
+        ``lines[0].discount`` -> ``lines[0].discount1``."""
+        head, dot, rest = path.partition(".")
+        name, bracket, index = head.partition("[")
+        child = next((c for c in self.children if c.name == name), None)
+        if child is not None:
+            inner = next((f.ssm for f in child.fields if f.name == rest and f.ssm), rest)
+            return f"{child.ssm or name}{bracket}{index}{dot}{inner}"
+        return next((f.ssm for f in self.fields if f.name == name and f.ssm), name) + (
+            bracket + index + dot + rest
+        )
+
     def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
         """Whether an SSM record with no extId was created for this dossier."""
         return False
