@@ -940,6 +940,12 @@ class SageToSsm(SyncPass):
         outage, or Ctrl-C while the request was out)."""
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
+        if isinstance(outcome, SsmNotFound) and w.kind == "update" and link.origin == "sage":
+            # deleted in SSM: it stays in Sage, where it was created, and is not sent again
+            link.label, link.last_error, link.updated_at = "pending_review", KEPT_IN_SAGE, utcnow()
+            self.run.add("unchanged")
+            add_event(self.session, self.run, key, "kept", KEPT_IN_SAGE)
+            return None
         if isinstance(outcome, SsmRefused):
             self.record_refused(link, key, outcome)
             return None
@@ -1115,6 +1121,9 @@ class SsmToSage(SyncPass):
             return newest
         newest = later(newest, self.ctx.ssm_client.changed_at(record))
         if record.get("deleted"):
+            links = self.links_for(Link.ssm_id, [int(record["id"])])
+            if links:
+                self.gone_from_ssm(next(iter(links.values())))
             return newest
         try:
             mine = self.entity.belongs_to_dossier(record, self.ctx)
@@ -1170,13 +1179,29 @@ class SsmToSage(SyncPass):
                 continue
             try:
                 record = self.ctx.ssm_client.get(self.resource, link.ssm_id)
+            except SsmNotFound:
+                self.gone_from_ssm(link)
+                continue
             except SsmRefused:
-                continue  # gone from SSM: the Sage pass and its deletion rules see to it
+                continue
             self.run.add("read")
             seen.add(link.ssm_id)
             self.guarded(record, link)
         self.commit()
         self.retry_refused(seen)
+
+    def gone_from_ssm(self, link: Link) -> None:
+        """A retried record SSM no longer has: the Sage pass and its deletion rules see to
+        a record in Sage; one created in SSM and never written to Sage is dropped."""
+        entity, key = self.entity, link.sage_key or ""
+        if link.origin != "ssm" or link.sage_hash is not None or not key:
+            return
+        if self.ctx.sage.get(self.table, entity.key_from_text(key)) is not None:
+            return
+        ref = f"ssm:{self.resource}/{link.ssm_id}"
+        add_event(self.session, self.run, ref, "dropped", "deleted in Sales Management")
+        resolve_incidents(self.session, self.dossier_id, entity.name, record_keys=[ref, key])
+        self.session.delete(link)
 
     def retry_refused(self, seen: set[int]) -> None:
         """Records created in SSM that could not be taken into Sage (an incident, no link)
@@ -1227,6 +1252,9 @@ class SsmToSage(SyncPass):
         """
         key = self.record_key(link, record)
         intent = link is not None and link.origin == "ssm" and link.sage_hash is None
+        if intent and record.get("deleted"):
+            self.gone_from_ssm(link)  # type: ignore[arg-type]
+            return
         try:
             if create or (intent and not link.deleted):  # type: ignore[union-attr]
                 self.unlinked(record)

@@ -284,3 +284,45 @@ def test_a_line_edited_in_ssm_reaches_its_sage_row_only(nord: Quotes) -> None:
         link = s.scalar(select(Link).where(Link.sage_key == "0:0:DE00001"))
         assert link is not None and link.base is not None
         assert link.base["lines"][0]["quantity"] == "7"
+
+
+def test_a_document_deleted_in_ssm_stays_in_sage_and_is_not_sent_again(nord: Quotes) -> None:
+    nord.push()
+    quote = nord.ssm.live("quotes")["nord:0:0:DE00001"]
+    nord.ssm.delete("quotes", quote["id"])
+    nord.sage.update(HEADER, (0, 0, "DE00001"), {"DO_TotalHT": "12"})
+
+    counts = nord.push()
+
+    assert counts["refused"] == 0 and counts["created"] == 0
+    assert nord.open_incidents() == []
+    assert "nord:0:0:DE00001" not in nord.ssm.live("quotes")
+    assert nord.sage.get(HEADER, (0, 0, "DE00001")) is not None
+    with nord.store.session() as s:
+        link = s.scalar(select(Link).where(Link.sage_key == "0:0:DE00001"))
+        assert link is not None and link.label == "pending_review"
+    nord.sage.update(HEADER, (0, 0, "DE00001"), {"DO_TotalHT": "13"})
+    assert nord.push()["updated"] == 0
+
+
+@pytest.mark.parametrize("deletions", ["origin", "never"])
+def test_a_document_deleted_in_ssm_before_sage_took_it_is_dropped(
+    tmp_path: Path, deletions: str
+) -> None:
+    nord = Quotes(tmp_path)
+    # listed as deleted, or (deletions never reach Sage) found deleted when retried
+    nord.entity.ssm_deletions = deletions  # type: ignore[misc]
+    quote_id = ssm_quote(nord, "Chantier Lille", [("ART1", 2), ("ART2", 5)])
+    nord.sage.insert(
+        LINES, {"DO_Domaine": 0, "DO_Type": 0, "DO_Piece": "DE00001", "DL_Ligne": 2000}
+    )
+    nord.pull()  # refused by Sage: its intent holds DE00001
+    assert [i.kind for i in nord.open_incidents()] == ["sage_write_failed"]
+    nord.ssm.delete("quotes", quote_id)
+
+    nord.pull()
+
+    assert nord.open_incidents() == []
+    with nord.store.session() as s:
+        assert s.scalars(select(Link)).all() == []
+    assert nord.sage.get(HEADER, (0, 0, "DE00001")) is None
