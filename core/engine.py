@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from .context import DossierContext
@@ -609,7 +609,16 @@ class SageToSsm(SyncPass):
         there holds what was last synced. A restore also brings rows back to older
         contents under older modification times. One that only lost rows created after
         the backup cannot be told from their deletion: the mass-deletion guard stands."""
-        if not self.vanished_links()[0]:
+        self.vanished_links()
+        known = self.session.scalars(
+            select(Link.sage_key).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.sage_key.is_not(None),
+            )
+        )
+        if all(key in self.present for key in known):
             return False
         synced: dict[str | None, str | None] = dict(
             self.session.execute(
@@ -640,7 +649,7 @@ class SageToSsm(SyncPass):
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
         """Live links whose Sage key is gone, and how many live links there are."""
-        present = {
+        present = self.present = {
             self.entity.key_text(k)
             for k in self.ctx.sage.read_keys(self.table, where=self.entity.sage_where())
         }
@@ -974,6 +983,7 @@ class SageToSsm(SyncPass):
                 "vanished from Sage with many others; deletion refused", [i for i, _ in vanished]
             )
             return
+        self.forget_unsent()
         if not vanished:
             return
         kept = [
@@ -999,6 +1009,53 @@ class SageToSsm(SyncPass):
                     link.deleted = True
                     self.succeeded(link, key, "deleted")
             self.commit()
+
+    def forget_unsent(self) -> None:
+        """Links of records gone from Sage that SSM does not hold: never created there (an
+        interrupted create is looked up by extId first, and deleted), or deleted there
+        too."""
+        stale = self.session.scalars(
+            select(Link).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.origin == "sage",
+                Link.sage_key.is_not(None),
+                or_(
+                    Link.ssm_id.is_(None),
+                    and_(Link.label == "pending_review", Link.last_error.in_(KEPT_IN_SAGE_NOTES)),
+                ),
+            )
+        ).all()
+        for link in stale:
+            key = link.sage_key or ""
+            if key in self.present:
+                continue
+            if link.ssm_id is not None:  # deleted on both sides
+                link.deleted, link.updated_at = True, utcnow()
+                continue
+            found = self.find_in_ssm([link.ext_id or ""]).get(link.ext_id or "")
+            if found is not None:
+                link.ssm_id = found
+                outcome = self.delete_one(link)
+                if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
+                    self.record_refused(link, key, outcome)
+                elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
+                    raise outcome
+                else:
+                    link.deleted = True
+                    self.succeeded(link, key, "deleted")
+                continue
+            add_event(
+                self.session,
+                self.run,
+                key,
+                "dropped",
+                "deleted in Sage 50FR before it reached Sales Management",
+            )
+            resolve_incidents(self.session, self.dossier_id, self.entity.name, record_keys=[key])
+            self.session.delete(link)
+        self.commit()
 
     def delete_one(self, link: Link) -> Exception | None:
         """Runs in the pool: delete a record in SSM, its children first."""

@@ -326,3 +326,34 @@ def test_a_document_deleted_in_ssm_before_sage_took_it_is_dropped(
     with nord.store.session() as s:
         assert s.scalars(select(Link)).all() == []
     assert nord.sage.get(HEADER, (0, 0, "DE00001")) is None
+
+
+def test_a_document_deleted_in_sage_before_reaching_ssm_leaves_no_trace(nord: Quotes) -> None:
+    nord.ssm.refuse("quotes", ext_id="nord:0:0:DE00002")
+    nord.push()
+    assert [i.record_key for i in nord.open_incidents()] == ["0:0:DE00002"]
+    nord.sage.delete(LINES, (0, 0, "DE00002", 1000))
+    nord.sage.delete(HEADER, (0, 0, "DE00002"))
+
+    nord.push()
+
+    assert nord.open_incidents() == []
+    with nord.store.session() as s:
+        assert [link.sage_key for link in s.scalars(select(Link))] == ["0:0:DE00001"]
+
+
+def test_a_document_deleted_on_both_sides_is_deleted_for_good(nord: Quotes) -> None:
+    nord.push()
+    nord.ssm.delete("quotes", nord.ssm.live("quotes")["nord:0:0:DE00001"]["id"])
+    nord.sage.update(HEADER, (0, 0, "DE00001"), {"DO_TotalHT": "12"})
+    nord.push()  # kept in Sage, for review
+    nord.sage.delete(LINES, (0, 0, "DE00001", 1000))
+    nord.sage.delete(LINES, (0, 0, "DE00001", 2000))
+    nord.sage.delete(HEADER, (0, 0, "DE00001"))
+
+    counts = nord.push()
+
+    assert counts["deleted"] == 0
+    with nord.store.session() as s:
+        link = s.scalar(select(Link).where(Link.sage_key == "0:0:DE00001"))
+        assert link is not None and link.deleted
