@@ -54,14 +54,32 @@ VAT_FACTOR = Decimal("1.2")
 CENT = Decimal("0.01")
 SALES_ORDERS = {"DO_Domaine": SALES, "DO_Type": ORDER}
 
+# "both": set from SSM when the order is created, then kept as Sage has it
+LINE_FIELDS = (
+    FieldSpec("line", sage="DL_Ligne", owner="sage", kind="int"),
+    FieldSpec("product", sage="AR_Ref", ssm="productId", owner="both", ref="products"),
+    FieldSpec("designation", sage="DL_Design", owner="sage"),
+    FieldSpec("quantity", sage="DL_Qte", ssm="quantity", owner="both", kind="decimal"),
+    FieldSpec(
+        "discount", sage="DL_Remise01REM_Valeur", ssm="discount1", owner="both", kind="decimal"
+    ),
+    FieldSpec("price", sage="DL_PrixUnitaire", ssm="price", owner="sage", kind="decimal"),
+    FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
+)
 #: canonical line fields -> SSM line fields
-LINE_TO_SSM = {
-    "product": "productId",
-    "quantity": "quantity",
-    "discount": "discount1",
-    "price": "price",
-    "total": "total",
-}
+LINE_TO_SSM = {f.name: f.ssm for f in LINE_FIELDS if f.ssm}
+#: a document's lines: SSM records of their own, created with ``salesOrderId`` and read
+#: back with ``salesorderId``
+ORDER_LINES = ChildSpec(
+    "lines",
+    sage_table=LINES,
+    key="line",
+    fields=LINE_FIELDS,
+    ssm_resource="salesOrdersLines",
+    ssm_parent="salesOrderId",
+    ssm_parent_filter="salesorderId",
+    key_step=LINE_STEP,
+)
 
 
 class OrdersEntity(Entity):
@@ -70,8 +88,6 @@ class OrdersEntity(Entity):
     directions = (SAGE_TO_SSM, SSM_TO_SAGE)
     sage_table = HEADER
     ssm_resource = "salesorders"
-    #: created as ``POST /salesOrdersLines`` (``salesOrderId``), read with ``salesorderId``
-    lines_resource = "salesOrdersLines"
     schema = "entities/orders.schema.json"
     key_fields = ("domain", "type", "piece")
     # an order created in SSM and deleted in Sage stays in SSM, where it was created
@@ -113,30 +129,7 @@ class OrdersEntity(Entity):
         FieldSpec("total_ttc", sage="DO_TotalTTC", owner="sage", kind="decimal"),
         FieldSpec("comment", ssm="comment", owner="ssm"),
     )
-    line_fields = (
-        FieldSpec("line", sage="DL_Ligne", owner="sage", kind="int"),
-        FieldSpec("product", sage="AR_Ref", ssm="productId", owner="both", ref="products"),
-        FieldSpec("designation", sage="DL_Design", owner="sage"),
-        FieldSpec("quantity", sage="DL_Qte", ssm="quantity", owner="both", kind="decimal"),
-        FieldSpec(
-            "discount", sage="DL_Remise01REM_Valeur", ssm="discount1", owner="both", kind="decimal"
-        ),
-        FieldSpec("price", sage="DL_PrixUnitaire", ssm="price", owner="sage", kind="decimal"),
-        FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
-    )
-
-    children = (
-        ChildSpec(
-            "lines",
-            sage_table=LINES,
-            key="line",
-            fields=line_fields,
-            ssm_resource="salesOrdersLines",
-            ssm_parent="salesOrderId",
-            ssm_parent_filter="salesorderId",
-            key_step=LINE_STEP,
-        ),
-    )
+    children = (ORDER_LINES,)
 
     def sage_where(self) -> dict[str, Any]:
         return dict(SALES_ORDERS)
@@ -219,9 +212,8 @@ class OrdersEntity(Entity):
 
     def ssm_lines(self, order_id: int, ctx: DossierContext) -> list[dict[str, Any]]:
         """The live lines of an SSM order."""
-        return list(
-            ctx.ssm_client.list_changed(self.lines_resource, equals={"salesorderId": order_id})
-        )
+        resource, parent = ORDER_LINES.ssm_resource or "", ORDER_LINES.listed_by
+        return list(ctx.ssm_client.list_changed(resource, equals={parent: order_id}))
 
     def line_body(
         self, line: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
@@ -236,9 +228,9 @@ class OrdersEntity(Entity):
         for name in names:
             value = line.get(name)
             if name == "product":
-                body["productId"] = ctx.refs.ssm_id("products", str(value), "product")
+                body[LINE_TO_SSM[name]] = ctx.refs.ssm_id("products", str(value), "product")
             elif name == "discount":
-                body["discount1"] = float(Decimal(value)) if value is not None else 0
+                body[LINE_TO_SSM[name]] = float(Decimal(value)) if value is not None else 0
             elif name not in ("quantity", "price"):
                 body[LINE_TO_SSM[name]] = None if value is None else float(Decimal(value))
         if "quantity" in names or "price" in names:
