@@ -1249,11 +1249,15 @@ class SsmToSage(SyncPass):
 
     def gone_from_ssm(self, link: Link) -> None:
         """A retried record SSM no longer has: the Sage pass and its deletion rules see to
-        a record in Sage; one created in SSM and never written to Sage is dropped."""
+        a record in Sage; one created in SSM and not settled in Sage is dropped, or kept
+        for review when its Sage row was written."""
         entity, key = self.entity, link.sage_key or ""
         if link.origin != "ssm" or link.sage_hash is not None or not key:
             return
         if self.ctx.sage.get(self.table, entity.key_from_text(key)) is not None:
+            link.label, link.last_error = "pending_review", KEPT_IN_SAGE_NOTES[1]
+            link.updated_at = utcnow()
+            add_event(self.session, self.run, key, "kept", link.last_error)
             return
         ref = f"ssm:{self.resource}/{link.ssm_id}"
         add_event(self.session, self.run, ref, "dropped", "deleted in Sales Management")

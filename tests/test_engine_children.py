@@ -357,3 +357,33 @@ def test_a_document_deleted_on_both_sides_is_deleted_for_good(nord: Quotes) -> N
     with nord.store.session() as s:
         link = s.scalar(select(Link).where(Link.sage_key == "0:0:DE00001"))
         assert link is not None and link.deleted
+
+
+def test_a_document_deleted_in_ssm_after_its_sage_write_is_kept_for_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nord = Quotes(tmp_path)
+    quote_id = ssm_quote(nord, "Chantier Lille", [("ART1", 2)])
+    listed, calls = nord.ssm.list_changed, []
+
+    def killed(resource: str, **kwargs: Any) -> Any:
+        if resource == "quoteLines" and kwargs.get("equals"):
+            calls.append(resource)
+            if len(calls) == 2:  # read, written to Sage, then SSM is told: not this time
+                raise KeyboardInterrupt
+        return listed(resource, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(nord.ssm, "list_changed", killed)
+        with pytest.raises(KeyboardInterrupt):
+            nord.pull()
+    assert nord.sage.get(HEADER, (0, 0, "DE00001")) is not None
+    nord.ssm.delete("quotes", quote_id)
+
+    nord.pull()
+
+    assert nord.sage.get(HEADER, (0, 0, "DE00001")) is not None  # Sage is not touched
+    with nord.store.session() as s:
+        link = s.scalar(select(Link).where(Link.sage_key == "0:0:DE00001"))
+        assert link is not None and (link.label, link.deleted) == ("pending_review", False)
+        assert link.last_error == "deleted in Sales Management; kept in Sage 50FR"
