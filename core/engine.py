@@ -1292,9 +1292,9 @@ class SsmToSage(SyncPass):
                         ours = self.entity.belongs_to_dossier(record, self.ctx)
                     except (RecordPending, RecordMoved):
                         ours = False
-                if ours:
+                if ours and record is not None:
                     self.run.add("read")
-                    self.guarded(record, None, create=True)  # type: ignore[arg-type]
+                    self.guarded(record, None, create=True)
                 else:
                     resolve_incidents(
                         self.session,
@@ -1313,11 +1313,11 @@ class SsmToSage(SyncPass):
         """
         key = self.record_key(link, record)
         intent = link is not None and link.origin == "ssm" and link.sage_hash is None
-        if intent and record.get("deleted"):
-            self.gone_from_ssm(link)  # type: ignore[arg-type]
+        if link is not None and intent and record.get("deleted"):
+            self.gone_from_ssm(link)
             return
         try:
-            if create or (intent and not link.deleted):  # type: ignore[union-attr]
+            if create or (link is not None and intent and not link.deleted):
                 self.unlinked(record)
             else:
                 self.linked(record, link)
