@@ -22,16 +22,17 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from .context import DossierContext
-from .entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity, record_hash
+from .entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, Entity, record_hash
 from .errors import (
     DossierSyncError,
     RecordInvalid,
     RecordMoved,
     RecordPending,
+    RecordRefused,
     SourceError,
     SsmError,
     SsmNotFound,
@@ -227,16 +228,32 @@ class SyncPass:
         raise NotImplementedError
 
     def has_retries(self) -> bool:
-        """Whether records of this entity wait to be written again (error, pending)."""
-        return bool(
-            self.session.scalar(
-                select(func.count())
-                .select_from(Link)
-                .where(
-                    Link.dossier_id == self.dossier_id,
-                    Link.entity == self.entity.name,
-                    Link.label.in_(("error", "pending")),
-                    Link.deleted.is_(False),
+        """Whether records of this entity wait to be written again: links in error or
+        pending, or an open record incident of this direction (a record refused before
+        it was linked, e.g. an SSM order naming a product Sage did not have yet)."""
+        waiting = self.session.scalar(
+            select(func.count())
+            .select_from(Link)
+            .where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.label.in_(("error", "pending")),
+                Link.deleted.is_(False),
+            )
+        )
+        return bool(waiting) or (
+            self.has_open_incidents
+            and bool(
+                self.session.scalar(
+                    select(func.count())
+                    .select_from(Incident)
+                    .where(
+                        Incident.dossier_id == self.dossier_id,
+                        Incident.entity == self.entity.name,
+                        Incident.direction == self.direction,
+                        Incident.state == "open",
+                        Incident.record_key.is_not(None),
+                    )
                 )
             )
         )
@@ -427,6 +444,17 @@ class SyncPass:
             detail=notice.as_dict(),
         )
 
+    def load(self, rows: list[dict[str, Any]]) -> None:
+        """Complete Sage rows: their virtual fields (``enrich``), then their children."""
+        entity = self.entity
+        entity.enrich(rows, self.ctx)
+        for child in entity.children:
+            for row in rows:
+                key = [row.get(c) for c in entity.sage_key_columns]
+                where = entity.child_where(child, key)
+                found = self.ctx.sage.read(child.sage_table, child.sage_columns, where=where)
+                row[child.name] = list(found)
+
     def canonical_from_sage(self, row: dict[str, Any], direction: str) -> dict[str, Any]:
         record = self.entity.from_sage(row)
         self.ctx.transform(self.entity.name, direction, record)
@@ -445,15 +473,35 @@ class Write:
     names: list[str]
     body: dict[str, Any]
     ssm_id: int | None = None
-    outcome: tuple[str, int] | Exception | None = None
+    outcome: tuple[str, int] | BaseException | None = None
+    #: the children with SSM records of their own, as they must be once the write is done
+    children: list[ChildWrites] | None = None
+    #: why they are not (the parent's write itself went through)
+    children_error: BaseException | None = None
+
+
+@dataclass
+class ChildWrites:
+    """What SSM must hold of one kind of child of a record (``ChildSpec.ssm_resource``)."""
+
+    spec: ChildSpec
+    #: what the extIds of the record's children start with
+    prefix: str
+    #: ``(extId, full body, changed fields' body or None when the last agreed child is
+    #: unknown)``, in the children's order
+    planned: list[tuple[str, dict[str, Any], dict[str, Any] | None]]
 
 
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
 INDEX_FROM = 200
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
+#: SSM records fetched by id per request
+RETRY_CHUNK = 40
 #: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
 KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
+#: review label reasons of records deleted in SSM whose Sage side is not pushed again
+KEPT_IN_SAGE_NOTES = (KEPT_IN_SAGE, "deleted in Sales Management; kept in Sage 50FR")
 
 
 class SageToSsm(SyncPass):
@@ -497,6 +545,7 @@ class SageToSsm(SyncPass):
         )
         if since is not None:
             retry.update(entity.extra_changed_keys(ctx, since))
+            retry.update(self.children_changed(since))
         seen: set[str] = set()
         columns = entity.sage_columns
         # one COUNT(*) tells how far the pass is; records retried by key come on top
@@ -543,13 +592,28 @@ class SageToSsm(SyncPass):
         self.commit()
 
     def source_mark(self) -> str | None:
-        """What the entity's Sage tables look like now: the latest modification time of
-        each watched table and the number of the entity's rows. Taken before reading, so
-        a change made during the pass differs from it at the next one."""
+        """What the entity's Sage tables look like now: the latest modification time and
+        the row count of each watched table (its own rows only, for its own table). Taken
+        before reading, so a change made during the pass differs from it at the next one."""
         sage, entity = self.ctx.sage, self.entity
-        marks = [str(sage.high_water_mark(t)) for t in entity.watched_tables()]
-        marks.append(str(sage.count(self.table, where=entity.sage_where() or None)))
+        marks = []
+        for table in entity.watched_tables():
+            # a deleted row moves its table's count, seldom its latest modification time
+            where = entity.sage_where() if table == self.table else None
+            marks += [str(sage.high_water_mark(table)), str(sage.count(table, where=where or None))]
         return "|".join(marks)
+
+    def children_changed(self, since: str) -> set[str]:
+        """Keys of records whose children changed in Sage since ``since`` (a line edited or
+        added touches the line's table, not its document's)."""
+        entity, keys = self.entity, set()
+        for child in entity.children:
+            columns = entity.child_parent_columns(child)
+            where = entity.children_where(child)
+            rows = self.ctx.sage.read(child.sage_table, list(columns), since=since, where=where)
+            for row in rows:
+                keys.add(entity.key_text([row[c] for c in columns]))
+        return keys
 
     def restored(self, before: str | None, now: str | None) -> bool:
         """A high-water mark that went backwards: the Sage database was restored (unless
@@ -574,7 +638,16 @@ class SageToSsm(SyncPass):
         there holds what was last synced. A restore also brings rows back to older
         contents under older modification times. One that only lost rows created after
         the backup cannot be told from their deletion: the mass-deletion guard stands."""
-        if not self.vanished_links()[0]:
+        self.vanished_links()
+        known = self.session.scalars(
+            select(Link.sage_key).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.sage_key.is_not(None),
+            )
+        )
+        if all(key in self.present for key in known):
             return False
         synced: dict[str | None, str | None] = dict(
             self.session.execute(
@@ -590,7 +663,7 @@ class SageToSsm(SyncPass):
             self.table, self.entity.sage_columns, where=self.entity.sage_where()
         )
         for batch in batched(rows, self.ctx.sync.batch_size):
-            self.entity.enrich(batch, self.ctx)
+            self.load(batch)
             for row in batch:
                 key = self.entity.key_text(self.entity.sage_key(row))
                 if key not in synced:
@@ -605,7 +678,7 @@ class SageToSsm(SyncPass):
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
         """Live links whose Sage key is gone, and how many live links there are."""
-        present = {
+        present = self.present = {
             self.entity.key_text(k)
             for k in self.ctx.sage.read_keys(self.table, where=self.entity.sage_where())
         }
@@ -647,7 +720,7 @@ class SageToSsm(SyncPass):
                 keyed.append((key, row))
         if not keyed:
             return
-        entity.enrich([row for _, row in keyed], ctx)
+        self.load([row for _, row in keyed])
         links = self.links_for(Link.sage_key, [k for k, _ in keyed])
         waiting = self.waiting_for_sage([k for k, _ in keyed])
         for f in entity.fields:
@@ -656,11 +729,12 @@ class SageToSsm(SyncPass):
         writes: list[Write] = []
         for key, row in keyed:
             link = links.get(key)
-            if (
-                link is not None
-                and link.label == "pending_review"
-                and link.last_error == KEPT_IN_SAGE
+            if link is not None and (
+                (link.label == "pending_review" and link.last_error in KEPT_IN_SAGE_NOTES)
+                or (link.origin == "ssm" and link.sage_hash is None and not link.deleted)
             ):
+                # deleted in SSM and kept in Sage; or created in SSM and not settled in
+                # Sage yet (the SSM pass finishes it)
                 self.run.add("unchanged")
                 continue
             try:
@@ -676,22 +750,28 @@ class SageToSsm(SyncPass):
                 )
                 continue
             digest = record_hash(canonical)
-            all_names = [f.name for f in entity.fields_to_ssm]
+            all_names = entity.names_to_ssm
             try:
                 if link is None or link.ssm_id is None or link.deleted:
                     body = entity.to_ssm(canonical, all_names, ctx, create=True)
+                    children = self.child_writes(canonical, None, key)
                     if link is None:
                         link = self.new_link(key)
                     link.deleted = False
                     link.ssm_id = None
                     link.label = "pending"
-                    writes.append(Write("create", link, canonical, digest, all_names, body))
+                    write = Write("create", link, canonical, digest, all_names, body)
+                    write.children = children
+                    writes.append(write)
                     continue
                 if link.sage_hash == digest and link.label == "synced" and not self.realign:
                     self.run.add("unchanged")
                     continue
                 base = link.base or {}
                 names = [n for n in all_names if self.realign or canonical.get(n) != base.get(n)]
+                children = self.child_writes(canonical, link.base, key)
+                if children:
+                    names += [c.spec.name for c in children]
                 if not names:
                     # only Sage-side fields SSM does not hold changed
                     link.base, link.sage_hash = canonical, digest
@@ -704,7 +784,9 @@ class SageToSsm(SyncPass):
             except RecordPending as exc:
                 self.record_pending(link or self.new_link(key), key, str(exc))
                 continue
-            writes.append(Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id))
+            write = Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id)
+            write.children = children
+            writes.append(write)
         # intent rows are durable before any create is sent
         self.commit()
         creates = [w for w in writes if w.kind == "create"]
@@ -735,6 +817,7 @@ class SageToSsm(SyncPass):
                 continue
             w.kind, w.ssm_id = "adopt", existing
             w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+            w.children = self.child_writes(w.canonical, None, w.link.sage_key or "")
         refused = [w for w in writes if w.outcome is not None]
         writes = [w for w in writes if w.outcome is None]
         for w in refused:
@@ -763,7 +846,7 @@ class SageToSsm(SyncPass):
         When the API is down or refuses our keys, every batch in flight is recorded (what
         it created is linked), then the run stops, keeping its cursor.
         """
-        fatal: Exception | None = None
+        fatal: BaseException | None = None
         while self.in_flight and (len(self.in_flight) > keep or fatal is not None):
             writes, sent = self.in_flight.popleft()
             wait(sent)
@@ -807,13 +890,20 @@ class SageToSsm(SyncPass):
     def send(self, chunk: list[Write]) -> None:
         """Runs in the pool: one bulk create or update (HTTP only, no state-store access)."""
         client = self.ctx.ssm_client
+        # a record whose children alone changed has no field of its own to send
+        bare = [w for w in chunk if w.kind != "create" and not w.body]
+        for w in bare:
+            w.outcome = ("updated", w.ssm_id or 0)
+        chunk = [w for w in chunk if w not in bare]
         try:
-            if chunk[0].kind == "create":
+            if not chunk:
+                results = []
+            elif chunk[0].kind == "create":
                 results = client.bulk_create(self.resource, [w.body for w in chunk])
             else:
                 items = [(w.ssm_id or 0, w.body) for w in chunk]
                 results = client.bulk_update(self.resource, items)
-        except Exception as exc:  # noqa: BLE001 - sorted out in apply()
+        except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
             for w in chunk:
                 w.outcome = exc
             return
@@ -823,22 +913,95 @@ class SageToSsm(SyncPass):
             else:
                 action = "created" if w.kind == "create" else "updated"
                 w.outcome = (action, result.id or w.ssm_id or 0)
+        for w in [*bare, *chunk]:
+            if w.children and isinstance(w.outcome, tuple):
+                try:
+                    self.send_children(w.children, w.outcome[1], w.kind == "create")
+                except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
+                    w.children_error = exc
 
-    def apply(self, w: Write) -> Exception | None:
-        """Record a write's outcome; return the exception that must stop the run."""
+    def child_writes(
+        self, canonical: dict[str, Any], base: dict[str, Any] | None, key: str
+    ) -> list[ChildWrites]:
+        """The children with SSM records of their own to write with this record: all of
+        them for a new record (``base`` None), else those of a kind that changed."""
+        entity, ctx = self.entity, self.ctx
+        out: list[ChildWrites] = []
+        parent_ext = entity.ext_id(self.dossier_id, key)
+        for child in entity.children:
+            if not child.ssm_resource:
+                continue
+            lines = canonical.get(child.name) or []
+            if base is not None and not self.realign and base.get(child.name) == lines:
+                continue
+            before = {c.get(child.key): c for c in (base or {}).get(child.name) or []}
+            every = [f.name for f in child.fields]
+            planned: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+            for line in lines:
+                full = entity.child_to_ssm(child, line, every, ctx)
+                old = before.get(line.get(child.key))
+                diff = None
+                if old is not None and not self.realign:
+                    names = [n for n in every if line.get(n) != old.get(n)]
+                    diff = entity.child_to_ssm(child, line, names, ctx) if names else {}
+                planned.append((entity.child_ext_id(parent_ext, child, line), full, diff))
+            out.append(ChildWrites(child, parent_ext + ":", planned))
+        return out
+
+    def send_children(self, children: list[ChildWrites], parent_id: int, new: bool) -> None:
+        """Runs in the pool: make a record's SSM children the ones planned (matched by
+        extId); children of the record with no extId of this parent are left alone."""
+        client = self.ctx.ssm_client
+        for kind in children:
+            spec, resource = kind.spec, kind.spec.ssm_resource or ""
+            held: dict[str, dict[str, Any]] = {}
+            if not new:
+                for record in client.list_changed(resource, equals={spec.listed_by: parent_id}):
+                    ext = str(record.get("extId") or "")
+                    if ext.startswith(kind.prefix):
+                        held[ext] = record
+            for ext, full, diff in kind.planned:
+                found = held.pop(ext, None)
+                if found is None:
+                    parent = {spec.ssm_parent or "": parent_id, "extId": ext}
+                    client.create(resource, {**full, **parent})
+                elif diff is None or diff:
+                    client.update(resource, int(found["id"]), full if diff is None else diff)
+            for record in held.values():
+                try:
+                    client.delete(resource, int(record["id"]))
+                except SsmNotFound:
+                    pass
+
+    def apply(self, w: Write) -> BaseException | None:
+        """Record a write's outcome; return the exception that must stop the run (an API
+        outage, or Ctrl-C while the request was out)."""
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
+        if isinstance(outcome, SsmNotFound) and w.kind == "update" and link.origin == "sage":
+            # deleted in SSM: it stays in Sage, where it was created, and is not sent again
+            link.label, link.last_error, link.updated_at = "pending_review", KEPT_IN_SAGE, utcnow()
+            self.run.add("unchanged")
+            add_event(self.session, self.run, key, "kept", KEPT_IN_SAGE)
+            return None
         if isinstance(outcome, SsmRefused):
             self.record_refused(link, key, outcome)
             return None
-        if isinstance(outcome, Exception) or outcome is None:
+        if isinstance(outcome, BaseException) or outcome is None:
             return outcome
         action, ssm_id = outcome
         link.ssm_id = ssm_id
+        if isinstance(w.children_error, SsmRefused):
+            self.record_refused(link, key, w.children_error)
+            return None
+        if w.children_error is not None:
+            return w.children_error  # linked: a later pass completes its children
         link.base = w.canonical
         link.sage_hash = w.digest
         detail = ",".join(w.names) if w.kind == "update" else None
         self.succeeded(link, key, "created" if action == "created" else "updated", detail)
+        if w.children and self.ctx.progress is not None:
+            self.ctx.progress(self.run)  # children cost a request each: show each record
         return None
 
     def deletions(self) -> None:
@@ -849,6 +1012,7 @@ class SageToSsm(SyncPass):
                 "vanished from Sage with many others; deletion refused", [i for i, _ in vanished]
             )
             return
+        self.forget_unsent()
         if not vanished:
             return
         kept = [
@@ -875,10 +1039,69 @@ class SageToSsm(SyncPass):
                     self.succeeded(link, key, "deleted")
             self.commit()
 
+    def forget_unsent(self) -> None:
+        """Links of records gone from Sage that SSM does not hold: never created there (an
+        interrupted create is looked up by extId first, and deleted), or deleted there
+        too."""
+        stale = self.session.scalars(
+            select(Link).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.origin == "sage",
+                Link.sage_key.is_not(None),
+                or_(
+                    Link.ssm_id.is_(None),
+                    and_(Link.label == "pending_review", Link.last_error.in_(KEPT_IN_SAGE_NOTES)),
+                ),
+            )
+        ).all()
+        for link in stale:
+            key = link.sage_key or ""
+            if key in self.present:
+                continue
+            if link.ssm_id is not None:  # deleted on both sides
+                link.deleted, link.updated_at = True, utcnow()
+                continue
+            found = self.find_in_ssm([link.ext_id or ""]).get(link.ext_id or "")
+            if found is not None:
+                link.ssm_id = found
+                outcome = self.delete_one(link)
+                if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
+                    self.record_refused(link, key, outcome)
+                elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
+                    raise outcome
+                else:
+                    link.deleted = True
+                    self.succeeded(link, key, "deleted")
+                continue
+            add_event(
+                self.session,
+                self.run,
+                key,
+                "dropped",
+                "deleted in Sage 50FR before it reached Sales Management",
+            )
+            resolve_incidents(self.session, self.dossier_id, self.entity.name, record_keys=[key])
+            self.session.delete(link)
+        self.commit()
+
     def delete_one(self, link: Link) -> Exception | None:
+        """Runs in the pool: delete a record in SSM, its children first."""
+        client = self.ctx.ssm_client
         try:
             assert link.ssm_id is not None
-            self.ctx.ssm_client.delete(self.resource, link.ssm_id)
+            for child in self.entity.children:
+                if child.ssm_resource:
+                    listing = client.list_changed(
+                        child.ssm_resource, equals={child.listed_by: link.ssm_id}
+                    )
+                    for record in list(listing):
+                        try:
+                            client.delete(child.ssm_resource, int(record["id"]))
+                        except SsmNotFound:
+                            pass
+            client.delete(self.resource, link.ssm_id)
         except Exception as exc:  # noqa: BLE001
             return exc
         return None
@@ -897,7 +1120,7 @@ class SsmToSage(SyncPass):
         if (
             since is not None
             and not self.has_retries()
-            and not client.changes_since(self.resource, since)
+            and not any(client.changes_since(r, since) for r in entity.watched_resources())
         ):
             # nothing updated or deleted in SSM after the newest change already read: the
             # overlap window is read again only when something new comes with it
@@ -929,11 +1152,14 @@ class SsmToSage(SyncPass):
                 self.guarded(record, links.get(int(record["id"])))
             if everything:
                 for record in batch:
+                    seen.add(int(record["id"]))  # listed: not vanished, even if new
                     newest = self.stray(record, newest)
             self.commit()
         if full and deleted:
             self.vanished_from_ssm(seen)
         self.retry_failed(seen)
+        if since is not None:
+            newest = self.children_changed(since, seen, newest)
         if unlinked:
             listing = client.list_changed(
                 self.resource, since=since, overlap_seconds=overlap, equals=unlinked
@@ -945,6 +1171,38 @@ class SsmToSage(SyncPass):
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
+
+    def children_changed(self, since: str, seen: set[int], newest: str | None) -> str | None:
+        """Records whose children SSM may change in Sage changed since ``since``: a child
+        edited or added leaves its parent's ``dateUpdated`` as it was."""
+        ctx, entity, client = self.ctx, self.entity, self.ctx.ssm_client
+        parents: set[int] = set()
+        for child in entity.children:
+            if not child.ssm_resource or child.name not in entity.names_to_sage:
+                continue
+            listing = client.list_changed(
+                child.ssm_resource, since=since, overlap_seconds=ctx.sync.overlap_seconds
+            )
+            for record in listing:
+                newest = later(newest, client.changed_at(record))
+                parent = client.fk_id(record.get(child.listed_by))
+                if parent is not None and parent not in seen:
+                    parents.add(parent)
+        for chunk in batched(sorted(parents), ctx.sync.batch_size):
+            found = list(client.find(self.resource, ids=chunk))
+            prefix = f"{self.dossier_id}:"
+            mine = [r for r in found if str(r.get("extId") or "").startswith(prefix)]
+            links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
+            for record in mine:
+                self.run.add("read")
+                seen.add(int(record["id"]))
+                self.guarded(record, links.get(int(record["id"])))
+            for record in found:
+                if not record.get("extId") and entity.ssm_unlinked_filter(ctx) is not None:
+                    seen.add(int(record["id"]))
+                    newest = self.stray(record, newest)
+            self.commit()
+        return newest
 
     def reconcile_due(self, cursor: DossierEntity) -> bool:
         """Whether this pass lists every record again (``reconcile_hours`` since the last)."""
@@ -958,6 +1216,9 @@ class SsmToSage(SyncPass):
             return newest
         newest = later(newest, self.ctx.ssm_client.changed_at(record))
         if record.get("deleted"):
+            links = self.links_for(Link.ssm_id, [int(record["id"])])
+            if links:
+                self.gone_from_ssm(next(iter(links.values())))
             return newest
         try:
             mine = self.entity.belongs_to_dossier(record, self.ctx)
@@ -1013,17 +1274,88 @@ class SsmToSage(SyncPass):
                 continue
             try:
                 record = self.ctx.ssm_client.get(self.resource, link.ssm_id)
+            except SsmNotFound:
+                self.gone_from_ssm(link)
+                continue
             except SsmRefused:
-                continue  # gone from SSM: the Sage pass and its deletion rules see to it
+                continue
             self.run.add("read")
+            seen.add(link.ssm_id)
             self.guarded(record, link)
         self.commit()
+        self.retry_refused(seen)
+
+    def gone_from_ssm(self, link: Link) -> None:
+        """A retried record SSM no longer has: the Sage pass and its deletion rules see to
+        a record in Sage; one created in SSM and not settled in Sage is dropped, or kept
+        for review when its Sage row was written."""
+        entity, key = self.entity, link.sage_key or ""
+        if link.origin != "ssm" or link.sage_hash is not None or not key:
+            return
+        if self.ctx.sage.get(self.table, entity.key_from_text(key)) is not None:
+            link.label, link.last_error = "pending_review", KEPT_IN_SAGE_NOTES[1]
+            link.updated_at = utcnow()
+            add_event(self.session, self.run, key, "kept", link.last_error)
+            return
+        ref = f"ssm:{self.resource}/{link.ssm_id}"
+        add_event(self.session, self.run, ref, "dropped", "deleted in Sales Management")
+        resolve_incidents(self.session, self.dossier_id, entity.name, record_keys=[ref, key])
+        self.session.delete(link)
+
+    def retry_refused(self, seen: set[int]) -> None:
+        """Records created in SSM that could not be taken into Sage (an incident, no link)
+        are tried again on every pass, changed or not; one gone from SSM, or no longer
+        this dossier's, closes its incident."""
+        if not self.has_open_incidents or self.entity.ssm_unlinked_filter(self.ctx) is None:
+            return
+        prefix = f"ssm:{self.resource}/"
+        keys = self.session.scalars(
+            select(Incident.record_key).where(
+                Incident.dossier_id == self.dossier_id,
+                Incident.entity == self.entity.name,
+                Incident.direction == SSM_TO_SAGE,
+                Incident.state == "open",
+                Incident.record_key.like(prefix + "%"),
+            )
+        )
+        ids = sorted({int(k[len(prefix) :]) for k in keys if k and k[len(prefix) :].isdigit()})
+        for chunk in batched([i for i in ids if i not in seen], RETRY_CHUNK):
+            found = {int(r["id"]): r for r in self.ctx.ssm_client.find(self.resource, ids=chunk)}
+            for ssm_id in chunk:
+                record = found.get(ssm_id)
+                seen.add(ssm_id)
+                ours = False
+                if record is not None and not record.get("extId"):
+                    try:
+                        ours = self.entity.belongs_to_dossier(record, self.ctx)
+                    except (RecordPending, RecordMoved):
+                        ours = False
+                if ours and record is not None:
+                    self.run.add("read")
+                    self.guarded(record, None, create=True)
+                else:
+                    resolve_incidents(
+                        self.session,
+                        self.dossier_id,
+                        self.entity.name,
+                        record_keys=[f"{prefix}{ssm_id}"],
+                        direction=SSM_TO_SAGE,
+                    )
+            self.commit()
 
     def guarded(self, record: dict[str, Any], link: Link | None, create: bool = False) -> None:
-        """One SSM record; a reference problem becomes a label or an incident."""
-        key = link.sage_key if link and link.sage_key else f"ssm:{self.resource}/{record['id']}"
+        """One SSM record; a reference problem becomes a label or an incident.
+
+        A record created in SSM whose Sage write was not settled (its link is the intent)
+        is finished, never written twice.
+        """
+        key = self.record_key(link, record)
+        intent = link is not None and link.origin == "ssm" and link.sage_hash is None
+        if link is not None and intent and record.get("deleted"):
+            self.gone_from_ssm(link)
+            return
         try:
-            if create:
+            if create or (link is not None and intent and not link.deleted):
                 self.unlinked(record)
             else:
                 self.linked(record, link)
@@ -1036,6 +1368,48 @@ class SsmToSage(SyncPass):
             add_event(self.session, self.run, key, "pending", str(exc))
         except RecordMoved as exc:
             self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
+        except RecordRefused as exc:
+            self.record_failed(
+                link,
+                self.record_key(link, record),
+                exc.kind,
+                str(exc),
+                field_name=exc.field,
+                problem=exc.problem,
+                cause=exc.cause,
+            )
+
+    def record_key(self, link: Link | None, record: dict[str, Any]) -> str:
+        """How incidents name an SSM record: its Sage key once it is in Sage."""
+        if link is not None and link.sage_key and link.sage_hash is not None:
+            return link.sage_key
+        if link is not None and link.sage_key and link.origin != "ssm":
+            return link.sage_key
+        return f"ssm:{self.resource}/{record['id']}"
+
+    def cleared(self, link: Link, record: dict[str, Any]) -> None:
+        """A linked record that went through unchanged: what this direction found wrong
+        with it before is closed, and it is ``synced`` unless the other direction still
+        has an incident open."""
+        self.run.add("unchanged")
+        if link.label != "error" or not self.has_open_incidents:
+            return
+        keys = [link.sage_key or "", f"ssm:{self.resource}/{record['id']}"]
+        resolve_incidents(
+            self.session, self.dossier_id, self.entity.name, record_keys=keys, direction=SSM_TO_SAGE
+        )
+        still_open = self.session.scalar(
+            select(func.count())
+            .select_from(Incident)
+            .where(
+                Incident.dossier_id == self.dossier_id,
+                Incident.entity == self.entity.name,
+                Incident.record_key.in_(keys),
+                Incident.state == "open",
+            )
+        )
+        if not still_open:
+            link.label, link.last_error, link.updated_at = "synced", None, utcnow()
 
     def linked(self, record: dict[str, Any], link: Link | None) -> None:
         ctx, entity = self.ctx, self.entity
@@ -1050,7 +1424,13 @@ class SsmToSage(SyncPass):
             self.run.add("unchanged")
             return
         base = link.base or {}
-        incoming = entity.from_ssm(record, ctx)
+        entity.check_ssm_edit(record, base, ctx)
+        may = entity.ssm_may_change(base)
+        keyed = any(f.ssm for f in entity.fields if f.name in entity.key_fields)
+        if not may and not keyed:
+            self.cleared(link, record)  # nothing of it may reach Sage
+            return
+        incoming = self.from_ssm(record, may)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
         moved = [
             n
@@ -1069,10 +1449,12 @@ class SsmToSage(SyncPass):
             )
             raise RecordMoved(cause.text(), cause)
         changed = [
-            n for n in entity.ssm_may_change(base) if n in incoming and incoming[n] != base.get(n)
+            n
+            for n in may
+            if n in incoming and self.shared(n, incoming[n]) != self.shared(n, base.get(n))
         ]
         if not changed:
-            self.run.add("unchanged")
+            self.cleared(link, record)
             return
         key = link.sage_key
         sage_key = entity.key_from_text(key)
@@ -1080,11 +1462,13 @@ class SsmToSage(SyncPass):
         if row is None:
             self.run.add("unchanged")
             return
-        entity.enrich([row], ctx)
+        self.load([row])
         current = entity.from_sage(row)
         # transformed as every Sage row is, so it compares with what was agreed
         ctx.transform(entity.name, SAGE_TO_SSM, current)
-        conflicts = [n for n in changed if current.get(n) != base.get(n)]
+        conflicts = [
+            n for n in changed if self.shared(n, current.get(n)) != self.shared(n, base.get(n))
+        ]
         if conflicts and entity.conflict_winner == "sage":
             changed = [n for n in changed if n not in conflicts]
             add_event(self.session, self.run, key, "conflict", "Sage kept: " + ",".join(conflicts))
@@ -1092,7 +1476,7 @@ class SsmToSage(SyncPass):
             self.run.add("unchanged")
             return
         merged = dict(current)
-        merged.update({n: incoming[n] for n in changed})
+        merged.update({n: self.merged(n, current.get(n), incoming[n]) for n in changed})
         try:
             entity.validate(merged)
         except RecordInvalid as exc:
@@ -1102,11 +1486,76 @@ class SsmToSage(SyncPass):
             return
         try:
             with ctx.sage.transaction():
-                ctx.sage.update(self.table, sage_key, entity.to_sage(merged, changed, ctx, False))
+                values = entity.to_sage(merged, changed, ctx, False)
+                if values:
+                    ctx.sage.update(self.table, sage_key, values)
+                self.write_children(sage_key, current, merged, changed)
         except SourceError as exc:
             self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
             return
         self.settle(link, key, sage_key, merged, changed, "updated")
+
+    def from_ssm(
+        self, record: dict[str, Any], names: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """The canonical view of an SSM record, with the children SSM may change in Sage
+        (among ``names``), read from their own resource when they have one."""
+        entity, client = self.entity, self.ctx.ssm_client
+        incoming = entity.from_ssm(record, self.ctx)
+        wanted = set(entity.names_to_sage if names is None else names)
+        for child in entity.children:
+            if child.ssm_resource and child.name in wanted and child.name not in incoming:
+                found = client.list_changed(
+                    child.ssm_resource, equals={child.listed_by: int(record["id"])}
+                )
+                ordered = sorted(found, key=lambda r: int(r["id"]))
+                incoming[child.name] = entity.children_from_ssm(child, ordered, self.ctx)
+        return incoming
+
+    def shared(self, name: str, value: Any) -> Any:
+        """What SSM may change of a field's value: of a list of children, each child's key
+        and shared fields."""
+        child = next((c for c in self.entity.children if c.name == name), None)
+        if child is None:
+            return value
+        names = [child.key] + [f.name for f in child.fields if f.owner == "both" and f.ssm]
+        return [{n: line.get(n) for n in names} for line in value or []]
+
+    def merged(self, name: str, current: Any, incoming: Any) -> Any:
+        """A field's value once SSM's edit is applied: SSM's children, each completed with
+        what Sage holds of the child with the same key."""
+        child = next((c for c in self.entity.children if c.name == name), None)
+        if child is None:
+            return incoming
+        held = {line.get(child.key): line for line in current or []}
+        return [{**held.get(line.get(child.key), {}), **line} for line in incoming or []]
+
+    def write_children(
+        self,
+        sage_key: tuple[Any, ...],
+        before: dict[str, Any],
+        after: dict[str, Any],
+        names: list[str],
+    ) -> None:
+        """Make the Sage rows of the changed kinds of children the ones of ``after``, in
+        the caller's transaction (a child is matched by its key)."""
+        entity, sage = self.entity, self.ctx.sage
+        for child in entity.children:
+            if child.name not in names:
+                continue
+            columns = list(sage.key_columns(child.sage_table))
+            old = {c.get(child.key): c for c in before.get(child.name) or []}
+            new = {c.get(child.key): c for c in after.get(child.name) or []}
+            for number, line in new.items():
+                row = entity.child_to_sage(child, sage_key, line)
+                if number not in old:
+                    sage.insert(child.sage_table, row)
+                elif line != old[number]:
+                    sage.update(child.sage_table, [row[c] for c in columns], row)
+            for number, line in old.items():
+                if number not in new:
+                    row = entity.child_to_sage(child, sage_key, line)
+                    sage.delete(child.sage_table, [row[c] for c in columns])
 
     def deleted_in_ssm(self, record: dict[str, Any], link: Link) -> None:
         ctx, entity = self.ctx, self.entity
@@ -1114,7 +1563,13 @@ class SsmToSage(SyncPass):
         if entity.ssm_deletions == "origin" and link.origin == "ssm":
             try:
                 with ctx.sage.transaction():
-                    ctx.sage.delete(self.table, entity.key_from_text(key))
+                    sage_key = entity.key_from_text(key)
+                    for child in entity.children:
+                        where = entity.child_where(child, sage_key)
+                        columns = list(ctx.sage.key_columns(child.sage_table))
+                        for row in list(ctx.sage.read(child.sage_table, columns, where=where)):
+                            ctx.sage.delete(child.sage_table, [row[c] for c in columns])
+                    ctx.sage.delete(self.table, sage_key)
             except SourceError as exc:
                 self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
                 return
@@ -1142,21 +1597,39 @@ class SsmToSage(SyncPass):
         ctx, entity = self.ctx, self.entity
         row = ctx.sage.get(self.table, sage_key, entity.sage_columns) or {}
         if row:
-            entity.enrich([row], ctx)
+            self.load([row])
         stored = entity.from_sage(row)
         link.base = stored
         link.sage_hash = record_hash(stored)
         extra = entity.after_sage_write(record, changed, ctx)
         if action == "created":
             extra["extId"] = link.ext_id
-        if extra:
-            assert link.ssm_id is not None
-            try:
+        assert link.ssm_id is not None
+        try:
+            for child in entity.children:
+                if child.ssm_resource and child.name in changed:
+                    self.name_children(child, link.ssm_id, link.ext_id or "", stored)
+            if extra:
                 ctx.ssm_client.update(self.resource, link.ssm_id, extra)
-            except SsmRefused as exc:
-                self.record_refused(link, key, exc)
-                return
+        except SsmRefused as exc:
+            self.record_refused(link, key, exc)
+            return
         self.succeeded(link, key, action, ",".join(changed))
+
+    def name_children(
+        self, child: ChildSpec, parent_id: int, parent_ext: str, record: dict[str, Any]
+    ) -> None:
+        """Give SSM children written to Sage their extIds (they come in the order of their
+        ids, as they were read) and what Sage computed of them (its own fields)."""
+        client, resource = self.ctx.ssm_client, child.ssm_resource or ""
+        held = client.list_changed(resource, equals={child.listed_by: parent_id})
+        ordered = sorted(held, key=lambda r: int(r["id"]))
+        owned = [f.name for f in child.fields if f.owner == "sage" and f.ssm]
+        for found, line in zip(ordered, record.get(child.name) or [], strict=False):
+            body = self.entity.child_to_ssm(child, line, owned, self.ctx) if owned else {}
+            body["extId"] = self.entity.child_ext_id(parent_ext, child, line)
+            if any(found.get(k) != v for k, v in body.items()):
+                client.update(resource, int(found["id"]), body)
 
     def unlinked(self, record: dict[str, Any]) -> None:
         """An SSM record created for this dossier: create it in Sage, then link it."""
@@ -1166,18 +1639,27 @@ class SsmToSage(SyncPass):
         if link is not None and link.dossier_id != self.dossier_id:
             self.run.add("unchanged")
             return
-        incoming = entity.from_ssm(record, ctx)
+        incoming = self.from_ssm(record)
         ctx.transform(entity.name, SSM_TO_SAGE, incoming)
-        names = [f.name for f in entity.fields_to_sage if f.name in incoming]
+        names = [n for n in entity.names_to_sage if n in incoming]
+        ref = f"ssm:{self.resource}/{ssm_id}"
+        if link is not None and link.sage_key:
+            sage_key = entity.key_from_text(link.sage_key)
+            row = ctx.sage.get(self.table, sage_key, entity.sage_columns)
+            if row is not None and not self.intended(row, entity.with_key(incoming, sage_key)):
+                # the key was taken in Sage meanwhile: the record gets the next one
+                key = entity.key_text(entity.new_sage_key(incoming, ctx))
+                link.sage_key, link.ext_id = key, entity.ext_id(self.dossier_id, key)
+                self.commit()
         if link is None:
-            ref = f"ssm:{self.resource}/{ssm_id}"
             sage_key = entity.new_sage_key(incoming, ctx)
             key = entity.key_text(sage_key)
             try:
                 entity.validate(entity.with_key(incoming, sage_key))
             except RecordInvalid as exc:
+                name = entity.ssm_path(exc.field or "(record)")
                 self.record_failed(
-                    None, ref, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+                    None, ref, "invalid_record", str(exc), field_name=name, problem=exc.problem
                 )
                 return
             link = Link(
@@ -1201,10 +1683,20 @@ class SsmToSage(SyncPass):
             if ctx.sage.get(self.table, sage_key, entity.sage_columns) is None:
                 with ctx.sage.transaction():
                     ctx.sage.insert(self.table, entity.to_sage(candidate, names, ctx, True))
+                    self.write_children(sage_key, {}, candidate, names)
         except SourceError as exc:
-            self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
+            self.record_failed(link, ref, "sage_write_failed", str(exc), refused=False)
             return
         self.settle(link, key, sage_key, candidate, names, "created")
+
+    def intended(self, row: dict[str, Any], candidate: dict[str, Any]) -> bool:
+        """Whether a Sage row found under an intent's key is the record the intent was
+        about to write (a crash came after the write), not another one that took the key."""
+        entity = self.entity
+        self.load([row])
+        held = entity.from_sage(row)
+        names = [f.name for f in entity.fields_to_sage if f.name in candidate]
+        return all(held.get(n) == candidate.get(n) for n in names)
 
 
 def later(current: str | None, candidate: Any) -> str | None:

@@ -50,6 +50,48 @@ class FieldSpec:
     virtual: bool = False
 
 
+@dataclass(frozen=True)
+class ChildSpec:
+    """Records that live and die with a parent record: a document's lines.
+
+    Sage holds them in their own table, each row carrying its parent's key columns; the
+    canonical parent holds them as a list under ``name``, ordered by ``key``, so that a
+    child added, changed or removed changes its parent (its hash, its diff).  In SSM they
+    are either a field of the parent holding the list (``ssm``) or records of their own
+    (``ssm_resource``) whose ``extId`` is ``<parent extId>:<child key>``: the engine
+    creates, updates and deletes them with their parent.  In Sage a parent and its
+    children are written in one transaction.
+    """
+
+    #: the canonical field of the parent holding the list
+    name: str
+    sage_table: str
+    #: the child field telling the children of one parent apart (e.g. a line number)
+    key: str
+    fields: tuple[FieldSpec, ...]
+    #: the parent's SSM field holding the children as a list (embedded children) …
+    ssm: str | None = None
+    #: … or the SSM resource holding them as records of their own
+    ssm_resource: str | None = None
+    #: the field of such a record naming its parent when it is created …
+    ssm_parent: str | None = None
+    #: … and when children are listed by parent (default: ``ssm_parent``)
+    ssm_parent_filter: str | None = None
+    #: columns of ``sage_table`` holding the parent's key, in key order (default: the
+    #: parent's own key columns, under the same names)
+    parent_columns: tuple[str, ...] = ()
+    #: children written to Sage from SSM are numbered ``key_step``, ``2 * key_step``…
+    key_step: int = 1
+
+    @property
+    def sage_columns(self) -> list[str]:
+        return [f.sage for f in self.fields if f.sage and not f.virtual]
+
+    @property
+    def listed_by(self) -> str:
+        return self.ssm_parent_filter or self.ssm_parent or ""
+
+
 def normalise(value: Any, kind: Kind) -> Any:
     """One representation per value, so both sides compare and hash alike."""
     if value is None:
@@ -105,6 +147,8 @@ class Entity:
     #: "fr": "adresse e-mail"}}``; a line field as ``lines.quantity``); a field with none
     #: is named by its schema ``title``, else by its name
     labels: ClassVar[Mapping[str, Words]] = {}
+    #: records read, compared and written with each record of this entity (its lines)
+    children: ClassVar[tuple[ChildSpec, ...]] = ()
 
     # -- declarations derived once ---------------------------------------------------
 
@@ -177,6 +221,23 @@ class Entity:
         """Fields SSM may change in Sage: shared ones present on both sides."""
         return tuple(f for f in self.fields if f.ssm and f.sage and f.owner == "both")
 
+    @cached_property
+    def sage_key_columns(self) -> tuple[str, ...]:
+        """The Sage columns of ``key_fields``, in key order."""
+        by_name = {f.name: f for f in self.fields}
+        return tuple(str(by_name[n].sage) for n in self.key_fields)
+
+    @cached_property
+    def names_to_ssm(self) -> list[str]:
+        """What a Sage -> SSM write may carry: ``fields_to_ssm`` and embedded children."""
+        return [f.name for f in self.fields_to_ssm] + [c.name for c in self.children if c.ssm]
+
+    @cached_property
+    def names_to_sage(self) -> list[str]:
+        """What SSM may change in Sage: ``fields_to_sage`` and children with a shared field."""
+        shared = [c.name for c in self.children if any(f.owner == "both" for f in c.fields)]
+        return [f.name for f in self.fields_to_sage] + shared
+
     # -- keys ------------------------------------------------------------------------
 
     #: canonical fields holding the Sage key, in key order
@@ -207,7 +268,13 @@ class Entity:
         return {}
 
     def from_sage(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {f.name: normalise(row.get(f.sage), f.kind) for f in self.sage_fields if f.sage}
+        """The canonical record of a Sage row (its children, as the engine attached them
+        under each child's ``name``, ordered by their key)."""
+        record = {f.name: normalise(row.get(f.sage), f.kind) for f in self.sage_fields if f.sage}
+        for child in self.children:
+            lines = (self.child_from_sage(child, r) for r in row.get(child.name) or ())
+            record[child.name] = sorted(lines, key=lambda c: _order(c.get(child.key)))
+        return record
 
     def from_ssm(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
         """The canonical view of an SSM record; references become Sage keys.
@@ -225,6 +292,9 @@ class Entity:
                     out[f.name] = ctx.refs.sage_key(f.ref, int(value), f.name)
                 else:
                     out[f.name] = normalise(value, f.kind)
+        for child in self.children:
+            if child.ssm and isinstance(record.get(child.ssm), list):
+                out[child.name] = self.children_from_ssm(child, record[child.ssm], ctx)
         return out
 
     def to_ssm(
@@ -234,14 +304,19 @@ class Entity:
         by_name = {f.name: f for f in self.fields}
         body: dict[str, Any] = {}
         for name in names:
-            f = by_name[name]
-            if not f.ssm:
-                continue
+            f = by_name.get(name)
+            if f is None or not f.ssm:
+                continue  # a child list, or a field SSM does not hold
             value = record.get(name)
             if f.ref and value is not None:
                 body[f.ssm] = ctx.refs.ssm_id(f.ref, str(value), f.name)
             else:
                 body[f.ssm] = _json_value(value, f.kind)
+        for child in self.children:
+            if child.ssm and child.name in names:
+                every = [f.name for f in child.fields]
+                lines = record.get(child.name) or ()
+                body[child.ssm] = [self.child_to_ssm(child, c, every, ctx) for c in lines]
         for target, source in self.ssm_copies.items():
             if source in body:
                 body[target] = body[source]
@@ -250,8 +325,95 @@ class Entity:
     def to_sage(
         self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
     ) -> dict[str, Any]:
+        """The Sage columns of these fields (a child list is not a column); a new record
+        also gets its key."""
         by_name = {f.name: f for f in self.fields}
-        return {by_name[n].sage: record.get(n) for n in names if by_name[n].sage}  # type: ignore[misc]
+        if create:
+            names = [*self.key_fields, *names]
+        return {
+            by_name[n].sage: record.get(n)  # type: ignore[misc]
+            for n in names
+            if n in by_name and by_name[n].sage and not by_name[n].virtual
+        }
+
+    # -- child records ---------------------------------------------------------------
+
+    def child_parent_columns(self, child: ChildSpec) -> tuple[str, ...]:
+        """The columns of the child table holding the parent's key, in key order."""
+        return child.parent_columns or self.sage_key_columns
+
+    def child_where(self, child: ChildSpec, key: Sequence[Any]) -> dict[str, Any]:
+        """Equality filters selecting the children of the parent with this Sage key."""
+        return dict(zip(self.child_parent_columns(child), key, strict=True))
+
+    def children_where(self, child: ChildSpec) -> dict[str, Any]:
+        """The entity's ``sage_where`` on the child table (its filters on key columns)."""
+        columns = set(self.child_parent_columns(child))
+        return {c: v for c, v in self.sage_where().items() if c in columns}
+
+    def child_from_sage(self, child: ChildSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {f.name: normalise(row.get(f.sage), f.kind) for f in child.fields if f.sage}
+
+    def children_from_ssm(
+        self, child: ChildSpec, records: Iterable[Mapping[str, Any]], ctx: DossierContext
+    ) -> list[dict[str, Any]]:
+        """SSM children in canonical terms, in their SSM order; one with no key of its own
+        is numbered after the others (``key_step`` apart)."""
+        out: list[dict[str, Any]] = []
+        for n, record in enumerate(records, 1):
+            line = self.child_from_ssm(child, record, ctx)
+            if line.get(child.key) is None:
+                line[child.key] = normalise(n * child.key_step, _kind(child, child.key))
+            out.append(line)
+        return out
+
+    def child_from_ssm(
+        self, child: ChildSpec, record: Mapping[str, Any], ctx: DossierContext
+    ) -> dict[str, Any]:
+        """One SSM child in canonical terms; references become Sage keys."""
+        out: dict[str, Any] = {}
+        for f in child.fields:
+            if f.ssm and f.ssm in record:
+                value = record[f.ssm]
+                if isinstance(value, dict) and "id" in value:
+                    value = value["id"]
+                if f.ref and value is not None:
+                    out[f.name] = ctx.refs.sage_key(f.ref, int(value), f"{child.name}.{f.name}")
+                else:
+                    out[f.name] = normalise(value, f.kind)
+        return out
+
+    def child_to_ssm(
+        self,
+        child: ChildSpec,
+        record: Mapping[str, Any],
+        names: Iterable[str],
+        ctx: DossierContext,
+    ) -> dict[str, Any]:
+        """The SSM body of a child for these fields; references become SSM ids."""
+        by_name = {f.name: f for f in child.fields}
+        body: dict[str, Any] = {}
+        for name in names:
+            f = by_name[name]
+            if not f.ssm:
+                continue
+            value = record.get(name)
+            if f.ref and value is not None:
+                body[f.ssm] = ctx.refs.ssm_id(f.ref, str(value), f"{child.name}.{f.name}")
+            else:
+                body[f.ssm] = _json_value(value, f.kind)
+        return body
+
+    def child_to_sage(
+        self, child: ChildSpec, parent_key: Sequence[Any], record: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The Sage row of a child: its parent's key columns, then its own."""
+        row = self.child_where(child, parent_key)
+        row.update({f.sage: record.get(f.name) for f in child.fields if f.sage and not f.virtual})
+        return row
+
+    def child_ext_id(self, parent_ext_id: str, child: ChildSpec, record: Mapping[str, Any]) -> str:
+        return f"{parent_ext_id}:{record.get(child.key)}"
 
     # -- custom passes ---------------------------------------------------------------
 
@@ -271,7 +433,7 @@ class Entity:
         pass reads nothing when none of them changed. An entity that reads other tables
         (``enrich``, ``extra_changed_keys``) names them here; until it does, its passes
         always read."""
-        return (self.sage_table,)
+        return (self.sage_table, *dict.fromkeys(c.sage_table for c in self.children))
 
     def knows_its_tables(self) -> bool:
         """Whether :meth:`watched_tables` covers every table the entity reads."""
@@ -283,8 +445,10 @@ class Entity:
         return not reads_more or cls.watched_tables is not Entity.watched_tables
 
     def watched_resources(self) -> tuple[str, ...]:
-        """The SSM resources an SSM → Sage pass of this entity reads: probed for changes."""
-        return (self.ssm_resource,)
+        """The SSM resources an SSM → Sage pass of this entity reads: probed for changes
+        (its own, and its children's when they are records of their own)."""
+        children = (c.ssm_resource for c in self.children if c.ssm_resource)
+        return (self.ssm_resource, *dict.fromkeys(children))
 
     def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
         """Complete a batch of Sage rows with values from other tables (``virtual`` fields)."""
@@ -305,7 +469,26 @@ class Entity:
 
     def ssm_may_change(self, base: Mapping[str, Any]) -> tuple[str, ...]:
         """Fields whose SSM-side edits reach Sage for a record in this state."""
-        return tuple(f.name for f in self.fields_to_sage)
+        return tuple(self.names_to_sage)
+
+    def check_ssm_edit(
+        self, record: Mapping[str, Any], base: Mapping[str, Any], ctx: DossierContext
+    ) -> None:
+        """Raise RecordRefused when an SSM edit of a synced record must not stand (an order
+        re-pointed to another account); nothing is written then."""
+
+    def ssm_path(self, path: str) -> str:
+        """A canonical field path in SSM's names, for incidents about an SSM record:
+        ``lines[0].discount`` -> ``lines[0].discount1``."""
+        head, dot, rest = path.partition(".")
+        name, bracket, index = head.partition("[")
+        child = next((c for c in self.children if c.name == name), None)
+        if child is not None:
+            inner = next((f.ssm for f in child.fields if f.name == rest and f.ssm), rest)
+            return f"{child.ssm or name}{bracket}{index}{dot}{inner}"
+        return next((f.ssm for f in self.fields if f.name == name and f.ssm), name) + (
+            bracket + index + dot + rest
+        )
 
     def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
         """Whether an SSM record with no extId was created for this dossier."""
@@ -401,6 +584,15 @@ def _missing_field(error: jsonschema.ValidationError) -> str:
             if name not in error.instance:
                 return str(name)
     return "(record)"
+
+
+def _order(value: Any) -> tuple[bool, Any]:
+    """Sort key of a child key that may be missing."""
+    return (value is None, value if value is not None else 0)
+
+
+def _kind(child: ChildSpec, name: str) -> Kind:
+    return next((f.kind for f in child.fields if f.name == name), "text")
 
 
 def _json_value(value: Any, kind: Kind) -> Any:

@@ -101,3 +101,26 @@ class RecordMoved(DossierSyncError):
     def __init__(self, message: str, cause: Cause | None = None) -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class RecordRefused(DossierSyncError):
+    """A record that cannot be written as it is (an order naming a product its dossier
+    does not know); nothing was written.
+
+    ``kind`` is the kind of its incident, ``field`` the field at fault; ``problem`` (a
+    rule broken) or ``cause`` (why it cannot be written) say it in words.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        field: str | None,
+        message: str,
+        problem: Problem | None = None,
+        cause: Cause | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.field = field
+        self.problem = problem
+        self.cause = cause

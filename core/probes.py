@@ -2,8 +2,8 @@
 dossier × entity × direction that changed.
 
 - **Sage**, per dossier and watched table: the high-water mark of the modification
-  column and, for an entity's own table, the number of its rows (a deletion moves no
-  modification time, it moves the count). Two small queries per table.
+  column and the number of rows (the entity's own, for its own table): a deletion moves
+  no modification time, it moves the count. Two small queries per table.
 - **Sales Management**, per resource, for the whole implementation: "anything updated
   or deleted after T?" — one request of one record (plus as many as the small overlap
   window shows again, already known). Only on a yes are the changes
@@ -77,11 +77,9 @@ class SageProbe:
             moved = False
             for table in part.watched_tables():
                 mark = (dossier.id, part.name, table)
-                value: tuple[Any, ...] = (sage.high_water_mark(table),)
-                self.stats.sage_queries += 1
-                if table == part.sage_table:
-                    value += (sage.count(table, where=part.sage_where() or None),)
-                    self.stats.sage_queries += 1
+                where = part.sage_where() if table == part.sage_table else None
+                value = (sage.high_water_mark(table), sage.count(table, where=where or None))
+                self.stats.sage_queries += 2
                 with self._lock:
                     before = self.marks.get(mark)
                     self.marks[mark] = value

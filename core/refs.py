@@ -90,6 +90,20 @@ class Refs:
         ).first()
         return row[0] if row else None
 
+    def held_keys(self, entity: str) -> set[str]:
+        """Sage keys this dossier's ``entity`` records created in SSM hold while they are
+        not written to Sage yet (a new key must not take one of them)."""
+        rows = self.session.scalars(
+            select(Link.sage_key).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == entity,
+                Link.origin == "ssm",
+                Link.sage_hash.is_(None),
+                Link.sage_key.is_not(None),
+            )
+        )
+        return {key for key in rows if key}
+
     def forget(self) -> None:
         self._by_key.clear()
         self._by_id.clear()

@@ -21,9 +21,9 @@
 - Refused with an incident, nothing written: an account or a line product the dossier
   does not know, an order that fails the schema, a synced order re-pointed to another
   account (``moved_between_dossiers`` when that account is another dossier's).
-- Crash-safe: the link (the intent, with the new Sage key) is committed before the
-  Sage write; a later pass finishes an intent whose document exists instead of writing
-  it again.
+- Crash-safe (the engine's promise for every entity): the link (the intent, with the
+  new Sage key) is committed before the Sage write; a later pass finishes an intent
+  whose document exists instead of writing it again.
 - Sales orders created in Sage go to SSM as read-only orders with their lines, once
   their account and every line's product are in SSM (``pending`` until then).  Sage
   stays their master: what changes in Sage is realigned in SSM, and an order deleted in
@@ -35,27 +35,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from dossiersync.engine import (
-    SyncPass,
-)
-from dossiersync.entity import (
-    SAGE_TO_SSM,
-    SSM_TO_SAGE,
-    Entity,
-    FieldSpec,
-    normalise,
-)
-from dossiersync.errors import (
-    DossierSyncError,
-    RecordInvalid,
-    RecordMoved,
-    RecordPending,
-)
-from dossiersync.messages import Cause, Problem
-from dossiersync.state.models import Link
+from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, Entity, FieldSpec, normalise
+from dossiersync.errors import RecordInvalid, RecordMoved, RecordPending, RecordRefused
+from dossiersync.messages import Cause, Problem, field_label
 
 if TYPE_CHECKING:
     from dossiersync.context import DossierContext
@@ -67,19 +52,34 @@ ORDER = 1  # DO_Type
 LINE_STEP = 1000
 VAT_FACTOR = Decimal("1.2")
 CENT = Decimal("0.01")
-LOOKUP_CHUNK = 40
 SALES_ORDERS = {"DO_Domaine": SALES, "DO_Type": ORDER}
 
+# "both": set from SSM when the order is created, then kept as Sage has it
+LINE_FIELDS = (
+    FieldSpec("line", sage="DL_Ligne", owner="sage", kind="int"),
+    FieldSpec("product", sage="AR_Ref", ssm="productId", owner="both", ref="products"),
+    FieldSpec("designation", sage="DL_Design", owner="sage"),
+    FieldSpec("quantity", sage="DL_Qte", ssm="quantity", owner="both", kind="decimal"),
+    FieldSpec(
+        "discount", sage="DL_Remise01REM_Valeur", ssm="discount1", owner="both", kind="decimal"
+    ),
+    FieldSpec("price", sage="DL_PrixUnitaire", ssm="price", owner="sage", kind="decimal"),
+    FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
+)
 #: canonical line fields -> SSM line fields
-LINE_TO_SSM = {
-    "product": "productId",
-    "quantity": "quantity",
-    "discount": "discount1",
-    "price": "price",
-    "total": "total",
-}
-#: canonical names as SSM calls them, for incidents about an SSM order
-SSM_NAMES = {"account": "accountId", "discount": "discount1", "product": "productId"}
+LINE_TO_SSM = {f.name: f.ssm for f in LINE_FIELDS if f.ssm}
+#: a document's lines: SSM records of their own, created with ``salesOrderId`` and read
+#: back with ``salesorderId``
+ORDER_LINES = ChildSpec(
+    "lines",
+    sage_table=LINES,
+    key="line",
+    fields=LINE_FIELDS,
+    ssm_resource="salesOrdersLines",
+    ssm_parent="salesOrderId",
+    ssm_parent_filter="salesorderId",
+    key_step=LINE_STEP,
+)
 
 
 class OrdersEntity(Entity):
@@ -88,10 +88,10 @@ class OrdersEntity(Entity):
     directions = (SAGE_TO_SSM, SSM_TO_SAGE)
     sage_table = HEADER
     ssm_resource = "salesorders"
-    #: created as ``POST /salesOrdersLines`` (``salesOrderId``), read with ``salesorderId``
-    lines_resource = "salesOrdersLines"
     schema = "entities/orders.schema.json"
     key_fields = ("domain", "type", "piece")
+    # an order created in SSM and deleted in Sage stays in SSM, where it was created
+    sage_deletions = "origin"
     record_noun = {"en": "order", "fr": "commande"}
     labels = {
         "domain": {"en": "document domain", "fr": "domaine du document"},
@@ -129,25 +129,37 @@ class OrdersEntity(Entity):
         FieldSpec("total_ttc", sage="DO_TotalTTC", owner="sage", kind="decimal"),
         FieldSpec("comment", ssm="comment", owner="ssm"),
     )
-    line_fields = (
-        FieldSpec("line", sage="DL_Ligne", owner="sage", kind="int"),
-        FieldSpec("product", sage="AR_Ref", ssm="productId", owner="both", ref="products"),
-        FieldSpec("designation", sage="DL_Design", owner="sage"),
-        FieldSpec("quantity", sage="DL_Qte", ssm="quantity", owner="both", kind="decimal"),
-        FieldSpec(
-            "discount", sage="DL_Remise01REM_Valeur", ssm="discount1", owner="both", kind="decimal"
-        ),
-        FieldSpec("price", sage="DL_PrixUnitaire", ssm="price", owner="sage", kind="decimal"),
-        FieldSpec("total", sage="DL_MontantHT", ssm="total", owner="sage", kind="decimal"),
-    )
+    children = (ORDER_LINES,)
 
-    def watched_tables(self) -> tuple[str, ...]:
-        return (HEADER, LINES)
+    def sage_where(self) -> dict[str, Any]:
+        return dict(SALES_ORDERS)
 
-    def pass_class(self, direction: str) -> type[SyncPass] | None:
-        from .order_sync import OrdersFromSage, OrdersToSage
+    def to_ssm(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        """SSM fields of an order as Sage holds it: what Sage computed (status, total) and,
+        for one created in Sage, its account and reference (its piece when it has none).
+        A new order is read-only with SSM's integer ``number``; it goes to the dossier's
+        branch and the implementation's sales rep."""
+        wanted = set(names)
+        if create or ctx.realign:
+            wanted |= {"number", "readOnly"}
+        view = self.born_view(record)
+        shown = {"account": "account", "reference": "reference", "status": "status"}
+        shown.update(total_ht="total", number="number", readOnly="readOnly")
+        body = self.born_body(view, [v for n, v in shown.items() if n in wanted], ctx)
+        if create:
+            impl = ctx.implementation
+            body.update(
+                branchId=ctx.dossier.branch_id or impl.default_branch_id,
+                salesRepId=impl.default_sales_rep_id,
+            )
+        return body
 
-        return OrdersFromSage if direction == SAGE_TO_SSM else OrdersToSage
+    def child_to_ssm(
+        self, child: ChildSpec, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
+    ) -> dict[str, Any]:
+        return self.line_body(record, [n for n in names if n in LINE_TO_SSM], ctx)
 
     # -- keys ------------------------------------------------------------------------
 
@@ -160,36 +172,6 @@ class OrdersEntity(Entity):
 
     def piece_of(self, key: str) -> str:
         return str(self.key_from_text(key)[2])
-
-    # -- Sage documents --------------------------------------------------------------
-
-    @property
-    def line_columns(self) -> list[str]:
-        return [f.sage for f in self.line_fields if f.sage]
-
-    def from_sage_document(
-        self, header: Mapping[str, Any], lines: Iterable[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """The canonical order: the header's fields and its lines ordered by number."""
-        record = self.from_sage(header)
-        record["lines"] = sorted(
-            (
-                {f.name: normalise(row.get(f.sage), f.kind) for f in self.line_fields if f.sage}
-                for row in lines
-            ),
-            key=lambda line: line["line"],
-        )
-        return record
-
-    def sage_rows(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The ``F_DOCENTETE`` row and the ``F_DOCLIGNE`` rows of a canonical order."""
-        header = {f.sage: record.get(f.name) for f in self.fields if f.sage}
-        key = {"DO_Domaine": SALES, "DO_Type": ORDER, "DO_Piece": record["piece"]}
-        lines = [
-            dict(key, **{f.sage: line.get(f.name) for f in self.line_fields if f.sage})
-            for line in record["lines"]
-        ]
-        return header, lines
 
     # -- validation ------------------------------------------------------------------
 
@@ -230,9 +212,8 @@ class OrdersEntity(Entity):
 
     def ssm_lines(self, order_id: int, ctx: DossierContext) -> list[dict[str, Any]]:
         """The live lines of an SSM order."""
-        return list(
-            ctx.ssm_client.list_changed(self.lines_resource, equals={"salesorderId": order_id})
-        )
+        resource, parent = ORDER_LINES.ssm_resource or "", ORDER_LINES.listed_by
+        return list(ctx.ssm_client.list_changed(resource, equals={parent: order_id}))
 
     def line_body(
         self, line: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
@@ -247,14 +228,203 @@ class OrdersEntity(Entity):
         for name in names:
             value = line.get(name)
             if name == "product":
-                body["productId"] = ctx.refs.ssm_id("products", str(value), "product")
+                body[LINE_TO_SSM[name]] = ctx.refs.ssm_id("products", str(value), "product")
             elif name == "discount":
-                body["discount1"] = float(Decimal(value)) if value is not None else 0
+                body[LINE_TO_SSM[name]] = float(Decimal(value)) if value is not None else 0
             elif name not in ("quantity", "price"):
                 body[LINE_TO_SSM[name]] = None if value is None else float(Decimal(value))
         if "quantity" in names or "price" in names:
             body.update(integer_quantity(line))
         return body
+
+    # -- orders created in SSM -----------------------------------------------------------
+
+    def ssm_unlinked_filter(self, ctx: DossierContext) -> Mapping[str, int | str] | None:
+        return {}  # any order may be this dossier's: its account decides
+
+    def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:
+        """An order is its account's dossier's; with an unknown account, its branch's."""
+        client = ctx.ssm_client
+        account = client.fk_id(record.get("accountId"))
+        if account is not None:
+            owner = ctx.refs.owner_of("clients", account)
+            if owner is not None:
+                return owner == ctx.dossier_id
+        branch = ctx.dossier.branch_id
+        return branch is not None and client.fk_id(record.get("branchId")) == branch
+
+    def ssm_may_change(self, base: Mapping[str, Any]) -> tuple[str, ...]:
+        return ()  # a synced order is read-only in SSM: Sage is its master
+
+    def check_ssm_edit(
+        self, record: Mapping[str, Any], base: Mapping[str, Any], ctx: DossierContext
+    ) -> None:
+        """Refused when a synced order's account was changed in SSM: an order never moves
+        to another client, let alone to another dossier."""
+        base_account = base.get("account")
+        label = _label(record.get("accountId"))
+        account = ctx.ssm_client.fk_id(record.get("accountId"))
+        piece = base.get("piece")
+        owner = None if account is None else ctx.refs.owner_of("clients", account)
+        if owner is not None and owner != ctx.dossier_id:
+            cause = Cause(
+                "order_moved",
+                {
+                    "ssm_id": record["id"],
+                    "piece": piece,
+                    "account": account,
+                    "label": label,
+                    "other": owner,
+                },
+            )
+            raise RecordRefused("moved_between_dossiers", "accountId", cause.text(), cause=cause)
+        try:
+            code = None if account is None else ctx.refs.sage_key("clients", account, "account")
+        except (RecordPending, RecordMoved):
+            code = None
+        if code != base_account:
+            cause = Cause(
+                "order_account_changed",
+                {
+                    "ssm_id": record["id"],
+                    "piece": piece,
+                    "before": base_account,
+                    "account": account,
+                    "label": label,
+                },
+            )
+            raise RecordRefused("account_changed", "accountId", cause.text(), cause=cause)
+
+    def from_ssm(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
+        """The order as it will be written to Sage, priced from the dossier's catalogue;
+        RecordRefused when it cannot be written (its account or a product unknown to the
+        dossier, a quantity that is no number)."""
+        client = ctx.ssm_client
+        account = client.fk_id(record.get("accountId"))
+        if account is None:
+            cause = Cause("no_account", {"ssm_id": record["id"], "dossier": ctx.dossier_id})
+            raise RecordRefused("unknown_reference", "accountId", cause.text(), cause=cause)
+        try:
+            code = ctx.refs.sage_key("clients", account, "account")
+        except (RecordPending, RecordMoved) as exc:
+            cause = Cause(
+                "account_unknown",
+                {
+                    "ssm_id": record["id"],
+                    "account": account,
+                    "label": _label(record.get("accountId")),
+                    "dossier": ctx.dossier_id,
+                    "cause": exc.cause or str(exc),
+                },
+            )
+            raise RecordRefused(
+                "unknown_reference", "accountId", cause.text(), cause=cause
+            ) from None
+        lines = sorted(self.ssm_lines(int(record["id"]), ctx), key=lambda line: int(line["id"]))
+        refs: list[str] = []
+        missing: list[tuple[int, Cause]] = []
+        for n, line in enumerate(lines):
+            product = client.fk_id(line.get("productId"))
+            where = {"line": n + 1, "field": f"lines[{n}].productId"}
+            if product is None:
+                missing.append((n, Cause("line_no_product", where)))
+                refs.append("")
+                continue
+            try:
+                refs.append(ctx.refs.sage_key("products", product, "product"))
+            except (RecordPending, RecordMoved) as exc:
+                label = _label(line.get("productId"))
+                why = {"product": product, "label": label, "cause": exc.cause or str(exc)}
+                missing.append((n, Cause("line_product", {**where, **why})))
+                refs.append("")
+        articles = {
+            str(row["AR_Ref"]): row
+            for row in ctx.sage.read(
+                "F_ARTICLE", ["AR_Ref", "AR_Design", "AR_PrixVen"], keys=[(r,) for r in refs if r]
+            )
+        }
+        for n, ref in enumerate(refs):
+            if ref and ref not in articles:
+                where = {"line": n + 1, "field": f"lines[{n}].productId", "ref": ref}
+                missing.append((n, Cause("line_not_in_sage", where)))
+        if missing:
+            missing.sort(key=lambda item: item[0])
+            cause = Cause(
+                "products_unknown",
+                {
+                    "ssm_id": record["id"],
+                    "dossier": ctx.dossier_id,
+                    "items": [c for _, c in missing],
+                },
+            )
+            field_name = f"lines[{missing[0][0]}].productId"
+            raise RecordRefused("unknown_reference", field_name, cause.text(), cause=cause)
+        planned_lines: list[dict[str, Any]] = []
+        total = Decimal(0)
+        for n, (line, ref) in enumerate(zip(lines, refs, strict=True)):
+            quantity = self.number(line.get("quantity"), n, "quantity")
+            discount = self.number(line.get("discount1") or 0, n, "discount")
+            article = articles[ref]
+            price = Decimal(article["AR_PrixVen"] if article["AR_PrixVen"] is not None else 0)
+            amount_ht = (quantity * price * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
+            total += amount_ht
+            planned_lines.append(
+                {
+                    "line": LINE_STEP * (n + 1),
+                    "product": ref,
+                    "designation": normalise(article["AR_Design"], "text"),
+                    "quantity": amount(quantity),
+                    "discount": amount(discount),
+                    "price": amount(price),
+                    "total": amount(amount_ht),
+                }
+            )
+        day = str(record.get("date") or record.get("dateCreated") or "")[:10]
+        return {
+            "account": code,
+            "reference": normalise(record.get("reference"), "text"),
+            "date": day or None,
+            "status": 0,
+            "total_ht": amount(total),
+            "total_ttc": amount((total * VAT_FACTOR).quantize(CENT, ROUND_HALF_UP)),
+            "lines": planned_lines,
+        }
+
+    def number(self, value: Any, n: int, name: str) -> Decimal:
+        """A line's number as SSM sent it; RecordRefused, naming the field, when it is none."""
+        try:
+            number = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            number = Decimal("NaN")
+        if not number.is_finite():
+            path = self.ssm_path(f"lines[{n}].{name}")
+            label = field_label(self.field_labels, f"lines[{n}].{name}")
+            problem = Problem("decimal", path, value, None, label)
+            raise RecordRefused("invalid_record", path, problem.text(), problem)
+        return number
+
+    def new_sage_key(self, record: Mapping[str, Any], ctx: DossierContext) -> tuple[Any, ...]:
+        """The dossier's next order number, skipping numbers held by orders on their way."""
+        prefix, width = self.piece_prefix, self.piece_width
+        piece = ctx.sage.next_code(HEADER, "DO_Piece", prefix, width)
+        held = {self.piece_of(k) for k in ctx.refs.held_keys(self.name)}
+        while piece in held:
+            piece = f"{prefix}{int(piece[len(prefix) :]) + 1:0{width - len(prefix)}d}"
+        return (SALES, ORDER, piece)
+
+    def to_sage(
+        self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
+    ) -> dict[str, Any]:
+        if create:  # a new order is written whole, as planned (its lines by the engine)
+            return {f.sage: record.get(f.name) for f in self.fields if f.sage}
+        return super().to_sage(record, names, ctx, create)
+
+    def after_sage_write(
+        self, record: Mapping[str, Any], changed: Iterable[str], ctx: DossierContext
+    ) -> dict[str, Any]:
+        """What Sage computed goes back to SSM, and the order becomes read-only there."""
+        view = self.born_view(record)
+        return self.born_body(view, ["total", "number", "status", "readOnly"], ctx)
 
     # -- orders created in Sage ----------------------------------------------------------
 
@@ -267,31 +437,6 @@ class OrdersEntity(Entity):
             "total": record.get("total_ht"),
             "status": record.get("status"),
             "readOnly": True,
-        }
-
-    def ssm_view(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
-        """``born_view`` of an order as SSM holds it (an account of another dossier or
-        unknown, or a status of no ``DO_Statut``, reads as None)."""
-        client = ctx.ssm_client
-        account: str | None = None
-        account_id = client.fk_id(record.get("accountId"))
-        if account_id is not None:
-            try:
-                account = ctx.refs.sage_key("clients", account_id, "account")
-            except (RecordPending, RecordMoved):
-                account = None
-        status_id = client.fk_id(record.get("statusId"))
-        status = next(
-            (n for n in range(3) if status_id is not None and self.status_id(n, ctx) == status_id),
-            None,
-        )
-        return {
-            "account": account,
-            "reference": normalise(record.get("reference"), "text"),
-            "number": normalise(record.get("number"), "int"),
-            "total": normalise(record.get("total"), "decimal"),
-            "status": status,
-            "readOnly": record.get("readOnly") is True,
         }
 
     def born_body(
@@ -312,23 +457,6 @@ class OrdersEntity(Entity):
             else:
                 body[name] = value
         return body
-
-    def ssm_line_view(self, line: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
-        """An SSM line in canonical terms (a product unknown to the dossier reads as None)."""
-        product: str | None = None
-        product_id = ctx.ssm_client.fk_id(line.get("productId"))
-        if product_id is not None:
-            try:
-                product = ctx.refs.sage_key("products", product_id, "product")
-            except (RecordPending, RecordMoved):
-                product = None
-        view: dict[str, Any] = {"product": product}
-        for name, ssm in LINE_TO_SSM.items():
-            if name != "product":
-                view[name] = normalise(line.get(ssm), "decimal")
-        if view["discount"] is None:
-            view["discount"] = "0"
-        return view
 
 
 def piece_number(piece: Any) -> int | None:
@@ -362,42 +490,12 @@ def field_path(parts: Sequence[Any]) -> str:
     return text
 
 
-def ssm_field(path: str) -> str:
-    """A canonical field path in SSM's names: ``lines[0].discount`` -> ``lines[0].discount1``."""
-    head, _, rest = path.partition(".")
-    name, bracket, index = head.partition("[")
-    head = SSM_NAMES.get(name, name) + bracket + index
-    return head + ("." + ssm_field(rest) if rest else "")
-
-
-def line_ids_of(link: Link) -> dict[str, int]:
-    """SSM line ids by Sage line number, as the link recorded them at creation."""
-    found = (link.base or {}).get("line_ids")
-    return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
-
 def amount(value: Decimal) -> str:
     return str(normalise(value, "decimal"))
 
 
-class Refused(DossierSyncError):
-    """An SSM order that cannot go to Sage as it is; nothing was written."""
-
-    def __init__(
-        self,
-        kind: str,
-        field_name: str | None,
-        message: str,
-        problem: Problem | None = None,
-        cause: Cause | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.field = field_name
-        self.problem = problem
-        self.cause = cause
-
-    @classmethod
-    def because(cls, kind: str, field_name: str | None, cause: Cause) -> Refused:
-        """Refused for a cause, its English text as the message."""
-        return cls(kind, field_name, cause.text(), cause=cause)
+def _label(value: Any) -> str:
+    """`` (label)`` of a foreign key as SSM renders it, or nothing."""
+    if isinstance(value, Mapping) and value.get("value"):
+        return f" ({value['value']})"
+    return ""

@@ -435,7 +435,9 @@ class SalesManagementClient:
                 results.append(WriteResult(record_id))
             else:
                 text = self._mask(_text(answer) or "no clear success")
-                error = SsmRefused(f"{method} {path} refused this record: {text}", status, text)
+                gone = status is not None and _not_found(method, status, text)
+                kind = SsmNotFound if gone else SsmRefused
+                error = kind(f"{method} {path} refused this record: {text}", status, text)
                 results.append(WriteResult(error=error))
         return results
 

@@ -20,42 +20,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dossiersync.entity import SAGE_TO_SSM, Entity, FieldSpec, Kind, normalise
+from dossiersync.entity import SAGE_TO_SSM, ChildSpec, Entity, FieldSpec
 
 if TYPE_CHECKING:
     from dossiersync.context import DossierContext
-
-SALES = 0
-INVOICE = 6
-CREDIT_NOTE = 7
-
-# virtual columns: filled in ``enrich``, not read from F_DOCENTETE
-KIND = "document_kind"
-LINES = "document_lines"
-
-LINE_TABLE = "F_DOCLIGNE"
-LINE_COLUMNS = (
-    "AR_Ref",
-    "DL_Design",
-    "DL_Qte",
-    "DL_PrixUnitaire",
-    "DL_Remise01REM_Valeur",
-    "DL_MontantHT",
-)
-# canonical line field -> (Sage column of F_DOCLIGNE, kind)
-LINE_FIELDS: Mapping[str, tuple[str, Kind]] = {
-    "product": ("AR_Ref", "text"),
-    "designation": ("DL_Design", "text"),
-    "quantity": ("DL_Qte", "decimal"),
-    "price": ("DL_PrixUnitaire", "decimal"),
-    "discount": ("DL_Remise01REM_Valeur", "decimal"),
-    "total": ("DL_MontantHT", "decimal"),
-}
-LINE_DECIMALS = tuple(name for name, (_, kind) in LINE_FIELDS.items() if kind == "decimal")
 
 
 class InvoicesEntity(Entity):
@@ -91,16 +62,33 @@ class InvoicesEntity(Entity):
         FieldSpec("account", sage="DO_Tiers", ssm="accountId", owner="sage", ref="clients"),
         FieldSpec("total_ht", sage="DO_TotalHT", ssm="totalHT", owner="sage", kind="decimal"),
         FieldSpec("total_ttc", sage="DO_TotalTTC", ssm="totalTTC", owner="sage", kind="decimal"),
-        FieldSpec("kind", sage=KIND, ssm="kind", owner="sage", virtual=True),
-        FieldSpec("lines", sage=LINES, ssm="lines", owner="sage", virtual=True),
+    )
+    # the document's F_DOCLIGNE rows (same DO_Domaine, DO_Type, DO_Piece), sent as a
+    # JSON array in SSM's ``lines``; a line edited, added or removed resends the document
+    children = (
+        ChildSpec(
+            "lines",
+            sage_table="F_DOCLIGNE",
+            key="line",
+            ssm="lines",
+            fields=(
+                FieldSpec("line", sage="DL_Ligne", kind="int"),
+                FieldSpec("product", sage="AR_Ref", ssm="product"),
+                FieldSpec("designation", sage="DL_Design", ssm="designation"),
+                FieldSpec("quantity", sage="DL_Qte", ssm="quantity", kind="decimal"),
+                FieldSpec("price", sage="DL_PrixUnitaire", ssm="price", kind="decimal"),
+                FieldSpec("discount", sage="DL_Remise01REM_Valeur", ssm="discount", kind="decimal"),
+                FieldSpec("total", sage="DL_MontantHT", ssm="total", kind="decimal"),
+            ),
+        ),
     )
 
     #: the ``DO_Type`` this part reads, and the ``kind`` SSM shows for it
-    document_type: ClassVar[int] = INVOICE
+    document_type: ClassVar[int] = 6
     document_kind: ClassVar[str] = "invoice"
 
     def parts(self) -> tuple[Entity, ...]:
-        return (self, CREDIT_NOTES)
+        return (self, CreditNotesEntity())
 
     def load_schema(self) -> dict[str, Any]:
         # the schema ships in this package, not in dossiersync.schemas
@@ -108,62 +96,21 @@ class InvoicesEntity(Entity):
         schema: dict[str, Any] = json.loads(text)
         return schema
 
-    # -- which rows ------------------------------------------------------------------
-
     def sage_where(self) -> dict[str, Any]:
-        return {"DO_Domaine": SALES, "DO_Type": self.document_type}
+        return {"DO_Domaine": 0, "DO_Type": self.document_type}
 
     def key_from_text(self, text: str) -> tuple[Any, ...]:
         # a piece number may hold ':'; domain and type never do
         domain, kind, piece = text.split(":", 2)
         return (int(domain), int(kind), piece)
 
-    def extra_changed_keys(self, ctx: DossierContext, since: str | None) -> set[str]:
-        # a line edited or added changes F_DOCLIGNE, not the header
-        return {
-            self.key_text((row["DO_Domaine"], row["DO_Type"], row["DO_Piece"]))
-            for row in ctx.sage.read(
-                LINE_TABLE,
-                ["DO_Domaine", "DO_Type", "DO_Piece"],
-                since=since,
-                where=self.sage_where(),
-            )
-        }
-
-    # -- headers + lines -------------------------------------------------------------
-
-    def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
-        for row in rows:
-            row[KIND] = self.document_kind
-            document = {
-                "DO_Domaine": row["DO_Domaine"],
-                "DO_Type": row["DO_Type"],
-                "DO_Piece": row["DO_Piece"],
-            }
-            # ordered by key, so by DL_Ligne
-            row[LINES] = [
-                {
-                    name: normalise(line.get(column), kind)
-                    for name, (column, kind) in LINE_FIELDS.items()
-                }
-                for line in ctx.sage.read(LINE_TABLE, LINE_COLUMNS, where=document)
-            ]
-
-    def from_sage(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        record = super().from_sage({**row, LINES: None})
-        record["lines"] = [dict(line) for line in row.get(LINES) or ()]
-        return record
-
     def to_ssm(
         self, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext, create: bool
     ) -> dict[str, Any]:
-        names = list(names)
-        body = super().to_ssm(record, [n for n in names if n != "lines"], ctx, create)
-        if "lines" in names:
-            body["lines"] = [_ssm_line(line) for line in record.get("lines") or ()]
+        body = super().to_ssm(record, names, ctx, create)
         if create:
             # a copy of an ERP document: nobody edits it in Sales Management
-            body["readOnly"] = True
+            body.update(kind=self.document_kind, readOnly=True)
         return body
 
 
@@ -172,19 +119,8 @@ class CreditNotesEntity(InvoicesEntity):
 
     name = "credit_notes"
     record_noun = {"en": "credit note", "fr": "avoir"}
-    document_type = CREDIT_NOTE
+    document_type = 7
     document_kind = "credit_note"
 
     def parts(self) -> tuple[Entity, ...]:
         return (self,)
-
-
-CREDIT_NOTES = CreditNotesEntity()
-
-
-def _ssm_line(line: Mapping[str, Any]) -> dict[str, Any]:
-    """A canonical line as SSM holds it: amounts as JSON numbers."""
-    return {
-        name: float(Decimal(value)) if name in LINE_DECIMALS and value is not None else value
-        for name, value in line.items()
-    }
