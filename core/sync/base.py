@@ -14,15 +14,16 @@ from ..context import DossierContext
 from ..entity import SAGE_TO_SSM, Entity
 from ..errors import SsmError
 from ..journal import (
+    Action,
     RunRecord,
     add_event,
     record_incident,
     resolve_incidents,
-    utcnow,
 )
 from ..messages import Cause, Notice, Problem, record_of
 from ..secrets import connection_secrets, scrub
 from ..state.models import DossierEntity, Incident, Link
+from .links import RETRIED, Kept, LinkLabel, mark
 from .stop import STOP, Interrupted
 
 T = TypeVar("T")
@@ -96,7 +97,7 @@ class SyncPass:
             .where(
                 Link.dossier_id == self.dossier_id,
                 Link.entity == self.entity.name,
-                Link.label.in_(("error", "pending")),
+                Link.label.in_(RETRIED),
                 Link.deleted.is_(False),
             )
         )
@@ -131,10 +132,8 @@ class SyncPass:
         )
         return {getattr(link, column.key): link for link in rows}
 
-    def succeeded(self, link: Link, key: str, action: str, detail: str | None = None) -> None:
-        link.label = "synced"
-        link.last_error = None
-        link.updated_at = utcnow()
+    def succeeded(self, link: Link, key: str, action: Action, detail: str | None = None) -> None:
+        mark(link, LinkLabel.SYNCED)
         self.run.add(action)
         add_event(self.session, self.run, key, action, detail)
         self.resolved.append(key)
@@ -197,11 +196,9 @@ class SyncPass:
         )
         message = scrub(notice.text(), secrets)
         if link is not None:
-            link.label = "error"
-            link.last_error = message
-            link.updated_at = utcnow()
+            mark(link, LinkLabel.ERROR, message)
         self.run.add("refused" if refused else "failed")
-        add_event(self.session, self.run, key, "failed", message)
+        add_event(self.session, self.run, key, Action.FAILED, message)
         self.has_open_incidents = True
         record_incident(
             self.session,
@@ -223,20 +220,16 @@ class SyncPass:
 
     def record_pending(self, link: Link, key: str, message: str) -> None:
         """Not written: a record it refers to is not synced yet; retried every pass."""
-        link.label = "pending"
-        link.last_error = message
-        link.updated_at = utcnow()
+        mark(link, LinkLabel.PENDING, message)
         self.run.add("pending")
-        add_event(self.session, self.run, key, "pending", message)
+        add_event(self.session, self.run, key, Action.PENDING, message)
 
-    def keep_vanished(self, reason: str, ids: list[int]) -> None:
+    def keep_vanished(self, reason: Kept, ids: list[int]) -> None:
         """Leave these records (link ids) in SSM, labelled for review."""
         for chunk in batched(ids, 500):
             for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
-                link.label = "pending_review"
-                link.last_error = reason
-                link.updated_at = utcnow()
-                add_event(self.session, self.run, link.sage_key or "", "kept", reason)
+                mark(link, LinkLabel.PENDING_REVIEW, reason)
+                add_event(self.session, self.run, link.sage_key or "", Action.KEPT, reason)
         self.commit()
 
     def pass_incident(self, kind: str, message: str, params: dict[str, Any] | None = None) -> None:

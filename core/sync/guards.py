@@ -12,6 +12,7 @@ from ..errors import RecordInvalid
 from ..journal import resolve_incidents
 from ..state.models import Dossier, Link
 from .base import SyncPass, batched
+from .links import LinkLabel
 
 if TYPE_CHECKING:
     from .to_ssm import SageToSsm
@@ -96,7 +97,7 @@ def only_deletions(sync_pass: SageToSsm) -> bool:
             select(Link.sage_key, Link.sage_hash).where(
                 Link.dossier_id == sync_pass.dossier_id,
                 Link.entity == sync_pass.entity.name,
-                Link.label == "synced",
+                Link.label == LinkLabel.SYNCED,
                 Link.deleted.is_(False),
             )
         ).all()

@@ -19,6 +19,7 @@ from ..errors import (
     SsmRefused,
 )
 from ..journal import (
+    Action,
     add_event,
     resolve_incidents,
     utcnow,
@@ -27,7 +28,7 @@ from ..messages import LANGUAGES, Cause, field_label
 from ..state.models import DossierEntity, Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
-from .to_ssm import KEPT_IN_SAGE, KEPT_IN_SAGE_NOTES
+from .links import RETRIED, Kept, LinkLabel, mark
 
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
@@ -168,7 +169,7 @@ class SsmToSage(SyncPass):
                 Link.entity == self.entity.name,
                 Link.deleted.is_(False),
                 Link.ssm_id.is_not(None),
-                Link.label != "pending_review",
+                Link.label != LinkLabel.PENDING_REVIEW,
             )
         ).all()
         gone = [link for link in links if link.ssm_id not in seen]
@@ -190,7 +191,7 @@ class SsmToSage(SyncPass):
             .where(
                 Link.dossier_id == self.dossier_id,
                 Link.entity == self.entity.name,
-                Link.label.in_(("error", "pending")),
+                Link.label.in_(RETRIED),
                 Link.deleted.is_(False),
                 Link.ssm_id.is_not(None),
             )
@@ -221,12 +222,11 @@ class SsmToSage(SyncPass):
         if link.origin != "ssm" or link.sage_hash is not None or not key:
             return
         if self.ctx.sage.get(self.table, entity.key_from_text(key)) is not None:
-            link.label, link.last_error = "pending_review", KEPT_IN_SAGE_NOTES[1]
-            link.updated_at = utcnow()
-            add_event(self.session, self.run, key, "kept", link.last_error)
+            mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE_WRITTEN)
+            add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE_WRITTEN)
             return
         ref = f"ssm:{self.resource}/{link.ssm_id}"
-        add_event(self.session, self.run, ref, "dropped", "deleted in Sales Management")
+        add_event(self.session, self.run, ref, Action.DROPPED, "deleted in Sales Management")
         resolve_incidents(self.session, self.dossier_id, entity.name, record_keys=[ref, key])
         self.session.delete(link)
 
@@ -289,11 +289,9 @@ class SsmToSage(SyncPass):
                 self.linked(record, link)
         except RecordPending as exc:
             if link is not None:
-                link.label = "pending"
-                link.last_error = str(exc)
-                link.updated_at = utcnow()
+                mark(link, LinkLabel.PENDING, str(exc))
             self.run.add("pending")
-            add_event(self.session, self.run, key, "pending", str(exc))
+            add_event(self.session, self.run, key, Action.PENDING, str(exc))
         except RecordMoved as exc:
             self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
         except RecordRefused as exc:
@@ -320,7 +318,7 @@ class SsmToSage(SyncPass):
         with it before is closed, and it is ``synced`` unless the other direction still
         has an incident open."""
         self.run.add("unchanged")
-        if link.label != "error" or not self.has_open_incidents:
+        if link.label != LinkLabel.ERROR or not self.has_open_incidents:
             return
         keys = [link.sage_key or "", f"ssm:{self.resource}/{record['id']}"]
         resolve_incidents(
@@ -337,7 +335,7 @@ class SsmToSage(SyncPass):
             )
         )
         if not still_open:
-            link.label, link.last_error, link.updated_at = "synced", None, utcnow()
+            mark(link, LinkLabel.SYNCED)
 
     def linked(self, record: dict[str, Any], link: Link | None) -> None:
         ctx, entity = self.ctx, self.entity
@@ -348,7 +346,7 @@ class SsmToSage(SyncPass):
         if record.get("deleted"):
             self.deleted_in_ssm(record, link)
             return
-        if link.label == "pending_review":
+        if link.label == LinkLabel.PENDING_REVIEW:
             self.run.add("unchanged")
             return
         base = link.base or {}
@@ -399,7 +397,9 @@ class SsmToSage(SyncPass):
         ]
         if conflicts and entity.conflict_winner == "sage":
             changed = [n for n in changed if n not in conflicts]
-            add_event(self.session, self.run, key, "conflict", "Sage kept: " + ",".join(conflicts))
+            add_event(
+                self.session, self.run, key, Action.CONFLICT, "Sage kept: " + ",".join(conflicts)
+            )
         if not changed:
             self.run.add("unchanged")
             return
@@ -421,7 +421,7 @@ class SsmToSage(SyncPass):
         except SourceError as exc:
             self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
             return
-        self.settle(link, key, sage_key, merged, changed, "updated")
+        self.settle(link, key, sage_key, merged, changed, Action.UPDATED)
 
     def from_ssm(
         self, record: dict[str, Any], names: Iterable[str] | None = None
@@ -502,14 +502,12 @@ class SsmToSage(SyncPass):
                 self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
                 return
             link.deleted = True
-            self.succeeded(link, key, "deleted")
+            self.succeeded(link, key, Action.DELETED)
             return
-        if link.label != "pending_review":
+        if link.label != LinkLabel.PENDING_REVIEW:
             # created in Sage: a deletion in SSM does not reach Sage
-            link.label = "pending_review"
-            link.last_error = KEPT_IN_SAGE
-            link.updated_at = utcnow()
-            add_event(self.session, self.run, key, "kept", link.last_error)
+            mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE)
+            add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)
         self.run.add("unchanged")
 
     def settle(
@@ -519,7 +517,7 @@ class SsmToSage(SyncPass):
         sage_key: tuple[Any, ...],
         record: dict[str, Any],
         changed: list[str],
-        action: str,
+        action: Action,
     ) -> None:
         """Record what Sage now holds, then tell SSM what follows from it."""
         ctx, entity = self.ctx, self.entity
@@ -530,7 +528,7 @@ class SsmToSage(SyncPass):
         link.base = stored
         link.sage_hash = record_hash(stored)
         extra = entity.after_sage_write(record, changed, ctx)
-        if action == "created":
+        if action == Action.CREATED:
             extra["extId"] = link.ext_id
         assert link.ssm_id is not None
         try:
@@ -597,7 +595,7 @@ class SsmToSage(SyncPass):
                 ssm_id=ssm_id,
                 ext_id=entity.ext_id(self.dossier_id, key),
                 origin="ssm",
-                label="pending",
+                label=LinkLabel.PENDING,
                 deleted=False,
                 updated_at=utcnow(),
             )
@@ -615,7 +613,7 @@ class SsmToSage(SyncPass):
         except SourceError as exc:
             self.record_failed(link, ref, "sage_write_failed", str(exc), refused=False)
             return
-        self.settle(link, key, sage_key, candidate, names, "created")
+        self.settle(link, key, sage_key, candidate, names, Action.CREATED)
 
     def intended(self, row: dict[str, Any], candidate: dict[str, Any]) -> bool:
         """Whether a Sage row found under an intent's key is the record the intent was

@@ -19,6 +19,7 @@ from ..errors import (
     SsmRefused,
 )
 from ..journal import (
+    Action,
     add_event,
     resolve_incidents,
     utcnow,
@@ -27,6 +28,7 @@ from ..messages import Cause
 from ..state.models import Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
+from .links import KEPT_IN_SAGE, RETRIED, Kept, LinkLabel, kept_in_sage, mark
 
 SAGE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -48,7 +50,7 @@ class Write:
     names: list[str]
     body: dict[str, Any]
     ssm_id: int | None = None
-    outcome: tuple[str, int] | BaseException | None = None
+    outcome: tuple[Action, int] | BaseException | None = None
     #: the children with SSM records of their own, as they must be once the write is done
     children: list[ChildWrites] | None = None
     #: why they are not (the parent's write itself went through)
@@ -69,10 +71,6 @@ class ChildWrites:
 
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
 INDEX_FROM = 200
-#: review label reason of a Sage-born record deleted in SSM (its Sage side is not pushed)
-KEPT_IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
-#: review label reasons of records deleted in SSM whose Sage side is not pushed again
-KEPT_IN_SAGE_NOTES = (KEPT_IN_SAGE, "deleted in Sales Management; kept in Sage 50FR")
 
 
 class SageToSsm(SyncPass):
@@ -108,7 +106,7 @@ class SageToSsm(SyncPass):
                 select(Link.sage_key).where(
                     Link.dossier_id == self.dossier_id,
                     Link.entity == entity.name,
-                    Link.label.in_(("error", "pending")),
+                    Link.label.in_(RETRIED),
                     Link.deleted.is_(False),
                     Link.sage_key.is_not(None),
                 )
@@ -144,7 +142,7 @@ class SageToSsm(SyncPass):
             self.settle()
             if restored:
                 vanished = [i for i, _ in self.vanished_links()[0]]
-                self.keep_vanished("not in the restored Sage 50FR database; kept in SSM", vanished)
+                self.keep_vanished(Kept.NOT_RESTORED, vanished)
             else:
                 # the realignment after a restore is done: its incident closes
                 resolve_incidents(
@@ -198,7 +196,7 @@ class SageToSsm(SyncPass):
                 Link.entity == self.entity.name,
                 Link.deleted.is_(False),
                 Link.ssm_id.is_not(None),
-                Link.label.in_(("synced", "error")),
+                Link.label.in_((LinkLabel.SYNCED, LinkLabel.ERROR)),
                 Link.sage_key.is_not(None),
             )
         ).all()
@@ -240,7 +238,7 @@ class SageToSsm(SyncPass):
         for key, row in keyed:
             link = links.get(key)
             if link is not None and (
-                (link.label == "pending_review" and link.last_error in KEPT_IN_SAGE_NOTES)
+                kept_in_sage(link)
                 or (link.origin == "ssm" and link.sage_hash is None and not link.deleted)
             ):
                 # deleted in SSM and kept in Sage; or created in SSM and not settled in
@@ -269,12 +267,12 @@ class SageToSsm(SyncPass):
                         link = self.new_link(key)
                     link.deleted = False
                     link.ssm_id = None
-                    link.label = "pending"
+                    link.label = LinkLabel.PENDING
                     write = Write("create", link, canonical, digest, all_names, body)
                     write.children = children
                     writes.append(write)
                     continue
-                if link.sage_hash == digest and link.label == "synced" and not self.realign:
+                if link.sage_hash == digest and link.label == LinkLabel.SYNCED and not self.realign:
                     self.run.add("unchanged")
                     continue
                 base = link.base or {}
@@ -288,7 +286,7 @@ class SageToSsm(SyncPass):
                     if key in waiting:
                         self.run.add("unchanged")  # its SSM edit still has to reach Sage
                     else:
-                        self.succeeded(link, key, "unchanged")
+                        self.succeeded(link, key, Action.UNCHANGED)
                     continue
                 body = entity.to_ssm(canonical, names, ctx, create=False)
             except RecordPending as exc:
@@ -390,7 +388,7 @@ class SageToSsm(SyncPass):
             sage_key=key,
             ext_id=self.entity.ext_id(self.dossier_id, key),
             origin=origin,
-            label="pending",
+            label=LinkLabel.PENDING,
             deleted=False,
             updated_at=utcnow(),
         )
@@ -403,7 +401,7 @@ class SageToSsm(SyncPass):
         # a record whose children alone changed has no field of its own to send
         bare = [w for w in chunk if w.kind != "create" and not w.body]
         for w in bare:
-            w.outcome = ("updated", w.ssm_id or 0)
+            w.outcome = (Action.UPDATED, w.ssm_id or 0)
         chunk = [w for w in chunk if w not in bare]
         try:
             if not chunk:
@@ -421,7 +419,7 @@ class SageToSsm(SyncPass):
             if result.error is not None:
                 w.outcome = result.error
             else:
-                action = "created" if w.kind == "create" else "updated"
+                action = Action.CREATED if w.kind == "create" else Action.UPDATED
                 w.outcome = (action, result.id or w.ssm_id or 0)
         for w in [*bare, *chunk]:
             if w.children and isinstance(w.outcome, tuple):
@@ -490,9 +488,9 @@ class SageToSsm(SyncPass):
         key = link.sage_key or ""
         if isinstance(outcome, SsmNotFound) and w.kind == "update" and link.origin == "sage":
             # deleted in SSM: it stays in Sage, where it was created, and is not sent again
-            link.label, link.last_error, link.updated_at = "pending_review", KEPT_IN_SAGE, utcnow()
+            mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE)
             self.run.add("unchanged")
-            add_event(self.session, self.run, key, "kept", KEPT_IN_SAGE)
+            add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)
             return None
         if isinstance(outcome, SsmRefused):
             self.record_refused(link, key, outcome)
@@ -509,7 +507,7 @@ class SageToSsm(SyncPass):
         link.base = w.canonical
         link.sage_hash = w.digest
         detail = ",".join(w.names) if w.kind == "update" else None
-        self.succeeded(link, key, "created" if action == "created" else "updated", detail)
+        self.succeeded(link, key, action, detail)
         if w.children and self.ctx.progress is not None:
             self.ctx.progress(self.run)  # children cost a request each: show each record
         return None
@@ -518,9 +516,7 @@ class SageToSsm(SyncPass):
         entity, session = self.entity, self.session
         vanished, known = self.vanished_links()
         if not guards.deletions_allowed(self, len(vanished), known):
-            self.keep_vanished(
-                "vanished from Sage with many others; deletion refused", [i for i, _ in vanished]
-            )
+            self.keep_vanished(Kept.MASS_DELETION, [i for i, _ in vanished])
             return
         self.forget_unsent()
         if not vanished:
@@ -530,9 +526,7 @@ class SageToSsm(SyncPass):
         ]
         if kept:
             # created in SSM: a deletion in Sage does not reach SSM
-            self.keep_vanished(
-                "deleted in Sage 50FR; kept in Sales Management where it was created", kept
-            )
+            self.keep_vanished(Kept.IN_SSM, kept)
         doomed = [i for i, _ in vanished if i not in set(kept)]
         for chunk in batched(doomed, self.ctx.sync.batch_size):
             links = list(session.scalars(select(Link).where(Link.id.in_(chunk))))
@@ -546,7 +540,7 @@ class SageToSsm(SyncPass):
                     raise outcome
                 else:
                     link.deleted = True
-                    self.succeeded(link, key, "deleted")
+                    self.succeeded(link, key, Action.DELETED)
             self.commit()
 
     def forget_unsent(self) -> None:
@@ -562,7 +556,7 @@ class SageToSsm(SyncPass):
                 Link.sage_key.is_not(None),
                 or_(
                     Link.ssm_id.is_(None),
-                    and_(Link.label == "pending_review", Link.last_error.in_(KEPT_IN_SAGE_NOTES)),
+                    and_(Link.label == LinkLabel.PENDING_REVIEW, Link.last_error.in_(KEPT_IN_SAGE)),
                 ),
             )
         ).all()
@@ -583,13 +577,13 @@ class SageToSsm(SyncPass):
                     raise outcome
                 else:
                     link.deleted = True
-                    self.succeeded(link, key, "deleted")
+                    self.succeeded(link, key, Action.DELETED)
                 continue
             add_event(
                 self.session,
                 self.run,
                 key,
-                "dropped",
+                Action.DROPPED,
                 "deleted in Sage 50FR before it reached Sales Management",
             )
             resolve_incidents(self.session, self.dossier_id, self.entity.name, record_keys=[key])
