@@ -3,6 +3,7 @@ one owner of a dossier's full-sync flag."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -16,6 +17,33 @@ from .links import LinkLabel
 
 if TYPE_CHECKING:
     from .to_ssm import SageToSsm
+
+
+class FullSyncTrigger(StrEnum):
+    """Why a dossier's next sync is a full one (``dossier.full_sync_trigger``)."""
+
+    #: a dossier synced for the first time
+    ACTIVATION = "activation"
+    #: a dossier active again after a pause: Sage is the master of what changed meanwhile
+    REACTIVATION = "reactivation"
+    #: deletions refused by the mass-deletion guard: Sage may have been replaced
+    REALIGN = "realign"
+
+
+#: triggers of a full sync that realigns SSM on Sage (every field sent again)
+REALIGNING = (FullSyncTrigger.REACTIVATION, FullSyncTrigger.REALIGN)
+
+
+def request_full_sync(dossier: Dossier, trigger: FullSyncTrigger) -> None:
+    """Make the dossier's next sync a full one, saying why (the one place that sets it)."""
+    dossier.needs_full_sync = True
+    dossier.full_sync_trigger = trigger
+
+
+def full_sync_done(dossier: Dossier) -> None:
+    """The full sync a dossier needed went through completely."""
+    dossier.needs_full_sync = False
+    dossier.full_sync_trigger = None
 
 
 def mass_deletion_guard(sync_pass: SyncPass, vanishing: int, known: int, refusal: str) -> bool:
@@ -52,8 +80,7 @@ def deletions_allowed(sync_pass: SageToSsm, vanishing: int, known: int) -> bool:
         return True
     dossier = sync_pass.session.get(Dossier, sync_pass.dossier_id)
     if dossier is not None:
-        dossier.needs_full_sync = True
-        dossier.full_sync_trigger = "realign"
+        request_full_sync(dossier, FullSyncTrigger.REALIGN)
     return False
 
 
