@@ -4,10 +4,11 @@ imported them; the engine itself is the ``dossiersync.sync`` package."""
 from __future__ import annotations
 
 from .sync.base import SyncPass, batched, cursor_row
+from .sync.children import ChildWrites
 from .sync.run import run_entity, run_pass
 from .sync.stop import STOP, Interrupted, StopRequest
 from .sync.to_sage import SsmToSage, later
-from .sync.to_ssm import ChildWrites, SageToSsm, Write, shift_sage_time
+from .sync.to_ssm import SageToSsm, Write, shift_sage_time
 
 __all__ = [
     "STOP",

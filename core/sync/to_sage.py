@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, record_hash
+from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
 from ..errors import (
     RecordInvalid,
     RecordMoved,
@@ -28,6 +28,7 @@ from ..messages import LANGUAGES, Cause, field_label
 from ..state.models import DossierEntity, Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
+from .children import merge_children, name_ssm_children, shared_view, write_sage_children
 from .links import RETRIED, Kept, LinkLabel, mark
 
 #: records in error re-read from SSM per pass (oldest first)
@@ -377,7 +378,8 @@ class SsmToSage(SyncPass):
         changed = [
             n
             for n in may
-            if n in incoming and self.shared(n, incoming[n]) != self.shared(n, base.get(n))
+            if n in incoming
+            and shared_view(entity, n, incoming[n]) != shared_view(entity, n, base.get(n))
         ]
         if not changed:
             self.cleared(link, record)
@@ -393,7 +395,9 @@ class SsmToSage(SyncPass):
         # transformed as every Sage row is, so it compares with what was agreed
         ctx.transform(entity.name, SAGE_TO_SSM, current)
         conflicts = [
-            n for n in changed if self.shared(n, current.get(n)) != self.shared(n, base.get(n))
+            n
+            for n in changed
+            if shared_view(entity, n, current.get(n)) != shared_view(entity, n, base.get(n))
         ]
         if conflicts and entity.conflict_winner == "sage":
             changed = [n for n in changed if n not in conflicts]
@@ -404,7 +408,7 @@ class SsmToSage(SyncPass):
             self.run.add("unchanged")
             return
         merged = dict(current)
-        merged.update({n: self.merged(n, current.get(n), incoming[n]) for n in changed})
+        merged.update({n: merge_children(entity, n, current.get(n), incoming[n]) for n in changed})
         try:
             entity.validate(merged)
         except RecordInvalid as exc:
@@ -417,7 +421,7 @@ class SsmToSage(SyncPass):
                 values = entity.to_sage(merged, changed, ctx, False)
                 if values:
                     ctx.sage.update(self.table, sage_key, values)
-                self.write_children(sage_key, current, merged, changed)
+                write_sage_children(entity, ctx.sage, sage_key, current, merged, changed)
         except SourceError as exc:
             self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
             return
@@ -439,51 +443,6 @@ class SsmToSage(SyncPass):
                 ordered = sorted(found, key=lambda r: int(r["id"]))
                 incoming[child.name] = entity.children_from_ssm(child, ordered, self.ctx)
         return incoming
-
-    def shared(self, name: str, value: Any) -> Any:
-        """What SSM may change of a field's value: of a list of children, each child's key
-        and shared fields."""
-        child = next((c for c in self.entity.children if c.name == name), None)
-        if child is None:
-            return value
-        names = [child.key] + [f.name for f in child.fields if f.owner == "both" and f.ssm]
-        return [{n: line.get(n) for n in names} for line in value or []]
-
-    def merged(self, name: str, current: Any, incoming: Any) -> Any:
-        """A field's value once SSM's edit is applied: SSM's children, each completed with
-        what Sage holds of the child with the same key."""
-        child = next((c for c in self.entity.children if c.name == name), None)
-        if child is None:
-            return incoming
-        held = {line.get(child.key): line for line in current or []}
-        return [{**held.get(line.get(child.key), {}), **line} for line in incoming or []]
-
-    def write_children(
-        self,
-        sage_key: tuple[Any, ...],
-        before: dict[str, Any],
-        after: dict[str, Any],
-        names: list[str],
-    ) -> None:
-        """Make the Sage rows of the changed kinds of children the ones of ``after``, in
-        the caller's transaction (a child is matched by its key)."""
-        entity, sage = self.entity, self.ctx.sage
-        for child in entity.children:
-            if child.name not in names:
-                continue
-            columns = list(sage.key_columns(child.sage_table))
-            old = {c.get(child.key): c for c in before.get(child.name) or []}
-            new = {c.get(child.key): c for c in after.get(child.name) or []}
-            for number, line in new.items():
-                row = entity.child_to_sage(child, sage_key, line)
-                if number not in old:
-                    sage.insert(child.sage_table, row)
-                elif line != old[number]:
-                    sage.update(child.sage_table, [row[c] for c in columns], row)
-            for number, line in old.items():
-                if number not in new:
-                    row = entity.child_to_sage(child, sage_key, line)
-                    sage.delete(child.sage_table, [row[c] for c in columns])
 
     def deleted_in_ssm(self, record: dict[str, Any], link: Link) -> None:
         ctx, entity = self.ctx, self.entity
@@ -534,28 +493,13 @@ class SsmToSage(SyncPass):
         try:
             for child in entity.children:
                 if child.ssm_resource and child.name in changed:
-                    self.name_children(child, link.ssm_id, link.ext_id or "", stored)
+                    name_ssm_children(entity, ctx, child, link.ssm_id, link.ext_id or "", stored)
             if extra:
                 ctx.ssm_client.update(self.resource, link.ssm_id, extra)
         except SsmRefused as exc:
             self.record_refused(link, key, exc)
             return
         self.succeeded(link, key, action, ",".join(changed))
-
-    def name_children(
-        self, child: ChildSpec, parent_id: int, parent_ext: str, record: dict[str, Any]
-    ) -> None:
-        """Give SSM children written to Sage their extIds (they come in the order of their
-        ids, as they were read) and what Sage computed of them (its own fields)."""
-        client, resource = self.ctx.ssm_client, child.ssm_resource or ""
-        held = client.list_changed(resource, equals={child.listed_by: parent_id})
-        ordered = sorted(held, key=lambda r: int(r["id"]))
-        owned = [f.name for f in child.fields if f.owner == "sage" and f.ssm]
-        for found, line in zip(ordered, record.get(child.name) or [], strict=False):
-            body = self.entity.child_to_ssm(child, line, owned, self.ctx) if owned else {}
-            body["extId"] = self.entity.child_ext_id(parent_ext, child, line)
-            if any(found.get(k) != v for k, v in body.items()):
-                client.update(resource, int(found["id"]), body)
 
     def unlinked(self, record: dict[str, Any]) -> None:
         """An SSM record created for this dossier: create it in Sage, then link it."""
@@ -609,7 +553,7 @@ class SsmToSage(SyncPass):
             if ctx.sage.get(self.table, sage_key, entity.sage_columns) is None:
                 with ctx.sage.transaction():
                     ctx.sage.insert(self.table, entity.to_sage(candidate, names, ctx, True))
-                    self.write_children(sage_key, {}, candidate, names)
+                    write_sage_children(entity, ctx.sage, sage_key, {}, candidate, names)
         except SourceError as exc:
             self.record_failed(link, ref, "sage_write_failed", str(exc), refused=False)
             return

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
-from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, record_hash
+from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
 from ..errors import (
     RecordInvalid,
     RecordMoved,
@@ -28,6 +28,7 @@ from ..messages import Cause
 from ..state.models import Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
+from .children import ChildWrites, send_ssm_children, ssm_child_writes
 from .links import KEPT_IN_SAGE, RETRIED, Kept, LinkLabel, kept_in_sage, mark
 
 SAGE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -55,18 +56,6 @@ class Write:
     children: list[ChildWrites] | None = None
     #: why they are not (the parent's write itself went through)
     children_error: BaseException | None = None
-
-
-@dataclass
-class ChildWrites:
-    """What SSM must hold of one kind of child of a record (``ChildSpec.ssm_resource``)."""
-
-    spec: ChildSpec
-    #: what the extIds of the record's children start with
-    prefix: str
-    #: ``(extId, full body, changed fields' body or None when the last agreed child is
-    #: unknown)``, in the children's order
-    planned: list[tuple[str, dict[str, Any], dict[str, Any] | None]]
 
 
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
@@ -424,62 +413,18 @@ class SageToSsm(SyncPass):
         for w in [*bare, *chunk]:
             if w.children and isinstance(w.outcome, tuple):
                 try:
-                    self.send_children(w.children, w.outcome[1], w.kind == "create")
+                    send_ssm_children(
+                        self.ctx.ssm_client, w.children, w.outcome[1], w.kind == "create"
+                    )
                 except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
                     w.children_error = exc
 
     def child_writes(
         self, canonical: dict[str, Any], base: dict[str, Any] | None, key: str
     ) -> list[ChildWrites]:
-        """The children with SSM records of their own to write with this record: all of
-        them for a new record (``base`` None), else those of a kind that changed."""
-        entity, ctx = self.entity, self.ctx
-        out: list[ChildWrites] = []
-        parent_ext = entity.ext_id(self.dossier_id, key)
-        for child in entity.children:
-            if not child.ssm_resource:
-                continue
-            lines = canonical.get(child.name) or []
-            if base is not None and not self.realign and base.get(child.name) == lines:
-                continue
-            before = {c.get(child.key): c for c in (base or {}).get(child.name) or []}
-            every = [f.name for f in child.fields]
-            planned: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-            for line in lines:
-                full = entity.child_to_ssm(child, line, every, ctx)
-                old = before.get(line.get(child.key))
-                diff = None
-                if old is not None and not self.realign:
-                    names = [n for n in every if line.get(n) != old.get(n)]
-                    diff = entity.child_to_ssm(child, line, names, ctx) if names else {}
-                planned.append((entity.child_ext_id(parent_ext, child, line), full, diff))
-            out.append(ChildWrites(child, parent_ext + ":", planned))
-        return out
-
-    def send_children(self, children: list[ChildWrites], parent_id: int, new: bool) -> None:
-        """Runs in the pool: make a record's SSM children the ones planned (matched by
-        extId); children of the record with no extId of this parent are left alone."""
-        client = self.ctx.ssm_client
-        for kind in children:
-            spec, resource = kind.spec, kind.spec.ssm_resource or ""
-            held: dict[str, dict[str, Any]] = {}
-            if not new:
-                for record in client.list_changed(resource, equals={spec.listed_by: parent_id}):
-                    ext = str(record.get("extId") or "")
-                    if ext.startswith(kind.prefix):
-                        held[ext] = record
-            for ext, full, diff in kind.planned:
-                found = held.pop(ext, None)
-                if found is None:
-                    parent = {spec.ssm_parent or "": parent_id, "extId": ext}
-                    client.create(resource, {**full, **parent})
-                elif diff is None or diff:
-                    client.update(resource, int(found["id"]), full if diff is None else diff)
-            for record in held.values():
-                try:
-                    client.delete(resource, int(record["id"]))
-                except SsmNotFound:
-                    pass
+        """The children with SSM records of their own to write with this record."""
+        parent_ext = self.entity.ext_id(self.dossier_id, key)
+        return ssm_child_writes(self.entity, self.ctx, canonical, base, parent_ext, self.realign)
 
     def apply(self, w: Write) -> BaseException | None:
         """Record a write's outcome; return the exception that must stop the run (an API
