@@ -649,7 +649,7 @@ STOPPED_BY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "interrupte
 def _stop(signum: int, frame: object) -> None:
     """Ctrl-C or SIGTERM: the running pass stops at its next safe point (between two
     batches) and is journaled as interrupted; a second one stops at once."""
-    from .engine import STOP
+    from .sync.stop import STOP
 
     if STOP.is_set():
         raise KeyboardInterrupt
@@ -678,7 +678,7 @@ def main() -> None:
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
-        from .engine import STOP
+        from .sync.stop import STOP
 
         said = STOP.reason if STOP.is_set() else STOPPED_BY[signal.SIGINT]
         click.echo(said, err=True)

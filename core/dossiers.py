@@ -15,6 +15,7 @@ from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import Secret, connection_secrets, scrub
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore
+from .sync.guards import FullSyncTrigger, request_full_sync
 
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -204,26 +205,23 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
             cfg = candidates[dossier_id]
             row = s.get(Dossier, dossier_id)
             if row is None:
-                s.add(
-                    Dossier(
-                        id=dossier_id,
-                        name=cfg.name,
-                        origin=cfg.origin,
-                        state="active",
-                        needs_full_sync=True,
-                        full_sync_trigger="activation",
-                        created_at=now,
-                        activated_at=now,
-                    )
+                row = Dossier(
+                    id=dossier_id,
+                    name=cfg.name,
+                    origin=cfg.origin,
+                    state="active",
+                    created_at=now,
+                    activated_at=now,
                 )
-                triggers[dossier_id] = "activation"
+                request_full_sync(row, FullSyncTrigger.ACTIVATION)
+                s.add(row)
+                triggers[dossier_id] = FullSyncTrigger.ACTIVATION
             elif row.state != "active":
                 row.state = "active"
                 row.name = cfg.name
-                row.needs_full_sync = True
-                row.full_sync_trigger = "reactivation"
+                request_full_sync(row, FullSyncTrigger.REACTIVATION)
                 row.activated_at = now
-                triggers[dossier_id] = "reactivation"
+                triggers[dossier_id] = FullSyncTrigger.REACTIVATION
     for dossier_id, trigger in triggers.items():
         hooks = dossier_hooks(load_entities(candidates[dossier_id].entities))
         hooks.dossiersync_dossier_activated(dossier=dossier_id, trigger=trigger)

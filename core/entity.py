@@ -25,7 +25,7 @@ from .messages import Problem, Words, problem_of
 
 if TYPE_CHECKING:
     from .context import DossierContext
-    from .engine import SyncPass
+    from .sync.base import SyncPass
 
 SAGE_TO_SSM = "sage_to_ssm"
 SSM_TO_SAGE = "ssm_to_sage"
@@ -121,7 +121,7 @@ class Entity:
     """Base class of entity plugins.
 
     Subclasses set the class attributes and may override the hooks below.  The
-    engine (``dossiersync.engine``) runs the generic sync pass with them.
+    engine (``dossiersync.sync``) runs the generic sync pass with them.
     """
 
     name: ClassVar[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -176,6 +177,20 @@ def failed_in_a_row(session: Session, record: RunRecord) -> int:
         )
         or 0
     )
+
+
+class Action(StrEnum):
+    """What a run did to one record: a journal event's ``action``."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    FAILED = "failed"
+    PENDING = "pending"
+    KEPT = "kept"
+    CONFLICT = "conflict"
+    UNCHANGED = "unchanged"
+    DROPPED = "dropped"
 
 
 def add_event(

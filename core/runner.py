@@ -13,7 +13,6 @@ from sqlalchemy import select
 from .config import Config, DossierConfig
 from .context import DossierContext
 from .dossiers import proposed, sage_source
-from .engine import run_entity
 from .errors import DossierSyncError, LeaseTaken
 from .journal import RunRecord
 from .lease import held, renew
@@ -21,6 +20,8 @@ from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import connection_secrets, scrub
 from .state.models import Dossier
 from .state.store import StateStore
+from .sync.guards import REALIGNING, full_sync_done
+from .sync.run import run_entity
 
 log = logging.getLogger("dossiersync.runner")
 
@@ -206,7 +207,7 @@ def sync_dossier(
                 hooks=dossier_hooks(enabled),
                 trigger=run_trigger,
                 full=full or needs_full,
-                realign=run_trigger in ("reactivation", "realign"),
+                realign=run_trigger in REALIGNING,
                 progress=progress,
             )
             if adapt is not None:
@@ -228,8 +229,7 @@ def sync_dossier(
                 with store.session() as s:
                     row = s.get(Dossier, dossier.id)
                     if row is not None:
-                        row.needs_full_sync = False
-                        row.full_sync_trigger = None
+                        full_sync_done(row)
     except LeaseTaken as exc:
         result.skipped = str(exc)
     except DossierSyncError as exc:

@@ -1,0 +1,147 @@
+"""What keeps a pass from doing harm: the mass-deletion guard, restore detection, and the
+one owner of a dossier's full-sync flag."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from ..entity import SAGE_TO_SSM, record_hash
+from ..errors import RecordInvalid
+from ..journal import resolve_incidents
+from ..state.models import Dossier, Link
+from .base import SyncPass, batched
+from .links import LinkLabel
+
+if TYPE_CHECKING:
+    from .to_ssm import SageToSsm
+
+
+class FullSyncTrigger(StrEnum):
+    """Why a dossier's next sync is a full one (``dossier.full_sync_trigger``)."""
+
+    #: a dossier synced for the first time
+    ACTIVATION = "activation"
+    #: a dossier active again after a pause: Sage is the master of what changed meanwhile
+    REACTIVATION = "reactivation"
+    #: deletions refused by the mass-deletion guard: Sage may have been replaced
+    REALIGN = "realign"
+
+
+#: triggers of a full sync that realigns SSM on Sage (every field sent again)
+REALIGNING = (FullSyncTrigger.REACTIVATION, FullSyncTrigger.REALIGN)
+
+
+def request_full_sync(dossier: Dossier, trigger: FullSyncTrigger) -> None:
+    """Make the dossier's next sync a full one, saying why (the one place that sets it)."""
+    dossier.needs_full_sync = True
+    dossier.full_sync_trigger = trigger
+
+
+def full_sync_done(dossier: Dossier) -> None:
+    """The full sync a dossier needed went through completely."""
+    dossier.needs_full_sync = False
+    dossier.full_sync_trigger = None
+
+
+def mass_deletion_guard(sync_pass: SyncPass, vanishing: int, known: int, refusal: str) -> bool:
+    """Whether ``vanishing`` of ``known`` records may be handled as deleted.
+
+    Above the configured share (and minimum), none is: a ``mass_deletion_refused``
+    incident says ``refusal``. Below it, that incident of this direction closes.
+    """
+    sync = sync_pass.ctx.sync
+    if vanishing <= max(sync.mass_deletion_minimum, sync.mass_deletion_threshold * known):
+        resolve_incidents(
+            sync_pass.session,
+            sync_pass.dossier_id,
+            sync_pass.entity.name,
+            direction=sync_pass.direction,
+            kinds=("mass_deletion_refused",),
+        )
+        return True
+    sync_pass.pass_incident(
+        "mass_deletion_refused", refusal, {"vanishing": vanishing, "known": known}
+    )
+    return False
+
+
+def deletions_allowed(sync_pass: SageToSsm, vanishing: int, known: int) -> bool:
+    """The mass-deletion guard of a Sage -> SSM pass; refused, the dossier's next sync
+    is a full realigning one."""
+    refusal = (
+        f"{vanishing} of {known} known {sync_pass.entity.name} vanished from Sage at once: "
+        "deletions refused (restored or replaced Sage database?); the next sync of this "
+        "dossier is a full realigning one"
+    )
+    if mass_deletion_guard(sync_pass, vanishing, known, refusal):
+        return True
+    dossier = sync_pass.session.get(Dossier, sync_pass.dossier_id)
+    if dossier is not None:
+        request_full_sync(dossier, FullSyncTrigger.REALIGN)
+    return False
+
+
+def restored(sync_pass: SageToSsm, before: str | None, now: str | None) -> bool:
+    """A high-water mark that went backwards: the Sage database was restored (unless
+    rows deleted since the last pass explain it)."""
+    if not sync_pass.ctx.sync.restore_detection or not before or not now or now >= before:
+        return False
+    if only_deletions(sync_pass):
+        return False
+    message = (
+        f"Sage 50FR table {sync_pass.table} was last modified at {now}, before what this "
+        f"dossier already synced ({before}): restored database? Full realigning sync "
+        "with Sage as master; nothing deleted in Sales Management."
+    )
+    sync_pass.pass_incident(
+        "restored_database", message, {"table": sync_pass.table, "now": now, "before": before}
+    )
+    return True
+
+
+def only_deletions(sync_pass: SageToSsm) -> bool:
+    """Whether deleted rows alone explain a high-water mark that went backwards (the
+    most recently modified row was deleted): known keys vanished, and every row still
+    there holds what was last synced. A restore also brings rows back to older
+    contents under older modification times. One that only lost rows created after
+    the backup cannot be told from their deletion: the mass-deletion guard stands."""
+    sync_pass.vanished_links()
+    known = sync_pass.session.scalars(
+        select(Link.sage_key).where(
+            Link.dossier_id == sync_pass.dossier_id,
+            Link.entity == sync_pass.entity.name,
+            Link.deleted.is_(False),
+            Link.sage_key.is_not(None),
+        )
+    )
+    if all(key in sync_pass.present for key in known):
+        return False
+    synced: dict[str | None, str | None] = dict(
+        sync_pass.session.execute(
+            select(Link.sage_key, Link.sage_hash).where(
+                Link.dossier_id == sync_pass.dossier_id,
+                Link.entity == sync_pass.entity.name,
+                Link.label == LinkLabel.SYNCED,
+                Link.deleted.is_(False),
+            )
+        ).all()
+    )
+    rows = sync_pass.ctx.sage.read(
+        sync_pass.table, sync_pass.entity.sage_columns, where=sync_pass.entity.sage_where()
+    )
+    for batch in batched(rows, sync_pass.ctx.sync.batch_size):
+        sync_pass.load(batch)
+        for row in batch:
+            key = sync_pass.entity.key_text(sync_pass.entity.sage_key(row))
+            if key not in synced:
+                continue
+            try:
+                digest = record_hash(sync_pass.canonical_from_sage(row, SAGE_TO_SSM))
+            except RecordInvalid:
+                return False
+            if digest != synced[key]:
+                return False
+    return True

@@ -1,0 +1,64 @@
+"""A link's state: its label, why it is kept on one side, and the one way to set them.
+
+The labels and reasons are ``StrEnum``s: their values are the strings the state store
+holds and ``--json`` and the page show, so they compare equal to them and need no
+migration.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from ..journal import utcnow
+from ..state.models import Link
+
+
+class LinkLabel(StrEnum):
+    """Where a linked record stands (``link.label``)."""
+
+    SYNCED = "synced"
+    #: waits for a record it refers to, or for its first write (the intent of a create)
+    PENDING = "pending"
+    #: kept on one side after a deletion on the other: a person decides
+    PENDING_REVIEW = "pending_review"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+#: labels of the links written again at every pass
+RETRIED = (LinkLabel.ERROR, LinkLabel.PENDING)
+
+
+class Kept(StrEnum):
+    """Why a record deleted (or missing) on one side is kept on the other for review.
+
+    The value is also what a person reads: it is the link's ``last_error``.
+    """
+
+    #: created in Sage, deleted in SSM: its Sage side is not pushed again
+    IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
+    #: created in SSM and written to Sage, then deleted in SSM
+    IN_SAGE_WRITTEN = "deleted in Sales Management; kept in Sage 50FR"
+    #: created in SSM, deleted in Sage: the deletion does not reach SSM
+    IN_SSM = "deleted in Sage 50FR; kept in Sales Management where it was created"
+    #: not in a restored Sage database
+    NOT_RESTORED = "not in the restored Sage 50FR database; kept in SSM"
+    #: one of too many records that vanished from Sage at once
+    MASS_DELETION = "vanished from Sage with many others; deletion refused"
+
+
+#: reasons of records deleted in SSM whose Sage side is not pushed again
+KEPT_IN_SAGE = (Kept.IN_SAGE, Kept.IN_SAGE_WRITTEN)
+
+
+def mark(link: Link, label: LinkLabel, note: str | None = None) -> None:
+    """Give a link its label and what a person reads about it (none once synced)."""
+    link.label = label
+    link.last_error = note
+    link.updated_at = utcnow()
+
+
+def kept_in_sage(link: Link) -> bool:
+    """Whether a link is kept for review after a deletion in SSM: its Sage side is not
+    pushed again."""
+    return link.label == LinkLabel.PENDING_REVIEW and link.last_error in KEPT_IN_SAGE

@@ -1,0 +1,556 @@
+"""Sage 50FR -> Sales Management: the generic pass of one entity of one dossier."""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
+from ..errors import (
+    RecordInvalid,
+    RecordMoved,
+    RecordPending,
+    SsmNotFound,
+    SsmRefused,
+)
+from ..journal import (
+    Action,
+    add_event,
+    resolve_incidents,
+    utcnow,
+)
+from ..messages import Cause
+from ..state.models import Incident, Link
+from . import guards
+from .base import SyncPass, batched, cursor_row
+from .children import ChildWrites, send_ssm_children, ssm_child_writes
+from .links import KEPT_IN_SAGE, RETRIED, Kept, LinkLabel, kept_in_sage, mark
+
+SAGE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def shift_sage_time(value: str, seconds: int) -> str:
+    """A Sage clock reading moved by ``seconds`` (format ``YYYY-MM-DD hh:mm:ss.fff``)."""
+    moved = datetime.strptime(value[:23].ljust(23, "0"), SAGE_FORMAT) + timedelta(seconds=seconds)
+    return moved.strftime(SAGE_FORMAT)[:23]
+
+
+@dataclass
+class Write:
+    """One SSM write decided in the main thread and sent from the pool."""
+
+    kind: str  # create | update | adopt
+    link: Link
+    canonical: dict[str, Any]
+    digest: str
+    names: list[str]
+    body: dict[str, Any]
+    ssm_id: int | None = None
+    outcome: tuple[Action, int] | BaseException | None = None
+    #: the children with SSM records of their own, as they must be once the write is done
+    children: list[ChildWrites] | None = None
+    #: why they are not (the parent's write itself went through)
+    children_error: BaseException | None = None
+
+
+#: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
+INDEX_FROM = 200
+
+
+class SageToSsm(SyncPass):
+    """Sage 50FR -> Sales Management for one entity of one dossier."""
+
+    def execute(self) -> None:
+        ctx, entity, session = self.ctx, self.entity, self.session
+        cursor = cursor_row(session, self.dossier_id, entity.name, SAGE_TO_SSM)
+        full = ctx.full or cursor.cursor is None
+        self.realign = ctx.realign
+        clock = ctx.sage.clock()
+        high_water = ctx.sage.high_water_mark(self.table)
+        restored = guards.restored(self, cursor.high_water_mark, high_water)
+        if restored:
+            full = self.realign = True
+        since = None if full else shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
+        mark = self.source_mark() if entity.knows_its_tables() else None
+        if not full and mark and mark == cursor.source_mark and not self.has_retries():
+            # no row added, changed or deleted since the last pass: nothing to read
+            cursor.cursor = clock
+            self.commit()
+            return
+        known = session.scalar(
+            select(func.count())
+            .select_from(Link)
+            .where(Link.dossier_id == self.dossier_id, Link.entity == entity.name)
+        )
+        # with no link at all (new state store, reinstall) records already in SSM are
+        # adopted by extId instead of being created twice
+        self.adopt: dict[str, int] | None = None if known else self.ssm_index()
+        retry: set[str | None] = set(
+            session.scalars(
+                select(Link.sage_key).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == entity.name,
+                    Link.label.in_(RETRIED),
+                    Link.deleted.is_(False),
+                    Link.sage_key.is_not(None),
+                )
+            )
+        )
+        if since is not None:
+            retry.update(entity.extra_changed_keys(ctx, since))
+            retry.update(self.children_changed(since))
+        seen: set[str] = set()
+        columns = entity.sage_columns
+        # one COUNT(*) tells how far the pass is; records retried by key come on top
+        changed = ctx.sage.count(self.table, since=since, where=entity.sage_where())
+        self.run.total = changed + len(retry)
+        rows = ctx.sage.read(self.table, columns, since=since, where=entity.sage_where())
+        with ThreadPoolExecutor(max_workers=ctx.implementation.max_concurrency) as pool:
+            self.pool = pool
+            self.in_flight: deque[tuple[list[Write], list[Future[None]]]] = deque()
+            try:
+                for batch in batched(rows, ctx.sync.batch_size):
+                    self.process(batch, seen)
+                todo = sorted(k for k in retry if k and k not in seen)
+                if todo:
+                    keys = [entity.key_from_text(k) for k in todo]
+                    rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
+                    for batch in batched(rows, ctx.sync.batch_size):
+                        self.process(batch, seen)
+            except BaseException:
+                # reading Sage failed, or Ctrl-C: the batch being resolved was not sent
+                # and is dropped; what was sent is recorded all the same
+                session.rollback()
+                self.settle()
+                raise
+            self.settle()
+            if restored:
+                vanished = [i for i, _ in self.vanished_links()[0]]
+                self.keep_vanished(Kept.NOT_RESTORED, vanished)
+            else:
+                # the realignment after a restore is done: its incident closes
+                resolve_incidents(
+                    session,
+                    self.dossier_id,
+                    entity.name,
+                    direction=SAGE_TO_SSM,
+                    kinds=("restored_database",),
+                )
+                self.deletions()
+        cursor.cursor = clock
+        cursor.high_water_mark = high_water
+        cursor.source_mark = mark
+        if full:
+            cursor.last_full_sync_at = utcnow()
+        self.commit()
+
+    def source_mark(self) -> str | None:
+        """What the entity's Sage tables look like now: the latest modification time and
+        the row count of each watched table (its own rows only, for its own table). Taken
+        before reading, so a change made during the pass differs from it at the next one."""
+        sage, entity = self.ctx.sage, self.entity
+        marks = []
+        for table in entity.watched_tables():
+            # a deleted row moves its table's count, seldom its latest modification time
+            where = entity.sage_where() if table == self.table else None
+            marks += [str(sage.high_water_mark(table)), str(sage.count(table, where=where or None))]
+        return "|".join(marks)
+
+    def children_changed(self, since: str) -> set[str]:
+        """Keys of records whose children changed in Sage since ``since`` (a line edited or
+        added touches the line's table, not its document's)."""
+        entity, keys = self.entity, set()
+        for child in entity.children:
+            columns = entity.child_parent_columns(child)
+            where = entity.children_where(child)
+            rows = self.ctx.sage.read(child.sage_table, list(columns), since=since, where=where)
+            for row in rows:
+                keys.add(entity.key_text([row[c] for c in columns]))
+        return keys
+
+    def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
+        """Live links whose Sage key is gone, and how many live links there are."""
+        present = self.present = {
+            self.entity.key_text(k)
+            for k in self.ctx.sage.read_keys(self.table, where=self.entity.sage_where())
+        }
+        candidates = self.session.execute(
+            select(Link.id, Link.sage_key, Link.origin).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.ssm_id.is_not(None),
+                Link.label.in_((LinkLabel.SYNCED, LinkLabel.ERROR)),
+                Link.sage_key.is_not(None),
+            )
+        ).all()
+        vanished = [(i, origin) for i, key, origin in candidates if key not in present]
+        return vanished, len(candidates)
+
+    def ssm_index(self) -> dict[str, int]:
+        """SSM ids of this dossier's live records, by extId."""
+        records = self.ctx.ssm_client.list_changed(self.resource, ext_prefix=f"{self.dossier_id}:")
+        return {str(r["extId"]): int(r["id"]) for r in records}
+
+    def find_in_ssm(self, ext_ids: list[str]) -> dict[str, int]:
+        """SSM ids of live records already carrying these extIds."""
+        if self.adopt is not None:
+            return {e: self.adopt[e] for e in ext_ids if e in self.adopt}
+        if not ext_ids:
+            return {}
+        found = self.ctx.ssm_client.find(self.resource, ext_ids=ext_ids)
+        return {str(r["extId"]): int(r["id"]) for r in found}
+
+    def process(self, rows: list[dict[str, Any]], seen: set[str]) -> None:
+        ctx, entity = self.ctx, self.entity
+        keyed: list[tuple[str, dict[str, Any]]] = []
+        for row in rows:
+            self.run.add("read")
+            key = entity.key_text(entity.sage_key(row))
+            if key not in seen:
+                seen.add(key)
+                keyed.append((key, row))
+        if not keyed:
+            return
+        self.load([row for _, row in keyed])
+        links = self.links_for(Link.sage_key, [k for k, _ in keyed])
+        waiting = self.waiting_for_sage([k for k, _ in keyed])
+        for f in entity.fields:
+            if f.ref and f.sage:
+                ctx.refs.prefetch_keys(f.ref, [str(r.get(f.sage) or "").strip() for _, r in keyed])
+        writes: list[Write] = []
+        for key, row in keyed:
+            link = links.get(key)
+            if link is not None and (
+                kept_in_sage(link)
+                or (link.origin == "ssm" and link.sage_hash is None and not link.deleted)
+            ):
+                # deleted in SSM and kept in Sage; or created in SSM and not settled in
+                # Sage yet (the SSM pass finishes it)
+                self.run.add("unchanged")
+                continue
+            try:
+                canonical = self.canonical_from_sage(row, SAGE_TO_SSM)
+            except RecordInvalid as exc:
+                self.record_failed(
+                    link or self.new_link(key),
+                    key,
+                    "invalid_record",
+                    str(exc),
+                    field_name=exc.field,
+                    problem=exc.problem,
+                )
+                continue
+            digest = record_hash(canonical)
+            all_names = entity.names_to_ssm
+            try:
+                if link is None or link.ssm_id is None or link.deleted:
+                    body = entity.to_ssm(canonical, all_names, ctx, create=True)
+                    children = self.child_writes(canonical, None, key)
+                    if link is None:
+                        link = self.new_link(key)
+                    link.deleted = False
+                    link.ssm_id = None
+                    link.label = LinkLabel.PENDING
+                    write = Write("create", link, canonical, digest, all_names, body)
+                    write.children = children
+                    writes.append(write)
+                    continue
+                if link.sage_hash == digest and link.label == LinkLabel.SYNCED and not self.realign:
+                    self.run.add("unchanged")
+                    continue
+                base = link.base or {}
+                names = [n for n in all_names if self.realign or canonical.get(n) != base.get(n)]
+                children = self.child_writes(canonical, link.base, key)
+                if children:
+                    names += [c.spec.name for c in children]
+                if not names:
+                    # only Sage-side fields SSM does not hold changed
+                    link.base, link.sage_hash = canonical, digest
+                    if key in waiting:
+                        self.run.add("unchanged")  # its SSM edit still has to reach Sage
+                    else:
+                        self.succeeded(link, key, Action.UNCHANGED)
+                    continue
+                body = entity.to_ssm(canonical, names, ctx, create=False)
+            except RecordPending as exc:
+                self.record_pending(link or self.new_link(key), key, str(exc))
+                continue
+            write = Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id)
+            write.children = children
+            writes.append(write)
+        # intent rows are durable before any create is sent
+        self.commit()
+        creates = [w for w in writes if w.kind == "create"]
+        if creates and self.adopt is None and len(creates) >= INDEX_FROM:
+            self.adopt = self.ssm_index()  # one scan serves the rest of the pass
+        # before creating, look for the record in SSM: an earlier attempt, a lost state,
+        # or another dossier's record whose extId now says it is ours
+        found = self.find_in_ssm([w.link.ext_id or "" for w in creates])
+        for w in creates:
+            existing = found.get(w.link.ext_id or "")
+            if existing is None:
+                continue
+            holder = self.session.execute(
+                select(Link.dossier_id, Link.sage_key).where(
+                    Link.entity == entity.name, Link.ssm_id == existing
+                )
+            ).first()
+            if holder is not None and tuple(holder) != (self.dossier_id, w.link.sage_key):
+                cause = Cause(
+                    "ext_id_taken",
+                    {
+                        "ssm_id": existing,
+                        "ext_id": w.link.ext_id,
+                        "holder": f"{holder[0]}:{holder[1]}",
+                    },
+                )
+                w.outcome = RecordMoved(cause.text(), cause)
+                continue
+            w.kind, w.ssm_id = "adopt", existing
+            w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
+            w.children = self.child_writes(w.canonical, None, w.link.sage_key or "")
+        refused = [w for w in writes if w.outcome is not None]
+        writes = [w for w in writes if w.outcome is None]
+        for w in refused:
+            key = w.link.sage_key or ""
+            self.record_failed(
+                w.link,
+                key,
+                "moved_between_dossiers",
+                str(w.outcome),
+                cause=getattr(w.outcome, "cause", None),
+            )
+        for w in writes:
+            if w.kind == "create":
+                w.body["extId"] = w.link.ext_id
+        # as many records per request as the API takes (bulk), the requests in parallel
+        limit = self.ctx.ssm_client.bulk_limit(self.resource)
+        chunks = list(batched([w for w in writes if w.kind == "create"], limit))
+        chunks += batched([w for w in writes if w.kind != "create"], limit)
+        # the next batch is read and resolved while these requests are in flight
+        self.in_flight.append((writes, [self.pool.submit(self.send, c) for c in chunks]))
+        self.settle(keep=self.ctx.implementation.max_concurrency)
+
+    def settle(self, keep: int = 0) -> None:
+        """Record the outcomes of the oldest batches in flight until ``keep`` remain.
+
+        When the API is down or refuses our keys, every batch in flight is recorded (what
+        it created is linked), then the run stops, keeping its cursor.
+        """
+        fatal: BaseException | None = None
+        while self.in_flight and (len(self.in_flight) > keep or fatal is not None):
+            writes, sent = self.in_flight.popleft()
+            wait(sent)
+            for w in writes:
+                fatal = self.apply(w) or fatal
+            self.commit()
+        if fatal is not None:
+            raise fatal
+
+    def waiting_for_sage(self, keys: list[str]) -> set[str]:
+        """Keys of records whose SSM edit could not be written to Sage (an open incident of
+        the other direction): this pass must not call them synced, the SSM pass retries them."""
+        if not self.has_open_incidents or not keys:
+            return set()
+        return set(
+            self.session.scalars(
+                select(Incident.record_key).where(
+                    Incident.dossier_id == self.dossier_id,
+                    Incident.entity == self.entity.name,
+                    Incident.state == "open",
+                    Incident.direction == SSM_TO_SAGE,
+                    Incident.record_key.in_(keys),
+                )
+            )
+        )
+
+    def new_link(self, key: str, origin: str = "sage") -> Link:
+        link = Link(
+            dossier_id=self.dossier_id,
+            entity=self.entity.name,
+            sage_key=key,
+            ext_id=self.entity.ext_id(self.dossier_id, key),
+            origin=origin,
+            label=LinkLabel.PENDING,
+            deleted=False,
+            updated_at=utcnow(),
+        )
+        self.session.add(link)
+        return link
+
+    def send(self, chunk: list[Write]) -> None:
+        """Runs in the pool: one bulk create or update (HTTP only, no state-store access)."""
+        client = self.ctx.ssm_client
+        # a record whose children alone changed has no field of its own to send
+        bare = [w for w in chunk if w.kind != "create" and not w.body]
+        for w in bare:
+            w.outcome = (Action.UPDATED, w.ssm_id or 0)
+        chunk = [w for w in chunk if w not in bare]
+        try:
+            if not chunk:
+                results = []
+            elif chunk[0].kind == "create":
+                results = client.bulk_create(self.resource, [w.body for w in chunk])
+            else:
+                items = [(w.ssm_id or 0, w.body) for w in chunk]
+                results = client.bulk_update(self.resource, items)
+        except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
+            for w in chunk:
+                w.outcome = exc
+            return
+        for w, result in zip(chunk, results, strict=True):
+            if result.error is not None:
+                w.outcome = result.error
+            else:
+                action = Action.CREATED if w.kind == "create" else Action.UPDATED
+                w.outcome = (action, result.id or w.ssm_id or 0)
+        for w in [*bare, *chunk]:
+            if w.children and isinstance(w.outcome, tuple):
+                try:
+                    send_ssm_children(
+                        self.ctx.ssm_client, w.children, w.outcome[1], w.kind == "create"
+                    )
+                except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
+                    w.children_error = exc
+
+    def child_writes(
+        self, canonical: dict[str, Any], base: dict[str, Any] | None, key: str
+    ) -> list[ChildWrites]:
+        """The children with SSM records of their own to write with this record."""
+        parent_ext = self.entity.ext_id(self.dossier_id, key)
+        return ssm_child_writes(self.entity, self.ctx, canonical, base, parent_ext, self.realign)
+
+    def apply(self, w: Write) -> BaseException | None:
+        """Record a write's outcome; return the exception that must stop the run (an API
+        outage, or Ctrl-C while the request was out)."""
+        link, outcome = w.link, w.outcome
+        key = link.sage_key or ""
+        if isinstance(outcome, SsmNotFound) and w.kind == "update" and link.origin == "sage":
+            # deleted in SSM: it stays in Sage, where it was created, and is not sent again
+            mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE)
+            self.run.add("unchanged")
+            add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)
+            return None
+        if isinstance(outcome, SsmRefused):
+            self.record_refused(link, key, outcome)
+            return None
+        if isinstance(outcome, BaseException) or outcome is None:
+            return outcome
+        action, ssm_id = outcome
+        link.ssm_id = ssm_id
+        if isinstance(w.children_error, SsmRefused):
+            self.record_refused(link, key, w.children_error)
+            return None
+        if w.children_error is not None:
+            return w.children_error  # linked: a later pass completes its children
+        link.base = w.canonical
+        link.sage_hash = w.digest
+        detail = ",".join(w.names) if w.kind == "update" else None
+        self.succeeded(link, key, action, detail)
+        if w.children and self.ctx.progress is not None:
+            self.ctx.progress(self.run)  # children cost a request each: show each record
+        return None
+
+    def deletions(self) -> None:
+        entity, session = self.entity, self.session
+        vanished, known = self.vanished_links()
+        if not guards.deletions_allowed(self, len(vanished), known):
+            self.keep_vanished(Kept.MASS_DELETION, [i for i, _ in vanished])
+            return
+        self.forget_unsent()
+        if not vanished:
+            return
+        kept = [
+            i for i, origin in vanished if entity.sage_deletions == "origin" and origin != "sage"
+        ]
+        if kept:
+            # created in SSM: a deletion in Sage does not reach SSM
+            self.keep_vanished(Kept.IN_SSM, kept)
+        doomed = [i for i, _ in vanished if i not in set(kept)]
+        for chunk in batched(doomed, self.ctx.sync.batch_size):
+            links = list(session.scalars(select(Link).where(Link.id.in_(chunk))))
+            outcomes = list(self.pool.map(self.delete_one, links))
+            for link, outcome in zip(links, outcomes, strict=True):
+                key = link.sage_key or ""
+                if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
+                    self.record_refused(link, key, outcome)
+                elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
+                    self.commit()
+                    raise outcome
+                else:
+                    link.deleted = True
+                    self.succeeded(link, key, Action.DELETED)
+            self.commit()
+
+    def forget_unsent(self) -> None:
+        """Links of records gone from Sage that SSM does not hold: never created there (an
+        interrupted create is looked up by extId first, and deleted), or deleted there
+        too."""
+        stale = self.session.scalars(
+            select(Link).where(
+                Link.dossier_id == self.dossier_id,
+                Link.entity == self.entity.name,
+                Link.deleted.is_(False),
+                Link.origin == "sage",
+                Link.sage_key.is_not(None),
+                or_(
+                    Link.ssm_id.is_(None),
+                    and_(Link.label == LinkLabel.PENDING_REVIEW, Link.last_error.in_(KEPT_IN_SAGE)),
+                ),
+            )
+        ).all()
+        for link in stale:
+            key = link.sage_key or ""
+            if key in self.present:
+                continue
+            if link.ssm_id is not None:  # deleted on both sides
+                link.deleted, link.updated_at = True, utcnow()
+                continue
+            found = self.find_in_ssm([link.ext_id or ""]).get(link.ext_id or "")
+            if found is not None:
+                link.ssm_id = found
+                outcome = self.delete_one(link)
+                if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
+                    self.record_refused(link, key, outcome)
+                elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
+                    raise outcome
+                else:
+                    link.deleted = True
+                    self.succeeded(link, key, Action.DELETED)
+                continue
+            add_event(
+                self.session,
+                self.run,
+                key,
+                Action.DROPPED,
+                "deleted in Sage 50FR before it reached Sales Management",
+            )
+            resolve_incidents(self.session, self.dossier_id, self.entity.name, record_keys=[key])
+            self.session.delete(link)
+        self.commit()
+
+    def delete_one(self, link: Link) -> Exception | None:
+        """Runs in the pool: delete a record in SSM, its children first."""
+        client = self.ctx.ssm_client
+        try:
+            assert link.ssm_id is not None
+            for child in self.entity.children:
+                if child.ssm_resource:
+                    listing = client.list_changed(
+                        child.ssm_resource, equals={child.listed_by: link.ssm_id}
+                    )
+                    for record in list(listing):
+                        try:
+                            client.delete(child.ssm_resource, int(record["id"]))
+                        except SsmNotFound:
+                            pass
+            client.delete(self.resource, link.ssm_id)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+        return None
