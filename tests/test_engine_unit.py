@@ -332,3 +332,30 @@ def test_an_ssm_pass_with_nothing_new_lists_nothing(nord: FakeDossier) -> None:
     counts = nord.pull()
     assert counts["updated"] == 1 and counts["read"] >= 1
     assert nord.pull()["read"] == 0
+
+
+def test_a_pass_with_edits_only_does_not_read_the_key_sets(nord: FakeDossier) -> None:
+    """As many rows as after the last pass and no key met for the first time: nothing
+    can have been deleted, and the whole table's keys are not read (nor every link)."""
+    nord.push()
+    read_keys = nord.sage.read_keys
+    calls: list[str] = []
+
+    def counted(table: str, where: Any = None) -> Any:
+        calls.append(table)
+        return read_keys(table, where)
+
+    nord.sage.read_keys = counted  # type: ignore[method-assign]
+    nord.sage.update("F_COMPTET", ("CL00002",), {"CT_Ville": "Roubaix"})
+    assert nord.push()["updated"] == 1
+    assert calls == []
+
+    # a deletion moves the count: the key sets are read and the deletion reaches SSM
+    nord.sage.delete("F_COMPTET", ("CL00003",))
+    assert nord.push()["deleted"] == 1
+    assert calls == ["F_COMPTET"]
+    # a deletion hidden by an insertion: the new key makes the pass look
+    nord.sage.delete("F_COMPTET", ("CL00001",))
+    nord.sage.insert("F_COMPTET", client("CL00009", "Nouveau client"))
+    counts = nord.push()
+    assert counts["deleted"] == 1 and counts["created"] == 1

@@ -65,6 +65,9 @@ INDEX_FROM = 200
 class SageToSsm(SyncPass):
     """Sage 50FR -> Sales Management for one entity of one dossier."""
 
+    #: Sage keys met for the first time in this pass
+    new_keys = 0
+
     def execute(self) -> None:
         ctx, entity, session = self.ctx, self.entity, self.session
         cursor = cursor_row(session, self.dossier_id, entity.name, SAGE_TO_SSM)
@@ -141,7 +144,10 @@ class SageToSsm(SyncPass):
                     direction=SAGE_TO_SSM,
                     kinds=("restored_database",),
                 )
-                self.deletions()
+                if full or self.new_keys or not same_count(cursor.source_mark, mark):
+                    self.deletions()
+                # else: as many rows as after the last pass and none new, so none gone:
+                # the key sets (the whole table, every link) are not read
         cursor.cursor = clock
         cursor.high_water_mark = high_water
         cursor.source_mark = mark
@@ -382,6 +388,7 @@ class SageToSsm(SyncPass):
             updated_at=utcnow(),
         )
         self.session.add(link)
+        self.new_keys += 1
         return link
 
     def send(self, chunk: list[Write]) -> None:
@@ -554,3 +561,11 @@ class SageToSsm(SyncPass):
         except Exception as exc:  # noqa: BLE001
             return exc
         return None
+
+
+def same_count(before: str | None, now: str | None) -> bool:
+    """Whether two source marks give the entity's own table the same row count (its
+    latest modification time and row count come first)."""
+    if not before or not now:
+        return False
+    return before.split("|")[1:2] == now.split("|")[1:2]
