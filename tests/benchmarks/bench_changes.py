@@ -27,10 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_latency import KEYS, write_config
+
 from dossiersync.plugins.sales_management.simulator.process import running_simulator
 
 BIN = Path(sys.executable).parent
-KEYS = {"SSM_PUBLIC_KEY": "bench-public", "SSM_PRIVATE_KEY": "bench-private"}
 
 
 def timed(config: Path, *args: str) -> tuple[float, int]:
@@ -72,26 +73,7 @@ def main() -> None:
             public_key=KEYS["SSM_PUBLIC_KEY"],
             private_key=KEYS["SSM_PRIVATE_KEY"],
         ) as sim:
-            config = root / "dossiersync.toml"
-            config.write_text(
-                "\n".join(
-                    [
-                        "[implementation]",
-                        'name = "Bench"',
-                        f'api_url = "{sim.url}"',
-                        'public_key = "env:SSM_PUBLIC_KEY"',
-                        'private_key = "env:SSM_PRIVATE_KEY"',
-                        "[state]",
-                        f'url = "sqlite:///{root / "state.db"}"',
-                        "[dossiers.nord]",
-                        'name = "Nord"',
-                        f'connection = "DRIVER={{SQLite3}};Database={dossier}"',
-                        'entities = ["clients", "products"]',
-                    ]
-                )
-                + "\n",
-                encoding="utf-8",
-            )
+            config = write_config(root, sim.url, dossier, ["clients", "products"])
             timed(config, "dossiers", "activate", "nord")
             rows = []
             for label in ("first sync", "nothing changed", f"{args.changed} articles changed"):

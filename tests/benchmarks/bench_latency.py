@@ -67,6 +67,31 @@ def cli(config: Path, *args: str) -> Any:
     return json.loads(done.stdout) if "--json" in args else done.stdout
 
 
+def write_config(
+    root: Path, api_url: str, dossier: Path, entities: list[str], branch_id: int | None = None
+) -> Path:
+    """A configuration of one dossier that sets nothing but the API, its keys (from the
+    environment), the state file and the dossier: every other setting is the default."""
+    lines = [
+        "[implementation]",
+        'name = "Bench"',
+        f'api_url = "{api_url}"',
+        'public_key = "env:SSM_PUBLIC_KEY"',
+        'private_key = "env:SSM_PRIVATE_KEY"',
+        "[state]",
+        f'url = "sqlite:///{root / "state.db"}"',
+        "[dossiers.nord]",
+        'name = "Nord"',
+        f'connection = "DRIVER={{SQLite3}};Database={dossier}"',
+        "entities = [" + ", ".join(f'"{e}"' for e in entities) + "]",
+    ]
+    if branch_id is not None:
+        lines.append(f"branch_id = {branch_id}")
+    config = root / "dossiersync.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -110,26 +135,8 @@ def main() -> None:
             public_key=KEYS["SSM_PUBLIC_KEY"],
             private_key=KEYS["SSM_PRIVATE_KEY"],
         ) as sim:
-            config = root / "dossiersync.toml"
-            config.write_text(
-                "\n".join(
-                    [
-                        "[implementation]",
-                        'name = "Bench"',
-                        f'api_url = "{sim.url}"',
-                        'public_key = "env:SSM_PUBLIC_KEY"',
-                        'private_key = "env:SSM_PRIVATE_KEY"',
-                        "[state]",
-                        f'url = "sqlite:///{root / "state.db"}"',
-                        "[dossiers.nord]",
-                        'name = "Nord"',
-                        f'connection = "DRIVER={{SQLite3}};Database={dossier}"',
-                        'entities = ["clients", "contacts", "products", "orders"]',
-                        "branch_id = 1",
-                    ]
-                )
-                + "\n",
-                encoding="utf-8",
+            config = write_config(
+                root, sim.url, dossier, ["clients", "contacts", "products", "orders"], branch_id=1
             )
             cli(config, "dossiers", "activate", "nord")
             service = subprocess.Popen(
