@@ -27,9 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_latency import KEYS, write_config
-
-from dossiersync.plugins.sales_management.simulator.process import running_simulator
+from bench_latency import KEYS, strict_simulator, write_config
 
 BIN = Path(sys.executable).parent
 
@@ -66,13 +64,7 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        with running_simulator(
-            str(root / "ssm.sqlite"),
-            latency_ms=50,
-            rate_limit=20,
-            public_key=KEYS["SSM_PUBLIC_KEY"],
-            private_key=KEYS["SSM_PRIVATE_KEY"],
-        ) as sim:
+        with strict_simulator(root) as sim:
             config = write_config(root, sim.url, dossier, ["clients", "products"])
             timed(config, "dossiers", "activate", "nord")
             rows = []
