@@ -50,7 +50,8 @@ class SageSource(Protocol):
         keys: Iterable[Sequence[Any]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Rows of ``table`` as ``{column: value}``, ordered by key: modified at or after
-        ``since``, equal to ``where``, with one of ``keys``."""
+        ``since``, equal to ``where``, with one of ``keys`` (whole keys, or all the same
+        number of leading key columns)."""
         ...
 
     def count(

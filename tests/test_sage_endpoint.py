@@ -20,6 +20,7 @@ import pytest
 
 from dossiersync.errors import SourceError, SourceUnavailable
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint, SageMapping, TableMapping
+from dossiersync.plugins.sage50fr_odbc import endpoint as endpoint_module
 from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
 
@@ -341,6 +342,72 @@ def test_keys_filter_on_a_composite_key(endpoint: Sage50OdbcEndpoint) -> None:
 
     assert sorted((row["AR_Ref"], row["DE_No"]) for row in rows) == [("A1", 2), ("A2", 3)]
     assert list(endpoint.read("F_ARTSTOCK", keys=[])) == []
+
+
+def test_keys_may_give_the_leading_key_columns_only(endpoint: Sage50OdbcEndpoint) -> None:
+    for ref, depot in itertools.product(("A1", "A2", "A3"), (1, 2)):
+        endpoint.insert("F_ARTSTOCK", {"AR_Ref": ref, "DE_No": depot, "AS_QteSto": depot})
+
+    rows = endpoint.read("F_ARTSTOCK", ["AR_Ref", "DE_No"], keys=[("A3",), ("A1",)])
+
+    assert sorted((row["AR_Ref"], row["DE_No"]) for row in rows) == [
+        ("A1", 1),
+        ("A1", 2),
+        ("A3", 1),
+        ("A3", 2),
+    ]
+    with pytest.raises(ValueError, match="must all give 1 column"):
+        list(endpoint.read("F_ARTSTOCK", keys=[("A1",), ("A1", 2)]))
+    with pytest.raises(ValueError, match="key of 2 column"):
+        list(endpoint.read("F_ARTSTOCK", keys=[("A1", 2, 3)]))
+
+
+def test_a_key_longer_than_its_column_is_looked_up_not_refused(
+    endpoint: Sage50OdbcEndpoint,
+) -> None:
+    """Reading by a key compares it: a value the column cannot hold matches nothing
+    instead of failing the read as a write of it would."""
+    endpoint.insert("F_COMPTET", _client("CL00001"))
+    too_long = "CL" + "9" * 40
+
+    assert list(endpoint.read("F_COMPTET", ["CT_Num"], keys=[(too_long,), ("CL00001",)])) == [
+        {"CT_Num": "CL00001"}
+    ]
+    assert list(endpoint.read("F_COMPTET", ["CT_Num"], where={"CT_Num": too_long})) == []
+    with pytest.raises(SourceError, match="at most 17 fit"):
+        endpoint.insert("F_COMPTET", _client(too_long))
+
+
+def test_sqlite_reads_come_in_pages_that_miss_and_repeat_nothing(
+    endpoint: Sage50OdbcEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite is read a page at a time after the last key (the driver would otherwise
+    hold a whole result in memory): a composite key, a filter and page ends falling
+    inside one article's rows lose or repeat no row."""
+    if endpoint.dialect != "sqlite":
+        pytest.skip("pages are how SQLite is read; PostgreSQL streams with a cursor")
+    monkeypatch.setattr(endpoint_module, "_PAGE_ROWS", 4)
+    expected = []
+    for ref, depot in itertools.product(("A1", "A2", "B 1", "B1"), (1, 2, 3, 10)):
+        endpoint.insert("F_ARTSTOCK", {"AR_Ref": ref, "DE_No": depot, "AS_QteSto": depot % 2})
+        expected.append((ref, depot))
+    expected.sort()
+    cursor, statements = endpoint._cursor, []
+
+    def counted() -> Any:
+        statements.append(1)
+        return cursor()
+
+    monkeypatch.setattr(endpoint, "_cursor", counted)
+
+    assert list(endpoint.read_keys("F_ARTSTOCK")) == expected
+    assert len(statements) == 5  # 4 full pages of 4 rows, then an empty one
+    odd = [
+        row["AR_Ref"] + str(row["DE_No"])
+        for row in endpoint.read("F_ARTSTOCK", ["AR_Ref", "DE_No"], where={"AS_QteSto": 1})
+    ]
+    assert odd == [ref + str(depot) for ref, depot in expected if depot % 2]
+    assert endpoint.count("F_ARTSTOCK", where={"AS_QteSto": 1}) == len(odd)
 
 
 def test_read_keys_streams_key_tuples_in_order(endpoint: Sage50OdbcEndpoint) -> None:

@@ -9,9 +9,11 @@ by *logical* column names, with values normalised by the column's declared type.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -30,6 +32,8 @@ _TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 _SECRET = re.compile(r"(?i)(?<![^;\s])(PWD|PASSWORD)(\s*=\s*)(\{(?:[^}]|\}\})*\}|[^;]*)")
 _UNAVAILABLE_STATES = ("08", "HYT00", "HYT01", "57P01", "57P02", "57P03")
 _UNAVAILABLE_TEXT = ("database is locked", "connection dead", "server closed the connection")
+#: rows of one SQLite statement of a paged read (see ``_paged``)
+_PAGE_ROWS = 5000
 _PARAMETERS_PER_STATEMENT = 500
 
 _CLOCK_SQL: dict[Dialect, str] = {
@@ -166,6 +170,14 @@ def names_sqlite_driver(connection: str) -> bool:
         if key.strip().lower() == "driver" and "sqlite" in value.lower():
             return True
     return False
+
+
+@dataclass
+class _Page:
+    """What a paged read needs of the statement it just ran."""
+
+    rows: int = 0
+    last: Any = None
 
 
 class Sage50OdbcEndpoint:
@@ -333,14 +345,18 @@ class Sage50OdbcEndpoint:
         check_identifier(name, "identifier")
         return f"{self._quote}{name}{self._quote}"
 
-    def _param(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
-        """A Python value converted for binding to ``column`` on this dialect."""
+    def _param(
+        self, table: TableMapping, column: ColumnMapping, value: Any, *, compared: bool = False
+    ) -> Any:
+        """A Python value converted for binding to ``column`` on this dialect. A value
+        ``compared`` to the column (a condition, not a write) may be longer than the
+        column holds: it then matches nothing, or the over-long value a row has."""
         if value is None:
             return None
         try:
             if column.type == "text":
                 text = value if isinstance(value, str) else str(value)
-                if column.length is not None and len(text) > column.length:
+                if not compared and column.length is not None and len(text) > column.length:
                     raise ValueError(f"{len(text)} characters, at most {column.length} fit")
                 return text
             if column.type == "int":
@@ -371,7 +387,7 @@ class Sage50OdbcEndpoint:
                 conditions.append(f"{self._q(column.column)} IS NULL")
             else:
                 conditions.append(f"{self._q(column.column)} = ?")
-                params.append(self._param(table, column, value))
+                params.append(self._param(table, column, value, compared=True))
         return conditions, params
 
     def _key_values(self, table: TableMapping, key: Sequence[Any]) -> dict[str, Any]:
@@ -451,7 +467,9 @@ class Sage50OdbcEndpoint:
         ``since`` keeps rows modified at or after that time (``>=``: the boundary is
         included); ``where`` keeps rows whose columns equal the given values (``None``
         matches NULL); ``keys`` keeps only those keys (each once however often it is
-        given), queried in chunks of a few hundred keys, each chunk ordered by key.
+        given), queried in chunks of a few hundred keys, each chunk ordered by key. A key
+        may give only the leading key columns (all of the same length): ``[("A1",)]``
+        reads every stock row of article A1 from a table keyed by article and depot.
         Rows are fetched ``fetch_size`` at a time.  Outside a write transaction, the
         read's transaction ends with the stream, releasing its locks on the source.
         """
@@ -514,6 +532,22 @@ class Sage50OdbcEndpoint:
             )
         return key
 
+    @staticmethod
+    def _key_part(table: TableMapping, key: Sequence[Any], size: int | None = None) -> None:
+        """Refuse what is not a key of ``table`` or its leading columns (``size`` of them
+        when the keys read together already have a length)."""
+        if isinstance(key, str | bytes) or not 1 <= len(key) <= len(table.key):
+            raise ValueError(
+                f"{table.logical} has a key of {len(table.key)} column(s) "
+                f"({', '.join(table.key)}): give a sequence of that many values, or of its "
+                f"leading ones, got {key!r}"
+            )
+        if size is not None and len(key) != size:
+            raise ValueError(
+                f"keys read together from {table.logical} must all give {size} column(s), "
+                f"got {key!r}"
+            )
+
     def _select(
         self,
         table: TableMapping,
@@ -533,6 +567,8 @@ class Sage50OdbcEndpoint:
             f"FROM {self._q(table.table)}"
         )
         order = f" ORDER BY {', '.join(self._q(table.columns[k].column) for k in table.key)}"
+        if keys is None and self.dialect == "sqlite":
+            return self._paged(table, selected, conditions, params)
         if keys is None:
             where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
             return self._stream(table, selected, [(head + where_sql + order, params)])
@@ -549,7 +585,12 @@ class Sage50OdbcEndpoint:
         params: list[Any],
         keys: Iterable[Sequence[Any]],
     ) -> Iterator[tuple[str, list[Any]]]:
-        key_columns = [table.columns[name] for name in table.key]
+        keys = iter(keys)
+        first = next(keys, None)
+        if first is None:
+            return
+        self._key_part(table, first)
+        key_columns = [table.columns[name] for name in table.key[: len(first)]]
         per_chunk = max(1, _PARAMETERS_PER_STATEMENT // len(key_columns))
         seen: set[tuple[Any, ...]] = set()
         chunk: list[tuple[Any, ...]] = []
@@ -564,10 +605,11 @@ class Sage50OdbcEndpoint:
             sql = f"{head} WHERE {' AND '.join([*conditions, f'({condition})'])}{order}"
             return sql, [*params, *(value for key in chunk for value in key)]
 
-        for key in keys:
-            self._key(table, key)
+        for key in itertools.chain([first], keys):
+            if isinstance(key, str | bytes) or len(key) != len(key_columns):
+                self._key_part(table, key, len(key_columns))
             converted = tuple(
-                self._param(table, column, value)
+                self._param(table, column, value, compared=True)
                 for column, value in zip(key_columns, key, strict=True)
             )
             if converted in seen:
@@ -580,12 +622,78 @@ class Sage50OdbcEndpoint:
         if chunk:
             yield statement()
 
+    def _paged(
+        self,
+        table: TableMapping,
+        selected: list[ColumnMapping],
+        conditions: list[str],
+        params: list[Any],
+    ) -> Generator[list[Any], None, None]:
+        """A read of SQLite, a page of rows at a time, each page after the last key read.
+
+        The SQLite3 ODBC driver fetches the whole result of a statement with parameters
+        (or in a transaction) into memory before the first row: one statement over a
+        500,000-row table costs its whole size. Pages bound that by ``_PAGE_ROWS``; they
+        follow the key order (NULLs first, as SQLite sorts them)."""
+        key_columns = [table.columns[name] for name in table.key]
+        extra = [c for c in key_columns if c not in selected]
+        columns = [*selected, *extra]
+        at = [columns.index(c) for c in key_columns]
+        head = (
+            f"SELECT {', '.join(self._q(c.column) for c in columns)} "  # noqa: S608
+            f"FROM {self._q(table.table)}"
+        )
+        order = f" ORDER BY {', '.join(self._q(c.column) for c in key_columns)} LIMIT ?"
+        page = _Page()
+
+        def pages() -> Iterator[tuple[str, list[Any]]]:
+            after: list[Any] = []
+            while True:
+                page_conditions, page_params = list(conditions), list(params)
+                if after:
+                    condition, values = self._after(key_columns, after)
+                    page_conditions.append(condition)
+                    page_params += values
+                where_sql = f" WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
+                page.rows, page.last = 0, None
+                yield head + where_sql + order, [*page_params, _PAGE_ROWS]
+                if page.rows < _PAGE_ROWS or page.last is None:
+                    return
+                after = [page.last[i] for i in at]
+
+        for values in self._stream(table, columns, pages(), page=page):
+            yield values[: len(selected)]
+
+    def _after(self, key_columns: list[ColumnMapping], key: list[Any]) -> tuple[str, list[Any]]:
+        """The condition "key after ``key``" in key order, for raw values as read (``None``
+        sorts first: after it is ``IS NOT NULL``, equal to it ``IS NULL``)."""
+        alternatives, values = [], []
+        for i, column in enumerate(key_columns):
+            parts = []
+            for earlier, value in zip(key_columns[:i], key[:i], strict=True):
+                if value is None:
+                    parts.append(f"{self._q(earlier.column)} IS NULL")
+                else:
+                    parts.append(f"{self._q(earlier.column)} = ?")
+                    values.append(value)
+            if key[i] is None:
+                parts.append(f"{self._q(column.column)} IS NOT NULL")
+            else:
+                parts.append(f"{self._q(column.column)} > ?")
+                values.append(key[i])
+            alternatives.append(f"({' AND '.join(parts)})")
+        return f"({' OR '.join(alternatives)})", values
+
     def _stream(
         self,
         table: TableMapping,
         selected: list[ColumnMapping],
         statements: Iterable[tuple[str, list[Any]]],
+        page: _Page | None = None,
     ) -> Generator[list[Any], None, None]:
+        """Rows of each statement in turn, normalised; ``page`` counts each statement's
+        rows and keeps its last one as the driver gave it (reset by whoever makes the
+        statements)."""
         self._open_reads += 1
         try:
             for sql, params in statements:
@@ -598,6 +706,9 @@ class Sage50OdbcEndpoint:
                             rows = cursor.fetchmany(self.fetch_size)
                         if not rows:
                             break
+                        if page is not None:
+                            page.rows += len(rows)
+                            page.last = rows[-1]
                         for row in rows:
                             yield [
                                 self._normalise(table, column, value)

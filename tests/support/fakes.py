@@ -71,12 +71,13 @@ class FakeSage:
         keys: Iterable[Sequence[Any]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         wanted = None if keys is None else {_key(k) for k in keys}
+        size = len(next(iter(wanted))) if wanted else 0
         for key, row in sorted(self.tables[table].items()):
             if since is not None and row[self.modified] < since:
                 continue
             if any(row.get(c) != v for c, v in (where or {}).items()):
                 continue
-            if wanted is not None and key not in wanted:
+            if wanted is not None and key[:size] not in wanted:
                 continue
             yield {c: row.get(c) for c in columns} if columns else dict(row)
 
