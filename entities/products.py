@@ -14,6 +14,7 @@ One way, Sage to SSM:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -83,18 +84,18 @@ class ProductsEntity(Entity):
     def parts(self) -> tuple[Entity, ...]:
         return (FAMILIES, self)
 
-    def stock_totals(self, ctx: DossierContext) -> dict[str, Decimal]:
-        """Total stock per article, read once per pass (streamed, summed as it goes)."""
-        totals: dict[str, Decimal] = ctx.scratch.get("stock") or {}
-        if "stock" not in ctx.scratch:
-            for row in ctx.sage.read("F_ARTSTOCK", ["AR_Ref", "AS_QteSto"]):
-                ref = str(row["AR_Ref"]).strip()
-                totals[ref] = totals.get(ref, Decimal(0)) + Decimal(row["AS_QteSto"] or 0)
-            ctx.scratch["stock"] = totals
+    def stock_totals(self, ctx: DossierContext, refs: Iterable[Any]) -> dict[str, Decimal]:
+        """Total stock of these articles over their depots: one read of their stock rows
+        (by the leading key column), so memory follows the batch, not the dossier."""
+        totals: dict[str, Decimal] = {}
+        keys = [(ref,) for ref in refs]
+        for row in ctx.sage.read("F_ARTSTOCK", ["AR_Ref", "AS_QteSto"], keys=keys):
+            ref = str(row["AR_Ref"]).strip()
+            totals[ref] = totals.get(ref, Decimal(0)) + Decimal(row["AS_QteSto"] or 0)
         return totals
 
     def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
-        totals = self.stock_totals(ctx)
+        totals = self.stock_totals(ctx, {row["AR_Ref"] for row in rows})
         for row in rows:
             row[STOCK] = normalise(totals.get(str(row["AR_Ref"]).strip(), Decimal(0)), "decimal")
 

@@ -336,16 +336,17 @@ def test_an_ssm_pass_with_nothing_new_lists_nothing(nord: FakeDossier) -> None:
 
 def test_a_pass_with_edits_only_does_not_read_the_key_sets(nord: FakeDossier) -> None:
     """As many rows as after the last pass and no key met for the first time: nothing
-    can have been deleted, and the whole table's keys are not read (nor every link)."""
+    can have been deleted, and the links' keys are not looked up in Sage."""
     nord.push()
-    read_keys = nord.sage.read_keys
+    read = nord.sage.read
     calls: list[str] = []
 
-    def counted(table: str, where: Any = None) -> Any:
-        calls.append(table)
-        return read_keys(table, where)
+    def counted(table: str, columns: Any = None, **options: Any) -> Any:
+        if options.get("keys") is not None:
+            calls.append(table)
+        return read(table, columns, **options)
 
-    nord.sage.read_keys = counted  # type: ignore[method-assign]
+    nord.sage.read = counted  # type: ignore[method-assign]
     nord.sage.update("F_COMPTET", ("CL00002",), {"CT_Ville": "Roubaix"})
     assert nord.push()["updated"] == 1
     assert calls == []

@@ -108,16 +108,7 @@ def only_deletions(sync_pass: SageToSsm) -> bool:
     there holds what was last synced. A restore also brings rows back to older
     contents under older modification times. One that only lost rows created after
     the backup cannot be told from their deletion: the mass-deletion guard stands."""
-    sync_pass.vanished_links()
-    known = sync_pass.session.scalars(
-        select(Link.sage_key).where(
-            Link.dossier_id == sync_pass.dossier_id,
-            Link.entity == sync_pass.entity.name,
-            Link.deleted.is_(False),
-            Link.sage_key.is_not(None),
-        )
-    )
-    if all(key in sync_pass.present for key in known):
+    if all(there for *_, there in sync_pass.links_in_sage(Link.deleted.is_(False))):
         return False
     synced: dict[str | None, str | None] = dict(
         sync_pass.session.execute(

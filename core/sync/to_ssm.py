@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +59,9 @@ class Write:
     children_error: BaseException | None = None
 
 
+#: links whose Sage keys are looked up together when looking for deleted rows
+KEYS_PER_LOOKUP = 2000
+
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
 INDEX_FROM = 200
 
@@ -107,6 +111,8 @@ class SageToSsm(SyncPass):
         if since is not None:
             retry.update(entity.extra_changed_keys(ctx, since))
             retry.update(self.children_changed(since))
+        # the retried keys read by the main query: they are not read a second time (only
+        # these are remembered, so memory follows the retries, not the table)
         seen: set[str] = set()
         columns = entity.sage_columns
         # one COUNT(*) tells how far the pass is; records retried by key come on top
@@ -118,13 +124,13 @@ class SageToSsm(SyncPass):
             self.in_flight: deque[tuple[list[Write], list[Future[None]]]] = deque()
             try:
                 for batch in batched(rows, ctx.sync.batch_size):
-                    self.process(batch, seen)
+                    self.process(batch, seen, retry)
                 todo = sorted(k for k in retry if k and k not in seen)
                 if todo:
                     keys = [entity.key_from_text(k) for k in todo]
                     rows = ctx.sage.read(self.table, columns, keys=keys, where=entity.sage_where())
                     for batch in batched(rows, ctx.sync.batch_size):
-                        self.process(batch, seen)
+                        self.process(batch, seen, None)
             except BaseException:
                 # reading Sage failed, or Ctrl-C: the batch being resolved was not sent
                 # and is dropped; what was sent is recorded all the same
@@ -181,22 +187,46 @@ class SageToSsm(SyncPass):
 
     def vanished_links(self) -> tuple[list[tuple[int, str]], int]:
         """Live links whose Sage key is gone, and how many live links there are."""
-        present = self.present = {
-            self.entity.key_text(k)
-            for k in self.ctx.sage.read_keys(self.table, where=self.entity.sage_where())
-        }
-        candidates = self.session.execute(
-            select(Link.id, Link.sage_key, Link.origin).where(
-                Link.dossier_id == self.dossier_id,
-                Link.entity == self.entity.name,
-                Link.deleted.is_(False),
-                Link.ssm_id.is_not(None),
-                Link.label.in_((LinkLabel.SYNCED, LinkLabel.ERROR)),
-                Link.sage_key.is_not(None),
+        known = 0
+        vanished: list[tuple[int, str]] = []
+        for link_id, _key, origin, present in self.links_in_sage(
+            Link.deleted.is_(False),
+            Link.ssm_id.is_not(None),
+            Link.label.in_((LinkLabel.SYNCED, LinkLabel.ERROR)),
+        ):
+            known += 1
+            if not present:
+                vanished.append((link_id, origin))
+        return vanished, known
+
+    def links_in_sage(self, *conditions: Any) -> Iterator[tuple[int, str, str, bool]]:
+        """``(id, Sage key, origin, whether Sage still has the key)`` of this entity's
+        links meeting ``conditions``: the links are read a chunk at a time and their keys
+        looked up in Sage, so memory follows the chunk, not the table."""
+        entity, last = self.entity, 0
+        while True:
+            chunk = self.session.execute(
+                select(Link.id, Link.sage_key, Link.origin)
+                .where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == entity.name,
+                    Link.sage_key.is_not(None),
+                    Link.id > last,
+                    *conditions,
+                )
+                .order_by(Link.id)
+                .limit(KEYS_PER_LOOKUP)
+            ).all()
+            if not chunk:
+                return
+            last = chunk[-1][0]
+            keys = [entity.key_from_text(key) for _, key, _ in chunk]
+            rows = self.ctx.sage.read(
+                self.table, entity.sage_key_columns, keys=keys, where=entity.sage_where()
             )
-        ).all()
-        vanished = [(i, origin) for i, key, origin in candidates if key not in present]
-        return vanished, len(candidates)
+            present = {entity.key_text(entity.sage_key(row)) for row in rows}
+            for link_id, key, origin in chunk:
+                yield link_id, key, origin, key in present
 
     def ssm_index(self) -> dict[str, int]:
         """SSM ids of this dossier's live records, by extId."""
@@ -212,25 +242,33 @@ class SageToSsm(SyncPass):
         found = self.ctx.ssm_client.find(self.resource, ext_ids=ext_ids)
         return {str(r["extId"]): int(r["id"]) for r in found}
 
-    def process(self, rows: list[dict[str, Any]], seen: set[str]) -> None:
+    def process(
+        self, rows: list[dict[str, Any]], seen: set[str], retry: set[str | None] | None
+    ) -> None:
+        """Sync one batch of Sage rows. ``seen`` collects the keys of ``retry`` met here
+        (every key when ``retry`` is ``None``: the retried rows themselves)."""
         ctx, entity = self.ctx, self.entity
-        keyed: list[tuple[str, dict[str, Any]]] = []
+        keyed: dict[str, dict[str, Any]] = {}
         for row in rows:
             self.run.add("read")
             key = entity.key_text(entity.sage_key(row))
-            if key not in seen:
+            if key in seen or key in keyed:
+                continue
+            if retry is None or key in retry:
                 seen.add(key)
-                keyed.append((key, row))
+            keyed[key] = row
         if not keyed:
             return
-        self.load([row for _, row in keyed])
-        links = self.links_for(Link.sage_key, [k for k, _ in keyed])
-        waiting = self.waiting_for_sage([k for k, _ in keyed])
+        self.load(list(keyed.values()))
+        links = self.links_for(Link.sage_key, list(keyed))
+        waiting = self.waiting_for_sage(list(keyed))
         for f in entity.fields:
             if f.ref and f.sage:
-                ctx.refs.prefetch_keys(f.ref, [str(r.get(f.sage) or "").strip() for _, r in keyed])
+                ctx.refs.prefetch_keys(
+                    f.ref, [str(r.get(f.sage) or "").strip() for r in keyed.values()]
+                )
         writes: list[Write] = []
-        for key, row in keyed:
+        for key, row in keyed.items():
             link = links.get(key)
             if link is not None and (
                 kept_in_sage(link)
@@ -499,22 +537,26 @@ class SageToSsm(SyncPass):
         """Links of records gone from Sage that SSM does not hold: never created there (an
         interrupted create is looked up by extId first, and deleted), or deleted there
         too."""
+        stale_links = (
+            Link.deleted.is_(False),
+            Link.origin == "sage",
+            or_(
+                Link.ssm_id.is_(None),
+                and_(Link.label == LinkLabel.PENDING_REVIEW, Link.last_error.in_(KEPT_IN_SAGE)),
+            ),
+        )
         stale = self.session.scalars(
             select(Link).where(
                 Link.dossier_id == self.dossier_id,
                 Link.entity == self.entity.name,
-                Link.deleted.is_(False),
-                Link.origin == "sage",
                 Link.sage_key.is_not(None),
-                or_(
-                    Link.ssm_id.is_(None),
-                    and_(Link.label == LinkLabel.PENDING_REVIEW, Link.last_error.in_(KEPT_IN_SAGE)),
-                ),
+                *stale_links,
             )
         ).all()
+        present = {key for _, key, _, there in self.links_in_sage(*stale_links) if there}
         for link in stale:
             key = link.sage_key or ""
-            if key in self.present:
+            if key in present:
                 continue
             if link.ssm_id is not None:  # deleted on both sides
                 link.deleted, link.updated_at = True, utcnow()
