@@ -220,12 +220,13 @@ class SageToSsm(SyncPass):
             if not chunk:
                 return
             last = chunk[-1][0]
-            keys = [entity.key_from_text(key) for _, key, _ in chunk]
+            linked = [(link_id, str(key), origin) for link_id, key, origin in chunk]
+            keys = [entity.key_from_text(key) for _, key, _ in linked]
             rows = self.ctx.sage.read(
                 self.table, entity.sage_key_columns, keys=keys, where=entity.sage_where()
             )
             present = {entity.key_text(entity.sage_key(row)) for row in rows}
-            for link_id, key, origin in chunk:
+            for link_id, key, origin in linked:
                 yield link_id, key, origin, key in present
 
     def ssm_index(self) -> dict[str, int]:
