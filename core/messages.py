@@ -129,6 +129,10 @@ RULES: dict[str, dict[str, str]] = {
         "en": "{label} is not valid: {value}",
         "fr": "{label} non valide : {value}",
     },
+    "unreadable": {
+        "en": "{label} cannot be read as it is ({expected}): {value}",
+        "fr": "{label} illisible tel quel ({expected}) : {value}",
+    },
 }
 
 #: JSON Schema keywords -> rule

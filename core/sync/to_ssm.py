@@ -26,6 +26,7 @@ from ..journal import (
     utcnow,
 )
 from ..messages import Cause
+from ..source import Unreadable
 from ..state.models import Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
@@ -282,8 +283,10 @@ class SageToSsm(SyncPass):
             try:
                 canonical = self.canonical_from_sage(row, SAGE_TO_SSM)
             except RecordInvalid as exc:
+                # a key that could not be read as it is names no record to link or retry
+                unread = any(isinstance(v, Unreadable) for v in entity.sage_key(row))
                 self.record_failed(
-                    link or self.new_link(key),
+                    None if unread else link or self.new_link(key),
                     key,
                     "invalid_record",
                     str(exc),

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pyodbc
 
 from dossiersync.errors import SourceError, SourceUnavailable
+from dossiersync.source import Unreadable, shown
 
 from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
 
@@ -29,6 +30,12 @@ Dialect = Literal["sqlite", "postgresql", "odbc"]
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
+#: the greatest timestamp text: a modification value above it (a letter, a blob) is none
+_LAST_TIMESTAMP = "9999-12-31 23:59:59.999"
+#: what a SQLite read puts before a value's stored bytes in hexadecimal (see ``_expr``)
+_HEX_MARK = "x"
+#: control characters no Sage text holds (tab, line feed and carriage return are text)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SECRET = re.compile(r"(?i)(?<![^;\s])(PWD|PASSWORD)(\s*=\s*)(\{(?:[^}]|\}\})*\}|[^;]*)")
 _UNAVAILABLE_STATES = ("08", "HYT00", "HYT01", "57P01", "57P02", "57P03")
 _UNAVAILABLE_TEXT = ("database is locked", "connection dead", "server closed the connection")
@@ -104,10 +111,31 @@ def _to_int(value: Any) -> int:
     if isinstance(value, bool | int):
         return int(value)
     if isinstance(value, str):
-        return int(value.strip())
+        text = value.strip()
+        with suppress(ValueError):
+            return int(text)
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"not an integer: {shown(value)!r}") from None
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)  # 3.0, as SQLite gives a REAL
+        raise ValueError(f"not an integer: {shown(value)!r}")
     if isinstance(value, float | Decimal) and value == int(value):
         return int(value)
-    raise ValueError(f"not an integer: {value!r}")
+    raise ValueError(f"not an integer: {shown(value)}")
+
+
+def _decoded(value: Any) -> Any:
+    """The text of bytes read as they are stored (UTF-8), refusing any that are not."""
+    if not isinstance(value, bytes | bytearray):
+        return value
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte {exc.start + 1} of {len(value)} is not valid)"
+        ) from None
 
 
 def normalise(column: ColumnMapping, value: Any) -> Any:
@@ -115,13 +143,23 @@ def normalise(column: ColumnMapping, value: Any) -> Any:
 
     text → ``str`` without trailing spaces, int → ``int``, decimal → exact ``Decimal`` in
     its shortest form, timestamp → ``'YYYY-MM-DD hh:mm:ss.fff'``, date → ``'YYYY-MM-DD'``.
-    ``None`` stays ``None``.  Raises ``ValueError`` for a value the type cannot hold.
+    ``None`` stays ``None``; bytes (as a SQLite column is read) are UTF-8.  Raises
+    ``ValueError`` for a value the type cannot hold as it is: bytes that are not UTF-8,
+    text with a control character (NUL…), an int with a fraction.
     """
     if value is None:
         return None
+    value = _decoded(value)
     kind = column.type
     if kind == "text":
-        return (value if isinstance(value, str) else str(value)).rstrip(" ")
+        text = value if isinstance(value, str) else str(value)
+        control = _CONTROL.search(text)
+        if control is not None:
+            raise ValueError(
+                f"holds the control character U+{ord(control.group()):04X} "
+                f"at character {control.start() + 1}"
+            )
+        return text.rstrip(" ")
     if kind == "int":
         return _to_int(value)
     if kind == "decimal":
@@ -373,7 +411,8 @@ class Sage50OdbcEndpoint:
             return format_timestamp(moment)
         except (ValueError, TypeError, InvalidOperation) as exc:
             raise SourceError(
-                f"{table.logical}.{column.logical}: {value!r} is not a valid {column.type} ({exc})"
+                f"{table.logical}.{column.logical}: {shown(value)!r} is not a valid "
+                f"{column.type} ({exc})"
             ) from None
 
     def _equalities(
@@ -428,14 +467,28 @@ class Sage50OdbcEndpoint:
         """The greatest modification timestamp in ``table`` (same text form as :meth:`clock`)."""
         spec = self.mapping.table(table)
         modified = self._modified(spec)
-        sql = f"SELECT MAX({self._q(modified.column)}) FROM {self._q(spec.table)}"  # noqa: S608
+        column = self._q(modified.column)
+        head = f"SELECT MAX({column}) FROM {self._q(spec.table)}"  # noqa: S608
         conn = self._connection()
-        with self._errors("read the high-water mark of", spec):
-            row = conn.execute(sql).fetchone()
-        self._release()
-        if row is None or row[0] is None:
-            return None
-        return format_timestamp(_parse_timestamp(self._normalise(spec, modified, row[0])))
+        # a value that is not a timestamp is passed over: in SQLite, text that sorts above
+        # every timestamp (a letter, a blob) at once, any other one at a time, below it
+        sql, params = head, []
+        if self.dialect == "sqlite":
+            sql, params = f"{head} WHERE {column} <= ?", [_LAST_TIMESTAMP]
+        try:
+            while True:
+                with self._errors("read the high-water mark of", spec):
+                    row = conn.execute(sql, params).fetchone()
+                if row is None or row[0] is None:
+                    return None
+                try:
+                    moment = _parse_timestamp(normalise(modified, row[0]))
+                except (ValueError, TypeError, InvalidOperation):
+                    sql, params = f"{head} WHERE {column} < ?", [row[0]]
+                    continue
+                return format_timestamp(moment)
+        finally:
+            self._release()
 
     def _modified(self, table: TableMapping) -> ColumnMapping:
         if table.modified is None:
@@ -444,14 +497,26 @@ class Sage50OdbcEndpoint:
             )
         return table.columns[table.modified]
 
-    def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+    @staticmethod
+    def _cell(column: ColumnMapping, value: Any, stored: bool) -> Any:
+        """A value read, normalised; an :class:`Unreadable` when its type cannot carry it.
+        ``stored``: the value is its stored bytes in hexadecimal (see :meth:`_expr`)."""
         try:
+            if stored and isinstance(value, str):
+                value = bytes.fromhex(value[len(_HEX_MARK) :])
             return normalise(column, value)
         except (ValueError, TypeError, InvalidOperation) as exc:
-            raise SourceError(
-                f"{table.logical}.{column.logical} on {self.source} holds {value!r}, "
-                f"which is not a valid {column.type} ({exc})"
-            ) from None
+            return Unreadable(column.logical, shown(value), str(exc))
+
+    def _expr(self, column: ColumnMapping) -> str:
+        """A column as a read selects it. SQLite gives its bytes as they are stored: the
+        SQLite3 driver would cut text at a NUL, decode invalid UTF-8 as Latin-1, give a
+        blob as the text ``X'…'``, and turn 0.5, 2**40 or ``'abc'`` in an INTEGER column
+        into 0, 0 and NULL."""
+        quoted = self._q(column.column)
+        # in hexadecimal after a mark: text whatever the driver guesses of the column
+        # (it would give bytes for some rows, ``X'…'`` for others), and NULL stays NULL
+        return f"'{_HEX_MARK}' || hex({quoted})" if self.dialect == "sqlite" else quoted
 
     def read(
         self,
@@ -476,10 +541,24 @@ class Sage50OdbcEndpoint:
         spec = self.mapping.table(table)
         selected = self._selection(spec, columns)
         names = [column.logical for column in selected]
-        return (
-            dict(zip(names, values, strict=True))
-            for values in self._select(spec, selected, since=since, where=where, keys=keys)
-        )
+        # a row whose modification time is not one says so, asked for or not
+        checked = spec.modified if spec.modified and spec.modified not in names else None
+        if checked is not None:
+            selected.append(spec.columns[checked])
+        rows = self._select(spec, selected, since=since, where=where, keys=keys)
+        if checked is None:
+            return (dict(zip(names, values, strict=True)) for values in rows)
+        return self._checked(names, checked, rows)
+
+    @staticmethod
+    def _checked(
+        names: list[str], checked: str, rows: Iterator[list[Any]]
+    ) -> Iterator[dict[str, Any]]:
+        for values in rows:
+            row = dict(zip(names, values, strict=False))
+            if isinstance(values[-1], Unreadable):
+                row[checked] = values[-1]
+            yield row
 
     def count(
         self, table: str, *, since: str | None = None, where: Mapping[str, Any] | None = None
@@ -563,7 +642,7 @@ class Sage50OdbcEndpoint:
             conditions.append(f"{self._q(modified.column)} >= ?")
             params.append(self._param(table, modified, since))
         head = (
-            f"SELECT {', '.join(self._q(c.column) for c in selected)} "  # noqa: S608
+            f"SELECT {', '.join(self._expr(c) for c in selected)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
         )
         order = f" ORDER BY {', '.join(self._q(table.columns[k].column) for k in table.key)}"
@@ -573,7 +652,10 @@ class Sage50OdbcEndpoint:
             where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
             return self._stream(table, selected, [(head + where_sql + order, params)])
         return self._stream(
-            table, selected, self._key_chunks(table, head, order, conditions, params, keys)
+            table,
+            selected,
+            self._key_chunks(table, head, order, conditions, params, keys),
+            stored=self.dialect == "sqlite",
         )
 
     def _key_chunks(
@@ -636,13 +718,13 @@ class Sage50OdbcEndpoint:
         500,000-row table costs its whole size. Pages bound that by ``_PAGE_ROWS``; they
         follow the key order (NULLs first, as SQLite sorts them)."""
         key_columns = [table.columns[name] for name in table.key]
-        extra = [c for c in key_columns if c not in selected]
-        columns = [*selected, *extra]
-        at = [columns.index(c) for c in key_columns]
-        head = (
-            f"SELECT {', '.join(self._q(c.column) for c in columns)} "  # noqa: S608
-            f"FROM {self._q(table.table)}"
-        )
+        # the key as the driver gives it, after the values read: what the next page follows
+        at = [len(selected) + i for i in range(len(key_columns))]
+        expressions = [
+            *(self._expr(c) for c in selected),
+            *(self._q(c.column) for c in key_columns),
+        ]
+        head = f"SELECT {', '.join(expressions)} FROM {self._q(table.table)}"  # noqa: S608
         order = f" ORDER BY {', '.join(self._q(c.column) for c in key_columns)} LIMIT ?"
         page = _Page()
 
@@ -661,8 +743,7 @@ class Sage50OdbcEndpoint:
                     return
                 after = [page.last[i] for i in at]
 
-        for values in self._stream(table, columns, pages(), page=page):
-            yield values[: len(selected)]
+        yield from self._stream(table, selected, pages(), page=page, stored=True)
 
     def _after(self, key_columns: list[ColumnMapping], key: list[Any]) -> tuple[str, list[Any]]:
         """The condition "key after ``key``" in key order, for raw values as read (``None``
@@ -690,10 +771,13 @@ class Sage50OdbcEndpoint:
         selected: list[ColumnMapping],
         statements: Iterable[tuple[str, list[Any]]],
         page: _Page | None = None,
+        *,
+        stored: bool = False,
     ) -> Generator[list[Any], None, None]:
-        """Rows of each statement in turn, normalised; ``page`` counts each statement's
-        rows and keeps its last one as the driver gave it (reset by whoever makes the
-        statements)."""
+        """Rows of each statement in turn, their ``selected`` values normalised (columns
+        after them are left out); ``page`` counts each statement's rows and keeps its last
+        one as the driver gave it (reset by whoever makes the statements); ``stored``: the
+        values are selected by :meth:`_expr`."""
         self._open_reads += 1
         try:
             for sql, params in statements:
@@ -711,8 +795,8 @@ class Sage50OdbcEndpoint:
                             page.last = rows[-1]
                         for row in rows:
                             yield [
-                                self._normalise(table, column, value)
-                                for column, value in zip(selected, row, strict=True)
+                                self._cell(column, value, stored)
+                                for column, value in zip(selected, row, strict=False)
                             ]
                 finally:
                     with suppress(pyodbc.Error):
@@ -827,6 +911,8 @@ class Sage50OdbcEndpoint:
         params = [prefix + "0" * digits, prefix + "9" * digits]
         last = 0
         for (code,) in self._stream(spec, [mapped], [(sql, params)]):
+            if not isinstance(code, str):
+                continue  # unreadable: not a code of this series
             suffix = code[len(prefix) :] if code.startswith(prefix) else ""
             if len(code) == width and suffix.isascii() and suffix.isdigit():
                 last = int(suffix)
