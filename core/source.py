@@ -9,6 +9,7 @@ implements this protocol (``dossiersync.plugins.sage50fr_odbc``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,16 +17,20 @@ from typing import Any, Protocol
 
 #: how many characters of a value an unreadable value's description quotes
 SHOWN_CHARACTERS = 80
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def shown(value: Any) -> str:
-    """A raw value as messages quote it: bytes in hex (``X'00FF'``), text escaped, and
-    anything longer than :data:`SHOWN_CHARACTERS` cut, its full length said."""
+    """A raw value as messages quote it: bytes in hex (``X'00FF'``), control characters
+    of text as ``\\xNN``, and anything longer than :data:`SHOWN_CHARACTERS` cut, its full
+    length said."""
     if isinstance(value, bytes | bytearray):
         text, size = f"X'{bytes(value).hex().upper()}'", f"{len(value):,} bytes"
     else:
         text = value if isinstance(value, str) else repr(value)
         size = f"{len(text):,} characters"
+        # a control character is written \xNN: a NUL would cut a message, or be refused
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     if len(text) <= SHOWN_CHARACTERS:
         return text
     return f"{text[:SHOWN_CHARACTERS]}… ({size})"

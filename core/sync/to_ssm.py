@@ -284,7 +284,7 @@ class SageToSsm(SyncPass):
                 canonical = self.canonical_from_sage(row, SAGE_TO_SSM)
             except RecordInvalid as exc:
                 # a key that could not be read as it is names no record to link or retry
-                unread = any(isinstance(v, Unreadable) for v in entity.sage_key(row))
+                unread = any(isinstance(row.get(c), Unreadable) for c in entity.sage_key_columns)
                 self.record_failed(
                     None if unread else link or self.new_link(key),
                     key,

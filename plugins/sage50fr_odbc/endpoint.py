@@ -81,6 +81,15 @@ def _parse_timestamp(value: Any) -> datetime:
     raise ValueError(f"not a timestamp: {value!r}")
 
 
+def _check_timestamp(text: str) -> None:
+    """Raise ``ValueError`` unless a ``YYYY-MM-DD hh:mm:ss.fff`` text is a real time (not
+    month 13, day 45 or hour 99)."""
+    datetime(
+        int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
+        int(text[17:19]),
+    )  # fmt: skip
+
+
 def _canonical_decimal(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"not a finite number: {value}")
@@ -166,6 +175,7 @@ def normalise(column: ColumnMapping, value: Any) -> Any:
         return _to_decimal(value)
     if kind == "timestamp":
         if isinstance(value, str) and _TIMESTAMP_TEXT.match(value):
+            _check_timestamp(value)
             return value
         return format_timestamp(_parse_timestamp(value))
     return _parse_timestamp(value).date().isoformat()
@@ -506,6 +516,9 @@ class Sage50OdbcEndpoint:
                 value = bytes.fromhex(value[len(_HEX_MARK) :])
             return normalise(column, value)
         except (ValueError, TypeError, InvalidOperation) as exc:
+            if isinstance(value, bytes):
+                with suppress(UnicodeDecodeError):
+                    value = value.decode("utf-8")  # shown as the text it is
             return Unreadable(column.logical, shown(value), str(exc))
 
     def _expr(self, column: ColumnMapping) -> str:
@@ -516,7 +529,9 @@ class Sage50OdbcEndpoint:
         quoted = self._q(column.column)
         # in hexadecimal after a mark: text whatever the driver guesses of the column
         # (it would give bytes for some rows, ``X'…'`` for others), and NULL stays NULL
-        return f"'{_HEX_MARK}' || hex({quoted})" if self.dialect == "sqlite" else quoted
+        if self.dialect != "sqlite":
+            return quoted
+        return f"CASE WHEN {quoted} IS NOT NULL THEN '{_HEX_MARK}' || hex({quoted}) END"
 
     def read(
         self,
