@@ -132,13 +132,6 @@ def test_every_kind_of_bad_row_is_one_incident_and_the_next_passes_stay_healthy(
     workspace.activate_all()
 
     runs = workspace.sync(expect=1)
-    print(
-        "INC",
-        [
-            (i["record_key"], i["kind"], i["field"], i["message"][:150])
-            for i in workspace.cli_json("incidents", "--dossier", "nord", "--open")
-        ],
-    )
     assert outcomes(runs) <= {"partial", "succeeded"}
     assert totals(runs)["created"] == 40 - len(BAD)
     assert totals(runs)["refused"] == kinds
