@@ -287,3 +287,34 @@ def test_the_endpoint_reads_a_value_its_type_cannot_carry_as_unreadable(
         assert got is not None and isinstance(got[column], Unreadable)
         one = list(sage.read("F_COMPTET", ["CT_Num", column], keys=[("CL00002",)]))
         assert isinstance(one[0][column], Unreadable)
+
+
+def test_an_ssm_edit_over_an_unreadable_sage_row_is_an_incident(workspace: Workspace) -> None:
+    """The SSM -> Sage pass reads the Sage row it writes over: a value there that cannot
+    be read as it is makes that record an incident, not the pass an internal error."""
+    path = workspace.add_dossier("nord", clients=20, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    code = workspace.sage_rows(
+        "nord", "SELECT CT_Num FROM F_COMPTET WHERE CT_Prospect = 1 ORDER BY CT_Num LIMIT 1"
+    )[0][0]
+    account = workspace.account(f"nord:{code}")
+    workspace.ssm_put("accounts", account["id"], {"phone": "04 72 00 00 00"})
+    with sqlite3.connect(path) as conn:  # a blob where Sage has its city: no change time
+        conn.execute("UPDATE F_COMPTET SET CT_Ville = ? WHERE CT_Num = ?", (b"\xff\xfe", code))
+
+    runs = workspace.sync(expect=1)
+    assert "failed" not in outcomes(runs)
+    (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert (incident["kind"], incident["record_key"], incident["field"]) == (
+        "invalid_record",
+        code,
+        "city",
+    )
+    assert incident["direction"] == "ssm_to_sage"
+    assert (
+        workspace.sage_rows("nord", "SELECT CT_Telephone FROM F_COMPTET WHERE CT_Num = ?", (code,))[
+            0
+        ][0]
+        != "04 72 00 00 00"
+    )

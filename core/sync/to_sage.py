@@ -295,6 +295,11 @@ class SsmToSage(SyncPass):
             add_event(self.session, self.run, key, Action.PENDING, str(exc))
         except RecordMoved as exc:
             self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
+        except RecordInvalid as exc:
+            # the Sage row it would be written over holds a value that cannot be read
+            self.record_failed(
+                link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+            )
         except RecordRefused as exc:
             self.record_failed(
                 link,
