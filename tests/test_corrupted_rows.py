@@ -318,3 +318,37 @@ def test_an_ssm_edit_over_an_unreadable_sage_row_is_an_incident(workspace: Works
         ][0]
         != "04 72 00 00 00"
     )
+
+
+def test_bad_product_prices_and_stock_are_one_incident_each(workspace: Workspace) -> None:
+    path = workspace.add_dossier("nord", clients=3, seed=1, products=20, entities=("products",))
+    with sqlite3.connect(path) as conn:
+        refs = [r[0] for r in conn.execute("SELECT AR_Ref FROM F_ARTICLE ORDER BY AR_Ref")]
+        stocked = [
+            r[0] for r in conn.execute("SELECT DISTINCT AR_Ref FROM F_ARTSTOCK ORDER BY AR_Ref")
+        ]
+        bad = {
+            refs[0]: ("AR_PrixVen", "douze euros", "price"),  # not a number
+            refs[1]: ("AR_PrixVen", b"\x00\xff", "price"),  # a blob
+            refs[2]: ("AR_PrixVen", "1e400", "price"),  # out of any range
+            refs[3]: ("AR_Design", "Vis\x00 inox", "designation"),
+            refs[4]: ("AR_Sommeil", 0.5, "dormant"),
+        }
+        for ref, (column, value, _) in bad.items():
+            conn.execute(
+                f"UPDATE F_ARTICLE SET {column} = ? WHERE AR_Ref = ?",  # noqa: S608
+                (value, ref),
+            )
+        short = next(r for r in stocked if r not in bad)
+        conn.execute("UPDATE F_ARTSTOCK SET AS_QteSto = 'beaucoup' WHERE AR_Ref = ?", (short,))
+        bad[short] = ("AS_QteSto", "beaucoup", "stock")
+    workspace.activate_all()
+
+    runs = workspace.sync(expect=1)
+    assert "failed" not in outcomes(runs)
+    incidents = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert sorted((i["kind"], i["record_key"], i["field"]) for i in incidents) == sorted(
+        ("invalid_record", ref, field) for ref, (_, _, field) in bad.items()
+    )
+    synced = {r["extId"] for r in workspace.records("products", "nord")}
+    assert synced == {f"nord:{ref}" for ref in refs if ref not in bad}
