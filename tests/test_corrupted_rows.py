@@ -352,3 +352,35 @@ def test_bad_product_prices_and_stock_are_one_incident_each(workspace: Workspace
     )
     synced = {r["extId"] for r in workspace.records("products", "nord")}
     assert synced == {f"nord:{ref}" for ref in refs if ref not in bad}
+
+
+def test_a_contact_number_that_cannot_be_read_leaves_contacts_made_in_ssm_numbered(
+    workspace: Workspace,
+) -> None:
+    path = workspace.add_dossier("nord", clients=5, seed=1, entities=("clients", "contacts"))
+    workspace.activate_all()
+    workspace.sync()
+    code = workspace.sage_rows("nord", "SELECT CT_Num FROM F_CONTACTT ORDER BY CT_Num LIMIT 1")[0][
+        0
+    ]
+    with sqlite3.connect(path) as conn:
+        top = conn.execute("SELECT MAX(CT_No) FROM F_CONTACTT WHERE CT_Num = ?", (code,)).fetchone()
+        conn.execute(
+            "INSERT INTO F_CONTACTT (CT_Num, CT_No, CT_Nom, cbModification) "
+            "VALUES (?, 1.5, 'Demi', strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+            (code,),
+        )
+    account = workspace.account(f"nord:{code}")
+    workspace.ssm_post(
+        "contacts",
+        {"accountId": account["id"], "firstName": "Loïc", "lastName": "Le Dréan", "salesRepId": 2},
+    )
+    runs = workspace.sync(expect=1)
+    assert "failed" not in outcomes(runs)
+    created = workspace.sage_rows(
+        "nord", "SELECT CT_Num, CT_No FROM F_CONTACTT WHERE CT_Nom = 'Le Dréan'"
+    )
+    assert [tuple(r) for r in created] == [(code, top[0] + 1)]
+    (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert incident["entity"] == "contacts" and incident["kind"] == "invalid_record"
+    assert incident["record_key"] == f"{code}:1.5"
