@@ -23,7 +23,14 @@ import pyodbc
 
 from dossiersync.errors import SourceError, SourceUnavailable
 
-from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
+from .mapping import (
+    IDENTIFIER,
+    ColumnMapping,
+    ColumnType,
+    SageMapping,
+    TableMapping,
+    check_physical,
+)
 
 Dialect = Literal["sqlite", "postgresql", "odbc"]
 
@@ -110,16 +117,18 @@ def _to_int(value: Any) -> int:
     raise ValueError(f"not an integer: {value!r}")
 
 
-def normalise(column: ColumnMapping, value: Any) -> Any:
+def normalise(column: ColumnMapping, value: Any, kind: ColumnType | None = None) -> Any:
     """A value read from the database, in the form its declared type promises.
 
     text → ``str`` without trailing spaces, int → ``int``, decimal → exact ``Decimal`` in
     its shortest form, timestamp → ``'YYYY-MM-DD hh:mm:ss.fff'``, date → ``'YYYY-MM-DD'``.
     ``None`` stays ``None``.  Raises ``ValueError`` for a value the type cannot hold.
+    ``kind`` reads the value as another type than the column's (what a value-mapped
+    column stores).
     """
     if value is None:
         return None
-    kind = column.type
+    kind = kind or column.type
     if kind == "text":
         return (value if isinstance(value, str) else str(value)).rstrip(" ")
     if kind == "int":
@@ -341,32 +350,78 @@ class Sage50OdbcEndpoint:
 
     # -- SQL pieces -------------------------------------------------------------------
 
-    def _q(self, name: str) -> str:
-        check_identifier(name, "identifier")
-        return f"{self._quote}{name}{self._quote}"
+    def _q(self, name: str | None) -> str:
+        """``name`` quoted for this driver (a quote inside it doubled), never built from data."""
+        name = check_physical(name, "name")
+        quote = self._quote
+        if not quote:
+            if not IDENTIFIER.match(name):
+                raise SourceError(f"{self.source} cannot quote names, so it cannot name {name!r}")
+            return name
+        return f"{quote}{name.replace(quote, quote * 2)}{quote}"
+
+    def _expr(self, table: TableMapping, column: ColumnMapping) -> str:
+        """The SQL of a physical column: its quoted name, or for a reference the lookup of
+        the referred row's column."""
+        ref = column.refers
+        if ref is None:
+            return self._q(column.column)
+        target = self.mapping.table(ref.table)
+        by = f"{self._q(target.table)}.{self._q(target.columns[ref.by].column)}"
+        own = f"{self._q(table.table)}.{self._q(column.column)}"
+        return (
+            f"(SELECT {self._q(target.columns[ref.column].column)} "  # noqa: S608
+            f"FROM {self._q(target.table)} WHERE {by} = {own})"
+        )
 
     def _param(
         self, table: TableMapping, column: ColumnMapping, value: Any, *, compared: bool = False
     ) -> Any:
         """A Python value converted for binding to ``column`` on this dialect. A value
         ``compared`` to the column (a condition, not a write) may be longer than the
-        column holds: it then matches nothing, or the over-long value a row has."""
+        column holds: it then matches nothing, or the over-long value a row has. A
+        value-mapped column binds the Sage value of ``value``; a constant one gives
+        ``value`` in its logical form (it is never bound)."""
         if value is None:
             return None
+        if column.values or column.is_constant:
+            try:
+                logical = normalise(column, value)
+            except (ValueError, TypeError, InvalidOperation) as exc:
+                raise SourceError(
+                    f"{table.logical}.{column.logical}: {value!r} is not a valid "
+                    f"{column.type} ({exc})"
+                ) from None
+            if column.is_constant:
+                return logical
+            try:
+                sage = column.to_sage(logical)
+            except KeyError:
+                known = ", ".join(repr(v) for _, v in column.values)
+                raise SourceError(
+                    f"{table.logical}.{column.logical}: {value!r} has no value in "
+                    f"{self.mapping.source} (it maps {known})"
+                ) from None
+            return self._convert(table, column, column.stored_type, sage, compared)
+        return self._convert(table, column, column.type, value, compared)
+
+    def _convert(
+        self, table: TableMapping, column: ColumnMapping, kind: str, value: Any, compared: bool
+    ) -> Any:
         try:
-            if column.type == "text":
+            if kind == "text":
                 text = value if isinstance(value, str) else str(value)
                 if not compared and column.length is not None and len(text) > column.length:
                     raise ValueError(f"{len(text)} characters, at most {column.length} fit")
                 return text
-            if column.type == "int":
+            if kind == "int":
                 return _to_int(value)
             generic = self.dialect == "odbc"
-            if column.type == "decimal":
+            if kind == "decimal":
                 number = _to_decimal(value)
                 return number if generic else format(number, "f")
             moment = _parse_timestamp(value)
-            if column.type == "date":
+            if kind == "date":
                 return moment.date() if generic else moment.date().isoformat()
             if generic:
                 return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
@@ -379,26 +434,57 @@ class Sage50OdbcEndpoint:
     def _equalities(
         self, table: TableMapping, values: Mapping[str, Any]
     ) -> tuple[list[str], list[Any]]:
-        """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters."""
+        """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters. A
+        constant column drops its condition when the value is its constant and matches
+        nothing otherwise, as does a value a value map does not know."""
         conditions, params = [], []
         for name, value in values.items():
             column = table.column(name)
-            if value is None:
-                conditions.append(f"{self._q(column.column)} IS NULL")
+            if column.absent:
+                raise SourceError(
+                    f"{table.logical}.{name} does not exist in {self.mapping.source}: "
+                    "no row can be chosen by it"
+                )
+            if column.is_constant:
+                if not self._is_constant(table, column, value):
+                    conditions.append("1 = 0")
+            elif value is None:
+                conditions.append(f"{self._expr(table, column)} IS NULL")
             else:
-                conditions.append(f"{self._q(column.column)} = ?")
-                params.append(self._param(table, column, value, compared=True))
+                try:
+                    param = self._param(table, column, value, compared=True)
+                except SourceError:
+                    if not column.values:
+                        raise
+                    conditions.append("1 = 0")
+                    continue
+                conditions.append(f"{self._expr(table, column)} = ?")
+                params.append(param)
         return conditions, params
+
+    def _is_constant(self, table: TableMapping, column: ColumnMapping, value: Any) -> bool:
+        """Whether ``value`` is the constant of ``column`` (in its logical form)."""
+        if value is None or column.constant is None:
+            return value is None and column.constant is None
+        try:
+            return bool(
+                self._param(table, column, value) == self._param(table, column, column.constant)
+            )
+        except SourceError:
+            return False
 
     def _key_values(self, table: TableMapping, key: Sequence[Any]) -> dict[str, Any]:
         return dict(zip(table.key, self._key(table, key), strict=True))
 
     def _selection(self, table: TableMapping, columns: Sequence[str] | None) -> list[ColumnMapping]:
+        """The columns a read returns: those asked for (all by default) but the absent
+        ones, which the rows do not have."""
         if columns is None:
-            return list(table.columns.values())
+            return [table.columns[name] for name in table.readable]
         if isinstance(columns, str):
             raise TypeError("columns is a sequence of column names, not one string")
-        return [table.column(name) for name in dict.fromkeys(columns)]
+        chosen = (table.column(name) for name in dict.fromkeys(columns))
+        return [column for column in chosen if not column.absent]
 
     # -- reading ----------------------------------------------------------------------
 
@@ -446,6 +532,13 @@ class Sage50OdbcEndpoint:
 
     def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
         try:
+            if column.values and value is not None:
+                stored = normalise(column, value, column.stored_type)
+                try:
+                    return column.from_sage(stored)
+                except KeyError:
+                    known = ", ".join(repr(v) for v, _ in column.values)
+                    raise ValueError(f"the mapping knows only {known}") from None
             return normalise(column, value)
         except (ValueError, TypeError, InvalidOperation) as exc:
             raise SourceError(
@@ -562,19 +655,48 @@ class Sage50OdbcEndpoint:
             modified = self._modified(table)
             conditions.append(f"{self._q(modified.column)} >= ?")
             params.append(self._param(table, modified, since))
+        real = [column for column in selected if column.physical]
         head = (
-            f"SELECT {', '.join(self._q(c.column) for c in selected)} "  # noqa: S608
+            f"SELECT {', '.join(self._expr(table, c) for c in real)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
         )
-        order = f" ORDER BY {', '.join(self._q(table.columns[k].column) for k in table.key)}"
+        ordered = [self._expr(table, c) for c in self._ordering(table)]
+        order = f" ORDER BY {', '.join(ordered)}"
+        rows: Generator[list[Any], None, None]
         if keys is None and self.dialect == "sqlite":
-            return self._paged(table, selected, conditions, params)
-        if keys is None:
+            rows = self._paged(table, real, conditions, params)
+        elif keys is None:
             where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            return self._stream(table, selected, [(head + where_sql + order, params)])
-        return self._stream(
-            table, selected, self._key_chunks(table, head, order, conditions, params, keys)
-        )
+            rows = self._stream(table, real, [(head + where_sql + order, params)])
+        else:
+            chunks = self._key_chunks(table, head, order, conditions, params, keys)
+            rows = self._stream(table, real, chunks)
+        if len(real) == len(selected):
+            return rows
+        return self._with_constants(table, selected, rows)
+
+    @staticmethod
+    def _ordering(table: TableMapping) -> list[ColumnMapping]:
+        """The key columns rows are ordered by: a constant one orders nothing."""
+        return [table.columns[name] for name in table.key if table.columns[name].physical]
+
+    def _with_constants(
+        self,
+        table: TableMapping,
+        selected: list[ColumnMapping],
+        rows: Generator[list[Any], None, None],
+    ) -> Generator[list[Any], None, None]:
+        """Rows of the physical columns completed with the constant ones, in ``selected``
+        order."""
+        constants = {
+            c.logical: self._normalise(table, c, c.constant) for c in selected if c.is_constant
+        }
+        try:
+            for values in rows:
+                given = iter(values)
+                yield [constants[c.logical] if c.is_constant else next(given) for c in selected]
+        finally:
+            rows.close()
 
     def _key_chunks(
         self,
@@ -591,16 +713,22 @@ class Sage50OdbcEndpoint:
             return
         self._key_part(table, first)
         key_columns = [table.columns[name] for name in table.key[: len(first)]]
-        per_chunk = max(1, _PARAMETERS_PER_STATEMENT // len(key_columns))
+        # a constant key column selects no row of its own: a key whose value is not the
+        # constant (or that a value map does not know) matches nothing
+        varying = [c for c in key_columns if not c.is_constant]
+        per_chunk = max(1, _PARAMETERS_PER_STATEMENT // max(1, len(varying)))
         seen: set[tuple[Any, ...]] = set()
         chunk: list[tuple[Any, ...]] = []
 
         def statement() -> tuple[str, list[Any]]:
-            if len(key_columns) == 1:
+            if not varying:
+                where = " AND ".join(conditions)
+                return f"{head}{f' WHERE {where}' if where else ''}{order}", list(params)
+            if len(varying) == 1:
                 marks = ", ".join(["?"] * len(chunk))
-                condition = f"{self._q(key_columns[0].column)} IN ({marks})"
+                condition = f"{self._expr(table, varying[0])} IN ({marks})"
             else:
-                one = " AND ".join(f"{self._q(c.column)} = ?" for c in key_columns)
+                one = " AND ".join(f"{self._expr(table, c)} = ?" for c in varying)
                 condition = " OR ".join(f"({one})" for _ in chunk)
             sql = f"{head} WHERE {' AND '.join([*conditions, f'({condition})'])}{order}"
             return sql, [*params, *(value for key in chunk for value in key)]
@@ -608,19 +736,36 @@ class Sage50OdbcEndpoint:
         for key in itertools.chain([first], keys):
             if isinstance(key, str | bytes) or len(key) != len(key_columns):
                 self._key_part(table, key, len(key_columns))
-            converted = tuple(
-                self._param(table, column, value, compared=True)
-                for column, value in zip(key_columns, key, strict=True)
-            )
-            if converted in seen:
+            converted = self._key_params(table, key_columns, key)
+            if converted is None or converted in seen:
                 continue
             seen.add(converted)
             chunk.append(converted)
             if len(chunk) >= per_chunk:
                 yield statement()
                 chunk = []
+                if not varying:
+                    return
         if chunk:
             yield statement()
+
+    def _key_params(
+        self, table: TableMapping, key_columns: list[ColumnMapping], key: Sequence[Any]
+    ) -> tuple[Any, ...] | None:
+        """The parameters of a key's varying columns; ``None`` when no row can have it."""
+        converted = []
+        for column, value in zip(key_columns, key, strict=True):
+            if column.is_constant:
+                if not self._is_constant(table, column, value):
+                    return None
+                continue
+            try:
+                converted.append(self._param(table, column, value, compared=True))
+            except SourceError:
+                if not column.values:
+                    raise
+                return None
+        return tuple(converted)
 
     def _paged(
         self,
@@ -635,15 +780,15 @@ class Sage50OdbcEndpoint:
         (or in a transaction) into memory before the first row: one statement over a
         500,000-row table costs its whole size. Pages bound that by ``_PAGE_ROWS``; they
         follow the key order (NULLs first, as SQLite sorts them)."""
-        key_columns = [table.columns[name] for name in table.key]
+        key_columns = self._ordering(table)
         extra = [c for c in key_columns if c not in selected]
         columns = [*selected, *extra]
         at = [columns.index(c) for c in key_columns]
         head = (
-            f"SELECT {', '.join(self._q(c.column) for c in columns)} "  # noqa: S608
+            f"SELECT {', '.join(self._expr(table, c) for c in columns)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
         )
-        order = f" ORDER BY {', '.join(self._q(c.column) for c in key_columns)} LIMIT ?"
+        order = f" ORDER BY {', '.join(self._expr(table, c) for c in key_columns)} LIMIT ?"
         page = _Page()
 
         def pages() -> Iterator[tuple[str, list[Any]]]:
@@ -651,7 +796,7 @@ class Sage50OdbcEndpoint:
             while True:
                 page_conditions, page_params = list(conditions), list(params)
                 if after:
-                    condition, values = self._after(key_columns, after)
+                    condition, values = self._after(table, key_columns, after)
                     page_conditions.append(condition)
                     page_params += values
                 where_sql = f" WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
@@ -664,7 +809,9 @@ class Sage50OdbcEndpoint:
         for values in self._stream(table, columns, pages(), page=page):
             yield values[: len(selected)]
 
-    def _after(self, key_columns: list[ColumnMapping], key: list[Any]) -> tuple[str, list[Any]]:
+    def _after(
+        self, table: TableMapping, key_columns: list[ColumnMapping], key: list[Any]
+    ) -> tuple[str, list[Any]]:
         """The condition "key after ``key``" in key order, for raw values as read (``None``
         sorts first: after it is ``IS NOT NULL``, equal to it ``IS NULL``)."""
         alternatives, values = [], []
@@ -672,14 +819,14 @@ class Sage50OdbcEndpoint:
             parts = []
             for earlier, value in zip(key_columns[:i], key[:i], strict=True):
                 if value is None:
-                    parts.append(f"{self._q(earlier.column)} IS NULL")
+                    parts.append(f"{self._expr(table, earlier)} IS NULL")
                 else:
-                    parts.append(f"{self._q(earlier.column)} = ?")
+                    parts.append(f"{self._expr(table, earlier)} = ?")
                     values.append(value)
             if key[i] is None:
-                parts.append(f"{self._q(column.column)} IS NOT NULL")
+                parts.append(f"{self._expr(table, column)} IS NOT NULL")
             else:
-                parts.append(f"{self._q(column.column)} > ?")
+                parts.append(f"{self._expr(table, column)} > ?")
                 values.append(key[i])
             alternatives.append(f"({' AND '.join(parts)})")
         return f"({' OR '.join(alternatives)})", values
@@ -726,6 +873,9 @@ class Sage50OdbcEndpoint:
     def _assignments(
         self, table: TableMapping, values: Mapping[str, Any]
     ) -> tuple[list[ColumnMapping], list[Any]]:
+        """The physical columns a write sets and their parameters. An absent column's value
+        is dropped; a constant column's must be its constant; a reference column binds
+        the referred row's ``by`` value."""
         columns, params = [], []
         for name, value in values.items():
             column = table.column(name)
@@ -733,15 +883,50 @@ class Sage50OdbcEndpoint:
                 raise SourceError(
                     f"{table.logical}.{name} is set by the database and cannot be written"
                 )
+            if column.absent:
+                continue
+            if column.is_constant:
+                if not self._is_constant(table, column, value):
+                    raise SourceError(
+                        f"{table.logical}.{name}: every row of {self.mapping.source} holds "
+                        f"{column.constant!r}, {value!r} cannot be written"
+                    )
+                continue
             columns.append(column)
-            params.append(self._param(table, column, value))
+            if column.refers is not None and value is not None:
+                params.append(self._referred(table, column, value))
+            else:
+                params.append(self._param(table, column, value))
         return columns, params
+
+    def _referred(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        """The ``by`` value of the row a reference column's logical ``value`` names."""
+        ref = column.refers
+        assert ref is not None
+        target = self.mapping.table(ref.table)
+        by, named = target.columns[ref.by], target.columns[ref.column]
+        sql = (
+            f"SELECT {self._q(by.column)} FROM {self._q(target.table)} "  # noqa: S608
+            f"WHERE {self._q(named.column)} = ?"
+        )
+        param = self._param(target, named, value, compared=True)
+        found = [row[0] for row in self._stream(target, [by], [(sql, [param])])]
+        if len(found) != 1:
+            raise SourceError(
+                f"{table.logical}.{column.logical}: {len(found) or 'no'} row(s) of "
+                f"{target.logical} have {ref.column} = {value!r}, exactly one is needed"
+            )
+        return self._param(table, by, found[0])
 
     def insert(self, table: str, values: Mapping[str, Any]) -> None:
         """Insert one row; the modification column is set to :meth:`clock` unless given."""
         spec = self.mapping.table(table)
         row = dict(values)
-        missing = [name for name in spec.key if row.get(name) is None]
+        missing = [
+            name
+            for name in spec.key
+            if row.get(name) is None and not spec.columns[name].is_constant
+        ]
         if missing:
             raise SourceError(
                 f"insert into {spec.logical}: key column(s) {', '.join(missing)} missing"

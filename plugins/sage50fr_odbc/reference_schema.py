@@ -14,7 +14,7 @@ from typing import Literal
 from dossiersync.errors import SourceError
 
 from .endpoint import Sage50OdbcEndpoint, names_sqlite_driver
-from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
+from .mapping import ColumnMapping, SageMapping, TableMapping, check_physical
 
 ReferenceDialect = Literal["sqlite", "postgresql"]
 
@@ -41,11 +41,15 @@ _IDENTITY: dict[ReferenceDialect, str] = {
 }
 
 
-def _q(name: str) -> str:
-    return f'"{check_identifier(name, "identifier")}"'
+def _q(name: str | None) -> str:
+    return '"' + check_physical(name, "name").replace('"', '""') + '"'
 
 
 def _column_type(dialect: ReferenceDialect, column: ColumnMapping) -> str:
+    if column.refers is not None:
+        return _TYPES[dialect]["int"]
+    if column.values:
+        return _TYPES[dialect][column.stored_type]
     if column.type == "text" and column.length is not None:
         return f"VARCHAR({column.length})"
     return _TYPES[dialect][column.type]
@@ -54,6 +58,8 @@ def _column_type(dialect: ReferenceDialect, column: ColumnMapping) -> str:
 def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
     lines = []
     for column in table.columns.values():
+        if not column.physical:
+            continue
         if column.logical == table.identity:
             lines.append(f"{_q(column.column)} {_IDENTITY[dialect]}")
             continue
@@ -61,12 +67,14 @@ def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
         if column.logical in table.key:
             definition += " NOT NULL"
         lines.append(definition)
-    key = ", ".join(_q(table.columns[name].column) for name in table.key)
+    key = ", ".join(
+        _q(table.columns[name].column) for name in table.key if table.columns[name].physical
+    )
     lines.append(f"UNIQUE ({key})" if table.identity else f"PRIMARY KEY ({key})")
     body = ",\n    ".join(lines)
     statements = [f"CREATE TABLE IF NOT EXISTS {_q(table.table)} (\n    {body}\n)"]
     if table.modified is not None:
-        modified = table.columns[table.modified].column
+        modified = str(table.columns[table.modified].column)
         index = _q(f"ix_{table.table}_{modified}"[:63])
         statements.append(
             f"CREATE INDEX IF NOT EXISTS {index} ON {_q(table.table)} ({_q(modified)})"
