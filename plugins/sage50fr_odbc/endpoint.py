@@ -360,6 +360,33 @@ class Sage50OdbcEndpoint:
             return name
         return f"{quote}{name.replace(quote, quote * 2)}{quote}"
 
+    def _target(self, column: ColumnMapping) -> tuple[TableMapping, ColumnMapping]:
+        """The table and column a reference column takes its value (and type) from."""
+        ref = column.refers
+        assert ref is not None
+        target = self.mapping.table(ref.table)
+        return target, target.columns[ref.column]
+
+    def _match(self, table: TableMapping, column: ColumnMapping, test: str) -> str:
+        """The condition "``column`` ``test``" (``= ?``, ``IN (?, ?)``). A reference column
+        is tested on the referred table, whose column is indexed where the line's id is
+        not: ``id IN (SELECT by FROM header WHERE column = ?)``."""
+        if column.refers is None:
+            return f"{self._expr(table, column)} {test}"
+        target, named = self._target(column)
+        by = target.columns[column.refers.by]
+        return (
+            f"{self._q(column.column)} IN (SELECT {self._q(by.column)} "  # noqa: S608
+            f"FROM {self._q(target.table)} WHERE {self._q(named.column)} {test})"
+        )
+
+    def _value_mapped(self, column: ColumnMapping) -> bool:
+        """Whether a value of ``column`` goes through a value map (its own or, for a
+        reference, the referred column's): an unknown value then matches nothing."""
+        if column.refers is not None:
+            return bool(self._target(column)[1].values)
+        return bool(column.values)
+
     def _expr(self, table: TableMapping, column: ColumnMapping) -> str:
         """The SQL of a physical column: its quoted name, or for a reference the lookup of
         the referred row's column."""
@@ -384,6 +411,9 @@ class Sage50OdbcEndpoint:
         ``value`` in its logical form (it is never bound)."""
         if value is None:
             return None
+        if column.refers is not None:
+            target, named = self._target(column)
+            return self._param(target, named, value, compared=compared)
         if column.values or column.is_constant:
             try:
                 logical = normalise(column, value)
@@ -449,16 +479,16 @@ class Sage50OdbcEndpoint:
                 if not self._is_constant(table, column, value):
                     conditions.append("1 = 0")
             elif value is None:
-                conditions.append(f"{self._expr(table, column)} IS NULL")
+                conditions.append(f"{self._q(column.column)} IS NULL")
             else:
                 try:
                     param = self._param(table, column, value, compared=True)
                 except SourceError:
-                    if not column.values:
+                    if not self._value_mapped(column):
                         raise
                     conditions.append("1 = 0")
                     continue
-                conditions.append(f"{self._expr(table, column)} = ?")
+                conditions.append(self._match(table, column, "= ?"))
                 params.append(param)
         return conditions, params
 
@@ -523,6 +553,20 @@ class Sage50OdbcEndpoint:
             return None
         return format_timestamp(_parse_timestamp(self._normalise(spec, modified, row[0])))
 
+    def text_lengths(self, table: str) -> dict[str, int | None]:
+        """The mapping's length of each text column of ``table`` (``None``: unbounded)."""
+        spec = self.mapping.table(table)
+        return {
+            name: column.length
+            for name, column in spec.columns.items()
+            if column.type == "text" and not column.absent
+        }
+
+    def changes_by_day(self, table: str) -> bool:
+        """Whether ``table``'s modification column tells only the day (a ``date``): two
+        edits of the same day leave it as it was."""
+        return self.mapping.table(table).by_day
+
     def _modified(self, table: TableMapping) -> ColumnMapping:
         if table.modified is None:
             raise SourceError(
@@ -531,6 +575,9 @@ class Sage50OdbcEndpoint:
         return table.columns[table.modified]
 
     def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        if column.refers is not None:
+            target, named = self._target(column)
+            return self._normalise(target, named, value)
         try:
             if column.values and value is not None:
                 stored = normalise(column, value, column.stored_type)
@@ -726,9 +773,9 @@ class Sage50OdbcEndpoint:
                 return f"{head}{f' WHERE {where}' if where else ''}{order}", list(params)
             if len(varying) == 1:
                 marks = ", ".join(["?"] * len(chunk))
-                condition = f"{self._expr(table, varying[0])} IN ({marks})"
+                condition = self._match(table, varying[0], f"IN ({marks})")
             else:
-                one = " AND ".join(f"{self._expr(table, c)} = ?" for c in varying)
+                one = " AND ".join(self._match(table, c, "= ?") for c in varying)
                 condition = " OR ".join(f"({one})" for _ in chunk)
             sql = f"{head} WHERE {' AND '.join([*conditions, f'({condition})'])}{order}"
             return sql, [*params, *(value for key in chunk for value in key)]
@@ -762,7 +809,7 @@ class Sage50OdbcEndpoint:
             try:
                 converted.append(self._param(table, column, value, compared=True))
             except SourceError:
-                if not column.values:
+                if not self._value_mapped(column):
                     raise
                 return None
         return tuple(converted)
@@ -877,6 +924,7 @@ class Sage50OdbcEndpoint:
         is dropped; a constant column's must be its constant; a reference column binds
         the referred row's ``by`` value."""
         columns, params = [], []
+        referring: dict[str, dict[str, Any]] = {}
         for name, value in values.items():
             column = table.column(name)
             if name == table.identity:
@@ -892,31 +940,40 @@ class Sage50OdbcEndpoint:
                         f"{column.constant!r}, {value!r} cannot be written"
                     )
                 continue
+            if column.refers is not None:
+                referring.setdefault(str(column.column), {})[name] = value
+                continue
             columns.append(column)
-            if column.refers is not None and value is not None:
-                params.append(self._referred(table, column, value))
-            else:
-                params.append(self._param(table, column, value))
+            params.append(self._param(table, column, value))
+        for physical, named in referring.items():
+            column = next(c for c in table.columns.values() if c.column == physical and c.refers)
+            columns.append(column)
+            params.append(self._referred(table, column, named))
         return columns, params
 
-    def _referred(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
-        """The ``by`` value of the row a reference column's logical ``value`` names."""
+    def _referred(self, table: TableMapping, column: ColumnMapping, named: dict[str, Any]) -> Any:
+        """The ``by`` value of the one row the reference columns sharing ``column``'s
+        physical column name (``{logical column: value}``); ``None`` when all are None."""
+        if all(value is None for value in named.values()):
+            return None
         ref = column.refers
         assert ref is not None
         target = self.mapping.table(ref.table)
-        by, named = target.columns[ref.by], target.columns[ref.column]
+        by = target.columns[ref.by]
+        wanted = {table.columns[name].refers.column: value for name, value in named.items()}  # type: ignore[union-attr]
+        conditions, params = self._equalities(target, wanted)
         sql = (
             f"SELECT {self._q(by.column)} FROM {self._q(target.table)} "  # noqa: S608
-            f"WHERE {self._q(named.column)} = ?"
+            f"WHERE {' AND '.join(conditions) or '1 = 1'}"
         )
-        param = self._param(target, named, value, compared=True)
-        found = [row[0] for row in self._stream(target, [by], [(sql, [param])])]
+        found = [row[0] for row in self._stream(target, [by], [(sql, params)])]
         if len(found) != 1:
+            shown = ", ".join(f"{name} = {value!r}" for name, value in wanted.items())
             raise SourceError(
-                f"{table.logical}.{column.logical}: {len(found) or 'no'} row(s) of "
-                f"{target.logical} have {ref.column} = {value!r}, exactly one is needed"
+                f"{table.logical}.{', '.join(named)}: {len(found) or 'no'} row(s) of "
+                f"{target.logical} have {shown}, exactly one is needed"
             )
-        return self._param(table, by, found[0])
+        return self._param(target, by, found[0])
 
     def insert(self, table: str, values: Mapping[str, Any]) -> None:
         """Insert one row; the modification column is set to :meth:`clock` unless given."""

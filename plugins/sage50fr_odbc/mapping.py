@@ -189,8 +189,13 @@ class TableMapping:
         for name, column in self.columns.items():
             if name != column.logical:
                 raise SourceError(f"{where}: column entry {name} describes {column.logical}")
-        physical = [str(c.column).lower() for c in self.columns.values() if c.physical]
-        if len(set(physical)) != len(physical):
+        # references may share their physical column: a line's id of its header gives the
+        # header's type and number alike
+        physical = [
+            str(c.column).lower() for c in self.columns.values() if c.physical and not c.refers
+        ]
+        referring = {str(c.column).lower() for c in self.columns.values() if c.refers}
+        if len(set(physical)) != len(physical) or referring & set(physical):
             raise SourceError(f"{where}: two logical columns map to the same physical column")
         if not self.key:
             raise SourceError(f"{where}: the key needs at least one column")
@@ -347,6 +352,15 @@ def check_references(mapping: SageMapping) -> None:
                     raise SourceError(f"{where} refers to {ref.table}.{name}: not a column there")
             if target.columns[ref.column].type != column.type:
                 raise SourceError(f"{where}: {ref.table}.{ref.column} is not a {column.type}")
+            if target.columns[ref.by].type not in ("int", "text"):
+                raise SourceError(f"{where}: {ref.table}.{ref.by} cannot identify a row")
+            shared = [
+                c.refers
+                for c in table.columns.values()
+                if c.refers and str(c.column).lower() == str(column.column).lower()
+            ]
+            if any((r.table, r.by) != (ref.table, ref.by) for r in shared if r is not None):
+                raise SourceError(f"{where}: columns sharing {column.column!r} refer to one row")
 
 
 @lru_cache(maxsize=1)

@@ -56,10 +56,11 @@ def _column_type(dialect: ReferenceDialect, column: ColumnMapping) -> str:
 
 
 def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
-    lines = []
+    lines, made = [], set()
     for column in table.columns.values():
-        if not column.physical:
+        if not column.physical or column.column in made:
             continue
+        made.add(column.column)
         if column.logical == table.identity:
             lines.append(f"{_q(column.column)} {_IDENTITY[dialect]}")
             continue
@@ -67,9 +68,8 @@ def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
         if column.logical in table.key:
             definition += " NOT NULL"
         lines.append(definition)
-    key = ", ".join(
-        _q(table.columns[name].column) for name in table.key if table.columns[name].physical
-    )
+    physical_key = (table.columns[name] for name in table.key)
+    key = ", ".join(_q(c) for c in dict.fromkeys(c.column for c in physical_key if c.physical))
     lines.append(f"UNIQUE ({key})" if table.identity else f"PRIMARY KEY ({key})")
     body = ",\n    ".join(lines)
     statements = [f"CREATE TABLE IF NOT EXISTS {_q(table.table)} (\n    {body}\n)"]
@@ -87,9 +87,24 @@ def reference_ddl(dialect: ReferenceDialect, mapping: SageMapping | None = None)
     if dialect not in _TYPES:
         raise ValueError(f"the reference schema exists for sqlite and postgresql, not {dialect!r}")
     mapping = mapping if mapping is not None else SageMapping.load()
-    return [
+    statements = [
         statement for table in mapping.tables.values() for statement in _table_ddl(dialect, table)
     ]
+    # a reference column is looked up by the referred row's column: index it
+    referred = {
+        (column.refers.table, column.refers.column)
+        for table in mapping.tables.values()
+        for column in table.columns.values()
+        if column.refers is not None
+    }
+    for logical, name in sorted(referred):
+        target = mapping.table(logical)
+        physical = str(target.columns[name].column)
+        index = _q(f"ix_{target.table}_{physical}"[:63])
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {index} ON {_q(target.table)} ({_q(physical)})"
+        )
+    return statements
 
 
 def create_reference_schema(connection: str, mapping: SageMapping | None = None) -> None:
