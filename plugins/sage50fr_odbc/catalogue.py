@@ -38,6 +38,8 @@ _EXACT = {2, 3}  # NUMERIC, DECIMAL
 _APPROXIMATE = {6, 7, 8}  # FLOAT, REAL, DOUBLE
 _DATE = {91, 9}  # TYPE_DATE, DATE (ODBC 2)
 _TIMESTAMP = {93, 11}  # TYPE_TIMESTAMP, TIMESTAMP (ODBC 2)
+#: SQL_QUOTED_IDENTIFIER_CASE's answer for quoted names compared case included
+_IC_SENSITIVE = 3
 
 #: words of a driver's own type name, for a type code outside the standard ones
 _TYPE_WORDS: tuple[tuple[str, str], ...] = (
@@ -164,7 +166,7 @@ def read_catalogue(endpoint: Sage50OdbcEndpoint) -> Catalogue:
             cursor.close()
     endpoint._release()
     # SQLite compares names without case even quoted, whatever its driver says
-    exact_case = dialect != "sqlite" and quoted_case == pyodbc.SQL_IC_SENSITIVE
+    exact_case = dialect != "sqlite" and quoted_case == _IC_SENSITIVE
     return Catalogue(dialect=dialect, exact_case=exact_case, tables=tables)
 
 

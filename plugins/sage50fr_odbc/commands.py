@@ -109,6 +109,20 @@ def _dossier_endpoint(
     return dossier, endpoint
 
 
+def _scrubbed(value: Any, secrets: list[Any]) -> Any:
+    """``value`` with every secret masked in its texts, one line at a time (a password
+    mask reads up to the next ``;``: never across a line or out of a JSON string)."""
+    from dossiersync.secrets import scrub
+
+    if isinstance(value, str):
+        return "\n".join(scrub(line, secrets) for line in value.split("\n"))
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, secrets) for item in value]
+    return value
+
+
 def _entity_tables(names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """The logical tables each named entity uses (its parts' watched tables)."""
     from dossiersync.registry import load_entities
@@ -142,7 +156,6 @@ def _register_mapping_commands(cli: click.Group) -> None:
         import json
 
         from dossiersync.errors import DossierSyncError
-        from dossiersync.secrets import scrub
 
         from .catalogue import check_mapping, read_catalogue
 
@@ -153,18 +166,22 @@ def _register_mapping_commands(cli: click.Group) -> None:
                 catalogue = read_catalogue(endpoint)
             checks = check_mapping(endpoint.mapping, catalogue, tables)
         except DossierSyncError as exc:
-            raise _CannotCheck(scrub(str(exc), ctx.config.secrets())) from None
+            raise _CannotCheck(_scrubbed(str(exc), ctx.config.secrets())) from None
         ok = all(not check.findings for check in checks)
+        secrets = ctx.config.secrets()
         if as_json:
             text = json.dumps(
-                {
-                    "dossier": dossier_id,
-                    "source": endpoint.source,
-                    "dialect": catalogue.dialect,
-                    "mapping": endpoint.mapping.source,
-                    "ok": ok,
-                    "entities": [check.as_dict() for check in checks],
-                },
+                _scrubbed(
+                    {
+                        "dossier": dossier_id,
+                        "source": endpoint.source,
+                        "dialect": catalogue.dialect,
+                        "mapping": endpoint.mapping.source,
+                        "ok": ok,
+                        "entities": [check.as_dict() for check in checks],
+                    },
+                    secrets,
+                ),
                 indent=2,
                 ensure_ascii=False,
             )
@@ -184,8 +201,8 @@ def _register_mapping_commands(cli: click.Group) -> None:
                 else "The mapping names what the source lacks: correct the mapping file (see "
                 "'dossiersync mapping suggest') or the data source."
             )
-            text = "\n".join(lines)
-        click.echo(scrub(text, ctx.config.secrets()))
+            text = _scrubbed("\n".join(lines), secrets)
+        click.echo(text)
         if not ok:
             sys.exit(1)
 
@@ -205,7 +222,6 @@ def _register_mapping_commands(cli: click.Group) -> None:
         from pathlib import Path
 
         from dossiersync.errors import DossierSyncError
-        from dossiersync.secrets import scrub
 
         from .catalogue import read_catalogue, suggest_mapping
 
@@ -215,7 +231,7 @@ def _register_mapping_commands(cli: click.Group) -> None:
                 catalogue = read_catalogue(endpoint)
             suggestion = suggest_mapping(catalogue, origin=f"dossier {dossier_id}")
         except DossierSyncError as exc:
-            raise _CannotCheck(scrub(str(exc), ctx.config.secrets())) from None
+            raise _CannotCheck(_scrubbed(str(exc), ctx.config.secrets())) from None
         text = json.dumps(suggestion.document, indent=2, ensure_ascii=False) + "\n"
         if output is None:
             click.echo(text, nl=False)
@@ -224,10 +240,10 @@ def _register_mapping_commands(cli: click.Group) -> None:
                 Path(output).write_text(text, encoding="utf-8")
             except OSError as exc:
                 raise _CannotCheck(f"cannot write {output}: {exc}") from None
-        notes = [f"Mapping suggested for dossier {dossier_id} ({endpoint.source})"]
+        notes = [f"Mapping suggested for dossier {dossier_id} from {endpoint.source}"]
         notes += [f"  - {note}" for note in suggestion.notes()]
         if output is not None:
             notes.append(f"Written to {output}: review it before pointing the dossier at it.")
-        click.echo(scrub("\n".join(notes), ctx.config.secrets()), err=True)
+        click.echo(_scrubbed("\n".join(notes), ctx.config.secrets()), err=True)
         if not suggestion.complete:
             sys.exit(1)

@@ -1,0 +1,348 @@
+"""``dossiersync mapping check`` / ``mapping suggest`` against real ODBC catalogues:
+SQLite3 ODBC (a demo dossier) and psqlODBC (the throw-away PostgreSQL)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dossiersync.cli import cli
+from dossiersync.plugins.sage50fr_odbc.catalogue import (
+    Catalogue,
+    SourceColumn,
+    SourceTable,
+    known_layouts,
+    plain_name,
+    suggest_mapping,
+)
+from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
+from dossiersync.plugins.sage50fr_odbc.mapping import SageMapping
+from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
+
+from support.postgres import PgServer
+
+ENTITIES = ("clients", "contacts", "products", "orders")
+REFERENCE = json.loads(
+    (Path(__file__).resolve().parent.parent / "schemas/sage50fr/reference-mapping.json").read_text(
+        encoding="utf-8"
+    )
+)
+_databases = itertools.count()
+
+
+def reference_with(change: Callable[[dict[str, Any]], None]) -> SageMapping:
+    """The reference mapping with ``change`` made to its document (for a schema that
+    differs from it)."""
+    document = copy.deepcopy(REFERENCE)
+    change(document)
+    return SageMapping.from_document(document, "a changed reference mapping")
+
+
+def shorter_name_and_text_type(document: dict[str, Any]) -> None:
+    """A source whose client names hold 20 characters and whose client type is text."""
+    columns = document["tables"]["F_COMPTET"]["columns"]
+    columns["CT_Intitule"]["length"] = 20
+    columns["CT_Type"] = {"column": "CT_Type", "type": "text", "length": 5}
+
+
+class Site:
+    """A dossier in a configuration file, and SQL on its database."""
+
+    def __init__(self, root: Path, connection: str, run_sql: Callable[[str], None]) -> None:
+        self.root = root
+        self.connection = connection
+        self.run_sql = run_sql
+        self.config = root / "dossiersync.toml"
+        self.config.write_text(
+            "\n".join(
+                [
+                    "[implementation]",
+                    'name = "Test"',
+                    'api_url = "http://127.0.0.1:9/api"',
+                    'public_key = "public"',
+                    'private_key = "private"',
+                    "[state]",
+                    f'url = "sqlite:///{root / "state.db"}"',
+                    "[dossiers.nord]",
+                    'name = "Nord"',
+                    f"connection = '{connection}'",
+                    "entities = [" + ", ".join(f'"{e}"' for e in ENTITIES) + "]",
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+
+    def cli(self, *args: str, expect: int) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), *args])
+        assert result.exit_code == expect, result.output + result.stderr
+        if result.exception is not None:  # an exit status, never a crash
+            assert isinstance(result.exception, SystemExit), repr(result.exception)
+        return result
+
+    def check(self, *args: str, expect: int) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(
+            self.cli("mapping", "check", "--dossier", "nord", "--json", *args, expect=expect).stdout
+        )
+        return data
+
+
+def problems(data: dict[str, Any]) -> dict[str, list[tuple[str, str, str | None]]]:
+    """Per entity, the problems as (kind, logical table, logical column)."""
+    return {
+        e["entity"]: [(p["kind"], p["table"], p["column"]) for p in e["problems"]]
+        for e in data["entities"]
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_site(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[SageMapping | None], Site]:
+    """A site whose dossier is laid out as a mapping says (default: the reference one):
+    a demo dossier (SQLite3 ODBC) or an empty PostgreSQL database (psqlODBC)."""
+
+    def make(mapping: SageMapping | None = None) -> Site:
+        if backend == "sqlite":
+            path = tmp_path / "nord.db"
+            connection = f"DRIVER={{SQLite3}};Database={path}"
+            if mapping is None:
+                write_demo_dossier(path, clients=5)
+            else:
+                create_reference_schema(connection, mapping)
+
+            def run_sqlite(sql: str) -> None:
+                with sqlite3.connect(path) as conn:
+                    conn.executescript(sql)
+
+            return Site(tmp_path, connection, run_sqlite)
+        pg: PgServer = request.getfixturevalue("pg")
+        database = pg.create_database(f"mapping_check_{next(_databases)}")
+        connection = pg.odbc_connection_string(database)
+        create_reference_schema(connection, mapping)
+        return Site(tmp_path, connection, lambda sql: pg.execute(database, sql))
+
+    return make
+
+
+def secret_of(site: Site) -> str | None:
+    fields = dict(part.split("=", 1) for part in site.connection.split(";") if "=" in part)
+    return fields.get("PWD")
+
+
+# -- check -------------------------------------------------------------------------------
+
+
+def test_a_source_laid_out_as_the_mapping_checks_clean(make_site: Callable[..., Site]) -> None:
+    site = make_site()
+    text = site.cli("mapping", "check", "--dossier", "nord", expect=0).stdout
+    assert "clients (F_COMPTET): ok" in text
+    assert "products (F_FAMILLE, F_ARTICLE, F_ARTSTOCK): ok" in text
+    assert "orders (F_DOCENTETE, F_DOCLIGNE): ok" in text
+    data = site.check(expect=0)
+    assert data["ok"] is True
+    assert data["dossier"] == "nord"
+    assert [(e["entity"], e["tables"], e["ok"], e["problems"]) for e in data["entities"]] == [
+        ("clients", ["F_COMPTET"], True, []),
+        ("contacts", ["F_CONTACTT"], True, []),
+        ("products", ["F_FAMILLE", "F_ARTICLE", "F_ARTSTOCK"], True, []),
+        ("orders", ["F_DOCENTETE", "F_DOCLIGNE"], True, []),
+    ]
+    assert "reference mapping" in data["mapping"]
+    password = secret_of(site)
+    if password:
+        assert password not in text
+        assert password not in json.dumps(data)
+        assert "PWD=***" in data["source"]
+
+
+def test_a_dropped_column_a_renamed_table_a_shorter_text_and_a_type_are_reported(
+    make_site: Callable[..., Site], backend: str
+) -> None:
+    site = make_site(reference_with(shorter_name_and_text_type))
+    site.run_sql('ALTER TABLE "F_CONTACTT" DROP COLUMN "CT_Fonction"')
+    site.run_sql('ALTER TABLE "F_FAMILLE" RENAME TO "FAMILLES"')
+    data = site.check(expect=1)
+    assert data["ok"] is False
+    assert problems(data) == {
+        "clients": [
+            ("length", "F_COMPTET", "CT_Intitule"),
+            ("type", "F_COMPTET", "CT_Type"),
+        ],
+        "contacts": [("missing_column", "F_CONTACTT", "CT_Fonction")],
+        "products": [("missing_table", "F_FAMILLE", None)],
+        "orders": [],
+    }
+    clients = data["entities"][0]["problems"]
+    assert clients[0]["expected"] == "text(35)"
+    assert "(20)" in clients[0]["found"]
+    assert clients[1]["expected"] == "int"
+    text = site.cli("mapping", "check", "--dossier", "nord", expect=1).stdout
+    assert "column CT_Fonction of table F_CONTACTT: the source has no such column" in text
+    assert "table F_FAMILLE: the source has no such table" in text
+    assert "column CT_Intitule of table F_COMPTET: the mapping says text(35)" in text
+    assert "column CT_Type of table F_COMPTET: the mapping says int" in text
+    assert "contacts (F_CONTACTT): 1 problem\n" in text
+    assert "orders (F_DOCENTETE, F_DOCLIGNE): ok" in text
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=False
+)
+def test_postgres_names_of_another_case_are_found_and_must_be_spelled_so(
+    tmp_path: Path, make_site: Callable[..., Site]
+) -> None:
+    site = make_site()
+    # created without quotes, as many sites do: psqlODBC reports them lower-cased
+    site.run_sql('ALTER TABLE "F_COMPTET" RENAME TO f_comptet')
+    site.run_sql('ALTER TABLE f_comptet RENAME COLUMN "CT_Intitule" TO ct_intitule')
+    data = site.check(expect=1)
+    found = data["entities"][0]["problems"]
+    assert [(p["kind"], p["column"], p["found"]) for p in found] == [
+        ("table_case", None, "f_comptet"),
+        ("column_case", "CT_Intitule", "ct_intitule"),
+    ]
+    # the suggestion spells them as the source does, and then checks clean
+    suggested = tmp_path / "suggested.json"
+    site.cli("mapping", "suggest", "--dossier", "nord", "--output", str(suggested), expect=0)
+    document = json.loads(suggested.read_text(encoding="utf-8"))
+    assert document["tables"]["F_COMPTET"]["table"] == "f_comptet"
+    assert document["tables"]["F_COMPTET"]["columns"]["CT_Intitule"]["column"] == "ct_intitule"
+    site.check("--mapping", str(suggested), expect=0)
+
+
+def test_a_source_that_cannot_be_reached_is_a_usage_error_without_password(
+    make_site: Callable[..., Site], backend: str, tmp_path: Path
+) -> None:
+    site = make_site()
+    wrong = "Wr0ng-Secret-42"
+    if backend == "sqlite":
+        (tmp_path / "nord.db").unlink()
+    else:
+        password = secret_of(site)
+        assert password
+        site = Site(tmp_path, site.connection.replace(password, wrong), site.run_sql)
+    for command in ("check", "suggest"):
+        result = site.cli("mapping", command, "--dossier", "nord", expect=2)
+        said = result.output + result.stderr
+        assert "cannot connect to the ODBC data source" in said
+        assert wrong not in said
+    unknown = site.cli("mapping", "check", "--dossier", "sud", expect=2)
+    assert "unknown dossier 'sud'" in unknown.output + unknown.stderr
+
+
+# -- suggest -----------------------------------------------------------------------------
+
+
+def test_suggest_on_an_unchanged_dossier_gives_the_reference_mapping(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site()
+    result = site.cli("mapping", "suggest", "--dossier", "nord", expect=0)
+    assert json.loads(result.stdout) == REFERENCE
+    assert "layout 'reference': 7 of 7 tables and 71 of 71 columns" in result.stderr
+    password = secret_of(site)
+    if password:
+        assert password not in result.stdout + result.stderr
+
+
+def test_suggest_matches_names_and_reports_what_it_cannot_find(
+    make_site: Callable[..., Site], tmp_path: Path
+) -> None:
+    site = make_site()
+    site.run_sql('ALTER TABLE "F_COMPTET" RENAME COLUMN "CT_Intitule" TO ct_intitule_x')
+    site.run_sql('ALTER TABLE "F_COMPTET" RENAME COLUMN "CT_CodePostal" TO "Ct_Code_Postal"')
+    site.run_sql('ALTER TABLE "F_ARTSTOCK" RENAME TO "F_ART_STOCK"')
+    output = tmp_path / "suggested.json"
+    result = site.cli("mapping", "suggest", "--dossier", "nord", "--output", str(output), expect=1)
+    document = json.loads(output.read_text(encoding="utf-8"))
+    SageMapping.from_document(document, "the suggestion")  # valid against the schema
+    tables = document["tables"]
+    assert tables["F_COMPTET"]["columns"]["CT_CodePostal"]["column"] == "Ct_Code_Postal"
+    assert tables["F_ARTSTOCK"]["table"] == "F_ART_STOCK"
+    # left as the layout says, for a person to complete
+    assert tables["F_COMPTET"]["columns"]["CT_Intitule"]["column"] == "CT_Intitule"
+    notes = result.stderr
+    assert (
+        "not found, to complete by hand: column CT_Intitule of table F_COMPTET: "
+        "the source has no such column"
+    ) in notes
+    assert "column CT_CodePostal of F_COMPTET (layout: CT_CodePostal) is Ct_Code_Postal" in notes
+    assert "table F_ARTSTOCK (layout: F_ARTSTOCK) is F_ART_STOCK" in notes
+    assert result.stdout == ""
+
+
+# -- the layout choice, on catalogues made by hand --------------------------------------
+
+
+def _catalogue(tables: dict[str, dict[str, tuple[int, str, int | None]]]) -> Catalogue:
+    return Catalogue(
+        dialect="postgresql",
+        exact_case=True,
+        tables={
+            name: SourceTable(
+                name,
+                {
+                    column: SourceColumn(column, code, type_name, size, None)
+                    for column, (code, type_name, size) in columns.items()
+                },
+            )
+            for name, columns in tables.items()
+        },
+    )
+
+
+def test_the_layout_that_finds_most_is_chosen_and_its_lengths_follow_the_catalogue() -> None:
+    other = {
+        "version": 1,
+        "tables": {
+            "F_COMPTET": {
+                "table": "Client",
+                "key": ["CT_Num"],
+                "columns": {
+                    "CT_Num": {"column": "Code", "type": "text", "length": 17},
+                    "CT_Intitule": {"column": "Nom", "type": "text", "length": 35},
+                },
+            }
+        },
+    }
+    catalogue = _catalogue(
+        {"client": {"code": (12, "varchar", 17), "nom": (-9, "varchar", 50), "x": (4, "int4", 10)}}
+    )
+    suggestion = suggest_mapping(catalogue, {"reference": REFERENCE, "other": other})
+    assert suggestion.layout == "other"
+    assert suggestion.complete
+    assert suggestion.document["tables"]["F_COMPTET"] == {
+        "table": "client",
+        "key": ["CT_Num"],
+        "columns": {
+            "CT_Num": {"column": "code", "type": "text", "length": 17},
+            "CT_Intitule": {"column": "nom", "type": "text", "length": 50},
+        },
+    }
+    assert other["tables"]["F_COMPTET"]["table"] == "Client"  # the layout itself untouched
+
+
+def test_every_built_in_layout_file_is_a_layout_and_names_compare_plainly() -> None:
+    layouts = known_layouts()
+    assert next(iter(layouts)) == "reference"
+    folder = Path(__file__).resolve().parent.parent / "schemas" / "sage50fr"
+    assert set(layouts) == {
+        p.name.removesuffix("-mapping.json") for p in folder.glob("*-mapping.json")
+    }
+    assert plain_name("Téléphone Portable") == plain_name("telephone_portable")
+    assert plain_name("N° pièce") == plain_name("N_piece")
+    assert plain_name("CT_Intitule") != plain_name("ct_intitule_x")
