@@ -95,7 +95,10 @@ class SourceColumn:
         return None
 
     def describe(self) -> str:
-        return f"{self.type_name}({self.max_length})" if self.max_length else self.type_name
+        """The type as the driver names it, with its length (``varchar(20)``)."""
+        if self.max_length and "(" not in self.type_name:
+            return f"{self.type_name}({self.max_length})"
+        return self.type_name
 
 
 @dataclass(frozen=True)

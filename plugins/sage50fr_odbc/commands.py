@@ -173,7 +173,7 @@ def _register_mapping_commands(cli: click.Group) -> None:
             text = json.dumps(
                 _scrubbed(
                     {
-                        "dossier": dossier_id,
+                        "dossier_id": dossier_id,
                         "source": endpoint.source,
                         "dialect": catalogue.dialect,
                         "mapping": endpoint.mapping.source,
