@@ -17,14 +17,16 @@ from click.testing import CliRunner, Result
 from dossiersync.cli import cli
 from dossiersync.plugins.sage50fr_odbc.catalogue import (
     Catalogue,
+    Finding,
     SourceColumn,
     SourceTable,
+    accepts,
     known_layouts,
     plain_name,
     suggest_mapping,
 )
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
-from dossiersync.plugins.sage50fr_odbc.mapping import SageMapping
+from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping, SageMapping
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
 
 from support.postgres import PgServer
@@ -242,6 +244,10 @@ def test_a_source_that_cannot_be_reached_is_a_usage_error_without_password(
         assert wrong not in said
     unknown = site.cli("mapping", "check", "--dossier", "sud", expect=2)
     assert "unknown dossier 'sud'" in unknown.output + unknown.stderr
+    broken = tmp_path / "broken-mapping.json"
+    broken.write_text('{"version": 1, "tables": {}}', encoding="utf-8")
+    invalid = site.cli("mapping", "check", "--dossier", "nord", "--mapping", str(broken), expect=2)
+    assert f"mapping file {broken}" in invalid.output + invalid.stderr
 
 
 # -- suggest -----------------------------------------------------------------------------
@@ -346,3 +352,41 @@ def test_every_built_in_layout_file_is_a_layout_and_names_compare_plainly() -> N
     assert plain_name("Téléphone Portable") == plain_name("telephone_portable")
     assert plain_name("N° pièce") == plain_name("N_piece")
     assert plain_name("CT_Intitule") != plain_name("ct_intitule_x")
+
+
+@pytest.mark.parametrize(
+    ("mapped", "code", "type_name", "digits", "dialect", "fits"),
+    [
+        ("text", -9, "varchar", None, "postgresql", True),  # psqlODBC's WVARCHAR
+        ("text", -10, "text", None, "postgresql", True),
+        ("text", 4, "int4", None, "postgresql", False),
+        ("int", -5, "int8", None, "postgresql", True),
+        ("int", 2, "numeric", 0, "postgresql", True),
+        ("int", 2, "numeric", 2, "postgresql", False),
+        ("decimal", 2, "numeric", 6, "postgresql", True),
+        ("decimal", 7, "float4", None, "postgresql", True),
+        ("decimal", -1, "TEXT", None, "sqlite", True),
+        ("decimal", -9, "varchar", None, "postgresql", False),
+        ("timestamp", 93, "timestamp", None, "postgresql", True),
+        ("timestamp", 91, "date", None, "postgresql", False),
+        ("timestamp", -1, "TEXT", None, "sqlite", True),
+        ("date", 91, "date", None, "postgresql", True),
+        ("date", 93, "timestamp", None, "postgresql", True),
+        ("date", -1, "TEXT", None, "sqlite", True),
+        ("date", -1, "text", None, "postgresql", False),
+        ("int", 9999, "SMALLINTEGER", None, "odbc", True),  # an unknown code: its name
+    ],
+)
+def test_which_source_types_hold_each_mapped_type(
+    mapped: str, code: int, type_name: str, digits: int | None, dialect: str, fits: bool
+) -> None:
+    column = ColumnMapping("X", "X", mapped)  # type: ignore[arg-type]
+    assert accepts(column, SourceColumn("X", code, type_name, 10, digits), dialect) is fits
+
+
+def test_a_finding_names_logical_and_physical_names() -> None:
+    finding = Finding("missing_column", "F_COMPTET", "Client", "CT_Intitule", "Nom")
+    assert finding.text() == (
+        "column CT_Intitule (physical column Nom) of table F_COMPTET (physical table Client): "
+        "the source has no such column"
+    )

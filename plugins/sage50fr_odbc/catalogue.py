@@ -212,17 +212,15 @@ class Finding:
     found: str | None = None
 
     def text(self) -> str:
+        """The finding in words, logical names first, physical ones when they differ."""
         where = f"table {self.table}"
         if self.physical_table and self.physical_table != self.table:
             where += f" (physical table {self.physical_table})"
         if self.column is not None:
-            where = f"column {self.column} of {where}"
+            column = f"column {self.column}"
             if self.physical_column and self.physical_column != self.column:
-                where = where.replace(
-                    f"column {self.column}",
-                    f"column {self.column} (physical column {self.physical_column})",
-                    1,
-                )
+                column += f" (physical column {self.physical_column})"
+            where = f"{column} of {where}"
         what = {
             "not_mapped": f"{where}: the mapping has no such table",
             "missing_table": f"{where}: the source has no such table",

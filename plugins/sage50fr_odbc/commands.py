@@ -159,6 +159,7 @@ def _register_mapping_commands(cli: click.Group) -> None:
 
         from .catalogue import check_mapping, read_catalogue
 
+        secrets = ctx.config.secrets()  # a configuration error is the CLI's, as everywhere
         try:
             dossier, endpoint = _dossier_endpoint(ctx, dossier_id, mapping_file)
             tables = _entity_tables(tuple(dossier.entities))
@@ -166,9 +167,8 @@ def _register_mapping_commands(cli: click.Group) -> None:
                 catalogue = read_catalogue(endpoint)
             checks = check_mapping(endpoint.mapping, catalogue, tables)
         except DossierSyncError as exc:
-            raise _CannotCheck(_scrubbed(str(exc), ctx.config.secrets())) from None
+            raise _CannotCheck(_scrubbed(str(exc), secrets)) from None
         ok = all(not check.findings for check in checks)
-        secrets = ctx.config.secrets()
         if as_json:
             text = json.dumps(
                 _scrubbed(
@@ -225,13 +225,14 @@ def _register_mapping_commands(cli: click.Group) -> None:
 
         from .catalogue import read_catalogue, suggest_mapping
 
+        secrets = ctx.config.secrets()
         try:
             _, endpoint = _dossier_endpoint(ctx, dossier_id)
             with endpoint:
                 catalogue = read_catalogue(endpoint)
             suggestion = suggest_mapping(catalogue, origin=f"dossier {dossier_id}")
         except DossierSyncError as exc:
-            raise _CannotCheck(_scrubbed(str(exc), ctx.config.secrets())) from None
+            raise _CannotCheck(_scrubbed(str(exc), secrets)) from None
         text = json.dumps(suggestion.document, indent=2, ensure_ascii=False) + "\n"
         if output is None:
             click.echo(text, nl=False)
@@ -244,6 +245,6 @@ def _register_mapping_commands(cli: click.Group) -> None:
         notes += [f"  - {note}" for note in suggestion.notes()]
         if output is not None:
             notes.append(f"Written to {output}: review it before pointing the dossier at it.")
-        click.echo(_scrubbed("\n".join(notes), ctx.config.secrets()), err=True)
+        click.echo(_scrubbed("\n".join(notes), secrets), err=True)
         if not suggestion.complete:
             sys.exit(1)
