@@ -224,6 +224,14 @@ def test_postgres_names_of_another_case_are_found_and_must_be_spelled_so(
     assert document["tables"]["F_COMPTET"]["table"] == "f_comptet"
     assert document["tables"]["F_COMPTET"]["columns"]["CT_Intitule"]["column"] == "ct_intitule"
     site.check("--mapping", str(suggested), expect=0)
+    # a mapping file already there is not replaced by a second suggestion, unless asked
+    suggested.write_text("{}", encoding="utf-8")
+    again = ("mapping", "suggest", "--dossier", "nord", "--output", str(suggested))
+    refused = site.cli(*again, expect=2)
+    assert "--overwrite" in refused.output + refused.stderr
+    assert suggested.read_text(encoding="utf-8") == "{}"
+    site.cli(*again, "--overwrite", expect=0)
+    site.check("--mapping", str(suggested), expect=0)
 
 
 def test_a_source_that_cannot_be_reached_is_a_usage_error_without_password(

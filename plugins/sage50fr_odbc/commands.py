@@ -213,8 +213,9 @@ def _register_mapping_commands(cli: click.Group) -> None:
         type=click.Path(dir_okay=False),
         help="Write the proposed mapping to this file [default: print it].",
     )
+    @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
     @click.pass_obj
-    def mapping_suggest(ctx: Any, dossier_id: str, output: str | None) -> None:
+    def mapping_suggest(ctx: Any, dossier_id: str, output: str | None, overwrite: bool) -> None:
         """Propose a mapping file from the source's catalogue, for a person to review:
         the built-in layout that finds most, then names. Notes go to standard error; exit
         status 1 when something could not be found."""
@@ -226,6 +227,11 @@ def _register_mapping_commands(cli: click.Group) -> None:
         from .catalogue import read_catalogue, suggest_mapping
 
         secrets = ctx.config.secrets()
+        if output is not None and Path(output).exists() and not overwrite:
+            raise click.UsageError(
+                f"{output} exists: a suggestion does not replace a mapping file unless "
+                "--overwrite is given"
+            )
         try:
             _, endpoint = _dossier_endpoint(ctx, dossier_id)
             with endpoint:
