@@ -192,6 +192,10 @@ def test_a_dropped_column_a_renamed_table_a_shorter_text_and_a_type_are_reported
     assert clients[0]["expected"] == "text(35)"
     assert clients[0]["found"].lower() == "varchar(20)"
     assert clients[1]["expected"] == "int"
+    # only the entities asked for, when some are
+    only = site.check("--entity", "orders", "--entity", "clients", expect=1)
+    assert [e["entity"] for e in only["entities"]] == ["clients", "orders"]
+    assert site.check("--entity", "orders", expect=0)["ok"] is True
     text = site.cli("mapping", "check", "--dossier", "nord", expect=1).stdout
     assert "column CT_Fonction of table F_CONTACTT: the source has no such column" in text
     assert "table F_FAMILLE: the source has no such table" in text

@@ -148,9 +148,21 @@ def _register_mapping_commands(cli: click.Group) -> None:
         type=click.Path(dir_okay=False),
         help="Check this mapping file instead of the dossier's.",
     )
+    @click.option(
+        "--entity",
+        "entity_names",
+        multiple=True,
+        help="Check this entity's tables (repeatable) [default: the dossier's entities].",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_obj
-    def mapping_check(ctx: Any, dossier_id: str, mapping_file: str | None, as_json: bool) -> None:
+    def mapping_check(
+        ctx: Any,
+        dossier_id: str,
+        mapping_file: str | None,
+        entity_names: tuple[str, ...],
+        as_json: bool,
+    ) -> None:
         """What the mapping needs and the source lacks, per entity: tables, columns, types,
         text lengths. Exit status 0 when nothing lacks, 1 when something does."""
         import json
@@ -162,7 +174,7 @@ def _register_mapping_commands(cli: click.Group) -> None:
         secrets = ctx.config.secrets()  # a configuration error is the CLI's, as everywhere
         try:
             dossier, endpoint = _dossier_endpoint(ctx, dossier_id, mapping_file)
-            tables = _entity_tables(tuple(dossier.entities))
+            tables = _entity_tables(entity_names or tuple(dossier.entities))
             with endpoint:
                 catalogue = read_catalogue(endpoint)
             checks = check_mapping(endpoint.mapping, catalogue, tables)
