@@ -21,11 +21,14 @@ from dossiersync.plugins.sage50fr_odbc.catalogue import (
     SourceColumn,
     SourceTable,
     accepts,
+    check_table,
     known_layouts,
     plain_name,
+    read_catalogue,
     suggest_mapping,
 )
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
+from dossiersync.plugins.sage50fr_odbc.endpoint import Sage50OdbcEndpoint
 from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping, SageMapping
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
 
@@ -402,3 +405,77 @@ def test_a_finding_names_logical_and_physical_names() -> None:
         "column CT_Intitule (physical column Nom) of table F_COMPTET (physical table Client): "
         "the source has no such column"
     )
+
+
+# -- what the mapping language says beyond names ---------------------------------------
+
+
+def ciel_like(document: dict[str, Any]) -> None:
+    """Names with spaces and accents, a constant, an absent concept, a value map, lines
+    pointing to their header through its integer id."""
+    clients = document["tables"]["F_COMPTET"]
+    clients["table"] = "Fichier clients"
+    clients["columns"]["CT_Intitule"] = {"column": "Nom", "type": "text", "length": 50}
+    clients["columns"]["CT_Telephone"] = {"column": "Téléphone", "type": "text", "length": 21}
+    clients["columns"]["CT_Type"] = {"type": "int", "constant": 0}
+    clients["columns"]["CT_Prospect"] = {"type": "int", "absent": True}
+    headers = document["tables"]["F_DOCENTETE"]["columns"]
+    headers["DO_Domaine"] = {"type": "int", "constant": 0}
+    headers["DO_Type"] = {
+        "column": "Type",
+        "type": "int",
+        "values": [["Devis", 0], ["Commande", 1], ["Facture", 6]],
+    }
+    lines = document["tables"]["F_DOCLIGNE"]["columns"]
+    lines["DO_Domaine"] = {"type": "int", "constant": 0}
+    lines["DO_Type"] = {"type": "int", "constant": 1}
+    lines["DO_Piece"] = {
+        "column": "N° pièce",
+        "type": "text",
+        "length": 13,
+        "refers": {"table": "F_DOCENTETE", "column": "DO_Piece", "by": "cbMarq"},
+    }
+
+
+def test_constants_value_maps_references_and_plain_names_with_spaces(tmp_path: Path) -> None:
+    document = copy.deepcopy(REFERENCE)
+    ciel_like(document)
+    path = tmp_path / "ciel-like-mapping.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    mapping = SageMapping.load(path)
+    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'nord.db'}"
+    create_reference_schema(connection, mapping)
+    site = Site(tmp_path, connection, lambda sql: None)
+
+    # constants and absent concepts are not looked for; a value map's column holds its
+    # Sage values (text), a reference's the other table's id (int)
+    assert site.check("--mapping", str(path), expect=0)["ok"] is True
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        catalogue = read_catalogue(endpoint)
+    suggestion = suggest_mapping(catalogue, {"reference": REFERENCE, "ciel-like": document})
+    assert (suggestion.layout, suggestion.complete) == ("ciel-like", True)
+    assert suggestion.document == document
+
+    # with the reference layout alone, what it cannot find is said for a person
+    from_reference = suggest_mapping(catalogue, {"reference": REFERENCE})
+    assert not from_reference.complete
+    notes = from_reference.notes()
+    assert "not found, to complete by hand: table F_COMPTET: the source has no such table" in notes
+
+
+def test_a_value_map_and_a_reference_are_typed_by_what_their_column_holds() -> None:
+    document = copy.deepcopy(REFERENCE)
+    ciel_like(document)
+    mapping = SageMapping.from_document(document, "a ciel-like mapping")
+    names = ("cbMarq", "DL_Ligne", "N° pièce", "Type")
+    columns: dict[str, tuple[int, str, int | None]] = {name: (4, "INTEGER", 10) for name in names}
+    catalogue = _catalogue({"F_DOCENTETE": columns, "F_DOCLIGNE": columns})
+    found = [
+        (f.kind, f.column, f.expected)
+        for f in check_table(mapping.table("F_DOCENTETE"), catalogue, mapping)
+        + check_table(mapping.table("F_DOCLIGNE"), catalogue, mapping)
+        if f.column in ("DO_Type", "DO_Piece", "DO_Domaine")
+    ]
+    # the header's text values do not fit an integer column; the line's integer id does;
+    # constants are not looked for
+    assert found == [("type", "DO_Type", "text"), ("missing_column", "DO_Piece", "text(13)")]

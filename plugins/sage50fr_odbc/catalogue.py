@@ -26,7 +26,14 @@ import pyodbc
 from dossiersync.errors import SourceError
 
 from .endpoint import Sage50OdbcEndpoint
-from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
+from .mapping import (
+    ColumnMapping,
+    ColumnType,
+    SageMapping,
+    TableMapping,
+    builtin_layouts,
+    check_physical,
+)
 
 LAYOUT_SUFFIX = "-mapping.json"
 
@@ -187,16 +194,37 @@ _ACCEPTS: dict[str, set[str]] = {
 _SQLITE_TEXT_FOR = {"decimal", "timestamp", "date"}
 
 
-def accepts(column: ColumnMapping, found: SourceColumn, dialect: str) -> bool:
+def stored_type(column: ColumnMapping, mapping: SageMapping | None = None) -> ColumnType:
+    """What the physical column holds: the mapped type; for a value map, its Sage values'
+    type; for a reference, the type of the column it holds of the other table."""
+    ref = column.refers
+    if ref is not None and mapping is not None:
+        target = mapping.tables.get(ref.table)
+        if target is not None and ref.by in target.columns:
+            return target.columns[ref.by].type
+    return column.stored_type
+
+
+def accepts(
+    column: ColumnMapping, found: SourceColumn, dialect: str, mapping: SageMapping | None = None
+) -> bool:
     """Whether a source column can hold what the mapping says of it."""
-    family = found.family
-    if family in _ACCEPTS[column.type]:
+    family, wanted = found.family, stored_type(column, mapping)
+    if family in _ACCEPTS[wanted]:
         return True
-    return dialect == "sqlite" and family == "text" and column.type in _SQLITE_TEXT_FOR
+    return dialect == "sqlite" and family == "text" and wanted in _SQLITE_TEXT_FOR
 
 
-def _expected(column: ColumnMapping) -> str:
-    return f"text({column.length})" if column.length else column.type
+def _bounded_text(column: ColumnMapping) -> bool:
+    """Whether the mapping's ``length`` bounds what the physical column holds (a plain
+    text column, neither value-mapped nor a reference)."""
+    return column.type == "text" and not column.values and column.refers is None
+
+
+def _expected(column: ColumnMapping, mapping: SageMapping | None = None) -> str:
+    if column.length and _bounded_text(column):
+        return f"text({column.length})"
+    return stored_type(column, mapping)
 
 
 @dataclass(frozen=True)
@@ -248,8 +276,12 @@ class Finding:
         }
 
 
-def check_table(table: TableMapping, catalogue: Catalogue) -> list[Finding]:
-    """What ``table`` needs that the catalogue lacks (nothing: the table is fine)."""
+def check_table(
+    table: TableMapping, catalogue: Catalogue, mapping: SageMapping | None = None
+) -> list[Finding]:
+    """What ``table`` needs that the catalogue lacks (nothing: the table is fine); a
+    constant or absent column needs nothing, a reference column is typed as the column
+    of ``mapping``'s other table it holds."""
     source = catalogue.find_table(table.table)
     if source is None:
         return [Finding("missing_table", table.logical, table.table)]
@@ -257,17 +289,20 @@ def check_table(table: TableMapping, catalogue: Catalogue) -> list[Finding]:
     if catalogue.exact_case and source.name != table.table:
         findings.append(Finding("table_case", table.logical, table.table, found=source.name))
     for column in table.columns.values():
+        if not column.physical or column.column is None:
+            continue
         found: SourceColumn | None = _find(source.columns, column.column)
         at = (table.logical, table.table, column.logical, column.column)
         if found is None:
-            findings.append(Finding("missing_column", *at, expected=_expected(column)))
+            findings.append(Finding("missing_column", *at, expected=_expected(column, mapping)))
             continue
         if catalogue.exact_case and found.name != column.column:
             findings.append(Finding("column_case", *at, found=found.name))
-        if not accepts(column, found, catalogue.dialect):
-            findings.append(Finding("type", *at, expected=column.type, found=found.describe()))
+        if not accepts(column, found, catalogue.dialect, mapping):
+            expected = stored_type(column, mapping)
+            findings.append(Finding("type", *at, expected=expected, found=found.describe()))
         elif (
-            column.type == "text"
+            _bounded_text(column)
             and column.length is not None
             and found.max_length is not None
             and found.max_length < column.length
@@ -305,7 +340,7 @@ def check_mapping(
             if table is None:
                 check.findings.append(Finding("not_mapped", logical, None))
             else:
-                check.findings.extend(check_table(table, catalogue))
+                check.findings.extend(check_table(table, catalogue, mapping))
         checks.append(check)
     return checks
 
@@ -317,11 +352,19 @@ def known_layouts() -> dict[str, Any]:
     """Every built-in layout (``schemas/sage50fr/<name>-mapping.json``) by name, parsed;
     the reference layout first."""
     folder = files("dossiersync.schemas").joinpath("sage50fr")
-    found = {}
-    for item in sorted(folder.iterdir(), key=lambda item: item.name):
-        if item.name.endswith(LAYOUT_SUFFIX):
-            found[item.name.removesuffix(LAYOUT_SUFFIX)] = json.loads(item.read_text("utf-8"))
-    return dict(sorted(found.items(), key=lambda pair: pair[0] != "reference"))
+    names = sorted(builtin_layouts(), key=lambda name: (name != "reference", name))
+    return {
+        name: json.loads(folder.joinpath(f"{name}{LAYOUT_SUFFIX}").read_text("utf-8"))
+        for name in names
+    }
+
+
+def _physical_columns(spec: Mapping[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    """The logical columns of a layout's table that name a physical column (neither a
+    constant nor absent), with their entries."""
+    for name, column in spec["columns"].items():
+        if isinstance(column.get("column"), str):
+            yield name, column
 
 
 def plain_name(name: str) -> str:
@@ -338,14 +381,14 @@ def _layout_score(document: Mapping[str, Any], catalogue: Catalogue) -> tuple[in
             continue
         tables += 1
         columns += sum(
-            1 for column in spec["columns"].values() if _find(source.columns, column["column"])
+            1 for _, column in _physical_columns(spec) if _find(source.columns, column["column"])
         )
     return tables, columns
 
 
 def _usable(name: str) -> bool:
     try:
-        check_identifier(name, "name")
+        check_physical(name, "name")
     except SourceError:
         return False
     return True
@@ -422,10 +465,10 @@ def suggest_mapping(
         spec["table"] = source.name
         found_here = {
             c.name
-            for column in spec["columns"].values()
+            for _, column in _physical_columns(spec)
             if (c := _find(source.columns, column["column"])) is not None
         }
-        for column_logical, column in spec["columns"].items():
+        for column_logical, column in _physical_columns(spec):
             found: SourceColumn | None = _find(source.columns, column["column"])
             if found is None:
                 name, unusable = _by_plain_name(
@@ -446,17 +489,20 @@ def suggest_mapping(
             if found is None:
                 continue
             column["column"] = found.name
-            if column["type"] == "text" and found.max_length is not None:
+            plain = "values" not in column and "refers" not in column
+            if column["type"] == "text" and plain and found.max_length is not None:
                 column["length"] = found.max_length
     mapping = SageMapping.from_document(document, f"the mapping suggested for {origin}")
-    findings = [f for table in mapping.tables.values() for f in check_table(table, catalogue)]
+    findings = [
+        f for table in mapping.tables.values() for f in check_table(table, catalogue, mapping)
+    ]
     return Suggestion(
         layout=best,
         document=document,
         tables_found=tables_found,
         tables=len(document["tables"]),
         columns_found=columns_found,
-        columns=sum(len(spec["columns"]) for spec in document["tables"].values()),
+        columns=sum(len(list(_physical_columns(spec))) for spec in document["tables"].values()),
         matched_by_name=by_name,
         findings=findings,
     )
