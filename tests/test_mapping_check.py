@@ -29,7 +29,7 @@ from dossiersync.plugins.sage50fr_odbc.catalogue import (
 )
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
 from dossiersync.plugins.sage50fr_odbc.endpoint import Sage50OdbcEndpoint
-from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping, SageMapping
+from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping, SageMapping, builtin_layouts
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
 
 from support.postgres import PgServer
@@ -479,3 +479,14 @@ def test_a_value_map_and_a_reference_are_typed_by_what_their_column_holds() -> N
     # the header's text values do not fit an integer column; the line's integer id does;
     # constants are not looked for
     assert found == [("type", "DO_Type", "text"), ("missing_column", "DO_Piece", "text(13)")]
+
+
+@pytest.mark.parametrize("layout", builtin_layouts())
+def test_a_dossier_in_a_built_in_layout_checks_clean_and_is_suggested_back(
+    make_site: Callable[..., Site], layout: str
+) -> None:
+    site = make_site(SageMapping.load(layout))
+    assert site.check("--mapping", layout, expect=0)["ok"] is True
+    result = site.cli("mapping", "suggest", "--dossier", "nord", expect=0)
+    assert json.loads(result.stdout) == known_layouts()[layout]
+    assert f"starting from the built-in layout '{layout}'" in result.stderr
