@@ -490,3 +490,22 @@ def test_a_dossier_in_a_built_in_layout_checks_clean_and_is_suggested_back(
     result = site.cli("mapping", "suggest", "--dossier", "nord", expect=0)
     assert json.loads(result.stdout) == known_layouts()[layout]
     assert f"starting from the built-in layout '{layout}'" in result.stderr
+
+
+def test_a_column_an_entity_reads_and_the_mapping_lacks_is_reported(
+    make_site: Callable[..., Site], tmp_path: Path
+) -> None:
+    site = make_site()
+    document = copy.deepcopy(REFERENCE)
+    del document["tables"]["F_COMPTET"]["columns"]["CT_Ville"]
+    del document["tables"]["F_DOCLIGNE"]["columns"]["DL_Qte"]
+    path = tmp_path / "short-mapping.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    data = site.check("--mapping", str(path), expect=1)
+    assert {k: v for k, v in problems(data).items() if v} == {
+        "clients": [("not_mapped", "F_COMPTET", "CT_Ville")],
+        "orders": [("not_mapped", "F_DOCLIGNE", "DL_Qte")],
+    }
+    assert data["entities"][0]["problems"][0]["message"].startswith(
+        "column CT_Ville of table F_COMPTET: the mapping has no such column, which the entity reads"
+    )

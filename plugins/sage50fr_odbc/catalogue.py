@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -250,7 +250,10 @@ class Finding:
                 column += f" (physical column {self.physical_column})"
             where = f"{column} of {where}"
         what = {
-            "not_mapped": f"{where}: the mapping has no such table",
+            "not_mapped": f"{where}: the mapping has no such table"
+            if self.column is None
+            else f"{where}: the mapping has no such column, which the entity reads (mark it "
+            "absent when the source cannot hold it)",
             "missing_table": f"{where}: the source has no such table",
             "table_case": f"{where}: the source spells it {self.found}, and names are "
             "case-sensitive there: write it so in the mapping",
@@ -329,18 +332,26 @@ class EntityCheck:
 
 
 def check_mapping(
-    mapping: SageMapping, catalogue: Catalogue, entities: Mapping[str, Sequence[str]]
+    mapping: SageMapping,
+    catalogue: Catalogue,
+    entities: Mapping[str, Mapping[str, Collection[str]]],
 ) -> list[EntityCheck]:
-    """Per entity (name → the logical tables it uses), what its tables lack."""
+    """Per entity (name → the logical tables it uses → the logical columns it reads of
+    each), what the mapping lacks of them and what the source lacks of the mapping."""
     checks = []
     for entity, tables in entities.items():
         check = EntityCheck(entity, tuple(tables))
-        for logical in tables:
+        for logical, needed in tables.items():
             table = mapping.tables.get(logical)
             if table is None:
                 check.findings.append(Finding("not_mapped", logical, None))
-            else:
-                check.findings.extend(check_table(table, catalogue, mapping))
+                continue
+            check.findings += [
+                Finding("not_mapped", logical, table.table, name)
+                for name in needed
+                if name not in table.columns
+            ]
+            check.findings.extend(check_table(table, catalogue, mapping))
         checks.append(check)
     return checks
 

@@ -65,16 +65,24 @@ def _scrubbed(value: Any, secrets: list[Any]) -> Any:
     return value
 
 
-def _entity_tables(names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """The logical tables each named entity uses (its parts' watched tables)."""
+def _entity_tables(names: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
+    """The logical tables each named entity uses (its parts' watched tables), with the
+    logical columns its fields and its children's read there."""
     from dossiersync.registry import load_entities
 
-    return {
-        entity.name: tuple(
-            dict.fromkeys(table for part in entity.parts() for table in part.watched_tables())
-        )
-        for entity in load_entities(list(names))
-    }
+    found: dict[str, dict[str, list[str]]] = {}
+    for entity in load_entities(list(names)):
+        tables: dict[str, list[str]] = {}
+        for part in entity.parts():
+            for table in part.watched_tables():
+                tables.setdefault(table, [])
+            specs = [(part.sage_table, part.fields)]
+            specs += [(child.sage_table, child.fields) for child in part.children]
+            for table, fields in specs:
+                columns = tables.setdefault(table, [])
+                columns += [f.sage for f in fields if f.sage and not f.virtual]
+        found[entity.name] = {table: list(dict.fromkeys(c)) for table, c in tables.items()}
+    return found
 
 
 def register_mapping_commands(cli: click.Group) -> None:
