@@ -75,3 +75,7 @@ def dossiersync_register_commands(cli: click.Group) -> None:
             click.echo(json.dumps(asdict(summary), indent=2, ensure_ascii=False, default=str))
         else:
             click.echo(f"{path}: {summary}")
+
+    from .mapping_commands import register_mapping_commands
+
+    register_mapping_commands(cli)
