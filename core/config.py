@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,6 +173,17 @@ def _relative(base: Path, value: str | None) -> str | None:
     return str(p if p.is_absolute() else (base / p))
 
 
+#: a built-in mapping layout is named, a mapping file is a path (it has a ``.`` or a ``/``)
+_LAYOUT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def _mapping(base: Path, value: str | None) -> str | None:
+    """A dossier's ``mapping``: a built-in layout's name as it is, a file relative to ``base``."""
+    if value is not None and _LAYOUT_NAME.match(value):
+        return value
+    return _relative(base, value)
+
+
 def load(path: str | os.PathLike[str] | None = None) -> Config:
     """Read, validate and resolve the configuration file."""
     p = config_path(path)
@@ -252,7 +264,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         dsn_patterns=tuple(disc.get("dsn_patterns", ())),
         endpoint=disc.get("endpoint", "sage50fr_odbc"),
         entities=tuple(disc.get("entities", DEFAULT_ENTITIES)),
-        mapping=_relative(base, disc.get("mapping")),
+        mapping=_mapping(base, disc.get("mapping")),
     )
     dossiers: dict[str, DossierConfig] = {}
     for dossier_id, d in data.get("dossiers", {}).items():
@@ -262,7 +274,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
             connection=resolve(d["connection"], f"dossiers.{dossier_id}.connection"),
             endpoint=d.get("endpoint", "sage50fr_odbc"),
             entities=tuple(d.get("entities", DEFAULT_ENTITIES)),
-            mapping=_relative(base, d.get("mapping")),
+            mapping=_mapping(base, d.get("mapping")),
             branch_id=d.get("branch_id"),
             code_prefix=d.get("code_prefix", "SM"),
             interval_seconds=d.get("interval_seconds"),

@@ -173,21 +173,66 @@ class Entity:
 
     @cached_property
     def validator(self) -> jsonschema.Draft202012Validator:
-        return jsonschema.Draft202012Validator(self.load_schema())
+        return self.checks(None)[0]
 
     @cached_property
     def quick_check(self) -> Callable[[Any], Any] | None:
         """The schema compiled to Python (``fastjsonschema``), which validates a record
         many times faster; None when the schema uses a keyword whose meaning that
         compiler (draft 7) may not share with draft 2020-12."""
-        schema = self.load_schema()
-        if not draft7_equivalent(schema):
-            return None
-        try:
-            check: Callable[[Any], Any] = fastjsonschema.compile(schema, use_default=False)
-        except fastjsonschema.JsonSchemaDefinitionException:
-            return None
-        return check
+        return self.checks(None)[1]
+
+    def checks(
+        self, lengths: Mapping[str, int | None] | None
+    ) -> tuple[jsonschema.Draft202012Validator, Callable[[Any], Any] | None]:
+        """The validator and quick check of the schema with the text ``lengths`` of a
+        dossier's layout (see :meth:`text_lengths`); the schema's own without."""
+        key = tuple(sorted((lengths or {}).items()))
+        cache: dict[Any, Any] = self.__dict__.setdefault("_checks", {})
+        if key not in cache:
+            schema = self.schema_with_lengths(dict(key))
+            quick: Callable[[Any], Any] | None = None
+            if draft7_equivalent(schema):
+                try:
+                    quick = fastjsonschema.compile(schema, use_default=False)
+                except fastjsonschema.JsonSchemaDefinitionException:
+                    quick = None
+            cache[key] = (jsonschema.Draft202012Validator(schema), quick)
+        found: tuple[jsonschema.Draft202012Validator, Callable[[Any], Any] | None]
+        found = cache[key]
+        return found
+
+    def schema_with_lengths(self, lengths: Mapping[str, int | None]) -> dict[str, Any]:
+        """The schema whose text fields have the ``maxLength`` of ``lengths`` (by field
+        path, ``lines.designation`` for a child's), none where the length is ``None``."""
+        schema = json.loads(json.dumps(self.load_schema()))
+        for path, length in lengths.items():
+            node: Any = schema
+            for part in path.split("."):
+                if isinstance(node, dict) and isinstance(node.get("items"), dict):
+                    node = node["items"]
+                node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                continue
+            if length is None:
+                node.pop("maxLength", None)
+            else:
+                node["maxLength"] = length
+        return schema
+
+    def text_lengths(self, sage: Any) -> dict[str, int | None]:
+        """How long each text field held in Sage may be in ``sage``'s layout, by field
+        path (``name``, ``lines.designation``): the mapping's lengths, which replace the
+        schema's (a Ciel name holds 50 characters where the reference allows 35)."""
+        out: dict[str, int | None] = {}
+        parts = [(self.sage_table, self.fields, "")]
+        parts += [(c.sage_table, c.fields, f"{c.name}.") for c in self.children]
+        for table, fields, prefix in parts:
+            lengths = sage.text_lengths(table)
+            for f in fields:
+                if f.sage and f.sage in lengths:
+                    out[prefix + f.name] = lengths[f.sage]
+        return out
 
     @cached_property
     def field_labels(self) -> dict[str, Words]:
@@ -288,9 +333,13 @@ class Entity:
 
     def from_sage(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The canonical record of a Sage row (its children, as the engine attached them
-        under each child's ``name``, ordered by their key)."""
+        under each child's ``name``, ordered by their key). A field whose column the row
+        lacks (a concept the dossier's layout cannot hold, such as a prospect flag) is left
+        out, so it is neither compared nor sent."""
         record = {
-            f.name: self.sage_value(f, row.get(f.sage), f.name) for f in self.sage_fields if f.sage
+            f.name: self.sage_value(f, row.get(f.sage), f.name)
+            for f in self.sage_fields
+            if f.sage and f.sage in row
         }
         mapped = {f.sage for f in self.sage_fields}
         for column, value in row.items():
@@ -555,15 +604,19 @@ class Entity:
 
     # -- validation ------------------------------------------------------------------
 
-    def validate(self, record: Mapping[str, Any]) -> None:
-        """Raise RecordInvalid naming the first failing field and the rule.
+    def validate(
+        self, record: Mapping[str, Any], lengths: Mapping[str, int | None] | None = None
+    ) -> None:
+        """Raise RecordInvalid naming the first failing field and the rule; ``lengths``
+        are the text lengths of the dossier's layout (:meth:`text_lengths`).
 
         The compiled check passes most records; a record it refuses is judged by the
         reference validator (``jsonschema``), which names the field and the rule.
         """
-        if self.passes_quick_check(record):
+        if self.passes_quick_check(record, lengths):
             return
-        errors = sorted(self.validator.iter_errors(dict(record)), key=lambda e: e.path)
+        validator = self.checks(lengths)[0]
+        errors = sorted(validator.iter_errors(dict(record)), key=lambda e: e.path)
         if not errors:
             return
         e = errors[0]
@@ -571,8 +624,10 @@ class Entity:
         problem = self.problem(e, field_name)
         raise RecordInvalid(problem.text(), field_name, problem)
 
-    def passes_quick_check(self, record: Mapping[str, Any]) -> bool:
-        check = self.quick_check
+    def passes_quick_check(
+        self, record: Mapping[str, Any], lengths: Mapping[str, int | None] | None = None
+    ) -> bool:
+        check = self.checks(lengths)[1]
         if check is None:
             return False
         try:

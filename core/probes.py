@@ -34,6 +34,7 @@ from .entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity
 from .errors import DossierSyncError
 from .journal import utcnow
 from .registry import load_entities
+from .source import may_hide_edits
 from .state.models import DossierEntity
 from .state.store import StateStore
 
@@ -67,19 +68,30 @@ class SageProbe:
         self._lock = threading.Lock()
         #: the latest modification time the last probe that found a change saw
         self.newest: str | None = None
+        #: the source's clock at each dossier's last probe
+        self.looked: dict[str, str] = {}
 
     def changed(self, dossier: DossierConfig, sage: Any) -> list[str]:
         """Names of the dossier's entities (parts) whose watched tables changed since
         the last probe; every one on the first probe of the dossier."""
         found: list[str] = []
         self.stats.sage_probes += 1
+        last, now = self.looked.get(dossier.id), None
         for part in watched(load_entities(dossier.entities), SAGE_TO_SSM):
             moved = False
             for table in part.watched_tables():
                 mark = (dossier.id, part.name, table)
                 where = part.sage_where() if table == part.sage_table else None
-                value = (sage.high_water_mark(table), sage.count(table, where=where or None))
+                latest = sage.high_water_mark(table)
+                value: tuple[Any, ...] = (latest, sage.count(table, where=where or None))
                 self.stats.sage_queries += 2
+                if may_hide_edits(sage, table, latest, None):
+                    # dated by the day: the time of this probe is kept, and a table
+                    # modified on the day of the last probe or later moves (only a pass
+                    # can tell whether a row changed)
+                    now = now or self._look(dossier.id, sage)
+                    if may_hide_edits(sage, table, latest, last):
+                        value += (now,)
                 with self._lock:
                     before = self.marks.get(mark)
                     self.marks[mark] = value
@@ -91,11 +103,21 @@ class SageProbe:
                         self.newest = max(self.newest or "", str(value[0]))
         return found
 
+    def _look(self, dossier_id: str, sage: Any) -> str:
+        """The source's clock now, kept as the time of this probe (tables dated by the
+        day are compared with it at the next one)."""
+        now: str = sage.clock()
+        self.stats.sage_queries += 1
+        with self._lock:
+            self.looked[dossier_id] = now
+        return now
+
     def forget(self, dossier_id: str) -> None:
         """Start the dossier's marks again (after a pass failed: probe it as new)."""
         with self._lock:
             for mark in [m for m in self.marks if m[0] == dossier_id]:
                 del self.marks[mark]
+            self.looked.pop(dossier_id, None)
 
 
 class SsmProbe:

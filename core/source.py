@@ -77,6 +77,11 @@ class SageSource(Protocol):
         """The source's own current time (never the host's), for watermarks."""
         ...
 
+    def text_lengths(self, table: str) -> Mapping[str, int | None]:
+        """The longest text each text column of ``table`` holds (``None``: no limit);
+        a column missing from the answer keeps the entity schema's limit."""
+        ...
+
     def high_water_mark(self, table: str) -> str | None:
         """The greatest modification time in ``table``, ``None`` when it is empty; a
         value that is not a timestamp is passed over."""
@@ -142,3 +147,14 @@ class SageSource(Protocol):
         undoes them on error) inside one transaction that :meth:`close` rolls back.
         Reads see the writes held. (The preview of ``sync --dry-run``.)"""
         ...
+
+
+def may_hide_edits(sage: Any, table: str, mark: str | None, since: str | None) -> bool:
+    """Whether ``table`` may hold edits its mark does not show: its modification column
+    tells only the day (``changes_by_day``, when the source says so), and its latest day
+    is the day of ``since`` (the time of the last look) or later. A second edit made the
+    same day leaves the day and the row count as they were: only reading tells."""
+    by_day = getattr(sage, "changes_by_day", None)
+    if not mark or by_day is None or not by_day(table):
+        return False
+    return since is None or str(mark)[:10] >= since[:10]

@@ -175,12 +175,14 @@ class OrdersEntity(Entity):
 
     # -- validation ------------------------------------------------------------------
 
-    def validate(self, record: Mapping[str, Any]) -> None:
+    def validate(
+        self, record: Mapping[str, Any], lengths: Mapping[str, int | None] | None = None
+    ) -> None:
         """Raise RecordInvalid naming the first failing field (``lines[1].quantity``)."""
-        if self.passes_quick_check(record):
+        if self.passes_quick_check(record, lengths):
             return
         errors = sorted(
-            self.validator.iter_errors(dict(record)),
+            self.checks(lengths)[0].iter_errors(dict(record)),
             key=lambda e: [str(p) for p in e.absolute_path],
         )
         if not errors:

@@ -522,9 +522,9 @@ def test_reference_mapping_covers_the_reference_schema() -> None:
     assert mapping.table("F_DOCLIGNE").key == ("DO_Domaine", "DO_Type", "DO_Piece", "DL_Ligne")
 
 
-def test_a_mapping_with_an_unsafe_table_name_is_refused(tmp_path: Path) -> None:
+def test_a_mapping_with_an_unusable_table_name_is_refused(tmp_path: Path) -> None:
     document = _mapping_document()
-    document["tables"]["F_COMPTET"]["table"] = "F_COMPTET; DROP"
+    document["tables"]["F_COMPTET"]["table"] = "F_COMPTET\nDROP"
     path = tmp_path / "site-mapping.json"
     path.write_text(json.dumps(document))
 
@@ -532,16 +532,153 @@ def test_a_mapping_with_an_unsafe_table_name_is_refused(tmp_path: Path) -> None:
         SageMapping.load(path)
 
     assert str(path) in str(raised.value)
-    assert "F_COMPTET; DROP" in str(raised.value)
-    with pytest.raises(SourceError, match="not a plain identifier"):
-        TableMapping(
-            logical="F_COMPTET",
-            table="F_COMPTET; DROP",
-            key=("CT_Num",),
-            modified=None,
-            identity=None,
-            columns={"CT_Num": ColumnMapping("CT_Num", "CT_Num", "text")},
+    assert "F_COMPTET" in str(raised.value)
+    for name in ("F_COMPTET\x00", "   ", ""):
+        with pytest.raises(SourceError, match="not a usable name"):
+            TableMapping(
+                logical="F_COMPTET",
+                table=name,
+                key=("CT_Num",),
+                modified=None,
+                identity=None,
+                columns={"CT_Num": ColumnMapping("CT_Num", "CT_Num", "text")},
+            )
+
+
+def test_names_with_spaces_accents_and_quotes_are_quoted_never_run(tmp_path: Path) -> None:
+    document = _mapping_document()
+    families = document["tables"]["F_FAMILLE"]
+    families["table"] = 'Fam"; DROP TABLE "F_ARTICLE'
+    families["columns"]["FA_CodeFamille"]["column"] = "Code famille"
+    families["columns"]["FA_Intitule"]["column"] = 'Libellé "court"'
+    families["columns"]["cbModification"]["column"] = "Dernière modification"
+    path = tmp_path / "site-mapping.json"
+    path.write_text(json.dumps(document))
+    mapping = SageMapping.load(path)
+    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'site.db'}"
+    create_reference_schema(connection, mapping)
+
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        endpoint.insert("F_FAMILLE", {"FA_CodeFamille": "MOB", "FA_Intitule": "Mobilier"})
+        endpoint.update("F_FAMILLE", ["MOB"], {"FA_Intitule": "Mobilier de bureau"})
+        endpoint.commit()
+        rows = list(endpoint.read("F_FAMILLE", ["FA_CodeFamille", "FA_Intitule"]))
+        tables = {row[2] for row in endpoint._connection().cursor().tables()}
+
+    assert rows == [{"FA_CodeFamille": "MOB", "FA_Intitule": "Mobilier de bureau"}]
+    assert {'Fam"; DROP TABLE "F_ARTICLE', "F_ARTICLE"} <= tables
+
+
+def _ciel_like_documents(tmp_path: Path) -> tuple[SageMapping, str]:
+    """A mapping whose headers hold a text type, no domain, and whose lines point to their
+    header through its integer id; with an absent prospect flag and a constant type."""
+    document = _mapping_document()
+    clients = document["tables"]["F_COMPTET"]["columns"]
+    clients["CT_Type"] = {"type": "int", "constant": 0}
+    clients["CT_Prospect"] = {"type": "int", "absent": True}
+    headers = document["tables"]["F_DOCENTETE"]["columns"]
+    headers["DO_Domaine"] = {"type": "int", "constant": 0}
+    headers["DO_Type"] = {
+        "column": "Type",
+        "type": "int",
+        "values": [["Devis", 0], ["Commande", 1], ["Facture", 6]],
+    }
+    lines = document["tables"]["F_DOCLIGNE"]
+    lines["columns"]["DO_Domaine"] = {"type": "int", "constant": 0}
+    lines["columns"]["DO_Type"] = {"type": "int", "constant": 1}
+    lines["columns"]["DO_Piece"] = {
+        "column": "Id pièce",
+        "type": "text",
+        "length": 13,
+        "refers": {"table": "F_DOCENTETE", "column": "DO_Piece", "by": "cbMarq"},
+    }
+    path = tmp_path / "ciel-like-mapping.json"
+    path.write_text(json.dumps(document))
+    mapping = SageMapping.load(path)
+    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'ciel-like.db'}"
+    create_reference_schema(connection, mapping)
+    return mapping, connection
+
+
+def test_constant_and_absent_columns_stand_in_for_missing_ones(tmp_path: Path) -> None:
+    mapping, connection = _ciel_like_documents(tmp_path)
+
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        endpoint.insert("F_COMPTET", _client("CL1", CT_Type=0, CT_Prospect=1))
+        endpoint.commit()
+        row = endpoint.get("F_COMPTET", ["CL1"], ["CT_Num", "CT_Type", "CT_Prospect"])
+        customers = list(endpoint.read("F_COMPTET", ["CT_Num"], where={"CT_Type": 0}))
+        suppliers = list(endpoint.read("F_COMPTET", ["CT_Num"], where={"CT_Type": 1}))
+        counted = endpoint.count("F_COMPTET", where={"CT_Type": 1})
+        with pytest.raises(SourceError, match=r"F_COMPTET\.CT_Type.*holds 0"):
+            endpoint.insert("F_COMPTET", _client("SUP1", CT_Type=1))
+        with pytest.raises(SourceError, match=r"CT_Prospect does not exist"):
+            list(endpoint.read("F_COMPTET", ["CT_Num"], where={"CT_Prospect": 1}))
+        physical = [
+            d[0] for d in endpoint._connection().execute('SELECT * FROM "F_COMPTET"').description
+        ]
+
+    assert row == {"CT_Num": "CL1", "CT_Type": 0}
+    assert customers == [{"CT_Num": "CL1"}]
+    assert suppliers == []
+    assert counted == 0
+    assert "CT_Type" not in physical and "CT_Prospect" not in physical
+
+
+def test_value_maps_and_references_translate_both_ways(tmp_path: Path) -> None:
+    mapping, connection = _ciel_like_documents(tmp_path)
+    header = {"DO_Domaine": 0, "DO_Tiers": "CL1", "DO_Date": "2024-03-01"}
+
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        endpoint.insert("F_DOCENTETE", {**header, "DO_Type": 1, "DO_Piece": "BC001"})
+        endpoint.insert("F_DOCENTETE", {**header, "DO_Type": 6, "DO_Piece": "FA001"})
+        for piece, line in (("BC001", 1000), ("BC001", 2000), ("FA001", 1000)):
+            endpoint.insert(
+                "F_DOCLIGNE",
+                {"DO_Domaine": 0, "DO_Type": 1, "DO_Piece": piece, "DL_Ligne": line, "DL_Qte": 2},
+            )
+        with pytest.raises(SourceError, match=r"DO_Type: 3 has no value"):
+            endpoint.insert("F_DOCENTETE", {**header, "DO_Type": 3, "DO_Piece": "BL001"})
+        with pytest.raises(SourceError, match=r"no row\(s\) of F_DOCENTETE"):
+            endpoint.insert(
+                "F_DOCLIGNE", {"DO_Domaine": 0, "DO_Type": 1, "DO_Piece": "XX9", "DL_Ligne": 1}
+            )
+        endpoint.commit()
+        orders = list(endpoint.read("F_DOCENTETE", ["DO_Piece", "DO_Type"], where={"DO_Type": 1}))
+        unknown = list(endpoint.read("F_DOCENTETE", ["DO_Piece"], where={"DO_Type": 3}))
+        lines = list(
+            endpoint.read("F_DOCLIGNE", ["DO_Piece", "DL_Ligne"], where={"DO_Piece": "BC001"})
         )
+        by_key = list(endpoint.read("F_DOCLIGNE", ["DL_Ligne"], keys=[(0, 1, "FA001")]))
+        stored = (
+            endpoint._connection()
+            .execute(
+                'SELECT h."Type", l."Id pièce" FROM "F_DOCLIGNE" l '
+                'JOIN "F_DOCENTETE" h ON h."cbMarq" = l."Id pièce" ORDER BY l.rowid'
+            )
+            .fetchall()
+        )
+
+    assert orders == [{"DO_Piece": "BC001", "DO_Type": 1}]
+    assert unknown == []
+    assert lines == [
+        {"DO_Piece": "BC001", "DL_Ligne": 1000},
+        {"DO_Piece": "BC001", "DL_Ligne": 2000},
+    ]
+    assert by_key == [{"DL_Ligne": 1000}]
+    assert [row[0] for row in stored] == ["Commande", "Commande", "Facture"]
+    assert isinstance(stored[0][1], int)
+
+
+def test_a_value_the_value_map_does_not_know_is_an_error_naming_it(tmp_path: Path) -> None:
+    mapping, connection = _ciel_like_documents(tmp_path)
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        endpoint._connection().execute(
+            'INSERT INTO "F_DOCENTETE" ("Type", "DO_Piece") VALUES (?, ?)', "Avoir", "AV001"
+        )
+        endpoint.commit()
+        with pytest.raises(SourceError, match=r"DO_Type .* holds 'Avoir'.*'Devis', 'Commande'"):
+            list(endpoint.read("F_DOCENTETE", ["DO_Piece", "DO_Type"]))
 
 
 def test_a_mapping_whose_key_is_not_a_column_is_refused(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ its cursor row."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -83,6 +84,11 @@ class SyncPass:
                 )
             )
         )
+
+    @cached_property
+    def lengths(self) -> dict[str, int | None]:
+        """The text lengths of this dossier's Sage layout, by field (validation)."""
+        return self.entity.text_lengths(self.ctx.sage)
 
     def execute(self) -> None:
         raise NotImplementedError
@@ -273,5 +279,5 @@ class SyncPass:
     def canonical_from_sage(self, row: dict[str, Any], direction: str) -> dict[str, Any]:
         record = self.entity.from_sage(row)
         self.ctx.transform(self.entity.name, direction, record)
-        self.entity.validate(record)
+        self.entity.validate(record, self.lengths)
         return record

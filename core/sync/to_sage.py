@@ -415,7 +415,7 @@ class SsmToSage(SyncPass):
         merged = dict(current)
         merged.update({n: merge_children(entity, n, current.get(n), incoming[n]) for n in changed})
         try:
-            entity.validate(merged)
+            entity.validate(merged, self.lengths)
         except RecordInvalid as exc:
             self.record_failed(
                 link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
@@ -530,7 +530,7 @@ class SsmToSage(SyncPass):
             sage_key = entity.new_sage_key(incoming, ctx)
             key = entity.key_text(sage_key)
             try:
-                entity.validate(entity.with_key(incoming, sage_key))
+                entity.validate(entity.with_key(incoming, sage_key), self.lengths)
             except RecordInvalid as exc:
                 name = entity.ssm_path(exc.field or "(record)")
                 self.record_failed(

@@ -26,7 +26,7 @@ from ..journal import (
     utcnow,
 )
 from ..messages import Cause
-from ..source import Unreadable
+from ..source import Unreadable, may_hide_edits
 from ..state.models import Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
@@ -84,7 +84,7 @@ class SageToSsm(SyncPass):
         if restored:
             full = self.realign = True
         since = None if full else shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
-        mark = self.source_mark() if entity.knows_its_tables() else None
+        mark = self.source_mark(cursor.cursor) if entity.knows_its_tables() else None
         if not full and mark and mark == cursor.source_mark and not self.has_retries():
             # no row added, changed or deleted since the last pass: nothing to read
             cursor.cursor = clock
@@ -162,16 +162,22 @@ class SageToSsm(SyncPass):
             cursor.last_full_sync_at = utcnow()
         self.commit()
 
-    def source_mark(self) -> str | None:
+    def source_mark(self, last: str | None) -> str | None:
         """What the entity's Sage tables look like now: the latest modification time and
         the row count of each watched table (its own rows only, for its own table). Taken
-        before reading, so a change made during the pass differs from it at the next one."""
+        before reading, so a change made during the pass differs from it at the next one.
+        A table dated by the day, modified on the day of the ``last`` pass or later, may
+        hide an edit: the mark then never equals the last one."""
         sage, entity = self.ctx.sage, self.entity
-        marks = []
+        marks, hidden = [], False
         for table in entity.watched_tables():
             # a deleted row moves its table's count, seldom its latest modification time
             where = entity.sage_where() if table == self.table else None
-            marks += [str(sage.high_water_mark(table)), str(sage.count(table, where=where or None))]
+            latest = sage.high_water_mark(table)
+            marks += [str(latest), str(sage.count(table, where=where or None))]
+            hidden = hidden or may_hide_edits(sage, table, latest, last)
+        if hidden:
+            marks.append(f"read at {sage.clock()}")
         return "|".join(marks)
 
     def children_changed(self, since: str) -> set[str]:

@@ -29,6 +29,13 @@ def dossiersync_register_commands(cli: click.Group) -> None:
     @click.option(
         "--seed", type=int, default=0, show_default=True, help="The same seed, the same data."
     )
+    @click.option(
+        "--layout",
+        default="reference",
+        show_default=True,
+        help="Built-in table layout: reference (the Sage commercial-management tables) or "
+        "ciel (Cli, Article, PieceHCli… with French field names).",
+    )
     @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def demo_dossier(
@@ -38,12 +45,16 @@ def dossiersync_register_commands(cli: click.Group) -> None:
         products: int | None,
         orders: int | None,
         seed: int,
+        layout: str,
         overwrite: bool,
         as_json: bool,
     ) -> None:
-        """Write a SQLite Sage 50FR dossier in the reference schema with French demo data."""
+        """Write a SQLite Sage 50FR dossier with French demo data, in the reference schema or
+        another built-in layout."""
         import json
         from dataclasses import asdict
+
+        from dossiersync.errors import SourceError
 
         from .demo_dossier import write_demo_dossier
 
@@ -56,10 +67,15 @@ def dossiersync_register_commands(cli: click.Group) -> None:
                 orders=orders,
                 seed=seed,
                 overwrite=overwrite,
+                layout=layout,
             )
-        except (ValueError, FileExistsError) as exc:
+        except (ValueError, FileExistsError, SourceError) as exc:
             raise click.ClickException(str(exc)) from None
         if as_json:
             click.echo(json.dumps(asdict(summary), indent=2, ensure_ascii=False, default=str))
         else:
             click.echo(f"{path}: {summary}")
+
+    from .mapping_commands import register_mapping_commands
+
+    register_mapping_commands(cli)

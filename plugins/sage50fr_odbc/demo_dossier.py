@@ -35,7 +35,7 @@ from pathlib import Path
 from faker import Faker
 from faker.providers.person.fr_FR import Provider as FrenchNames
 
-from .mapping import SageMapping, TableMapping
+from .mapping import ColumnMapping, SageMapping, TableMapping
 from .reference_schema import reference_ddl
 
 CLIENT_PREFIX = "CL"
@@ -404,8 +404,10 @@ class DemoSummary:
     order_lines: int = 0
     invoices: int = 0
     invoice_lines: int = 0
+    layout: str = "reference"
 
     def __str__(self) -> str:
+        layout = "" if self.layout == "reference" else f" (layout {self.layout})"
         return (
             f"{_plural(self.clients, 'client')} ({_plural(self.prospects, 'prospect')}, "
             f"{self.dormant} dormant), {_plural(self.contacts, 'contact')}, "
@@ -413,6 +415,7 @@ class DemoSummary:
             f"{_plural(self.products, 'product')}, {_plural(self.stock, 'stock row')}, "
             f"{_plural(self.orders, 'order')} ({_plural(self.order_lines, 'line')}), "
             f"{_plural(self.invoices, 'invoice')} ({_plural(self.invoice_lines, 'line')})"
+            f"{layout}"
         )
 
 
@@ -531,19 +534,22 @@ def _cents(text: str) -> int:
     return int(Decimal(text).scaleb(2))
 
 
-def _company_name(fake: Faker, rng: random.Random) -> str:
+def _company_name(fake: Faker, rng: random.Random, length: int = NAME_LENGTH) -> str:
     if rng.random() < 0.6:
         name = f"{rng.choice(_TRADES)} {fake.last_name()} {rng.choice(_LEGAL_FORMS)}"
     else:
         name = f"{fake.company()}"
-    return _fit(name, NAME_LENGTH)
+    if length > NAME_LENGTH and rng.random() < 0.2:
+        # a layout with room for longer names gets some: the trade name and its town
+        name = f"{name} — {fake.city()}"
+    return _fit(name, length)
 
 
 def _client_rows(
-    fake: Faker, rng: random.Random, clock: _Clock, count: int
+    fake: Faker, rng: random.Random, clock: _Clock, count: int, name_length: int = NAME_LENGTH
 ) -> Iterator[dict[str, object]]:
     for number in range(1, count + 1):
-        name = _company_name(fake, rng)
+        name = _company_name(fake, rng, name_length)
         slug = _slug(name)[:50].strip("-") or f"client-{number}"
         domain = f"{slug}.{rng.choice(('fr', 'fr', 'fr', 'com', 'eu'))}"
         siren = _siren(rng)
@@ -737,9 +743,9 @@ class _Catalogue:
         self, connection: sqlite3.Connection, table: TableMapping, active: array[int]
     ) -> None:
         design, price, ref = (
-            f'"{table.columns[name].column}"' for name in ("AR_Design", "AR_PrixVen", "AR_Ref")
+            _quoted(table.columns[name].column) for name in ("AR_Design", "AR_PrixVen", "AR_Ref")
         )
-        self._sql = f'SELECT {design}, {price} FROM "{table.table}" WHERE {ref} = ?'  # noqa: S608
+        self._sql = f"SELECT {design}, {price} FROM {_quoted(table.table)} WHERE {ref} = ?"  # noqa: S608
         self._connection = connection
         self._active = active
 
@@ -764,6 +770,7 @@ def _document_rows(
     prefix: str,
     count: int,
     status_weights: tuple[int, ...],
+    statuses: tuple[int, ...] = _ORDER_STATUSES,
 ) -> Iterator[tuple[dict[str, object], list[dict[str, object]]]]:
     """Sales documents of one type, each a header and its lines, numbered in date order."""
     for index in range(count):
@@ -801,7 +808,7 @@ def _document_rows(
             "DO_Date": day.isoformat(),
             "DO_Ref": _customer_reference(rng, day),
             "DO_Tiers": f"{CLIENT_PREFIX}{customer:0{CLIENT_DIGITS}d}",
-            "DO_Statut": rng.choices(_ORDER_STATUSES, status_weights)[0],
+            "DO_Statut": rng.choices(statuses, status_weights)[0],
             "DO_TotalHT": _money(total),
             "DO_TotalTTC": _money((total * (100 + VAT_RATE_PERCENT) + 50) // 100),
             "cbModification": modified,
@@ -809,20 +816,61 @@ def _document_rows(
         yield header, lines
 
 
+def _quoted(name: str | None) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 class _Writer:
-    """Inserts rows into one table as they come, counting them (and their set flags)."""
+    """Inserts rows into one table as they come, counting them (and their set flags).
+
+    Rows speak logical columns with the reference schema's values; the mapping says
+    where each goes: a constant or absent column nowhere, a value-mapped one as its Sage
+    value, references (a line's header) as the referred row's id, looked up in the file.
+    """
 
     def __init__(
-        self, connection: sqlite3.Connection, table: TableMapping, flags: tuple[str, ...] = ()
+        self,
+        connection: sqlite3.Connection,
+        mapping: SageMapping,
+        table: str,
+        flags: tuple[str, ...] = (),
     ) -> None:
+        spec = mapping.table(table)
         self._connection = connection
-        self._columns = table.writable
-        names = ", ".join(f'"{table.columns[name].column}"' for name in self._columns)
-        marks = ", ".join(["?"] * len(self._columns))
-        self._sql = f'INSERT INTO "{table.table}" ({names}) VALUES ({marks})'  # noqa: S608
         self._flags = flags
         self.rows = 0
         self.flagged = dict.fromkeys(flags, 0)
+        self._values: list[tuple[str, ColumnMapping]] = []
+        targets, marks = [], []
+        referring: dict[str, list[str]] = {}
+        for name in spec.writable:
+            column = spec.columns[name]
+            if not column.physical:
+                continue
+            if column.refers is not None:
+                referring.setdefault(str(column.column), []).append(name)
+                continue
+            targets.append(_quoted(column.column))
+            marks.append("?")
+            self._values.append((name, column))
+        for physical, names in referring.items():
+            ref = spec.columns[names[0]].refers
+            assert ref is not None
+            target = mapping.table(ref.table)
+            tests = []
+            for name in names:
+                named = target.columns[spec.columns[name].refers.column]  # type: ignore[union-attr]
+                tests.append(f"{_quoted(named.column)} = ?")
+                self._values.append((name, named))
+            targets.append(_quoted(physical))
+            marks.append(
+                f"(SELECT {_quoted(target.columns[ref.by].column)} "  # noqa: S608
+                f"FROM {_quoted(target.table)} WHERE {' AND '.join(tests)})"
+            )
+        self._sql = (
+            f"INSERT INTO {_quoted(spec.table)} ({', '.join(targets)}) "  # noqa: S608
+            f"VALUES ({', '.join(marks)})"
+        )
 
     def write(self, rows: Iterable[Mapping[str, object]]) -> None:
         self._connection.executemany(self._sql, self._tuples(rows))
@@ -833,7 +881,23 @@ class _Writer:
             for flag in self._flags:
                 if row[flag]:
                     self.flagged[flag] += 1
-            yield tuple(row[name] for name in self._columns)
+            yield tuple(_stored(column, row[name]) for name, column in self._values)
+
+
+def _holds(column: ColumnMapping, value: object) -> bool:
+    """Whether ``column`` can store ``value`` (a value map knows it)."""
+    try:
+        column.to_sage(value)
+    except KeyError:
+        return False
+    return True
+
+
+def _stored(column: ColumnMapping, value: object) -> object:
+    """A reference-schema value as ``column`` stores it: its Sage value, a day for a date."""
+    if column.type == "date" and isinstance(value, str):
+        value = value[:10]
+    return column.to_sage(value)
 
 
 def _chunks(
@@ -858,8 +922,13 @@ def write_demo_dossier(
     contacts: int | None = None,
     products: int | None = None,
     orders: int | None = None,
+    layout: str = "reference",
 ) -> DemoSummary:
     """Write a demo dossier to the SQLite file ``path`` and say what it holds.
+
+    ``layout`` is a built-in mapping layout (``reference``, ``ciel``): the tables, column
+    names and values are those it maps; the data is the same for a seed, but what the
+    layout cannot hold (a prospect flag, a status it has no value for).
 
     ``clients`` customers and prospects (about a fifth prospects, a few dormant).
     ``contacts`` (default: 1.5 per client) are dealt over the clients, 0 to 3 each
@@ -897,7 +966,10 @@ def write_demo_dossier(
         raise FileExistsError(f"{target} exists: choose another path or overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    mapping = SageMapping.load()
+    mapping = SageMapping.load(layout)
+    name_length = mapping.table("F_COMPTET").column("CT_Intitule").length or NAME_LENGTH
+    statuses = mapping.table("F_DOCENTETE").column("DO_Statut")
+    known = [i for i, s in enumerate(_ORDER_STATUSES) if _holds(statuses, s)]
     fake = Faker("fr_FR")
     fake.seed_instance(seed)
     rng = random.Random(seed)
@@ -915,14 +987,14 @@ def write_demo_dossier(
                 connection.execute(statement)
 
             client_table = _Writer(
-                connection, mapping.table("F_COMPTET"), flags=("CT_Prospect", "CT_Sommeil")
+                connection, mapping, "F_COMPTET", flags=("CT_Prospect", "CT_Sommeil")
             )
-            contact_table = _Writer(connection, mapping.table("F_CONTACTT"))
+            contact_table = _Writer(connection, mapping, "F_CONTACTT")
             contact_rng = _stream(seed, "F_CONTACTT")
             cap = max(MAX_CONTACTS_PER_CLIENT, -(-contact_count // max(clients, 1)))
             spread = _Spread(contact_rng, contact_count, clients, cap)
             customers = array("I")
-            for chunk in _chunks(_client_rows(fake, rng, clock, clients)):
+            for chunk in _chunks(_client_rows(fake, rng, clock, clients, name_length)):
                 client_table.write(chunk)
                 contact_table.write(_contact_rows(contact_rng, clock, chunk, spread))
                 customers.extend(
@@ -931,9 +1003,9 @@ def write_demo_dossier(
                     if not row["CT_Prospect"] and not row["CT_Sommeil"]
                 )
 
-            family_table = _Writer(connection, mapping.table("F_FAMILLE"))
-            product_table = _Writer(connection, mapping.table("F_ARTICLE"))
-            stock_table = _Writer(connection, mapping.table("F_ARTSTOCK"))
+            family_table = _Writer(connection, mapping, "F_FAMILLE")
+            product_table = _Writer(connection, mapping, "F_ARTICLE")
+            stock_table = _Writer(connection, mapping, "F_ARTSTOCK")
             if product_count:
                 family_table.write(_family_rows(_stream(seed, "F_FAMILLE"), clock))
             stock_rng = _stream(seed, "F_ARTSTOCK")
@@ -962,8 +1034,8 @@ def write_demo_dossier(
             headers: dict[str, _Writer] = {}
             lines: dict[str, _Writer] = {}
             for name, (kind, prefix, count, weights) in documents.items():
-                headers[name] = _Writer(connection, mapping.table("F_DOCENTETE"))
-                lines[name] = _Writer(connection, mapping.table("F_DOCLIGNE"))
+                headers[name] = _Writer(connection, mapping, "F_DOCENTETE")
+                lines[name] = _Writer(connection, mapping, "F_DOCLIGNE")
                 rows = _document_rows(
                     _stream(seed, f"F_DOCENTETE/{kind}"),
                     clock,
@@ -972,7 +1044,8 @@ def write_demo_dossier(
                     kind=kind,
                     prefix=prefix,
                     count=count,
-                    status_weights=weights,
+                    status_weights=tuple(weights[i] for i in known),
+                    statuses=tuple(_ORDER_STATUSES[i] for i in known),
                 )
                 while batch := list(islice(rows, CHUNK_ROWS)):
                     headers[name].write(header for header, _ in batch)
@@ -989,7 +1062,9 @@ def write_demo_dossier(
         path=target,
         seed=seed,
         clients=client_table.rows,
-        prospects=client_table.flagged["CT_Prospect"],
+        prospects=0
+        if mapping.table("F_COMPTET").columns["CT_Prospect"].absent
+        else client_table.flagged["CT_Prospect"],
         dormant=client_table.flagged["CT_Sommeil"],
         contacts=contact_table.rows,
         families=family_table.rows,
@@ -999,4 +1074,5 @@ def write_demo_dossier(
         order_lines=lines["orders"].rows,
         invoices=headers["invoices"].rows,
         invoice_lines=lines["invoices"].rows,
+        layout=layout,
     )

@@ -24,7 +24,14 @@ import pyodbc
 from dossiersync.errors import SourceError, SourceUnavailable
 from dossiersync.source import Unreadable, shown
 
-from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
+from .mapping import (
+    IDENTIFIER,
+    ColumnMapping,
+    ColumnType,
+    SageMapping,
+    TableMapping,
+    check_physical,
+)
 
 Dialect = Literal["sqlite", "postgresql", "odbc"]
 
@@ -32,7 +39,7 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 #: the greatest timestamp text: a modification value above it (a letter, a blob) is none
 _LAST_TIMESTAMP = "9999-12-31 23:59:59.999"
-#: what a SQLite read puts before a value's stored bytes in hexadecimal (see ``_expr``)
+#: what a SQLite read puts before a value's stored bytes in hexadecimal (see ``_selected``)
 _HEX_MARK = "x"
 #: control characters no Sage text holds (tab, line feed and carriage return are text)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -79,12 +86,6 @@ def _parse_timestamp(value: Any) -> datetime:
     if isinstance(value, str):
         return datetime.fromisoformat(value.strip()).replace(tzinfo=None)
     raise ValueError(f"not a timestamp: {value!r}")
-
-
-def _check_timestamp(text: str) -> None:
-    """Raise ``ValueError`` unless a ``YYYY-MM-DD hh:mm:ss.fff`` text is a real time (not
-    month 13, day 45 or hour 99)."""
-    datetime.fromisoformat(text)
 
 
 def _canonical_decimal(value: Decimal) -> Decimal:
@@ -144,19 +145,27 @@ def _decoded(value: Any) -> Any:
         ) from None
 
 
-def normalise(column: ColumnMapping, value: Any) -> Any:
+def _check_timestamp(text: str) -> None:
+    """Raise ``ValueError`` unless a ``YYYY-MM-DD hh:mm:ss.fff`` text is a real time (not
+    month 13, day 45 or hour 99)."""
+    datetime.fromisoformat(text)
+
+
+def normalise(column: ColumnMapping, value: Any, kind: ColumnType | None = None) -> Any:
     """A value read from the database, in the form its declared type promises.
 
     text → ``str`` without trailing spaces, int → ``int``, decimal → exact ``Decimal`` in
     its shortest form, timestamp → ``'YYYY-MM-DD hh:mm:ss.fff'``, date → ``'YYYY-MM-DD'``.
     ``None`` stays ``None``; bytes (as a SQLite column is read) are UTF-8.  Raises
     ``ValueError`` for a value the type cannot hold as it is: bytes that are not UTF-8,
-    text with a control character (NUL…), an int with a fraction.
+    text with a control character (NUL…), an int with a fraction, a time that is none.
+    ``kind`` reads the value as another type than the column's (what a value-mapped
+    column stores).
     """
     if value is None:
         return None
     value = _decoded(value)
-    kind = column.type
+    kind = kind or column.type
     if kind == "text":
         text = value if isinstance(value, str) else str(value)
         control = _CONTROL.search(text)
@@ -215,6 +224,10 @@ def names_sqlite_driver(connection: str) -> bool:
         if key.strip().lower() == "driver" and "sqlite" in value.lower():
             return True
     return False
+
+
+class _Unmapped(ValueError):
+    """A value read that the column's value map does not know."""
 
 
 @dataclass
@@ -386,32 +399,108 @@ class Sage50OdbcEndpoint:
 
     # -- SQL pieces -------------------------------------------------------------------
 
-    def _q(self, name: str) -> str:
-        check_identifier(name, "identifier")
-        return f"{self._quote}{name}{self._quote}"
+    def _q(self, name: str | None) -> str:
+        """``name`` quoted for this driver (a quote inside it doubled), never built from data."""
+        name = check_physical(name, "name")
+        quote = self._quote
+        if not quote:
+            if not IDENTIFIER.match(name):
+                raise SourceError(f"{self.source} cannot quote names, so it cannot name {name!r}")
+            return name
+        return f"{quote}{name.replace(quote, quote * 2)}{quote}"
+
+    def _target(self, column: ColumnMapping) -> tuple[TableMapping, ColumnMapping]:
+        """The table and column a reference column takes its value (and type) from."""
+        ref = column.refers
+        assert ref is not None
+        target = self.mapping.table(ref.table)
+        return target, target.columns[ref.column]
+
+    def _match(self, table: TableMapping, column: ColumnMapping, test: str) -> str:
+        """The condition "``column`` ``test``" (``= ?``, ``IN (?, ?)``). A reference column
+        is tested on the referred table, whose column is indexed where the line's id is
+        not: ``id IN (SELECT by FROM header WHERE column = ?)``."""
+        if column.refers is None:
+            return f"{self._expr(table, column)} {test}"
+        target, named = self._target(column)
+        by = target.columns[column.refers.by]
+        return (
+            f"{self._q(column.column)} IN (SELECT {self._q(by.column)} "  # noqa: S608
+            f"FROM {self._q(target.table)} WHERE {self._q(named.column)} {test})"
+        )
+
+    def _value_mapped(self, column: ColumnMapping) -> bool:
+        """Whether a value of ``column`` goes through a value map (its own or, for a
+        reference, the referred column's): an unknown value then matches nothing."""
+        if column.refers is not None:
+            return bool(self._target(column)[1].values)
+        return bool(column.values)
+
+    def _expr(self, table: TableMapping, column: ColumnMapping) -> str:
+        """The SQL of a physical column: its quoted name, or for a reference the lookup of
+        the referred row's column."""
+        ref = column.refers
+        if ref is None:
+            return self._q(column.column)
+        target = self.mapping.table(ref.table)
+        by = f"{self._q(target.table)}.{self._q(target.columns[ref.by].column)}"
+        own = f"{self._q(table.table)}.{self._q(column.column)}"
+        return (
+            f"(SELECT {self._q(target.columns[ref.column].column)} "  # noqa: S608
+            f"FROM {self._q(target.table)} WHERE {by} = {own})"
+        )
 
     def _param(
         self, table: TableMapping, column: ColumnMapping, value: Any, *, compared: bool = False
     ) -> Any:
         """A Python value converted for binding to ``column`` on this dialect. A value
         ``compared`` to the column (a condition, not a write) may be longer than the
-        column holds: it then matches nothing, or the over-long value a row has."""
+        column holds: it then matches nothing, or the over-long value a row has. A
+        value-mapped column binds the Sage value of ``value``; a constant one gives
+        ``value`` in its logical form (it is never bound)."""
         if value is None:
             return None
+        if column.refers is not None:
+            target, named = self._target(column)
+            return self._param(target, named, value, compared=compared)
+        if column.values or column.is_constant:
+            try:
+                logical = normalise(column, value)
+            except (ValueError, TypeError, InvalidOperation) as exc:
+                raise SourceError(
+                    f"{table.logical}.{column.logical}: {shown(value)!r} is not a valid "
+                    f"{column.type} ({exc})"
+                ) from None
+            if column.is_constant:
+                return logical
+            try:
+                sage = column.to_sage(logical)
+            except KeyError:
+                known = ", ".join(repr(v) for _, v in column.values)
+                raise SourceError(
+                    f"{table.logical}.{column.logical}: {value!r} has no value in "
+                    f"{self.mapping.source} (it maps {known})"
+                ) from None
+            return self._convert(table, column, column.stored_type, sage, compared)
+        return self._convert(table, column, column.type, value, compared)
+
+    def _convert(
+        self, table: TableMapping, column: ColumnMapping, kind: str, value: Any, compared: bool
+    ) -> Any:
         try:
-            if column.type == "text":
+            if kind == "text":
                 text = value if isinstance(value, str) else str(value)
                 if not compared and column.length is not None and len(text) > column.length:
                     raise ValueError(f"{len(text)} characters, at most {column.length} fit")
                 return text
-            if column.type == "int":
+            if kind == "int":
                 return _to_int(value)
             generic = self.dialect == "odbc"
-            if column.type == "decimal":
+            if kind == "decimal":
                 number = _to_decimal(value)
                 return number if generic else format(number, "f")
             moment = _parse_timestamp(value)
-            if column.type == "date":
+            if kind == "date":
                 return moment.date() if generic else moment.date().isoformat()
             if generic:
                 return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
@@ -425,26 +514,57 @@ class Sage50OdbcEndpoint:
     def _equalities(
         self, table: TableMapping, values: Mapping[str, Any]
     ) -> tuple[list[str], list[Any]]:
-        """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters."""
+        """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters. A
+        constant column drops its condition when the value is its constant and matches
+        nothing otherwise, as does a value a value map does not know."""
         conditions, params = [], []
         for name, value in values.items():
             column = table.column(name)
-            if value is None:
+            if column.absent:
+                raise SourceError(
+                    f"{table.logical}.{name} does not exist in {self.mapping.source}: "
+                    "no row can be chosen by it"
+                )
+            if column.is_constant:
+                if not self._is_constant(table, column, value):
+                    conditions.append("1 = 0")
+            elif value is None:
                 conditions.append(f"{self._q(column.column)} IS NULL")
             else:
-                conditions.append(f"{self._q(column.column)} = ?")
-                params.append(self._param(table, column, value, compared=True))
+                try:
+                    param = self._param(table, column, value, compared=True)
+                except SourceError:
+                    if not self._value_mapped(column):
+                        raise
+                    conditions.append("1 = 0")
+                    continue
+                conditions.append(self._match(table, column, "= ?"))
+                params.append(param)
         return conditions, params
+
+    def _is_constant(self, table: TableMapping, column: ColumnMapping, value: Any) -> bool:
+        """Whether ``value`` is the constant of ``column`` (in its logical form)."""
+        if value is None or column.constant is None:
+            return value is None and column.constant is None
+        try:
+            return bool(
+                self._param(table, column, value) == self._param(table, column, column.constant)
+            )
+        except SourceError:
+            return False
 
     def _key_values(self, table: TableMapping, key: Sequence[Any]) -> dict[str, Any]:
         return dict(zip(table.key, self._key(table, key), strict=True))
 
     def _selection(self, table: TableMapping, columns: Sequence[str] | None) -> list[ColumnMapping]:
+        """The columns a read returns: those asked for (all by default) but the absent
+        ones, which the rows do not have."""
         if columns is None:
-            return list(table.columns.values())
+            return [table.columns[name] for name in table.readable]
         if isinstance(columns, str):
             raise TypeError("columns is a sequence of column names, not one string")
-        return [table.column(name) for name in dict.fromkeys(columns)]
+        chosen = (table.column(name) for name in dict.fromkeys(columns))
+        return [column for column in chosen if not column.absent]
 
     # -- reading ----------------------------------------------------------------------
 
@@ -489,13 +609,27 @@ class Sage50OdbcEndpoint:
                 if row is None or row[0] is None:
                     return None
                 try:
-                    moment = _parse_timestamp(normalise(modified, row[0]))
+                    moment = _parse_timestamp(self._value(spec, modified, row[0]))
                 except (ValueError, TypeError, InvalidOperation):
                     sql, params = f"{head} WHERE {column} < ?", [row[0]]
                     continue
                 return format_timestamp(moment)
         finally:
             self._release()
+
+    def text_lengths(self, table: str) -> dict[str, int | None]:
+        """The mapping's length of each text column of ``table`` (``None``: unbounded)."""
+        spec = self.mapping.table(table)
+        return {
+            name: column.length
+            for name, column in spec.columns.items()
+            if column.type == "text" and not column.absent
+        }
+
+    def changes_by_day(self, table: str) -> bool:
+        """Whether ``table``'s modification column tells only the day (a ``date``): two
+        edits of the same day leave it as it was."""
+        return self.mapping.table(table).by_day
 
     def _modified(self, table: TableMapping) -> ColumnMapping:
         if table.modified is None:
@@ -504,28 +638,61 @@ class Sage50OdbcEndpoint:
             )
         return table.columns[table.modified]
 
-    @staticmethod
-    def _cell(column: ColumnMapping, value: Any, stored: bool) -> Any:
-        """A value read, normalised; an :class:`Unreadable` when its type cannot carry it.
-        ``stored``: the value is its stored bytes in hexadecimal (see :meth:`_expr`)."""
+    def _value(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        """A value read, in its logical form; ``ValueError`` (or ``TypeError``,
+        ``InvalidOperation``) when the column's type or value map cannot carry it."""
+        if column.refers is not None:
+            target, named = self._target(column)
+            return self._value(target, named, value)
+        if column.values and value is not None:
+            stored = normalise(column, value, column.stored_type)
+            try:
+                return column.from_sage(stored)
+            except KeyError:
+                known = ", ".join(repr(v) for v, _ in column.values)
+                raise _Unmapped(f"the mapping knows only {known}") from None
+        return normalise(column, value)
+
+    def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        try:
+            return self._value(table, column, value)
+        except (ValueError, TypeError, InvalidOperation) as exc:
+            raise SourceError(
+                f"{table.logical}.{column.logical} on {self.source} holds {shown(value)!r}, "
+                f"which is not a valid {column.type} ({exc})"
+            ) from None
+
+    def _cell(self, table: TableMapping, column: ColumnMapping, value: Any, stored: bool) -> Any:
+        """A value read, in its logical form; an :class:`Unreadable` when the column's type
+        cannot carry it as it is. ``stored``: the value is its stored bytes in hexadecimal
+        (see :meth:`_selected`)."""
         try:
             if stored and isinstance(value, str):
                 value = bytes.fromhex(value[len(_HEX_MARK) :])
-            return normalise(column, value)
+            return self._value(table, column, value)
         except (ValueError, TypeError, InvalidOperation) as exc:
             if isinstance(value, bytes):
                 with suppress(UnicodeDecodeError):
                     value = value.decode("utf-8")  # shown as the text it is
+            if isinstance(exc, _Unmapped):
+                # the mapping, not the row, is to correct: every such row is alike
+                raise SourceError(
+                    f"{table.logical}.{column.logical} on {self.source} holds "
+                    f"{shown(value)!r}, which is not a valid {column.type} ({exc})"
+                ) from None
             return Unreadable(column.logical, shown(value), str(exc))
 
-    def _converter(self, column: ColumnMapping, stored: bool) -> Callable[[Any], Any]:
+    def _converter(
+        self, table: TableMapping, column: ColumnMapping, stored: bool
+    ) -> Callable[[Any], Any]:
         """What :meth:`_cell` does to each value of ``column``, with a quick way for the
         values that are what they should be (most of them, and one call each)."""
 
         def cell(value: Any) -> Any:
-            return self._cell(column, value, stored)
+            return self._cell(table, column, value, stored)
 
-        if not stored or column.type not in ("text", "int", "timestamp"):
+        plain = column.refers is None and not column.values
+        if not stored or not plain or column.type not in ("text", "int", "timestamp"):
             return cell
         fromhex, skip = bytes.fromhex, len(_HEX_MARK)
         if column.type == "int":
@@ -570,17 +737,17 @@ class Sage50OdbcEndpoint:
 
         return text
 
-    def _expr(self, column: ColumnMapping) -> str:
+    def _selected(self, table: TableMapping, column: ColumnMapping) -> str:
         """A column as a read selects it. SQLite gives its bytes as they are stored: the
         SQLite3 driver would cut text at a NUL, decode invalid UTF-8 as Latin-1, give a
         blob as the text ``X'…'``, and turn 0.5, 2**40 or ``'abc'`` in an INTEGER column
         into 0, 0 and NULL."""
-        quoted = self._q(column.column)
+        expr = self._expr(table, column)
+        if self.dialect != "sqlite":
+            return expr
         # in hexadecimal after a mark: text whatever the driver guesses of the column
         # (it would give bytes for some rows, ``X'…'`` for others), and NULL stays NULL
-        if self.dialect != "sqlite":
-            return quoted
-        return f"CASE WHEN {quoted} IS NOT NULL THEN '{_HEX_MARK}' || hex({quoted}) END"
+        return f"CASE WHEN {expr} IS NOT NULL THEN '{_HEX_MARK}' || hex({expr}) END"
 
     def read(
         self,
@@ -607,8 +774,10 @@ class Sage50OdbcEndpoint:
         names = [column.logical for column in selected]
         # a row whose modification time is not one says so, asked for or not
         checked = spec.modified if spec.modified and spec.modified not in names else None
-        if checked is not None:
+        if checked is not None and spec.columns[checked].physical:
             selected.append(spec.columns[checked])
+        else:
+            checked = None
         rows = self._select(spec, selected, since=since, where=where, keys=keys)
         if checked is None:
             return (dict(zip(names, values, strict=True)) for values in rows)
@@ -705,22 +874,48 @@ class Sage50OdbcEndpoint:
             modified = self._modified(table)
             conditions.append(f"{self._q(modified.column)} >= ?")
             params.append(self._param(table, modified, since))
+        real = [column for column in selected if column.physical]
         head = (
-            f"SELECT {', '.join(self._expr(c) for c in selected)} "  # noqa: S608
+            f"SELECT {', '.join(self._selected(table, c) for c in real)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
         )
-        order = f" ORDER BY {', '.join(self._q(table.columns[k].column) for k in table.key)}"
+        ordered = [self._expr(table, c) for c in self._ordering(table)]
+        order = f" ORDER BY {', '.join(ordered)}"
+        rows: Generator[list[Any], None, None]
         if keys is None and self.dialect == "sqlite":
-            return self._paged(table, selected, conditions, params)
-        if keys is None:
+            rows = self._paged(table, real, conditions, params)
+        elif keys is None:
             where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            return self._stream(table, selected, [(head + where_sql + order, params)])
-        return self._stream(
-            table,
-            selected,
-            self._key_chunks(table, head, order, conditions, params, keys),
-            stored=self.dialect == "sqlite",
-        )
+            rows = self._stream(table, real, [(head + where_sql + order, params)])
+        else:
+            chunks = self._key_chunks(table, head, order, conditions, params, keys)
+            rows = self._stream(table, real, chunks, stored=self.dialect == "sqlite")
+        if len(real) == len(selected):
+            return rows
+        return self._with_constants(table, selected, rows)
+
+    @staticmethod
+    def _ordering(table: TableMapping) -> list[ColumnMapping]:
+        """The key columns rows are ordered by: a constant one orders nothing."""
+        return [table.columns[name] for name in table.key if table.columns[name].physical]
+
+    def _with_constants(
+        self,
+        table: TableMapping,
+        selected: list[ColumnMapping],
+        rows: Generator[list[Any], None, None],
+    ) -> Generator[list[Any], None, None]:
+        """Rows of the physical columns completed with the constant ones, in ``selected``
+        order."""
+        constants = {
+            c.logical: self._normalise(table, c, c.constant) for c in selected if c.is_constant
+        }
+        try:
+            for values in rows:
+                given = iter(values)
+                yield [constants[c.logical] if c.is_constant else next(given) for c in selected]
+        finally:
+            rows.close()
 
     def _key_chunks(
         self,
@@ -737,16 +932,22 @@ class Sage50OdbcEndpoint:
             return
         self._key_part(table, first)
         key_columns = [table.columns[name] for name in table.key[: len(first)]]
-        per_chunk = max(1, _PARAMETERS_PER_STATEMENT // len(key_columns))
+        # a constant key column selects no row of its own: a key whose value is not the
+        # constant (or that a value map does not know) matches nothing
+        varying = [c for c in key_columns if not c.is_constant]
+        per_chunk = max(1, _PARAMETERS_PER_STATEMENT // max(1, len(varying)))
         seen: set[tuple[Any, ...]] = set()
         chunk: list[tuple[Any, ...]] = []
 
         def statement() -> tuple[str, list[Any]]:
-            if len(key_columns) == 1:
+            if not varying:
+                where = " AND ".join(conditions)
+                return f"{head}{f' WHERE {where}' if where else ''}{order}", list(params)
+            if len(varying) == 1:
                 marks = ", ".join(["?"] * len(chunk))
-                condition = f"{self._q(key_columns[0].column)} IN ({marks})"
+                condition = self._match(table, varying[0], f"IN ({marks})")
             else:
-                one = " AND ".join(f"{self._q(c.column)} = ?" for c in key_columns)
+                one = " AND ".join(self._match(table, c, "= ?") for c in varying)
                 condition = " OR ".join(f"({one})" for _ in chunk)
             sql = f"{head} WHERE {' AND '.join([*conditions, f'({condition})'])}{order}"
             return sql, [*params, *(value for key in chunk for value in key)]
@@ -754,19 +955,36 @@ class Sage50OdbcEndpoint:
         for key in itertools.chain([first], keys):
             if isinstance(key, str | bytes) or len(key) != len(key_columns):
                 self._key_part(table, key, len(key_columns))
-            converted = tuple(
-                self._param(table, column, value, compared=True)
-                for column, value in zip(key_columns, key, strict=True)
-            )
-            if converted in seen:
+            converted = self._key_params(table, key_columns, key)
+            if converted is None or converted in seen:
                 continue
             seen.add(converted)
             chunk.append(converted)
             if len(chunk) >= per_chunk:
                 yield statement()
                 chunk = []
+                if not varying:
+                    return
         if chunk:
             yield statement()
+
+    def _key_params(
+        self, table: TableMapping, key_columns: list[ColumnMapping], key: Sequence[Any]
+    ) -> tuple[Any, ...] | None:
+        """The parameters of a key's varying columns; ``None`` when no row can have it."""
+        converted = []
+        for column, value in zip(key_columns, key, strict=True):
+            if column.is_constant:
+                if not self._is_constant(table, column, value):
+                    return None
+                continue
+            try:
+                converted.append(self._param(table, column, value, compared=True))
+            except SourceError:
+                if not self._value_mapped(column):
+                    raise
+                return None
+        return tuple(converted)
 
     def _paged(
         self,
@@ -781,15 +999,15 @@ class Sage50OdbcEndpoint:
         (or in a transaction) into memory before the first row: one statement over a
         500,000-row table costs its whole size. Pages bound that by ``_PAGE_ROWS``; they
         follow the key order (NULLs first, as SQLite sorts them)."""
-        key_columns = [table.columns[name] for name in table.key]
+        key_columns = self._ordering(table)
         # the key as the driver gives it, after the values read: what the next page follows
         at = [len(selected) + i for i in range(len(key_columns))]
         expressions = [
-            *(self._expr(c) for c in selected),
-            *(self._q(c.column) for c in key_columns),
+            *(self._selected(table, c) for c in selected),
+            *(self._expr(table, c) for c in key_columns),
         ]
         head = f"SELECT {', '.join(expressions)} FROM {self._q(table.table)}"  # noqa: S608
-        order = f" ORDER BY {', '.join(self._q(c.column) for c in key_columns)} LIMIT ?"
+        order = f" ORDER BY {', '.join(self._expr(table, c) for c in key_columns)} LIMIT ?"
         page = _Page()
 
         def pages() -> Iterator[tuple[str, list[Any]]]:
@@ -797,7 +1015,7 @@ class Sage50OdbcEndpoint:
             while True:
                 page_conditions, page_params = list(conditions), list(params)
                 if after:
-                    condition, values = self._after(key_columns, after)
+                    condition, values = self._after(table, key_columns, after)
                     page_conditions.append(condition)
                     page_params += values
                 where_sql = f" WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
@@ -809,7 +1027,9 @@ class Sage50OdbcEndpoint:
 
         yield from self._stream(table, selected, pages(), page=page, stored=True)
 
-    def _after(self, key_columns: list[ColumnMapping], key: list[Any]) -> tuple[str, list[Any]]:
+    def _after(
+        self, table: TableMapping, key_columns: list[ColumnMapping], key: list[Any]
+    ) -> tuple[str, list[Any]]:
         """The condition "key after ``key``" in key order, for raw values as read (``None``
         sorts first: after it is ``IS NOT NULL``, equal to it ``IS NULL``)."""
         alternatives, values = [], []
@@ -817,14 +1037,14 @@ class Sage50OdbcEndpoint:
             parts = []
             for earlier, value in zip(key_columns[:i], key[:i], strict=True):
                 if value is None:
-                    parts.append(f"{self._q(earlier.column)} IS NULL")
+                    parts.append(f"{self._expr(table, earlier)} IS NULL")
                 else:
-                    parts.append(f"{self._q(earlier.column)} = ?")
+                    parts.append(f"{self._expr(table, earlier)} = ?")
                     values.append(value)
             if key[i] is None:
-                parts.append(f"{self._q(column.column)} IS NOT NULL")
+                parts.append(f"{self._expr(table, column)} IS NOT NULL")
             else:
-                parts.append(f"{self._q(column.column)} > ?")
+                parts.append(f"{self._expr(table, column)} > ?")
                 values.append(key[i])
             alternatives.append(f"({' AND '.join(parts)})")
         return f"({' OR '.join(alternatives)})", values
@@ -839,10 +1059,11 @@ class Sage50OdbcEndpoint:
         stored: bool = False,
     ) -> Generator[list[Any], None, None]:
         """Rows of each statement in turn, their ``selected`` values normalised (columns
-        after them are left out); ``page`` counts each statement's rows and keeps its last
-        one as the driver gave it (reset by whoever makes the statements); ``stored``: the
-        values are selected by :meth:`_expr`."""
-        converters = [self._converter(column, stored) for column in selected]
+        after them are left out), a value the column cannot carry as an
+        :class:`Unreadable`; ``page`` counts each statement's rows and keeps its last one
+        as the driver gave it (reset by whoever makes the statements); ``stored``: the
+        values are selected by :meth:`_selected`."""
+        converters = [self._converter(table, column, stored) for column in selected]
         self._open_reads += 1
         try:
             for sql, params in statements:
@@ -872,22 +1093,70 @@ class Sage50OdbcEndpoint:
     def _assignments(
         self, table: TableMapping, values: Mapping[str, Any]
     ) -> tuple[list[ColumnMapping], list[Any]]:
+        """The physical columns a write sets and their parameters. An absent column's value
+        is dropped; a constant column's must be its constant; a reference column binds
+        the referred row's ``by`` value."""
         columns, params = [], []
+        referring: dict[str, dict[str, Any]] = {}
         for name, value in values.items():
             column = table.column(name)
             if name == table.identity:
                 raise SourceError(
                     f"{table.logical}.{name} is set by the database and cannot be written"
                 )
+            if column.absent:
+                continue
+            if column.is_constant:
+                if not self._is_constant(table, column, value):
+                    raise SourceError(
+                        f"{table.logical}.{name}: every row of {self.mapping.source} holds "
+                        f"{column.constant!r}, {value!r} cannot be written"
+                    )
+                continue
+            if column.refers is not None:
+                referring.setdefault(str(column.column), {})[name] = value
+                continue
             columns.append(column)
             params.append(self._param(table, column, value))
+        for physical, named in referring.items():
+            column = next(c for c in table.columns.values() if c.column == physical and c.refers)
+            columns.append(column)
+            params.append(self._referred(table, column, named))
         return columns, params
+
+    def _referred(self, table: TableMapping, column: ColumnMapping, named: dict[str, Any]) -> Any:
+        """The ``by`` value of the one row the reference columns sharing ``column``'s
+        physical column name (``{logical column: value}``); ``None`` when all are None."""
+        if all(value is None for value in named.values()):
+            return None
+        ref = column.refers
+        assert ref is not None
+        target = self.mapping.table(ref.table)
+        by = target.columns[ref.by]
+        wanted = {table.columns[name].refers.column: value for name, value in named.items()}  # type: ignore[union-attr]
+        conditions, params = self._equalities(target, wanted)
+        sql = (
+            f"SELECT {self._q(by.column)} FROM {self._q(target.table)} "  # noqa: S608
+            f"WHERE {' AND '.join(conditions) or '1 = 1'}"
+        )
+        found = [row[0] for row in self._stream(target, [by], [(sql, params)])]
+        if len(found) != 1:
+            shown = ", ".join(f"{name} = {value!r}" for name, value in wanted.items())
+            raise SourceError(
+                f"{table.logical}.{', '.join(named)}: {len(found) or 'no'} row(s) of "
+                f"{target.logical} have {shown}, exactly one is needed"
+            )
+        return self._param(target, by, found[0])
 
     def insert(self, table: str, values: Mapping[str, Any]) -> None:
         """Insert one row; the modification column is set to :meth:`clock` unless given."""
         spec = self.mapping.table(table)
         row = dict(values)
-        missing = [name for name in spec.key if row.get(name) is None]
+        missing = [
+            name
+            for name in spec.key
+            if row.get(name) is None and not spec.columns[name].is_constant
+        ]
         if missing:
             raise SourceError(
                 f"insert into {spec.logical}: key column(s) {', '.join(missing)} missing"

@@ -2,14 +2,27 @@
 
 Code speaks *logical* names — those of the reference schema (``F_COMPTET``, ``CT_Num``…).
 A mapping file says which physical table and column each logical name is on a given
-ODBC data source, and the column's type.  The reference mapping ships with the package;
-a site whose driver exposes other names edits a copy and points the configuration at it.
+ODBC data source, and the column's type.  A logical column may also be
+
+- a **constant** (``"constant": 0``): the source has no such column and every row holds
+  that value (a file of customers only has no customer/supplier discriminator);
+- **absent** (``"absent": true``): the source cannot hold the concept at all (no prospect
+  flag); it is never read and what is written to it is dropped;
+- **value-mapped** (``"values": [["Commande", 1], …]``): the physical column holds the
+  first value of each pair where the logical column holds the second;
+- a **reference** (``"refers": {"table": …, "column": …, "by": …}``): the physical
+  column holds the ``by`` column of a row of another table and the logical value is that
+  row's ``column`` (document lines pointing to their header through its integer id).
+
+Built-in layouts ship with the package (``reference``, ``ciel``); a site whose driver
+exposes other names edits a copy and points the configuration at it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -25,6 +38,11 @@ ColumnType = Literal["text", "int", "decimal", "timestamp", "date"]
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+#: a physical name: any printable text the driver exposes (spaces, accents, ``°``…),
+#: quoted when used; never a control character, never blank
+PHYSICAL_NAME = re.compile(r"^(?=.*\S)[^\x00-\x1f\x7f]{1,128}$")
+#: names of the built-in layouts: ``schemas/sage50fr/<name>-mapping.json``
+LAYOUT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 SCHEMA_RESOURCE = "sage50fr-mapping.schema.json"
 REFERENCE_RESOURCE = "sage50fr/reference-mapping.json"
@@ -41,24 +59,116 @@ def check_identifier(name: object, what: str) -> str:
     return name
 
 
+def check_physical(name: object, what: str) -> str:
+    """Return ``name`` if it can name a physical table or column (quoted), else raise
+    :class:`SourceError`: printable text of 1 to 128 characters, not blank."""
+    if not isinstance(name, str) or not PHYSICAL_NAME.match(name):
+        raise SourceError(
+            f"{what} {name!r} is not a usable name "
+            "(1 to 128 printable characters, not blank, no control character)"
+        )
+    return name
+
+
+def builtin_layouts() -> tuple[str, ...]:
+    """Names of the layouts that ship with the package (``reference``, ``ciel``…)."""
+    folder = files("dossiersync.schemas").joinpath("sage50fr")
+    names = (
+        entry.name.removesuffix("-mapping.json")
+        for entry in folder.iterdir()
+        if entry.name.endswith("-mapping.json")
+    )
+    return tuple(sorted(names))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column holding another table's ``by`` column; its logical value is ``column``
+    of that row."""
+
+    table: str
+    column: str
+    by: str
+
+
+_NO_CONSTANT = object()
+
+
 @dataclass(frozen=True)
 class ColumnMapping:
-    """One logical column: its physical name, type and (for text) maximum length."""
+    """One logical column: its physical name, type and (for text) maximum length, or what
+    stands in for a physical column (a constant, an absent concept)."""
 
     logical: str
-    column: str
+    column: str | None
     type: ColumnType
     length: int | None = None
+    constant: Any = _NO_CONSTANT
+    absent: bool = False
+    #: ``(Sage value, logical value)`` pairs
+    values: tuple[tuple[Any, Any], ...] = ()
+    refers: Reference | None = None
 
     def __post_init__(self) -> None:
         check_identifier(self.logical, "logical column")
-        check_identifier(self.column, f"physical column of {self.logical}")
+        where = f"column {self.logical}"
         if self.type not in COLUMN_TYPES:
-            raise SourceError(
-                f"column {self.logical}: type {self.type!r} is not one of {', '.join(COLUMN_TYPES)}"
-            )
+            known = ", ".join(COLUMN_TYPES)
+            raise SourceError(f"{where}: type {self.type!r} is not one of {known}")
         if self.length is not None and (self.type != "text" or self.length < 1):
-            raise SourceError(f"column {self.logical}: a length is for text columns, at least 1")
+            raise SourceError(f"{where}: a length is for text columns, at least 1")
+        virtual = self.absent or self.is_constant
+        if self.absent and self.is_constant:
+            raise SourceError(f"{where}: a column is absent or a constant, not both")
+        if virtual and (self.column is not None or self.values or self.refers):
+            raise SourceError(f"{where}: an absent or constant column has no physical column")
+        if not virtual:
+            check_physical(self.column, f"physical column of {self.logical}")
+        if self.values and self.refers:
+            raise SourceError(f"{where}: a reference column cannot have a value map")
+        sage_values = [sage for sage, _ in self.values]
+        logical_values = [logical for _, logical in self.values]
+        if len(set(sage_values)) != len(sage_values) or len(set(logical_values)) != len(
+            logical_values
+        ):
+            raise SourceError(f"{where}: a value map pairs each value once, both ways")
+
+    @property
+    def is_constant(self) -> bool:
+        return self.constant is not _NO_CONSTANT
+
+    @property
+    def physical(self) -> bool:
+        """Whether the source has a column for it (neither constant nor absent)."""
+        return not (self.absent or self.is_constant)
+
+    @property
+    def stored_type(self) -> ColumnType:
+        """The type of what the physical column holds: the Sage values of a value map are
+        text unless they are all integers."""
+        if self.values:
+            if all(isinstance(v, int) and not isinstance(v, bool) for v, _ in self.values):
+                return "int"
+            return "text"
+        return self.type
+
+    def to_sage(self, value: Any) -> Any:
+        """The Sage value of a logical value (value maps); ``KeyError`` when unmapped."""
+        if not self.values:
+            return value
+        for sage, logical in self.values:
+            if logical == value:
+                return sage
+        raise KeyError(value)
+
+    def from_sage(self, value: Any) -> Any:
+        """The logical value of a Sage value (value maps); ``KeyError`` when unmapped."""
+        if not self.values:
+            return value
+        for sage, logical in self.values:
+            if sage == value:
+                return logical
+        raise KeyError(value)
 
 
 @dataclass(frozen=True)
@@ -74,26 +184,36 @@ class TableMapping:
 
     def __post_init__(self) -> None:
         check_identifier(self.logical, "logical table")
-        check_identifier(self.table, f"physical table of {self.logical}")
+        check_physical(self.table, f"physical table of {self.logical}")
         where = f"table {self.logical}"
         for name, column in self.columns.items():
             if name != column.logical:
                 raise SourceError(f"{where}: column entry {name} describes {column.logical}")
-        physical = [column.column.lower() for column in self.columns.values()]
-        if len(set(physical)) != len(physical):
+        # references may share their physical column: a line's id of its header gives the
+        # header's type and number alike
+        physical = [
+            str(c.column).lower() for c in self.columns.values() if c.physical and not c.refers
+        ]
+        referring = {str(c.column).lower() for c in self.columns.values() if c.refers}
+        if len(set(physical)) != len(physical) or referring & set(physical):
             raise SourceError(f"{where}: two logical columns map to the same physical column")
         if not self.key:
             raise SourceError(f"{where}: the key needs at least one column")
         for name in self.key:
-            self._require(name, "key column")
+            if self._require(name, "key column").absent:
+                raise SourceError(f"{where}: the key column {name} cannot be absent")
+        if all(self.columns[name].is_constant for name in self.key):
+            raise SourceError(f"{where}: at least one key column must be a physical column")
+        for role, special in (("modification", self.modified), ("identity", self.identity)):
+            if special is not None:
+                column = self._require(special, f"{role} column")
+                if not column.physical or column.values or column.refers:
+                    raise SourceError(f"{where}: the {role} column must be a plain column")
         if self.modified is not None:
-            if self._require(self.modified, "modification column").type not in (
-                "timestamp",
-                "date",
-            ):
+            if self.columns[self.modified].type not in ("timestamp", "date"):
                 raise SourceError(f"{where}: the modification column must be a timestamp or date")
         if self.identity is not None:
-            if self._require(self.identity, "identity column").type != "int":
+            if self.columns[self.identity].type != "int":
                 raise SourceError(f"{where}: the identity column must be an int")
             if self.identity in self.key:
                 raise SourceError(f"{where}: the identity column cannot be part of the key")
@@ -116,6 +236,17 @@ class TableMapping:
         """Logical columns a write may set: every column except the identity."""
         return tuple(name for name in self.columns if name != self.identity)
 
+    @property
+    def readable(self) -> tuple[str, ...]:
+        """Logical columns a read returns: every column except the absent ones."""
+        return tuple(name for name, column in self.columns.items() if not column.absent)
+
+    @property
+    def by_day(self) -> bool:
+        """Whether the modification column only tells the day (a ``date``): an edit made
+        the same day as the last one leaves it unchanged."""
+        return self.modified is not None and self.columns[self.modified].type == "date"
+
 
 @dataclass(frozen=True)
 class SageMapping:
@@ -133,10 +264,23 @@ class SageMapping:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SageMapping:
-        """Read and check a mapping file; ``None`` reads the reference mapping."""
+        """Read and check a mapping file; ``None`` reads the reference mapping, the name
+        of a built-in layout (``"ciel"``) that layout."""
         if path is None:
-            source = REFERENCE_SOURCE
-            text = files("dossiersync.schemas").joinpath(REFERENCE_RESOURCE).read_text("utf-8")
+            path = "reference"
+        if isinstance(path, str) and LAYOUT_NAME.match(path):
+            if path not in builtin_layouts():
+                raise SourceError(
+                    f"there is no built-in mapping layout {path!r} "
+                    f"(built in: {', '.join(builtin_layouts())}); a mapping file is a path"
+                )
+            resource = f"sage50fr/{path}-mapping.json"
+            source = (
+                REFERENCE_SOURCE
+                if path == "reference"
+                else f"the {path} layout (dossiersync.schemas/{resource})"
+            )
+            text = files("dossiersync.schemas").joinpath(resource).read_text("utf-8")
         else:
             source = f"mapping file {Path(path)}"
             try:
@@ -159,15 +303,7 @@ class SageMapping:
         tables: dict[str, TableMapping] = {}
         try:
             for logical, spec in document["tables"].items():
-                columns = {
-                    name: ColumnMapping(
-                        logical=name,
-                        column=column["column"],
-                        type=cast(ColumnType, column["type"]),
-                        length=column.get("length"),
-                    )
-                    for name, column in spec["columns"].items()
-                }
+                columns = {name: _column(name, column) for name, column in spec["columns"].items()}
                 tables[logical] = TableMapping(
                     logical=logical,
                     table=spec["table"],
@@ -178,7 +314,53 @@ class SageMapping:
                 )
         except SourceError as exc:
             raise SourceError(f"{source}: {exc}") from None
-        return cls(tables=tables, source=source)
+        mapping = cls(tables=tables, source=source)
+        check_references(mapping)
+        return mapping
+
+
+def _column(name: str, spec: Mapping[str, Any]) -> ColumnMapping:
+    refers = spec.get("refers")
+    extra: dict[str, Any] = {}
+    if "constant" in spec:
+        extra["constant"] = spec["constant"]
+    return ColumnMapping(
+        logical=name,
+        column=spec.get("column"),
+        type=cast(ColumnType, spec["type"]),
+        length=spec.get("length"),
+        absent=bool(spec.get("absent", False)),
+        values=tuple((sage, logical) for sage, logical in spec.get("values", ())),
+        refers=Reference(refers["table"], refers["column"], refers["by"]) if refers else None,
+        **extra,
+    )
+
+
+def check_references(mapping: SageMapping) -> None:
+    """Every reference column names a mapped table, a plain column and its identity."""
+    for table in mapping.tables.values():
+        for column in table.columns.values():
+            ref = column.refers
+            if ref is None:
+                continue
+            where = f"{mapping.source}: {table.logical}.{column.logical}"
+            target = mapping.tables.get(ref.table)
+            if target is None:
+                raise SourceError(f"{where} refers to table {ref.table}, which is not mapped")
+            for name in (ref.column, ref.by):
+                if name not in target.columns or not target.columns[name].physical:
+                    raise SourceError(f"{where} refers to {ref.table}.{name}: not a column there")
+            if target.columns[ref.column].type != column.type:
+                raise SourceError(f"{where}: {ref.table}.{ref.column} is not a {column.type}")
+            if target.columns[ref.by].type not in ("int", "text"):
+                raise SourceError(f"{where}: {ref.table}.{ref.by} cannot identify a row")
+            shared = [
+                c.refers
+                for c in table.columns.values()
+                if c.refers and str(c.column).lower() == str(column.column).lower()
+            ]
+            if any((r.table, r.by) != (ref.table, ref.by) for r in shared if r is not None):
+                raise SourceError(f"{where}: columns sharing {column.column!r} refer to one row")
 
 
 @lru_cache(maxsize=1)

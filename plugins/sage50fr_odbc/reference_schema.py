@@ -14,7 +14,7 @@ from typing import Literal
 from dossiersync.errors import SourceError
 
 from .endpoint import Sage50OdbcEndpoint, names_sqlite_driver
-from .mapping import ColumnMapping, SageMapping, TableMapping, check_identifier
+from .mapping import ColumnMapping, SageMapping, TableMapping, check_physical
 
 ReferenceDialect = Literal["sqlite", "postgresql"]
 
@@ -41,19 +41,26 @@ _IDENTITY: dict[ReferenceDialect, str] = {
 }
 
 
-def _q(name: str) -> str:
-    return f'"{check_identifier(name, "identifier")}"'
+def _q(name: str | None) -> str:
+    return '"' + check_physical(name, "name").replace('"', '""') + '"'
 
 
 def _column_type(dialect: ReferenceDialect, column: ColumnMapping) -> str:
+    if column.refers is not None:
+        return _TYPES[dialect]["int"]
+    if column.values:
+        return _TYPES[dialect][column.stored_type]
     if column.type == "text" and column.length is not None:
         return f"VARCHAR({column.length})"
     return _TYPES[dialect][column.type]
 
 
 def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
-    lines = []
+    lines, made = [], set()
     for column in table.columns.values():
+        if not column.physical or column.column in made:
+            continue
+        made.add(column.column)
         if column.logical == table.identity:
             lines.append(f"{_q(column.column)} {_IDENTITY[dialect]}")
             continue
@@ -61,12 +68,13 @@ def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
         if column.logical in table.key:
             definition += " NOT NULL"
         lines.append(definition)
-    key = ", ".join(_q(table.columns[name].column) for name in table.key)
+    physical_key = (table.columns[name] for name in table.key)
+    key = ", ".join(_q(c) for c in dict.fromkeys(c.column for c in physical_key if c.physical))
     lines.append(f"UNIQUE ({key})" if table.identity else f"PRIMARY KEY ({key})")
     body = ",\n    ".join(lines)
     statements = [f"CREATE TABLE IF NOT EXISTS {_q(table.table)} (\n    {body}\n)"]
     if table.modified is not None:
-        modified = table.columns[table.modified].column
+        modified = str(table.columns[table.modified].column)
         index = _q(f"ix_{table.table}_{modified}"[:63])
         statements.append(
             f"CREATE INDEX IF NOT EXISTS {index} ON {_q(table.table)} ({_q(modified)})"
@@ -79,9 +87,24 @@ def reference_ddl(dialect: ReferenceDialect, mapping: SageMapping | None = None)
     if dialect not in _TYPES:
         raise ValueError(f"the reference schema exists for sqlite and postgresql, not {dialect!r}")
     mapping = mapping if mapping is not None else SageMapping.load()
-    return [
+    statements = [
         statement for table in mapping.tables.values() for statement in _table_ddl(dialect, table)
     ]
+    # a reference column is looked up by the referred row's column: index it
+    referred = {
+        (column.refers.table, column.refers.column)
+        for table in mapping.tables.values()
+        for column in table.columns.values()
+        if column.refers is not None
+    }
+    for logical, name in sorted(referred):
+        target = mapping.table(logical)
+        physical = str(target.columns[name].column)
+        index = _q(f"ix_{target.table}_{physical}"[:63])
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {index} ON {_q(target.table)} ({_q(physical)})"
+        )
+    return statements
 
 
 def create_reference_schema(connection: str, mapping: SageMapping | None = None) -> None:

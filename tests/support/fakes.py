@@ -58,6 +58,9 @@ class FakeSage:
         self.now += timedelta(milliseconds=1)
         return self.now.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
 
+    def text_lengths(self, table: str) -> dict[str, int | None]:
+        return {}  # the entity schemas' own limits
+
     def high_water_mark(self, table: str) -> str | None:
         return max((r[self.modified] for r in self.tables[table].values()), default=None)
 

@@ -40,12 +40,19 @@ class Workspace:
         seed: int = 0,
         branch_id: int | None = None,
         entities: tuple[str, ...] = ("clients",),
+        layout: str = "reference",
         **counts: int,
     ) -> Path:
-        """A reference dossier; ``counts`` are the generator's (contacts, products, orders)."""
+        """A demo dossier in a built-in ``layout``; ``counts`` are the generator's
+        (contacts, products, orders)."""
         path = self.root / f"{dossier_id}.db"
-        write_demo_dossier(path, clients=clients, seed=seed, **counts)
-        self.dossiers[dossier_id] = {"path": path, "branch_id": branch_id, "entities": entities}
+        write_demo_dossier(path, clients=clients, seed=seed, layout=layout, **counts)
+        self.dossiers[dossier_id] = {
+            "path": path,
+            "branch_id": branch_id,
+            "entities": entities,
+            "layout": layout,
+        }
         self.write_config()
         return path
 
@@ -76,6 +83,8 @@ class Workspace:
             ]
             if d["branch_id"] is not None:
                 lines.append(f"branch_id = {d['branch_id']}")
+            if d["layout"] != "reference":
+                lines.append(f'mapping = "{d["layout"]}"')
         self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config, encoding="utf-8")
 
     # -- running the CLI ---------------------------------------------------------------

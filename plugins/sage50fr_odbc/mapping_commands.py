@@ -1,0 +1,220 @@
+"""The Sage 50FR plugin's ``dossiersync mapping`` commands: ``check`` and ``suggest``.
+
+Registered by :mod:`.commands` (the plugin's ``dossiersync_register_commands``); nothing
+here is imported before a mapping command runs but click.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from .endpoint import Sage50OdbcEndpoint
+
+
+class _CannotCheck(click.ClickException):
+    """The configuration, the mapping file or the data source failed us: exit status 2,
+    as for any other error of the connector (1 is for what the check found)."""
+
+    exit_code = 2
+
+
+def _dossier_endpoint(
+    ctx: Any, dossier_id: str, mapping_file: str | None = None
+) -> tuple[Any, Sage50OdbcEndpoint]:
+    """The dossier's configuration and Sage endpoint (not opened), with its mapping or
+    ``mapping_file``."""
+    from dossiersync.dossiers import proposed
+    from dossiersync.registry import load_endpoint
+
+    from .endpoint import Sage50OdbcEndpoint
+
+    dossiers = proposed(ctx.config)
+    dossier = dossiers.get(dossier_id)
+    if dossier is None:
+        listed = ", ".join(sorted(dossiers)) or "none"
+        raise click.UsageError(
+            f"unknown dossier {dossier_id!r}: it is not in the configuration, nor an ODBC data "
+            f"source the discovery patterns match (known: {listed})"
+        )
+    endpoint = load_endpoint(dossier.endpoint)(
+        dossier.connection.reveal(), mapping_file or dossier.mapping
+    )
+    if not isinstance(endpoint, Sage50OdbcEndpoint):
+        raise click.UsageError(
+            f"dossier {dossier_id!r} uses the endpoint {dossier.endpoint!r}: the mapping "
+            "commands read ODBC catalogues through the sage50fr_odbc endpoint only"
+        )
+    return dossier, endpoint
+
+
+def _scrubbed(value: Any, secrets: list[Any]) -> Any:
+    """``value`` with every secret masked in its texts, one line at a time (a password
+    mask reads up to the next ``;``: never across a line or out of a JSON string)."""
+    from dossiersync.secrets import scrub
+
+    if isinstance(value, str):
+        return "\n".join(scrub(line, secrets) for line in value.split("\n"))
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, secrets) for item in value]
+    return value
+
+
+def _entity_tables(names: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
+    """The logical tables each named entity uses (its parts' watched tables), with the
+    logical columns its fields and its children's read there."""
+    from dossiersync.registry import load_entities
+
+    found: dict[str, dict[str, list[str]]] = {}
+    for entity in load_entities(list(names)):
+        tables: dict[str, list[str]] = {}
+        for part in entity.parts():
+            for table in part.watched_tables():
+                tables.setdefault(table, [])
+            specs = [(part.sage_table, part.fields)]
+            specs += [(child.sage_table, child.fields) for child in part.children]
+            for table, fields in specs:
+                columns = tables.setdefault(table, [])
+                columns += [f.sage for f in fields if f.sage and not f.virtual]
+        found[entity.name] = {table: list(dict.fromkeys(c)) for table, c in tables.items()}
+    return found
+
+
+def register_mapping_commands(cli: click.Group) -> None:
+    """Add ``dossiersync mapping check`` and ``mapping suggest`` to ``cli``."""
+
+    @cli.group("mapping")
+    def mapping() -> None:
+        """A dossier's Sage mapping against what its ODBC source really holds."""
+
+    @mapping.command("check")
+    @click.option("--dossier", "dossier_id", required=True, help="The dossier.")
+    @click.option(
+        "--mapping",
+        "mapping_file",
+        type=click.Path(dir_okay=False),
+        help="Check this mapping file instead of the dossier's.",
+    )
+    @click.option(
+        "--entity",
+        "entity_names",
+        multiple=True,
+        help="Check this entity's tables (repeatable) [default: the dossier's entities].",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.pass_obj
+    def mapping_check(
+        ctx: Any,
+        dossier_id: str,
+        mapping_file: str | None,
+        entity_names: tuple[str, ...],
+        as_json: bool,
+    ) -> None:
+        """What the mapping needs and the source lacks, per entity: tables, columns, types,
+        text lengths. Exit status 0 when nothing lacks, 1 when something does."""
+        import json
+
+        from dossiersync.errors import DossierSyncError
+
+        from .catalogue import check_mapping, read_catalogue
+
+        secrets = ctx.config.secrets()  # a configuration error is the CLI's, as everywhere
+        try:
+            dossier, endpoint = _dossier_endpoint(ctx, dossier_id, mapping_file)
+            tables = _entity_tables(entity_names or tuple(dossier.entities))
+            with endpoint:
+                catalogue = read_catalogue(endpoint)
+            checks = check_mapping(endpoint.mapping, catalogue, tables)
+        except DossierSyncError as exc:
+            raise _CannotCheck(_scrubbed(str(exc), secrets)) from None
+        ok = all(not check.findings for check in checks)
+        if as_json:
+            text = json.dumps(
+                _scrubbed(
+                    {
+                        "dossier_id": dossier_id,
+                        "source": endpoint.source,
+                        "dialect": catalogue.dialect,
+                        "mapping": endpoint.mapping.source,
+                        "ok": ok,
+                        "entities": [check.as_dict() for check in checks],
+                    },
+                    secrets,
+                ),
+                indent=2,
+                ensure_ascii=False,
+            )
+        else:
+            lines = [
+                f"Dossier {dossier_id}: {endpoint.source} ({catalogue.dialect}), "
+                f"checked against {endpoint.mapping.source}"
+            ]
+            for check in checks:
+                count = len(check.findings)
+                state = "ok" if not count else f"{count} problem{'s' if count > 1 else ''}"
+                lines.append(f"{check.entity} ({', '.join(check.tables)}): {state}")
+                lines += [f"  - {finding.text()}" for finding in check.findings]
+            lines.append(
+                "Everything the mapping needs is in the source."
+                if ok
+                else "The mapping names what the source lacks: correct the mapping file (see "
+                "'dossiersync mapping suggest') or the data source."
+            )
+            text = _scrubbed("\n".join(lines), secrets)
+        click.echo(text)
+        if not ok:
+            sys.exit(1)
+
+    @mapping.command("suggest")
+    @click.option("--dossier", "dossier_id", required=True, help="The dossier.")
+    @click.option(
+        "--output",
+        type=click.Path(dir_okay=False),
+        help="Write the proposed mapping to this file [default: print it].",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+    @click.pass_obj
+    def mapping_suggest(ctx: Any, dossier_id: str, output: str | None, overwrite: bool) -> None:
+        """Propose a mapping file from the source's catalogue, for a person to review:
+        the built-in layout that finds most, then names. Notes go to standard error; exit
+        status 1 when something could not be found."""
+        import json
+        from pathlib import Path
+
+        from dossiersync.errors import DossierSyncError
+
+        from .catalogue import read_catalogue, suggest_mapping
+
+        secrets = ctx.config.secrets()
+        if output is not None and Path(output).exists() and not overwrite:
+            raise click.UsageError(
+                f"{output} exists: a suggestion does not replace a mapping file unless "
+                "--overwrite is given"
+            )
+        try:
+            _, endpoint = _dossier_endpoint(ctx, dossier_id)
+            with endpoint:
+                catalogue = read_catalogue(endpoint)
+            suggestion = suggest_mapping(catalogue, origin=f"dossier {dossier_id}")
+        except DossierSyncError as exc:
+            raise _CannotCheck(_scrubbed(str(exc), secrets)) from None
+        text = json.dumps(suggestion.document, indent=2, ensure_ascii=False) + "\n"
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            try:
+                Path(output).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise _CannotCheck(f"cannot write {output}: {exc}") from None
+        notes = [f"Mapping suggested for dossier {dossier_id} from {endpoint.source}"]
+        notes += [f"  - {note}" for note in suggestion.notes()]
+        if output is not None:
+            notes.append(f"Written to {output}: review it before pointing the dossier at it.")
+        click.echo(_scrubbed("\n".join(notes), secrets), err=True)
+        if not suggestion.complete:
+            sys.exit(1)
