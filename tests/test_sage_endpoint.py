@@ -838,3 +838,46 @@ def test_psqlodbc_connections_stream_their_result_sets() -> None:
     # not psqlODBC: no streaming options; SQLite3 never creates a missing dossier file
     assert streaming_connection(sqlite, 250) == sqlite + ";NoCreat=1"
     assert streaming_connection(sqlite + ";NoCreat=0", 250) == sqlite + ";NoCreat=0"
+
+
+def test_a_table_filter_keeps_the_rows_of_the_logical_table_only(tmp_path: Path) -> None:
+    """One physical table of customers and suppliers: the clients' table is its rows
+    whose "Nature" is "C"; a supplier is never read, counted, changed or deleted."""
+    document = _mapping_document()
+    document["tables"]["F_COMPTET"]["table"] = "Tiers"
+    document["tables"]["F_COMPTET"]["filter"] = {"Nature": "C"}
+    path = tmp_path / "tiers-mapping.json"
+    path.write_text(json.dumps(document))
+    mapping = SageMapping.load(path)
+    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'tiers.db'}"
+    create_reference_schema(connection, mapping)
+
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        endpoint.insert("F_COMPTET", _client("CL0000001", "2024-03-01 09:00:00.000"))
+        endpoint._connection().execute(
+            'INSERT INTO "Tiers" ("CT_Num", "CT_Intitule", "Nature", "cbModification") '
+            "VALUES ('CL0000009', 'Fournisseur', 'F', '2025-01-01 00:00:00.000')"
+        )
+        endpoint.commit()
+        rows = [r["CT_Num"] for r in endpoint.read("F_COMPTET", ["CT_Num"])]
+        counted = endpoint.count("F_COMPTET")
+        mark = endpoint.high_water_mark("F_COMPTET")
+        supplier = endpoint.get("F_COMPTET", ["CL0000009"])
+        updated = endpoint.update("F_COMPTET", ["CL0000009"], {"CT_Intitule": "Changé"})
+        deleted = endpoint.delete("F_COMPTET", ["CL0000009"])
+        code = endpoint.next_code("F_COMPTET", "CT_Num", "CL", 9)
+        endpoint.commit()
+        stored = (
+            endpoint._connection()
+            .execute('SELECT "CT_Num", "CT_Intitule", "Nature" FROM "Tiers" ORDER BY 1')
+            .fetchall()
+        )
+
+    assert rows == ["CL0000001"] and counted == 1
+    assert mark == "2024-03-01 09:00:00.000"
+    assert supplier is None and updated == 0 and deleted == 0
+    assert code == "CL0000002"
+    assert [tuple(r) for r in stored] == [
+        ("CL0000001", "Client CL0000001", "C"),
+        ("CL0000009", "Fournisseur", "F"),
+    ]

@@ -467,7 +467,7 @@ class Sage50OdbcEndpoint:
         """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters. A
         constant column drops its condition when the value is its constant and matches
         nothing otherwise, as does a value a value map does not know."""
-        conditions, params = [], []
+        conditions, params = self._filter(table)
         for name, value in values.items():
             column = table.column(name)
             if column.absent:
@@ -491,6 +491,10 @@ class Sage50OdbcEndpoint:
                 conditions.append(self._match(table, column, "= ?"))
                 params.append(param)
         return conditions, params
+
+    def _filter(self, table: TableMapping) -> tuple[list[str], list[Any]]:
+        """The conditions keeping the rows of the physical table ``table`` is."""
+        return [f"{self._q(name)} = ?" for name, _ in table.filter], [v for _, v in table.filter]
 
     def _is_constant(self, table: TableMapping, column: ColumnMapping, value: Any) -> bool:
         """Whether ``value`` is the constant of ``column`` (in its logical form)."""
@@ -544,10 +548,12 @@ class Sage50OdbcEndpoint:
         """The greatest modification timestamp in ``table`` (same text form as :meth:`clock`)."""
         spec = self.mapping.table(table)
         modified = self._modified(spec)
-        sql = f"SELECT MAX({self._q(modified.column)}) FROM {self._q(spec.table)}"  # noqa: S608
+        conditions, params = self._filter(spec)
+        where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT MAX({self._q(modified.column)}) FROM {self._q(spec.table)}{where_sql}"  # noqa: S608
         conn = self._connection()
         with self._errors("read the high-water mark of", spec):
-            row = conn.execute(sql).fetchone()
+            row = conn.execute(sql, params).fetchone()
         self._release()
         if row is None or row[0] is None:
             return None
@@ -992,10 +998,12 @@ class Sage50OdbcEndpoint:
             row[spec.modified] = self.clock()
         conn = self._connection()
         columns, params = self._assignments(spec, row)
+        names = [self._q(c.column) for c in columns] + [self._q(n) for n, _ in spec.filter]
+        params += [value for _, value in spec.filter]
         sql = (
             f"INSERT INTO {self._q(spec.table)} "  # noqa: S608
-            f"({', '.join(self._q(c.column) for c in columns)}) "
-            f"VALUES ({', '.join(['?'] * len(columns))})"
+            f"({', '.join(names)}) "
+            f"VALUES ({', '.join(['?'] * len(names))})"
         )
         self._writing = True
         with self._errors("insert into", spec):
@@ -1062,11 +1070,13 @@ class Sage50OdbcEndpoint:
         if mapped.length is not None and width > mapped.length:
             raise SourceError(f"{spec.logical}.{column} holds at most {mapped.length} characters")
         quoted = self._q(mapped.column)
+        conditions, params = self._filter(spec)
         sql = (
             f"SELECT {quoted} FROM {self._q(spec.table)} "  # noqa: S608
-            f"WHERE {quoted} >= ? AND {quoted} <= ? ORDER BY {quoted} DESC"
+            f"WHERE {' AND '.join([*conditions, f'{quoted} >= ? AND {quoted} <= ?'])} "
+            f"ORDER BY {quoted} DESC"
         )
-        params = [prefix + "0" * digits, prefix + "9" * digits]
+        params += [prefix + "0" * digits, prefix + "9" * digits]
         last = 0
         for (code,) in self._stream(spec, [mapped], [(sql, params)]):
             suffix = code[len(prefix) :] if code.startswith(prefix) else ""
