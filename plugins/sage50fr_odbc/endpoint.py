@@ -517,7 +517,7 @@ class Sage50OdbcEndpoint:
         """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters. A
         constant column drops its condition when the value is its constant and matches
         nothing otherwise, as does a value a value map does not know."""
-        conditions, params = [], []
+        conditions, params = self._filter(table)
         for name, value in values.items():
             column = table.column(name)
             if column.absent:
@@ -541,6 +541,10 @@ class Sage50OdbcEndpoint:
                 conditions.append(self._match(table, column, "= ?"))
                 params.append(param)
         return conditions, params
+
+    def _filter(self, table: TableMapping) -> tuple[list[str], list[Any]]:
+        """The conditions keeping the rows of the physical table ``table`` is."""
+        return [f"{self._q(name)} = ?" for name, _ in table.filter], [v for _, v in table.filter]
 
     def _is_constant(self, table: TableMapping, column: ColumnMapping, value: Any) -> bool:
         """Whether ``value`` is the constant of ``column`` (in its logical form)."""
@@ -595,23 +599,27 @@ class Sage50OdbcEndpoint:
         spec = self.mapping.table(table)
         modified = self._modified(spec)
         column = self._q(modified.column)
+        filtered, params = self._filter(spec)
         head = f"SELECT MAX({column}) FROM {self._q(spec.table)}"  # noqa: S608
         conn = self._connection()
         # a value that is not a timestamp is passed over: in SQLite, text that sorts above
         # every timestamp (a letter, a blob) at once, any other one at a time, below it
-        sql, params = head, []
+        conditions = list(filtered)
         if self.dialect == "sqlite":
-            sql, params = f"{head} WHERE {column} <= ?", [_LAST_TIMESTAMP]
+            conditions.append(f"{column} <= ?")
+            params = [*params, _LAST_TIMESTAMP]
         try:
             while True:
+                where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
                 with self._errors("read the high-water mark of", spec):
-                    row = conn.execute(sql, params).fetchone()
+                    row = conn.execute(head + where_sql, params).fetchone()
                 if row is None or row[0] is None:
                     return None
                 try:
                     moment = _parse_timestamp(self._value(spec, modified, row[0]))
                 except (ValueError, TypeError, InvalidOperation):
-                    sql, params = f"{head} WHERE {column} < ?", [row[0]]
+                    conditions = [*filtered, f"{column} < ?"]
+                    params = [*self._filter(spec)[1], row[0]]
                     continue
                 return format_timestamp(moment)
         finally:
@@ -1165,10 +1173,12 @@ class Sage50OdbcEndpoint:
             row[spec.modified] = self.clock()
         conn = self._connection()
         columns, params = self._assignments(spec, row)
+        names = [self._q(c.column) for c in columns] + [self._q(n) for n, _ in spec.filter]
+        params += [value for _, value in spec.filter]
         sql = (
             f"INSERT INTO {self._q(spec.table)} "  # noqa: S608
-            f"({', '.join(self._q(c.column) for c in columns)}) "
-            f"VALUES ({', '.join(['?'] * len(columns))})"
+            f"({', '.join(names)}) "
+            f"VALUES ({', '.join(['?'] * len(names))})"
         )
         self._writing = True
         with self._errors("insert into", spec):
@@ -1235,11 +1245,13 @@ class Sage50OdbcEndpoint:
         if mapped.length is not None and width > mapped.length:
             raise SourceError(f"{spec.logical}.{column} holds at most {mapped.length} characters")
         quoted = self._q(mapped.column)
+        conditions, params = self._filter(spec)
         sql = (
             f"SELECT {quoted} FROM {self._q(spec.table)} "  # noqa: S608
-            f"WHERE {quoted} >= ? AND {quoted} <= ? ORDER BY {quoted} DESC"
+            f"WHERE {' AND '.join([*conditions, f'{quoted} >= ? AND {quoted} <= ?'])} "
+            f"ORDER BY {quoted} DESC"
         )
-        params = [prefix + "0" * digits, prefix + "9" * digits]
+        params += [prefix + "0" * digits, prefix + "9" * digits]
         last = 0
         for (code,) in self._stream(spec, [mapped], [(sql, params)]):
             if not isinstance(code, str):
