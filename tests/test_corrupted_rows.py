@@ -384,3 +384,27 @@ def test_a_contact_number_that_cannot_be_read_leaves_contacts_made_in_ssm_number
     (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
     assert incident["entity"] == "contacts" and incident["kind"] == "invalid_record"
     assert incident["record_key"] == f"{code}:1.5"
+
+
+def test_a_ten_thousand_character_key_is_never_repeated_whole(workspace: Workspace) -> None:
+    path = workspace.add_dossier("nord", clients=5, seed=1)
+    huge = "K" * 10_000
+    with sqlite3.connect(path) as conn:  # SQLite holds it, whatever VARCHAR(17) says
+        new_client(conn, huge)
+    workspace.activate_all()
+    runs = workspace.sync(expect=1)
+    assert totals(runs)["created"] == 5
+    (incident,) = workspace.cli_json("incidents", "--dossier", "nord", "--open")
+    assert incident["record_key"] == huge
+    assert len(incident["message"]) < 500
+    assert f"client {'K' * 80}… (10,000 characters):" in incident["message"]
+
+
+def test_another_systems_message_is_cut_in_an_incident() -> None:
+    from dossiersync.messages import Notice
+
+    answer = "Field name is too long: " + "N" * 10_000
+    notice = Notice("refused_by_ssm", "nord", entity="clients", key="CL00001", reason=answer)
+    assert len(notice.text()) < 700
+    assert "… (10,024 characters)" in notice.text()
+    assert "… (10,024 characters)" in notice.text("fr")
