@@ -643,12 +643,13 @@ class Notice:
             name = f"{self.kind}.{self.direction}"
         template = PASS_KINDS.get(name, {}).get(lang)
         entity = self.entity or ""
-        values = dict(self.params, reason=self.reason or "", entity=entity)
+        reason = shortened(self.reason, MAX_REASON)
+        values = dict(self.params, reason=reason, entity=entity)
         values["entity_fr"] = PLURALS.get(entity, entity)
         try:
-            return template.format(**values) if template else self.reason or ""
+            return template.format(**values) if template else reason
         except (KeyError, IndexError):
-            return self.reason or ""
+            return reason
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -408,3 +408,12 @@ def test_another_systems_message_is_cut_in_an_incident() -> None:
     assert len(notice.text()) < 700
     assert "… (10,024 characters)" in notice.text()
     assert "… (10,024 characters)" in notice.text("fr")
+
+
+def test_a_failed_pass_does_not_repeat_a_huge_error_whole() -> None:
+    from dossiersync.messages import Notice
+
+    error = "the driver says: " + "E" * 10_000
+    notice = Notice("run_failed", "nord", entity="clients", direction="sage_to_ssm", reason=error)
+    assert len(notice.text()) < 800
+    assert "… (10,017 characters)" in notice.text()
