@@ -230,6 +230,13 @@ class _Unmapped(ValueError):
     """A value read that the column's value map does not know."""
 
 
+def _aliased(expressions: Iterable[str]) -> str:
+    """A select list whose columns are named ``c0``, ``c1``…: unnamed, a column takes its
+    expression's text as its name, and the SQLite3 driver garbles a long name that holds
+    accents (``UnicodeDecodeError`` in pyodbc, now and then)."""
+    return ", ".join(f"{expression} AS c{i}" for i, expression in enumerate(expressions))
+
+
 @dataclass
 class _Page:
     """What a paged read needs of the statement it just ran."""
@@ -884,7 +891,7 @@ class Sage50OdbcEndpoint:
             params.append(self._param(table, modified, since))
         real = [column for column in selected if column.physical]
         head = (
-            f"SELECT {', '.join(self._selected(table, c) for c in real)} "  # noqa: S608
+            f"SELECT {_aliased(self._selected(table, c) for c in real)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
         )
         ordered = [self._expr(table, c) for c in self._ordering(table)]
@@ -1014,7 +1021,7 @@ class Sage50OdbcEndpoint:
             *(self._selected(table, c) for c in selected),
             *(self._expr(table, c) for c in key_columns),
         ]
-        head = f"SELECT {', '.join(expressions)} FROM {self._q(table.table)}"  # noqa: S608
+        head = f"SELECT {_aliased(expressions)} FROM {self._q(table.table)}"  # noqa: S608
         order = f" ORDER BY {', '.join(self._expr(table, c) for c in key_columns)} LIMIT ?"
         page = _Page()
 
