@@ -350,6 +350,11 @@ class SsmToSage(SyncPass):
         if link.label == LinkLabel.PENDING_REVIEW:
             self.run.add("unchanged")
             return
+        if link.origin == "sage" and link.base is None:
+            # created in Sage, its first write to SSM not settled (its children, say): no
+            # agreed record to compare with yet; the Sage pass finishes it
+            self.run.add("unchanged")
+            return
         base = link.base or {}
         entity.check_ssm_edit(record, base, ctx)
         may = entity.ssm_may_change(base)
