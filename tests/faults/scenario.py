@@ -35,6 +35,8 @@ LINES = "salesOrdersLines"
 #: retry budget that rides out 20 % of failing requests
 CLIENT_TIMEOUT = 3.0
 MAX_RETRIES = 8
+#: orders entered in SSM per dossier once the first sync converged
+SSM_ORDERS = 6
 
 
 class FaultWorkspace(Workspace):
@@ -79,6 +81,11 @@ class Figures:
     seconds: float = 0.0
     #: the simulator's refusals of malformed requests (must be 0)
     refusals: int = 0
+    #: exit code of each ``sync`` attempt after orders were entered in SSM
+    ssm_exit_codes: list[int] = field(default_factory=list)
+    #: orders entered in SSM, and how many of them Sage holds
+    ssm_orders: int = 0
+    ssm_orders_in_sage: int = 0
 
     @property
     def attempts(self) -> int:
@@ -86,7 +93,8 @@ class Figures:
 
     @property
     def converged(self) -> bool:
-        return bool(self.exit_codes) and self.exit_codes[-1] == 0
+        done = bool(self.exit_codes) and self.exit_codes[-1] == 0
+        return done and (not self.ssm_orders or self.ssm_exit_codes[-1:] == [0])
 
 
 def make_dossiers(ws: Workspace) -> None:
@@ -124,9 +132,46 @@ def reference(root: Path) -> Counter[str]:
         return ext_ids(ws)
 
 
-def run(root: Path, *, rate: float, seed: int, attempts: int) -> Figures:
+def enter_ssm_orders(ws: Workspace, count: int) -> dict[str, list[str]]:
+    """``count`` orders entered in SSM (not through the proxy) for each dossier's clients,
+    two lines each; their references by dossier."""
+    entered: dict[str, list[str]] = {}
+    for dossier_id in DOSSIERS:
+        accounts = sorted(
+            (a for a in ws.records("accounts", dossier_id) if a.get("readOnly")),
+            key=lambda a: int(a["id"]),
+        )
+        products = sorted(
+            (p for p in ws.records("products", dossier_id) if p.get("price")),
+            key=lambda p: int(p["id"]),
+        )
+        for n in range(count):
+            reference = f"WEB-{dossier_id}-{n:03d}"
+            order = ws.ssm_post(
+                "salesorders",
+                {
+                    "branchId": 1,
+                    "salesRepId": 1,
+                    "reference": reference,
+                    "accountId": accounts[n % len(accounts)]["id"],
+                    "date": "2026-03-14",
+                },
+            )
+            for k in range(2):
+                product = products[(n * 2 + k) % len(products)]
+                line = {"salesOrderId": order, "productId": product["id"], "quantity": k + 1}
+                ws.ssm_post("salesOrdersLines", {**line, "price": product["price"]})
+            entered.setdefault(dossier_id, []).append(reference)
+    return entered
+
+
+def run(
+    root: Path, *, rate: float, seed: int, attempts: int, ssm_orders: int = SSM_ORDERS
+) -> Figures:
     """Sync the dossiers through the fault proxy until one attempt exits 0 (at most
-    ``attempts``); then count duplicates and what is missing against the reference."""
+    ``attempts``); then enter ``ssm_orders`` orders per dossier in SSM and sync again
+    the same way; then count duplicates and what is missing against the reference (and,
+    for the orders entered in SSM, in Sage)."""
     figures = Figures(rate=rate, seed=seed)
     expected = reference(root / "reference")
     figures.expected = sum(expected.values())
@@ -145,12 +190,36 @@ def run(root: Path, *, rate: float, seed: int, attempts: int) -> Figures:
                 figures.exit_codes.append(result.exit_code)
                 if result.exit_code == 0:
                     break
+            # orders entered in SSM meanwhile go to Sage through the faults too
+            entered = enter_ssm_orders(ws, ssm_orders) if ssm_orders else {}
+            for _ in range(attempts if entered else 0):
+                result = ws.cli("sync", "--json", expect=None)
+                figures.ssm_exit_codes.append(result.exit_code)
+                if result.exit_code == 0:
+                    break
             figures.seconds = time.monotonic() - started
             figures.faults = Counter(proxy.counts)
+        for dossier_id, references in entered.items():
+            sql = "SELECT DO_Ref FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type = 1"
+            documents = Counter(str(row[0]) for row in ws.sage_rows(dossier_id, sql))
+            figures.ssm_orders += len(references)
+            figures.ssm_orders_in_sage += sum(1 for r in references if documents[r] >= 1)
+            figures.duplicates += sum(documents[r] - 1 for r in references if documents[r] > 1)
         held = ext_ids(ws)
-        figures.duplicates = sum(n - 1 for n in held.values() if n > 1)
+        # the orders entered in SSM got extIds (theirs and their lines'): not unexpected
+        references = {r for refs in entered.values() for r in refs}
+        born = tuple(
+            f"/{order['extId']}"
+            for order in ws.records("salesorders")
+            if order.get("reference") in references and order.get("extId")
+        )
+        figures.duplicates += sum(n - 1 for n in held.values() if n > 1)
         figures.missing = sum(1 for e in expected if e not in held)
-        figures.extra = sum(1 for e in held if e not in expected)
+        figures.extra = sum(
+            1
+            for e in held
+            if e not in expected and not any(e.endswith(b) or b + ":" in e for b in born)
+        )
         incidents: list[dict[str, Any]] = ws.cli_json("incidents")
         figures.incidents = Counter(str(i["kind"]) for i in incidents)
         figures.refusals = int(sim.stats()["refusals"])

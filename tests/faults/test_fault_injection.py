@@ -1,8 +1,8 @@
 """Fault injection: two dossiers with all four entities synced through a proxy that fails
 a seeded share of the API requests (500 before and after the server acted, 429 with
 ``Retry-After``, expired sessions, connection resets, answers held past the client's
-timeout). The figures of docs/reliability.md come from the same scenario
-(``tests/faults/report.py``).
+timeout); then orders entered in SSM synced to Sage through the same faults. The figures
+of docs/reliability.md come from the same scenario (``tests/faults/report.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def test_at_5_percent_faults_the_first_sync_exits_0_with_nothing_lost_or_doubled
     figures = run(tmp_path, rate=0.05, seed=5, attempts=1)
     assert sum(v for k, v in figures.faults.items() if k != "requests") > 0
     assert figures.exit_codes == [0], figures
+    assert figures.ssm_exit_codes == [0], figures
     assert (figures.duplicates, figures.missing, figures.extra) == (0, 0, 0), figures
+    assert figures.ssm_orders_in_sage == figures.ssm_orders > 0, figures
     assert figures.refusals == 0
 
 
@@ -45,7 +47,9 @@ def test_at_20_percent_faults_the_sync_converges_within_2_attempts(
     assert figures.faults["429"] and figures.faults["401"] and figures.faults["hold"]
     assert figures.faults["reset_before"] + figures.faults["reset_after"] > 0
     assert figures.converged and figures.attempts <= 2, figures
+    assert len(figures.ssm_exit_codes) <= 2, figures
     assert (figures.duplicates, figures.missing, figures.extra) == (0, 0, 0), figures
+    assert figures.ssm_orders_in_sage == figures.ssm_orders > 0, figures
     assert figures.refusals == 0
 
 
