@@ -442,3 +442,27 @@ def test_lines_whose_create_answer_was_lost_are_completed_in_the_same_pass(
         (link,) = s.scalars(select(Link))
         assert link.label == "synced" and link.base is not None
     assert nord.push()["created"] == 0
+
+
+def test_a_new_key_a_link_holds_is_an_incident_not_a_second_link(tmp_path: Path) -> None:
+    """The dossier's last quote, entered in Sage and synced, is deleted in Sage: the
+    entity's numbering gives its number again to a quote entered in SSM. That key is
+    held by a link: an incident naming the SSM record, no second link, the pass ends."""
+    nord = Quotes(tmp_path)
+    nord.quote("DE00001", [(1000, "ART1", "2", "5")])
+    nord.push()
+    nord.sage.delete(LINES, (0, 0, "DE00001", 1000))
+    nord.sage.delete(HEADER, (0, 0, "DE00001"))
+    assert nord.push()["deleted"] == 1
+    quote_id = ssm_quote(nord, "Chantier Lille", [("ART1", 2)])
+
+    run = run_pass(nord.ctx, nord.entity, SSM_TO_SAGE)
+
+    assert run.outcome == "partial", run.message
+    (incident,) = nord.open_incidents()
+    assert incident.kind == "sage_write_failed"
+    assert incident.record_key == f"ssm:quotes/{quote_id}"
+    assert "DE00001" in incident.message
+    with nord.store.session() as s:
+        assert [link.sage_key for link in s.scalars(select(Link))] == ["0:0:DE00001"]
+    assert nord.sage.get(HEADER, (0, 0, "DE00001")) is None

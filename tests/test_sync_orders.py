@@ -806,3 +806,23 @@ def test_a_sage_order_whose_lines_met_an_outage_is_not_taken_for_an_ssm_edit(
     assert open_incidents(ws, "beta") == []
     records = ws.cli_json("records", "--dossier", "beta", "--entity", "orders")
     assert [(r["sage_key"], r["label"]) for r in records] == [("0:1:BC00901", "synced")]
+
+
+def test_an_order_entered_in_ssm_never_takes_the_key_of_a_linked_order(ws: Workspace) -> None:
+    """The dossier's last order, entered in Sage and synced, is deleted in Sage: Sage's
+    next number is its number again. An order entered in SSM then gets the number after
+    it (a link still holds that key): no second link for one Sage key, no crash."""
+    two_synced_dossiers(ws)
+    sage_order(ws, "beta", "BC00001", first_client(ws, "beta"), LINES)
+    ws.sync()
+    delete_sage_order(ws, "beta", "BC00001")
+    assert totals(ws.sync(), "sage_to_ssm")["deleted"] == 1
+
+    from_ssm = new_order(ws, "beta", SSM_LINES)
+    runs = ws.sync()
+
+    assert totals(runs, "ssm_to_sage")["created"] == 1
+    assert order(ws, from_ssm)["extId"] == "beta:0:1:BC00002"
+    assert set(documents(ws, "beta")) == {"BC00002"}
+    assert open_incidents(ws, "beta") == []
+    assert writes(ws.sync()) == 0

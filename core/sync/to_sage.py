@@ -537,6 +537,16 @@ class SsmToSage(SyncPass):
                     None, ref, "invalid_record", str(exc), field_name=name, problem=exc.problem
                 )
                 return
+            holder = self.links_for(Link.sage_key, [key]).get(key)
+            if holder is not None:
+                # never a second link for one Sage key: the entity's numbering gave a key
+                # a link holds (a record gone from Sage whose link stays)
+                message = (
+                    f"the new Sage 50FR key {key} is held by another linked record "
+                    f"(SSM id {holder.ssm_id}); nothing written"
+                )
+                self.record_failed(None, ref, "sage_write_failed", message, refused=False)
+                return
             link = Link(
                 dossier_id=self.dossier_id,
                 entity=entity.name,
