@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chrom
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench bench-latency bench-changes clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench bench-latency bench-changes faults clean
 
 setup: system venv
 
@@ -64,6 +64,10 @@ test: setup lint typecheck pytest
 
 # figures for docs/benchmarks.md: first syncs against the strict simulator, side by side
 # with a minimal loader; SCENARIOS="large readme" (default both), BENCH_ARGS="--repeat 3"
+# the figures of docs/reliability.md: syncs through the fault proxy at 5 % and 20 %
+faults: setup
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/faults/report.py $(FAULTS_ARGS)
+
 bench: setup
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_sync.py $(SCENARIOS) $(BENCH_ARGS)
 

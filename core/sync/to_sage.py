@@ -355,6 +355,11 @@ class SsmToSage(SyncPass):
         if link.label == LinkLabel.PENDING_REVIEW:
             self.run.add("unchanged")
             return
+        if link.origin == "sage" and link.base is None:
+            # created in Sage, its first write to SSM not settled (its children, say): no
+            # agreed record to compare with yet; the Sage pass finishes it
+            self.run.add("unchanged")
+            return
         base = link.base or {}
         entity.check_ssm_edit(record, base, ctx)
         may = entity.ssm_may_change(base)
@@ -536,6 +541,16 @@ class SsmToSage(SyncPass):
                 self.record_failed(
                     None, ref, "invalid_record", str(exc), field_name=name, problem=exc.problem
                 )
+                return
+            holder = self.links_for(Link.sage_key, [key]).get(key)
+            if holder is not None:
+                # never a second link for one Sage key: the entity's numbering gave a key
+                # a link holds (a record gone from Sage whose link stays)
+                message = (
+                    f"the new Sage 50FR key {key} is held by another linked record "
+                    f"(SSM id {holder.ssm_id}); nothing written"
+                )
+                self.record_failed(None, ref, "sage_write_failed", message, refused=False)
                 return
             link = Link(
                 dossier_id=self.dossier_id,
