@@ -656,7 +656,7 @@ def test_value_maps_and_references_translate_both_ways(tmp_path: Path) -> None:
         stored = (
             endpoint._connection()
             .execute(
-                'SELECT h."Type", l."Id pièce" FROM "F_DOCLIGNE" l '
+                'SELECT h."Type" AS t, l."Id pièce" AS id FROM "F_DOCLIGNE" l '
                 'JOIN "F_DOCENTETE" h ON h."cbMarq" = l."Id pièce" ORDER BY l.rowid'
             )
             .fetchall()

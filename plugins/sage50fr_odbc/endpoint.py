@@ -232,8 +232,9 @@ class _Unmapped(ValueError):
 
 def _aliased(expressions: Iterable[str]) -> str:
     """A select list whose columns are named ``c0``, ``c1``…: unnamed, a column takes its
-    expression's text as its name, and the SQLite3 driver garbles a long name that holds
-    accents (``UnicodeDecodeError`` in pyodbc, now and then)."""
+    expression's text (or its own name) as its name, and the SQLite3 driver now and then
+    garbles a name that holds accents (``UnicodeDecodeError`` in pyodbc): every statement
+    the endpoint reads from names its columns so."""
     return ", ".join(f"{expression} AS c{i}" for i, expression in enumerate(expressions))
 
 
@@ -607,7 +608,7 @@ class Sage50OdbcEndpoint:
         modified = self._modified(spec)
         column = self._q(modified.column)
         filtered, params = self._filter(spec)
-        head = f"SELECT MAX({column}) FROM {self._q(spec.table)}"  # noqa: S608
+        head = f"SELECT {_aliased([f'MAX({column})'])} FROM {self._q(spec.table)}"  # noqa: S608
         conn = self._connection()
         # a value that is not a timestamp is passed over: in SQLite, text that sorts above
         # every timestamp (a letter, a blob) at once, any other one at a time, below it
@@ -820,7 +821,7 @@ class Sage50OdbcEndpoint:
             conditions.append(f"{self._q(modified.column)} >= ?")
             params.append(self._param(spec, modified, since))
         where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = f"SELECT COUNT(*) FROM {self._q(spec.table)}{where_sql}"  # noqa: S608
+        sql = f"SELECT COUNT(*) AS c0 FROM {self._q(spec.table)}{where_sql}"  # noqa: S608
         conn = self._connection()
         with self._errors("count the rows of", spec):
             row = conn.execute(sql, params).fetchone()
@@ -1151,7 +1152,7 @@ class Sage50OdbcEndpoint:
         wanted = {table.columns[name].refers.column: value for name, value in named.items()}  # type: ignore[union-attr]
         conditions, params = self._equalities(target, wanted)
         sql = (
-            f"SELECT {self._q(by.column)} FROM {self._q(target.table)} "  # noqa: S608
+            f"SELECT {_aliased([self._q(by.column)])} FROM {self._q(target.table)} "  # noqa: S608
             f"WHERE {' AND '.join(conditions) or '1 = 1'}"
         )
         found = [row[0] for row in self._stream(target, [by], [(sql, params)])]
@@ -1254,7 +1255,7 @@ class Sage50OdbcEndpoint:
         quoted = self._q(mapped.column)
         conditions, params = self._filter(spec)
         sql = (
-            f"SELECT {quoted} FROM {self._q(spec.table)} "  # noqa: S608
+            f"SELECT {_aliased([quoted])} FROM {self._q(spec.table)} "  # noqa: S608
             f"WHERE {' AND '.join([*conditions, f'{quoted} >= ? AND {quoted} <= ?'])} "
             f"ORDER BY {quoted} DESC"
         )
