@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chromium-driver
+APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chromium-driver redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
