@@ -386,6 +386,9 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
     headers = ["dossier", "name", "state", "entity", "sage->ssm", "ssm->sage", *counts]
     click.echo(table(rows, headers, counts=counts[1:]))
     for d in data:
+        if d["synced_by"]:
+            click.echo(f"{d['id']} is being synced by {d['synced_by']}")
+    for d in data:
         said = [
             f"{side}: last change {w['last_change_at']}"
             + (
@@ -454,6 +457,7 @@ def journal_cmd(
                         duration(r["duration_seconds"]),
                         r["outcome"],
                         " ".join(f"{k}={v}" for k, v in r["counts"].items() if v),
+                        r["holder"],
                     ]
                     for r in data
                 ],
@@ -467,6 +471,7 @@ def journal_cmd(
                     "duration",
                     "outcome",
                     "counts",
+                    "by",
                 ],
             )
         )

@@ -74,6 +74,9 @@ SCHEMAS: dict[str, Any] = {
             },
             "message": _nullable(STRING),
             "counts": _ref("Counts"),
+            "holder": _nullable(
+                {"type": "string", "description": "who made the run: host:pid/thread"}
+            ),
         }
     ),
     "EntityStatus": _object(
@@ -96,6 +99,9 @@ SCHEMAS: dict[str, Any] = {
             "state": STRING,
             "needs_full_sync": BOOLEAN,
             "open_incidents": INTEGER,
+            "synced_by": _nullable(
+                {"type": "string", "description": "lease holder host:pid/thread, now"}
+            ),
             "entities": {"type": "array", "items": _ref("EntityStatus")},
         }
     ),
@@ -179,6 +185,9 @@ SCHEMAS: dict[str, Any] = {
             "outcome": STRING,
             "message": _nullable(STRING),
             "counts": _ref("Counts"),
+            "holder": _nullable(
+                {"type": "string", "description": "who made the run: host:pid/thread"}
+            ),
         }
     ),
     "SyncJob": _object(
