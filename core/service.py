@@ -172,9 +172,9 @@ class Service:
                     active = sorted(rows)
                     candidates = proposed(config)
                     now = time.monotonic()
+                    self.collect(store, probes)
                     for dossier_id in active:
-                        busy = self.running.get(dossier_id)
-                        if busy is not None and not busy.done():
+                        if self.busy(store, dossier_id):
                             continue
                         cfg = candidates.get(dossier_id)
                         complete = self.next_due(config, dossier_id) <= now or (
@@ -188,21 +188,15 @@ class Service:
                             if cfg is not None:
                                 probes.probe_sage(config, cfg)  # marks from now on
                             waiting.pop(dossier_id, None)
-                            self.running[dossier_id] = pool.submit(
-                                self.sync_one, config, store, dossier_id
-                            )
+                            self.dispatch(pool, config, store, dossier_id)
                             continue
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
-                            self.running[dossier_id] = pool.submit(
-                                self.sync_changes, config, store, cfg, entities, SSM_TO_SAGE
-                            )
+                            self.dispatch(pool, config, store, cfg, entities, SSM_TO_SAGE)
                         elif probes.sage_due(config, dossier_id, now):
                             changed = probes.probe_sage(config, cfg)
                             if changed:
-                                self.running[dossier_id] = pool.submit(
-                                    self.sync_changes, config, store, cfg, changed, SAGE_TO_SSM
-                                )
+                                self.dispatch(pool, config, store, cfg, changed, SAGE_TO_SSM)
                     if probes.next_ssm <= time.monotonic() and active:
                         if client is None:
                             client = ssm_client(config)
@@ -231,6 +225,35 @@ class Service:
             if client is not None:
                 client.close()
             self.flush_watch(store, probes, force=True)
+
+    def busy(self, store: StateStore, dossier_id: str) -> bool:
+        """Is the dossier's last work still running? (Nothing new is started for it.)"""
+        running = self.running.get(dossier_id)
+        return running is not None and not running.done()
+
+    def collect(self, store: StateStore, probes: Any) -> None:
+        """At the start of each cycle: what the work started earlier tells the probes (in
+        this process, :meth:`sync_changes` tells them itself)."""
+
+    def dispatch(
+        self,
+        pool: ThreadPoolExecutor,
+        config: Config,
+        store: StateStore,
+        dossier: str | DossierConfig,
+        entities: list[str] | None = None,
+        direction: str | None = None,
+    ) -> None:
+        """Start a dossier's work: its complete pass (no ``direction``; the dossier may be
+        given by id alone, when it has left the configuration), or the passes of
+        ``entities`` in ``direction`` a probe found changes for."""
+        if isinstance(dossier, str) or direction is None:
+            dossier_id = dossier if isinstance(dossier, str) else dossier.id
+            self.running[dossier_id] = pool.submit(self.sync_one, config, store, dossier_id)
+            return
+        self.running[dossier.id] = pool.submit(
+            self.sync_changes, config, store, dossier, entities or [], direction
+        )
 
     def sync_one(self, config: Config, store: StateStore, dossier_id: str) -> None:
         self._sync(config, store, dossier_id, trigger="schedule")

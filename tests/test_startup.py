@@ -20,7 +20,8 @@ try:
 except SystemExit:
     pass
 heavy = {"sqlalchemy", "alembic", "pyodbc", "httpx", "jsonschema", "fastjsonschema",
-         "starlette", "uvicorn", "jinja2", "faker", "psycopg", "stevedore"}
+         "starlette", "uvicorn", "jinja2", "faker", "psycopg", "stevedore",
+         "celery", "kombu", "redis", "billiard"}
 print("MODULES", json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
 """
 
@@ -39,6 +40,9 @@ def loaded(*args: str) -> list[str]:
 def test_help_loads_no_heavy_library() -> None:
     assert loaded("--help") == []
     assert loaded("sync", "--help") == []
+    # the distributed engine's commands load Celery only when they start
+    assert loaded("worker", "--help") == []
+    assert loaded("scheduler", "--help") == []
 
 
 def test_status_loads_no_driver_and_no_http_client(workspace: Workspace) -> None:
@@ -47,3 +51,14 @@ def test_status_loads_no_driver_and_no_http_client(workspace: Workspace) -> None
     modules = loaded("--config", str(workspace.config_path), "status")
     assert "sqlalchemy" in modules  # it reads the state store
     assert not {"pyodbc", "httpx", "starlette", "uvicorn", "faker"} & set(modules)
+
+
+def test_the_default_path_loads_nothing_of_the_distributed_engine(workspace: Workspace) -> None:
+    """`sync` and `run` (the service, one cycle) need neither Celery nor Redis."""
+    workspace.add_dossier("nord", clients=3, seed=1)
+    workspace.activate_all()
+    config = str(workspace.config_path)
+    for args in (["sync"], ["run", "--cycles", "1", "--no-web"]):
+        modules = loaded("--config", config, *args)
+        assert "sqlalchemy" in modules and "pyodbc" in modules, args
+        assert not {"celery", "kombu", "redis", "billiard"} & set(modules), args
