@@ -141,7 +141,7 @@ def test_twelve_dossiers_of_three_implementations_on_two_workers(parts: Cluster)
 @pytest.fixture
 def slow_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
     db = tmp_path_factory.mktemp("ssm") / "ssm.sqlite"
-    with running_simulator(str(db), latency_ms=40) as sim:
+    with running_simulator(str(db), latency_ms=60) as sim:
         yield sim
 
 
@@ -153,7 +153,7 @@ def test_a_worker_killed_mid_pass_leaves_a_dossier_that_converges(
     with cluster(tmp_path, pg, slow_simulator) as parts:
         ws = parts.implementation(
             "alpha",
-            {"gros": 240, "petit": 5},
+            {"gros": 300, "petit": 5},
             sync={"batch_size": 10},
             implementation="max_concurrency = 1",
         )
