@@ -118,11 +118,14 @@ class Cluster:
         service: str = "",
         sync: dict[str, float] | None = None,
         implementation: str = "",
+        simulator: Any = None,
+        entities: tuple[str, ...] = ("clients",),
     ) -> Workspace:
-        """An implementation named ``name``: a demo dossier of ``n`` clients per id."""
+        """An implementation named ``name``: a demo dossier of ``n`` clients per id (on
+        its own ``simulator``, a tenant of its own, else the cluster's)."""
         folder = self.root / name
         folder.mkdir()
-        ws = Workspace(folder, self.simulator)
+        ws = Workspace(folder, simulator or self.simulator)
         ws.state_url = self.pg.sqlalchemy_url(
             self.pg.create_database(f"state_{name}_{os.getpid()}_{id(self) % 10000}")
         )
@@ -133,7 +136,7 @@ class Cluster:
             f"ssm_probe_seconds = 2\n{service}"
         )
         for seed, (dossier_id, clients) in enumerate(dossiers.items(), start=1):
-            ws.add_dossier(dossier_id, clients=clients, seed=seed)
+            ws.add_dossier(dossier_id, clients=clients, seed=seed, entities=entities)
         if implementation:
             text = ws.config_path.read_text()
             ws.config_path.write_text(
