@@ -116,6 +116,7 @@ def cycle(pg: PgServer, workers: int, clients: int, root: Path) -> dict[str, Any
         time.sleep(3)  # the workers connected: the cycle is the work, not their start
         commands, load = redis_commands(broker), pg_load(pg, databases)
         cpu = sum(cpu_seconds(p.pid) for p in spawned)
+        sim_cpu = sum(cpu_seconds(s.process.pid) for s in sims)
         requests = sum(s.stats()["requests"] for s in sims)
         started = time.monotonic()
         parts.scheduler()
@@ -131,6 +132,8 @@ def cycle(pg: PgServer, workers: int, clients: int, root: Path) -> dict[str, Any
         parts.wait("every dossier's full sync", done, timeout=1800)
         wall = time.monotonic() - started
         cpu = sum(cpu_seconds(p.pid) for p in spawned) - cpu
+        sim_cpu = sum(cpu_seconds(s.process.pid) for s in sims) - sim_cpu
+        machine = os.getloadavg()[0]
         after = pg_load(pg, databases)
         stats = [s.stats() for s in sims]
         failed = [
@@ -155,6 +158,8 @@ def cycle(pg: PgServer, workers: int, clients: int, root: Path) -> dict[str, Any
             "wall": wall,
             "processes_used": len(holders),
             "cpu": cpu,
+            "sim_cpu": sim_cpu,
+            "load": machine,
             "requests": sum(s["requests"] for s in stats) - requests,
             "redis": redis_commands(broker) - commands,
             "commits": after["commits"] - load["commits"],
@@ -188,14 +193,16 @@ def main() -> None:
     base = rows[0]["wall"]
     print(f"({os.cpu_count()} CPU cores)")
     print(
-        "| worker processes | full cycle (s) | speed-up | workers' CPU (s) | SSM requests "
-        "| broker commands | state commits | state rows written |"
+        "| worker processes | full cycle (s) | speed-up | workers' CPU (s) "
+        "| simulators' CPU (s) | load average | SSM requests | broker commands "
+        "| state commits | state rows written |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['workers']} | {r['wall']:.1f} | ×{base / r['wall']:.2f} | {r['cpu']:.1f} "
-            f"| {r['requests']} | {r['redis']} | {r['commits']} | {r['written']} |"
+            f"| {r['sim_cpu']:.1f} | {r['load']:.1f} | {r['requests']} | {r['redis']} "
+            f"| {r['commits']} | {r['written']} |"
         )
 
 
