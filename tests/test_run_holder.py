@@ -82,3 +82,25 @@ def test_a_dead_holders_running_runs_are_closed_when_its_lease_is_taken_over(
     assert [r["outcome"] for r in left] == ["interrupted"]
     assert gone in left[0]["message"] and left[0]["finished_at"]
     assert not [r for r in journal if r["outcome"] == "running"]
+
+
+def test_the_status_page_shows_who_made_each_run(workspace: Workspace) -> None:
+    from starlette.testclient import TestClient
+    from test_web_api import BEARER, TOKEN, open_app
+
+    workspace.add_dossier("nord", clients=4, seed=1)
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\n'
+    workspace.write_config()
+    workspace.activate_all()
+    runs = workspace.sync()[0]["runs"]
+    _config, store, app = open_app(workspace)
+    try:
+        page = TestClient(app, headers=BEARER)
+        journal = page.get("/journal?dossier=nord").text
+        assert "Run by" in journal and runs[0]["holder"] in journal
+        one = page.get(f"/journal/{runs[0]['run_id']}?dossier=nord").text
+        assert f'<dd class="holder">{runs[0]["holder"]}</dd>' in one
+        api = page.get("/api/dossiers/nord/journal").json()
+        assert {r["holder"] for r in api} == {r["holder"] for r in runs}
+    finally:
+        store.dispose()
