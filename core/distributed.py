@@ -57,6 +57,8 @@ FORGET = "dossiersync:forget:{implementation}"
 COUNTS = "dossiersync:counts:{implementation}"
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+#: how long the scheduler waits before starting a failed implementation's loop again
+RESTART_SECONDS = 10
 #: longer than a pass: a message not acknowledged by then is delivered again
 DEFAULT_VISIBILITY_TIMEOUT = 3600
 
@@ -410,11 +412,22 @@ def run_scheduler(
     errors: list[BaseException] = []
 
     def run_one(producer: Producer) -> None:
-        try:
-            producer.run(max_cycles)
-        except Exception as exc:  # noqa: BLE001 - one implementation never stops the others
-            log.exception("scheduler of %s stopped", producer.implementation)
-            errors.append(exc)
+        # one implementation never stops the others: its loop failing (its state store
+        # unreachable, its configuration broken) is logged and started again
+        while not stop.is_set():
+            try:
+                producer.run(max_cycles)
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.exception(
+                    "scheduler of %s failed; starting it again in %d s",
+                    producer.implementation,
+                    RESTART_SECONDS,
+                )
+                errors.append(exc)
+                if max_cycles is not None:
+                    return
+                stop.wait(RESTART_SECONDS)
 
     threads = [
         threading.Thread(target=run_one, args=(p,), name=f"scheduler-{p.implementation}")
