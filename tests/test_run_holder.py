@@ -104,3 +104,27 @@ def test_the_status_page_shows_who_made_each_run(workspace: Workspace) -> None:
         assert {r["holder"] for r in api} == {r["holder"] for r in runs}
     finally:
         store.dispose()
+
+
+def test_an_expired_lease_of_another_machine_is_taken_over_and_its_runs_closed(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=4, seed=1)
+    workspace.activate_all()
+    elsewhere = "machine-b:4242/17"  # another host: whether it lives cannot be known
+    store = StateStore(workspace.state_url)
+    with store.session() as s:
+        then = utcnow() - timedelta(seconds=1200)
+        s.add(Lease(dossier_id="nord", holder=elsewhere, acquired_at=then,
+                    expires_at=then + timedelta(seconds=900)))  # fmt: skip
+        s.add(Run(dossier_id="nord", entity="clients", direction="sage_to_ssm",
+                  trigger="schedule", full=True, started_at=then, outcome="running",
+                  holder=elsewhere))  # fmt: skip
+    store.dispose()
+    assert workspace.cli_json("status")[0]["synced_by"] is None  # expired: held by nobody
+    runs = workspace.sync()[0]["runs"]
+    assert runs and all(r["outcome"] == "succeeded" for r in runs)
+    left = [
+        r for r in workspace.cli_json("journal", "--dossier", "nord") if r["holder"] == elsewhere
+    ]
+    assert [r["outcome"] for r in left] == ["interrupted"]
