@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chrom
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo demo-serve test lint typecheck pytest bench bench-latency bench-changes bench-distributed clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest catalogues bench bench-latency bench-changes bench-distributed faults clean
 
 setup: system venv
 
@@ -62,8 +62,24 @@ pytest: setup
 
 test: setup lint typecheck pytest
 
+# the status page's French and English catalogues (Babel, a dev dependency): the keys of
+# core/web's modules and templates into messages.pot, merged into each language's .po
+# (a new key comes in untranslated: tests/test_i18n_catalogues.py fails until both
+# languages have its text), then compiled to the .mo files the page reads (committed)
+LOCALE := core/web/locale
+catalogues: venv
+	$(BIN)/pybabel -q extract -F $(LOCALE)/babel.cfg -k t -k N_ --sort-output \
+	  --add-location=file --project=dossiersync -o $(LOCALE)/messages.pot core/web
+	$(BIN)/pybabel -q update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages \
+	  --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d $(LOCALE) -D messages --statistics
+
 # figures for docs/benchmarks.md: first syncs against the strict simulator, side by side
 # with a minimal loader; SCENARIOS="large readme" (default both), BENCH_ARGS="--repeat 3"
+# the figures of docs/reliability.md: syncs through the fault proxy at 5 % and 20 %
+faults: setup
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/faults/report.py $(FAULTS_ARGS)
+
 bench: setup
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_sync.py $(SCENARIOS) $(BENCH_ARGS)
 

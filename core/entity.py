@@ -21,7 +21,8 @@ import jsonschema
 
 from .config import load_schema as load_packaged_schema
 from .errors import RecordInvalid
-from .messages import Problem, Words, problem_of
+from .messages import Problem, Words, field_label, problem_of
+from .source import Unreadable
 
 if TYPE_CHECKING:
     from .context import DossierContext
@@ -92,6 +93,24 @@ class ChildSpec:
         return self.ssm_parent_filter or self.ssm_parent or ""
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "oui"})
+FALSE_WORDS = frozenset({"0", "false", "no", "non"})
+
+
+def sage_flag(value: Any) -> bool | None:
+    """A Sage flag column's value: 0 or 1 (or the same as text, or a driver's
+    ``True``/``False``); anything else (0.5, -7, 2) is a ValueError, never a guess."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+    elif value in (0, 1):  # 0/1, True/False, 1.0, Decimal(1)
+        return bool(value)
+    raise ValueError(f"not 0 or 1: {value!r}")
+
+
 def normalise(value: Any, kind: Kind) -> Any:
     """One representation per value, so both sides compare and hash alike."""
     if value is None:
@@ -101,7 +120,7 @@ def normalise(value: Any, kind: Kind) -> Any:
         return text or None
     if kind == "bool":
         if isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "oui")
+            return value.strip().lower() in TRUE_WORDS
         return bool(value)
     if kind == "int":
         return int(value)
@@ -318,10 +337,15 @@ class Entity:
         lacks (a concept the dossier's layout cannot hold, such as a prospect flag) is left
         out, so it is neither compared nor sent."""
         record = {
-            f.name: normalise(row.get(f.sage), f.kind)
+            f.name: self.sage_value(f, row.get(f.sage), f.name)
             for f in self.sage_fields
             if f.sage and f.sage in row
         }
+        mapped = {f.sage for f in self.sage_fields}
+        for column, value in row.items():
+            # a column read for the engine (the modification time) that is not one
+            if column not in mapped and isinstance(value, Unreadable):
+                raise self.unreadable(column, value)
         for child in self.children:
             lines = (self.child_from_sage(child, r) for r in row.get(child.name) or ())
             record[child.name] = sorted(lines, key=lambda c: _order(c.get(child.key)))
@@ -403,7 +427,31 @@ class Entity:
         return {c: v for c, v in self.sage_where().items() if c in columns}
 
     def child_from_sage(self, child: ChildSpec, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {f.name: normalise(row.get(f.sage), f.kind) for f in child.fields if f.sage}
+        return {
+            f.name: self.sage_value(f, row.get(f.sage), f"{child.name}.{f.name}")
+            for f in child.fields
+            if f.sage
+        }
+
+    def sage_value(self, f: FieldSpec, value: Any, path: str) -> Any:
+        """A Sage value in canonical form; RecordInvalid naming the field when the source
+        could not read it as it is, or it is not of the field's kind (a flag of 0.5 or -7
+        is neither 0 nor 1: never a guess)."""
+        if isinstance(value, Unreadable):
+            raise self.unreadable(path, value)
+        try:
+            return sage_flag(value) if f.kind == "bool" else normalise(value, f.kind)
+        except (ValueError, TypeError, ArithmeticError):
+            limit: Any = [0, 1] if f.kind == "bool" else f.kind
+            rule = "enum" if f.kind == "bool" else "type"
+            problem = Problem(rule, path, value, limit, field_label(self.field_labels, path))
+            raise RecordInvalid(problem.text(), path, problem) from None
+
+    def unreadable(self, path: str, value: Unreadable) -> RecordInvalid:
+        """The error of a record holding a value its source could not read as it is."""
+        labels = self.field_labels
+        problem = Problem("unreadable", path, value.value, value.reason, field_label(labels, path))
+        return RecordInvalid(problem.text(), path, problem)
 
     def children_from_ssm(
         self, child: ChildSpec, records: Iterable[Mapping[str, Any]], ctx: DossierContext

@@ -59,7 +59,25 @@ class SsmNotFound(SsmRefused):
 
 
 class SsmUnavailable(SsmError):
-    """The API could not be reached or kept failing after every retry."""
+    """The API could not be reached or kept failing after every retry.
+
+    ``may_have_acted`` is true when the call was a write the server may have carried out
+    before failing (a create answered 500, reset or timed out after it was sent): its
+    outcome is unknown and the record is looked up by ``extId`` before it is sent again.
+    False when the server surely did not act (the connection never made, 429 or 503
+    through the whole retry budget): the API is out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        answer: str | None = None,
+        *,
+        may_have_acted: bool = False,
+    ) -> None:
+        super().__init__(message, status, answer)
+        self.may_have_acted = may_have_acted
 
 
 class RecordInvalid(DossierSyncError):

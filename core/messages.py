@@ -21,6 +21,8 @@ DEFAULT_LANGUAGE = "en"
 
 #: the longest value an incident quotes
 MAX_VALUE = 80
+#: the most characters of another system's message an incident repeats
+MAX_REASON = 500
 
 Words = Mapping[str, str]  # language -> text
 
@@ -128,6 +130,10 @@ RULES: dict[str, dict[str, str]] = {
     "invalid": {
         "en": "{label} is not valid: {value}",
         "fr": "{label} non valide : {value}",
+    },
+    "unreadable": {
+        "en": "{label} cannot be read as it is ({expected}): {value}",
+        "fr": "{label} illisible tel quel ({expected}) : {value}",
     },
 }
 
@@ -296,6 +302,16 @@ def problem_of(
     elif rule in ("min_items", "max_items") and isinstance(instance, list):
         value = list(instance)
     return Problem(rule, path, value, limit, field_label(labels, path))
+
+
+def shortened(text: str | None, limit: int) -> str:
+    """``text`` cut at ``limit`` characters, its full length said: a value of 10,000
+    characters (another system's message repeating it) is never repeated whole."""
+    if not text:
+        return ""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def quote(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
@@ -600,7 +616,7 @@ class Notice:
             template = KINDS["other"][lang]
         body = template.format(
             problem=self.problem.text(lang) if self.problem else "",
-            reason=self.cause.text(lang) if self.cause else self.reason or "",
+            reason=self.cause.text(lang) if self.cause else shortened(self.reason, MAX_REASON),
             source=SOURCE.get(self.direction or "", "Sage 50FR"),
             dossier_id=self.dossier_id,
         )
@@ -617,7 +633,8 @@ class Notice:
             form = "id"
         else:
             form = "none"
-        record = SUBJECT[form][lang].format(noun=noun, key=self.key, ssm_id=self.ssm_id)
+        key = shortened(self.key, MAX_VALUE)
+        record = SUBJECT[form][lang].format(noun=noun, key=key, ssm_id=self.ssm_id)
         return f"{DOSSIER[lang].format(dossier=self.dossier_id)}, {record}"
 
     def _pass_text(self, lang: str) -> str:
@@ -626,12 +643,13 @@ class Notice:
             name = f"{self.kind}.{self.direction}"
         template = PASS_KINDS.get(name, {}).get(lang)
         entity = self.entity or ""
-        values = dict(self.params, reason=self.reason or "", entity=entity)
+        reason = shortened(self.reason, MAX_REASON)
+        values = dict(self.params, reason=reason, entity=entity)
         values["entity_fr"] = PLURALS.get(entity, entity)
         try:
-            return template.format(**values) if template else self.reason or ""
+            return template.format(**values) if template else reason
         except (KeyError, IndexError):
-            return self.reason or ""
+            return reason
 
     def as_dict(self) -> dict[str, Any]:
         return {

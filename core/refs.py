@@ -91,14 +91,14 @@ class Refs:
         return row[0] if row else None
 
     def held_keys(self, entity: str) -> set[str]:
-        """Sage keys this dossier's ``entity`` records created in SSM hold while they are
-        not written to Sage yet (a new key must not take one of them)."""
+        """Sage keys a link of this dossier's ``entity`` holds, which a new key must not
+        take: records created in SSM and not written to Sage yet, and records gone from
+        Sage whose link stays (deleted, kept for review) — Sage's own next number may be
+        the number of its last record, deleted."""
         rows = self.session.scalars(
             select(Link.sage_key).where(
                 Link.dossier_id == self.dossier_id,
                 Link.entity == entity,
-                Link.origin == "ssm",
-                Link.sage_hash.is_(None),
                 Link.sage_key.is_not(None),
             )
         )

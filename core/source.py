@@ -9,9 +9,50 @@ implements this protocol (``dossiersync.plugins.sage50fr_odbc``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+#: how many characters of a value an unreadable value's description quotes
+SHOWN_CHARACTERS = 80
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def shown(value: Any) -> str:
+    """A raw value as messages quote it: bytes in hex (``X'00FF'``), control characters
+    of text as ``\\xNN``, and anything longer than :data:`SHOWN_CHARACTERS` cut, its full
+    length said."""
+    if isinstance(value, bytes | bytearray):
+        text, size = f"X'{bytes(value).hex().upper()}'", f"{len(value):,} bytes"
+    else:
+        text = value if isinstance(value, str) else repr(value)
+        size = f"{len(text):,} characters"
+        # a control character is written \xNN: a NUL would cut a message, or be refused
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}… ({size})"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A value of a Sage row that its column's declared type cannot carry as it is (a
+    blob or invalid UTF-8 in a text column, a NUL character, ``0.5`` or ``'abc'`` in an
+    int column, a timestamp that is not one).
+
+    A source yields it in the row in place of the value, so that one bad cell makes its
+    record an incident instead of stopping the table, and is never silently changed.
+    ``value`` is the raw value as :func:`shown` quotes it.
+    """
+
+    column: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class SageSource(Protocol):
@@ -42,7 +83,8 @@ class SageSource(Protocol):
         ...
 
     def high_water_mark(self, table: str) -> str | None:
-        """The greatest modification time in ``table``, ``None`` when it is empty."""
+        """The greatest modification time in ``table``, ``None`` when it is empty; a
+        value that is not a timestamp is passed over."""
         ...
 
     def read(
@@ -56,7 +98,9 @@ class SageSource(Protocol):
     ) -> Iterator[dict[str, Any]]:
         """Rows of ``table`` as ``{column: value}``, ordered by key: modified at or after
         ``since``, equal to ``where``, with one of ``keys`` (whole keys, or all the same
-        number of leading key columns)."""
+        number of leading key columns). A value the column's type cannot carry as it is
+        comes as an :class:`Unreadable`; so does a row's modification time that is not
+        one, under the modification column's name, even when not asked for."""
         ...
 
     def count(

@@ -21,8 +21,10 @@ class WriteResult:
     """The outcome of one record of a bulk write: its id, or why it was not written.
 
     ``error`` is an ``SsmRefused`` when the API refused this record alone (an incident
-    for that record; the rest of the batch landed), an ``SsmUnavailable`` or
-    ``SsmAuthError`` when the API could not be used at all (the run stops).
+    for that record; the rest of the batch landed), an ``SsmUnavailable`` with
+    ``may_have_acted`` when a create's outcome is unknown (the pass looks the record up
+    by ``extId`` before it ends), an ``SsmUnavailable`` without it or an ``SsmAuthError``
+    when the API could not be used at all (the run stops).
     """
 
     id: int | None = None

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity, FieldSpec
+from dossiersync.source import Unreadable
 
 if TYPE_CHECKING:
     from dossiersync.context import DossierContext
@@ -64,7 +65,12 @@ class ContactsEntity(Entity):
         return (account, int(number))
 
     def sage_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (str(row["CT_Num"]).strip(), int(row["CT_No"]))
+        number = row["CT_No"]
+        # a number that cannot be read names the row as it is; it is its incident's key
+        return (
+            str(row["CT_Num"]).strip(),
+            number if isinstance(number, Unreadable) else int(number),
+        )
 
     def ssm_unlinked_filter(self, ctx: DossierContext) -> Mapping[str, int | str] | None:
         # contacts created in SSM belong to the dossier of their account
@@ -85,10 +91,9 @@ class ContactsEntity(Entity):
 
     def new_sage_key(self, record: Mapping[str, Any], ctx: DossierContext) -> tuple[Any, ...]:
         account = str(record["account"])
-        numbers = [
-            int(row["CT_No"])
-            for row in ctx.sage.read("F_CONTACTT", ["CT_No"], where={"CT_Num": account})
-        ]
+        rows = ctx.sage.read("F_CONTACTT", ["CT_No"], where={"CT_Num": account})
+        # a number that cannot be read (1.5, 'abc') is no integer the new one could take
+        numbers = [int(row["CT_No"]) for row in rows if not isinstance(row["CT_No"], Unreadable)]
         return (account, max(numbers, default=0) + 1)
 
     def to_sage(

@@ -406,7 +406,8 @@ class OrdersEntity(Entity):
         return number
 
     def new_sage_key(self, record: Mapping[str, Any], ctx: DossierContext) -> tuple[Any, ...]:
-        """The dossier's next order number, skipping numbers held by orders on their way."""
+        """The dossier's next order number, skipping numbers a link holds (orders on their
+        way to Sage, orders deleted from Sage)."""
         prefix, width = self.piece_prefix, self.piece_width
         piece = ctx.sage.next_code(HEADER, "DO_Piece", prefix, width)
         held = {self.piece_of(k) for k in ctx.refs.held_keys(self.name)}

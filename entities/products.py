@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from dossiersync.entity import SAGE_TO_SSM, Entity, FieldSpec, normalise
+from dossiersync.source import Unreadable
 
 if TYPE_CHECKING:
     from dossiersync.context import DossierContext
@@ -84,20 +85,28 @@ class ProductsEntity(Entity):
     def parts(self) -> tuple[Entity, ...]:
         return (FAMILIES, self)
 
-    def stock_totals(self, ctx: DossierContext, refs: Iterable[Any]) -> dict[str, Decimal]:
+    def stock_totals(
+        self, ctx: DossierContext, refs: Iterable[Any]
+    ) -> dict[str, Decimal | Unreadable]:
         """Total stock of these articles over their depots: one read of their stock rows
-        (by the leading key column), so memory follows the batch, not the dossier."""
-        totals: dict[str, Decimal] = {}
+        (by the leading key column), so memory follows the batch, not the dossier. A
+        quantity that cannot be read makes its article's total unreadable: never a guess."""
+        totals: dict[str, Decimal | Unreadable] = {}
         keys = [(ref,) for ref in refs]
         for row in ctx.sage.read("F_ARTSTOCK", ["AR_Ref", "AS_QteSto"], keys=keys):
             ref = str(row["AR_Ref"]).strip()
-            totals[ref] = totals.get(ref, Decimal(0)) + Decimal(row["AS_QteSto"] or 0)
+            total, quantity = totals.get(ref, Decimal(0)), row["AS_QteSto"]
+            if isinstance(total, Unreadable) or isinstance(quantity, Unreadable):
+                totals[ref] = total if isinstance(total, Unreadable) else quantity
+            else:
+                totals[ref] = total + Decimal(quantity or 0)
         return totals
 
     def enrich(self, rows: list[dict[str, Any]], ctx: DossierContext) -> None:
         totals = self.stock_totals(ctx, {row["AR_Ref"] for row in rows})
         for row in rows:
-            row[STOCK] = normalise(totals.get(str(row["AR_Ref"]).strip(), Decimal(0)), "decimal")
+            total = totals.get(str(row["AR_Ref"]).strip(), Decimal(0))
+            row[STOCK] = total if isinstance(total, Unreadable) else normalise(total, "decimal")
 
     def extra_changed_keys(self, ctx: DossierContext, since: str | None) -> set[str]:
         # a stock movement changes F_ARTSTOCK, not F_ARTICLE

@@ -20,6 +20,7 @@ from dossiersync.config import DossierConfig, ImplementationConfig, SyncConfig
 from dossiersync.context import DossierContext
 from dossiersync.engine import run_pass
 from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, Entity, FieldSpec
+from dossiersync.errors import SsmUnavailable
 from dossiersync.journal import utcnow
 from dossiersync.registry import dossier_hooks
 from dossiersync.secrets import Secret
@@ -387,3 +388,81 @@ def test_a_document_deleted_in_ssm_after_its_sage_write_is_kept_for_review(
         link = s.scalar(select(Link).where(Link.sage_key == "0:0:DE00001"))
         assert link is not None and (link.label, link.deleted) == ("pending_review", False)
         assert link.last_error == "deleted in Sales Management; kept in Sage 50FR"
+
+
+class LosingLines(FakeSsm):
+    """Answers the first create of some lines with a lost answer: ``acted`` ones were
+    created all the same, ``unacted`` were not."""
+
+    def __init__(self, acted: set[str], unacted: set[str]) -> None:
+        super().__init__(bulk_limit=2)
+        self.acted, self.unacted = set(acted), set(unacted)
+        self.sent: list[str] = []
+
+    def create(self, resource: str, body: Mapping[str, Any]) -> int:
+        ext = str(body.get("extId"))
+        if resource == "quoteLines":
+            self.sent.append(ext)
+        lost = SsmUnavailable(f"POST /{resource}: ReadTimeout", may_have_acted=True)
+        if ext in self.unacted:
+            self.unacted.discard(ext)
+            raise lost
+        if ext in self.acted:
+            self.acted.discard(ext)
+            super().create(resource, body)
+            raise lost
+        return super().create(resource, body)
+
+
+def test_lines_whose_create_answer_was_lost_are_completed_in_the_same_pass(
+    tmp_path: Path,
+) -> None:
+    """A line's answer lost does not keep the document's other lines from being sent;
+    before the pass ends the document's lines are matched by extId: the one created is
+    kept, the one missing created, none twice."""
+    nord = Quotes(tmp_path)
+    lines = [(1000, "ART1", "2", "5"), (2000, "ART2", "1", "7.5"), (3000, "ART3", "1", "1")]
+    nord.quote("DE00001", lines)
+    first, second = "nord:0:0:DE00001:1000", "nord:0:0:DE00001:2000"
+    nord.ssm = LosingLines({first}, {second})
+    nord.ctx.ssm_client = nord.ssm
+
+    run = run_pass(nord.ctx, nord.entity, SAGE_TO_SSM)
+
+    assert run.outcome == "succeeded", run.message
+    assert run.counts["created"] == 1
+    assert sorted(r["extId"] for r in nord.ssm.list_changed("quoteLines")) == [
+        first,
+        second,
+        "nord:0:0:DE00001:3000",
+    ]
+    # the third line went with the first attempt; only the second was sent again
+    assert nord.ssm.sent == [first, second, "nord:0:0:DE00001:3000", second]
+    with nord.store.session() as s:
+        (link,) = s.scalars(select(Link))
+        assert link.label == "synced" and link.base is not None
+    assert nord.push()["created"] == 0
+
+
+def test_a_new_key_a_link_holds_is_an_incident_not_a_second_link(tmp_path: Path) -> None:
+    """The dossier's last quote, entered in Sage and synced, is deleted in Sage: the
+    entity's numbering gives its number again to a quote entered in SSM. That key is
+    held by a link: an incident naming the SSM record, no second link, the pass ends."""
+    nord = Quotes(tmp_path)
+    nord.quote("DE00001", [(1000, "ART1", "2", "5")])
+    nord.push()
+    nord.sage.delete(LINES, (0, 0, "DE00001", 1000))
+    nord.sage.delete(HEADER, (0, 0, "DE00001"))
+    assert nord.push()["deleted"] == 1
+    quote_id = ssm_quote(nord, "Chantier Lille", [("ART1", 2)])
+
+    run = run_pass(nord.ctx, nord.entity, SSM_TO_SAGE)
+
+    assert run.outcome == "partial", run.message
+    (incident,) = nord.open_incidents()
+    assert incident.kind == "sage_write_failed"
+    assert incident.record_key == f"ssm:quotes/{quote_id}"
+    assert "DE00001" in incident.message
+    with nord.store.session() as s:
+        assert [link.sage_key for link in s.scalars(select(Link))] == ["0:0:DE00001"]
+    assert nord.sage.get(HEADER, (0, 0, "DE00001")) is None

@@ -17,11 +17,13 @@ from dossiersync.config import DossierConfig, ImplementationConfig, SyncConfig
 from dossiersync.context import DossierContext
 from dossiersync.engine import run_entity, run_pass
 from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity
+from dossiersync.errors import SsmUnavailable
 from dossiersync.journal import utcnow
 from dossiersync.registry import dossier_hooks, load_entities
 from dossiersync.secrets import Secret
 from dossiersync.state.models import Dossier, Incident, Link
 from dossiersync.state.store import StateStore
+from dossiersync.target import WriteResult
 
 from support.fakes import FakeSage, FakeSsm
 
@@ -360,3 +362,88 @@ def test_a_pass_with_edits_only_does_not_read_the_key_sets(nord: FakeDossier) ->
     nord.sage.insert("F_COMPTET", client("CL00009", "Nouveau client"))
     counts = nord.push()
     assert counts["deleted"] == 1 and counts["created"] == 1
+
+
+class LosingSsm(FakeSsm):
+    """Answers the first bulk create of some extIds with a lost answer (a 500, reset or
+    timeout once sent): ``acted`` ones were created all the same, ``unacted`` were not."""
+
+    def __init__(self, acted: set[str], unacted: set[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.acted, self.unacted = set(acted), set(unacted)
+        self.finds = 0
+
+    def bulk_create(self, resource: str, bodies: Any) -> list[WriteResult]:
+        lost = SsmUnavailable("POST /accounts/bulk: HTTP 500", 500, may_have_acted=True)
+        results = []
+        for body in bodies:
+            ext = str(body.get("extId"))
+            if ext in self.unacted:
+                self.unacted.discard(ext)
+                results.append(WriteResult(error=lost))
+            elif ext in self.acted:
+                self.acted.discard(ext)
+                self.create(resource, body)
+                results.append(WriteResult(error=lost))
+            else:
+                results += super().bulk_create(resource, [body])
+        return results
+
+    def find(self, resource: str, *, ext_ids: Any = (), ids: Any = ()) -> Any:
+        self.finds += 1
+        return super().find(resource, ext_ids=ext_ids, ids=ids)
+
+
+def test_lost_create_answers_are_resolved_by_ext_id_in_the_same_pass(tmp_path: Path) -> None:
+    """Creates whose answer was lost do not stop the pass: the others go on, and before
+    the pass ends the lost ones are looked up by extId together — found ones linked,
+    missing ones created — with no record created twice."""
+    nord = FakeDossier(tmp_path)
+    for n in range(1, 9):
+        nord.sage.insert("F_COMPTET", client(f"CL0000{n}", f"Client {n}"))
+    nord.ssm = LosingSsm(
+        {"nord:CL00002", "nord:CL00005"}, {"nord:CL00003", "nord:CL00007"}, bulk_limit=2
+    )
+    nord.ctx.ssm_client = nord.ssm
+
+    run = run_pass(nord.ctx, nord.entity("clients"), SAGE_TO_SSM)
+    assert run.outcome == "succeeded", run.message
+    assert run.counts["created"] == 8
+    accounts = nord.ssm.list_changed("accounts")
+    ext_ids = [a["extId"] for a in accounts]
+    assert sorted(ext_ids) == [f"nord:CL0000{n}" for n in range(1, 9)]  # no duplicate
+    assert nord.ssm.finds == 1  # one lookup for the four lost answers
+    for n in range(1, 9):
+        link = nord.link("clients", f"CL0000{n}")
+        assert link.label == "synced" and link.ssm_id is not None
+    assert nord.open_incidents() == []
+    assert nord.push()["created"] == 0
+
+
+class UnreachableSsm(LosingSsm):
+    """Creates lose their answer, and the API is then unreachable (an outage) until
+    ``down`` is cleared."""
+
+    down = True
+
+    def find(self, resource: str, *, ext_ids: Any = (), ids: Any = ()) -> Any:
+        if self.down:
+            raise SsmUnavailable("GET /accounts: ConnectError after 4 attempt(s)")
+        return super().find(resource, ext_ids=ext_ids, ids=ids)
+
+
+def test_an_outage_stops_the_pass_and_nothing_is_created_twice(tmp_path: Path) -> None:
+    nord = FakeDossier(tmp_path)
+    for n in range(1, 5):
+        nord.sage.insert("F_COMPTET", client(f"CL0000{n}", f"Client {n}"))
+    nord.ssm = UnreachableSsm({"nord:CL00001"}, {"nord:CL00002"}, bulk_limit=2)
+    nord.ctx.ssm_client = nord.ssm
+
+    run = run_pass(nord.ctx, nord.entity("clients"), SAGE_TO_SSM)
+
+    assert run.outcome == "failed"
+    assert nord.link("clients", "CL00001").ssm_id is None  # an intent, looked up next time
+    nord.ssm.down = False  # the API is back
+    counts = nord.push()
+    assert (counts["created"], counts["updated"]) == (1, 1)  # CL00001 adopted, not twice
+    assert sorted(nord.accounts()) == [f"nord:CL0000{n}" for n in range(1, 5)]

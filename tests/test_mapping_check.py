@@ -509,3 +509,20 @@ def test_a_column_an_entity_reads_and_the_mapping_lacks_is_reported(
     assert data["entities"][0]["problems"][0]["message"].startswith(
         "column CT_Ville of table F_COMPTET: the mapping has no such column, which the entity reads"
     )
+
+
+def test_a_table_filter_column_the_source_lacks_is_reported() -> None:
+    def share_a_table(document: dict[str, Any]) -> None:
+        document["tables"]["F_FAMILLE"]["filter"] = {"Nature": "F"}
+
+    mapping = reference_with(share_a_table)
+    families = mapping.table("F_FAMILLE")
+    typed = {"text": (12, "VARCHAR", 35), "timestamp": (93, "TIMESTAMP", None)}
+    columns = {c.column: typed[c.type] for c in families.columns.values()}
+    lacking = _catalogue({"F_FAMILLE": dict(columns)})
+    having = _catalogue({"F_FAMILLE": {**columns, "Nature": (12, "VARCHAR", 1)}})
+
+    assert [(f.kind, f.physical_column) for f in check_table(families, lacking)] == [
+        ("missing_column", "Nature")
+    ]
+    assert check_table(families, having) == []

@@ -67,6 +67,17 @@ def endpoint(dossier: str) -> Iterator[Sage50OdbcEndpoint]:
         yield opened
 
 
+def _site(tmp_path: Path, document: dict[str, Any], name: str) -> tuple[SageMapping, str]:
+    """A SQLite dossier ``name`` laid out as the mapping ``document`` says (written to a
+    file and loaded as a site's would be): the mapping and the connection string."""
+    path = tmp_path / f"{name}-mapping.json"
+    path.write_text(json.dumps(document))
+    mapping = SageMapping.load(path)
+    connection = f"DRIVER={{SQLite3}};Database={tmp_path / f'{name}.db'}"
+    create_reference_schema(connection, mapping)
+    return mapping, connection
+
+
 def _client(code: str, modified: str = "2024-03-01 09:00:00.000", **values: Any) -> dict[str, Any]:
     return {"CT_Num": code, "CT_Intitule": f"Client {code}", "cbModification": modified, **values}
 
@@ -552,11 +563,7 @@ def test_names_with_spaces_accents_and_quotes_are_quoted_never_run(tmp_path: Pat
     families["columns"]["FA_CodeFamille"]["column"] = "Code famille"
     families["columns"]["FA_Intitule"]["column"] = 'Libellé "court"'
     families["columns"]["cbModification"]["column"] = "Dernière modification"
-    path = tmp_path / "site-mapping.json"
-    path.write_text(json.dumps(document))
-    mapping = SageMapping.load(path)
-    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'site.db'}"
-    create_reference_schema(connection, mapping)
+    mapping, connection = _site(tmp_path, document, "site")
 
     with Sage50OdbcEndpoint(connection, mapping) as endpoint:
         endpoint.insert("F_FAMILLE", {"FA_CodeFamille": "MOB", "FA_Intitule": "Mobilier"})
@@ -592,11 +599,7 @@ def _ciel_like_documents(tmp_path: Path) -> tuple[SageMapping, str]:
         "length": 13,
         "refers": {"table": "F_DOCENTETE", "column": "DO_Piece", "by": "cbMarq"},
     }
-    path = tmp_path / "ciel-like-mapping.json"
-    path.write_text(json.dumps(document))
-    mapping = SageMapping.load(path)
-    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'ciel-like.db'}"
-    create_reference_schema(connection, mapping)
+    mapping, connection = _site(tmp_path, document, "ciel-like")
     return mapping, connection
 
 
@@ -697,11 +700,7 @@ def test_a_site_mapping_renames_tables_and_columns(tmp_path: Path) -> None:
     clients["table"] = "Cli"
     clients["columns"]["CT_Num"]["column"] = "Code"
     clients["columns"]["CT_Intitule"]["column"] = "RaisonSociale"
-    path = tmp_path / "site-mapping.json"
-    path.write_text(json.dumps(document))
-    mapping = SageMapping.load(path)
-    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'site.db'}"
-    create_reference_schema(connection, mapping)
+    mapping, connection = _site(tmp_path, document, "site")
 
     with Sage50OdbcEndpoint(connection, mapping) as endpoint:
         endpoint.insert("F_COMPTET", _client("CL1", CT_Intitule="Épicerie Fine"))
@@ -716,11 +715,7 @@ def test_a_site_mapping_renames_tables_and_columns(tmp_path: Path) -> None:
 def test_a_date_modification_column_is_read_by_whole_days(tmp_path: Path) -> None:
     document = _mapping_document()
     document["tables"]["F_FAMILLE"]["columns"]["cbModification"]["type"] = "date"
-    path = tmp_path / "ciel-mapping.json"
-    path.write_text(json.dumps(document))
-    mapping = SageMapping.load(path)
-    connection = f"DRIVER={{SQLite3}};Database={tmp_path / 'ciel.db'}"
-    create_reference_schema(connection, mapping)
+    mapping, connection = _site(tmp_path, document, "ciel")
 
     with Sage50OdbcEndpoint(connection, mapping) as endpoint:
         for code, day in (("OLD", "2024-03-01"), ("SAME", "2024-03-02"), ("NEW", "2024-03-03")):
@@ -838,3 +833,42 @@ def test_psqlodbc_connections_stream_their_result_sets() -> None:
     # not psqlODBC: no streaming options; SQLite3 never creates a missing dossier file
     assert streaming_connection(sqlite, 250) == sqlite + ";NoCreat=1"
     assert streaming_connection(sqlite + ";NoCreat=0", 250) == sqlite + ";NoCreat=0"
+
+
+def test_a_table_filter_keeps_the_rows_of_the_logical_table_only(tmp_path: Path) -> None:
+    """One physical table of customers and suppliers: the clients' table is its rows
+    whose "Nature" is "C"; a supplier is never read, counted, changed or deleted."""
+    document = _mapping_document()
+    document["tables"]["F_COMPTET"]["table"] = "Tiers"
+    document["tables"]["F_COMPTET"]["filter"] = {"Nature": "C"}
+    mapping, connection = _site(tmp_path, document, "tiers")
+
+    with Sage50OdbcEndpoint(connection, mapping) as endpoint:
+        endpoint.insert("F_COMPTET", _client("CL0000001", "2024-03-01 09:00:00.000"))
+        endpoint._connection().execute(
+            'INSERT INTO "Tiers" ("CT_Num", "CT_Intitule", "Nature", "cbModification") '
+            "VALUES ('CL0000009', 'Fournisseur', 'F', '2025-01-01 00:00:00.000')"
+        )
+        endpoint.commit()
+        rows = [r["CT_Num"] for r in endpoint.read("F_COMPTET", ["CT_Num"])]
+        counted = endpoint.count("F_COMPTET")
+        mark = endpoint.high_water_mark("F_COMPTET")
+        supplier = endpoint.get("F_COMPTET", ["CL0000009"])
+        updated = endpoint.update("F_COMPTET", ["CL0000009"], {"CT_Intitule": "Changé"})
+        deleted = endpoint.delete("F_COMPTET", ["CL0000009"])
+        code = endpoint.next_code("F_COMPTET", "CT_Num", "CL", 9)
+        endpoint.commit()
+        stored = (
+            endpoint._connection()
+            .execute('SELECT "CT_Num", "CT_Intitule", "Nature" FROM "Tiers" ORDER BY 1')
+            .fetchall()
+        )
+
+    assert rows == ["CL0000001"] and counted == 1
+    assert mark == "2024-03-01 09:00:00.000"
+    assert supplier is None and updated == 0 and deleted == 0
+    assert code == "CL0000002"
+    assert [tuple(r) for r in stored] == [
+        ("CL0000001", "Client CL0000001", "C"),
+        ("CL0000009", "Fournisseur", "F"),
+    ]

@@ -685,6 +685,7 @@ def test_persistent_server_errors_end_in_unavailable(tmp_path: Path) -> None:
             client.get("users", 1)
         assert caught.value.status in (500, 503)
         assert "3 attempt" in str(caught.value)
+        assert not caught.value.may_have_acted  # a read failing throughout: an outage
 
 
 def test_rate_limit_is_waited_out(tmp_path: Path) -> None:
@@ -1211,6 +1212,8 @@ def test_an_ambiguous_bulk_create_that_created_nothing_is_not_retried() -> None:
     with api.client() as client:
         results = client.bulk_create("accounts", [account("Z1"), account("Z2")])
     assert all(isinstance(r.error, SsmUnavailable) and r.error.status == 500 for r in results)
+    # the server may have acted: the engine looks the records up, it is no outage
+    assert all(getattr(r.error, "may_have_acted", False) for r in results)
     assert len(api.bulk_bodies("POST")) == 1
     assert api.records == {}
 

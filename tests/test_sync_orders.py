@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dossiersync.errors import SsmUnavailable
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
 from dossiersync.plugins.sage50fr_odbc.endpoint import Sage50OdbcEndpoint
 from dossiersync.plugins.sales_management.client import SalesManagementClient
@@ -773,4 +774,55 @@ def test_order_entered_in_sage_cannot_be_moved_in_ssm(ws: Workspace) -> None:
     assert open_incidents(ws, "beta") == []
     records = ws.cli_json("records", "--dossier", "beta", "--entity", "orders")
     assert [(r["sage_key"], r["label"]) for r in records] == [("0:1:BC00901", "synced")]
+    assert writes(ws.sync()) == 0
+
+
+def test_a_sage_order_whose_lines_met_an_outage_is_not_taken_for_an_ssm_edit(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order was created in SSM, then the API went out while its lines were sent:
+    the SSM pass that follows sees an order with no agreed record yet, which is no edit
+    made in SSM (no ``account_changed``); the next sync sends its lines."""
+    two_synced_dossiers(ws)
+    sage_order(ws, "beta", "BC00901", first_client(ws, "beta"), LINES)
+    ext = "beta:0:1:BC00901"
+    original = SalesManagementClient.create
+
+    def out(self: SalesManagementClient, resource: str, body: Any) -> Any:
+        if resource == "salesOrdersLines":
+            raise SsmUnavailable("POST /salesOrdersLines: ConnectError after 4 attempt(s)")
+        return original(self, resource, body)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SalesManagementClient, "create", out)
+        assert ws.cli("sync", expect=None).exit_code == 1
+    assert [i["kind"] for i in open_incidents(ws, "beta")] == ["run_failed"]
+
+    ws.sync()
+    (synced,) = ws.ssm_list("salesorders", f"extId = '{ext}'")
+    assert [line["extId"] for line in order_lines(ws, synced["id"])] == [
+        f"{ext}:{n}" for n in (1000, 2000, 3000)
+    ]
+    assert open_incidents(ws, "beta") == []
+    records = ws.cli_json("records", "--dossier", "beta", "--entity", "orders")
+    assert [(r["sage_key"], r["label"]) for r in records] == [("0:1:BC00901", "synced")]
+
+
+def test_an_order_entered_in_ssm_never_takes_the_key_of_a_linked_order(ws: Workspace) -> None:
+    """The dossier's last order, entered in Sage and synced, is deleted in Sage: Sage's
+    next number is its number again. An order entered in SSM then gets the number after
+    it (a link still holds that key): no second link for one Sage key, no crash."""
+    two_synced_dossiers(ws)
+    sage_order(ws, "beta", "BC00001", first_client(ws, "beta"), LINES)
+    ws.sync()
+    delete_sage_order(ws, "beta", "BC00001")
+    assert totals(ws.sync(), "sage_to_ssm")["deleted"] == 1
+
+    from_ssm = new_order(ws, "beta", SSM_LINES)
+    runs = ws.sync()
+
+    assert totals(runs, "ssm_to_sage")["created"] == 1
+    assert order(ws, from_ssm)["extId"] == "beta:0:1:BC00002"
+    assert set(documents(ws, "beta")) == {"BC00002"}
+    assert open_incidents(ws, "beta") == []
     assert writes(ws.sync()) == 0

@@ -146,6 +146,34 @@ def test_syntax_errors_point_at_the_position(text: str, position: int) -> None:
     assert f"position {position}" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("name 'x'", "expected =, >, LIKE, NOT, found \"'x'\" at position 5"),
+        ("name =", "expected a number, a quoted string, found end of expression at position 6"),
+        ("name LIKE 5", "expected a quoted string, found '5' at position 10"),
+        ("a = 'x' AND", "expected a field name, found end of expression at position 11"),
+        ("a = 'x' b", "expected end of expression, AND, OR, found 'b' at position 8"),
+        ("name = 'x", "unterminated string at position 7"),
+        ('name = "x"', "unexpected character '\"' at position 7"),
+        ("a..b = 1", "invalid field name 'a..b' at position 0"),
+    ],
+)
+def test_syntax_errors_say_what_was_expected(text: str, words: str) -> None:
+    with pytest.raises(WhereSyntaxError) as caught:
+        parse(text)
+    assert str(caught.value) == words
+
+
+def test_the_documented_examples_parse() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "simulator.md").read_text("utf-8")
+    block = page.split("`?where=` takes the documented language")[1].split("```")[1]
+    examples = [line for line in block.splitlines() if line.strip()]
+    assert len(examples) == 3
+    for example in examples:
+        assert set(fields(parse(example))) <= {"dateUpdated", "dateDeleted", "extId", "branchId"}
+
+
 def test_overlong_expressions_are_refused() -> None:
     longest = " OR ".join(["a = 1"] * 400)
     assert len(longest) <= MAX_EXPRESSION_LENGTH

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..context import DossierContext
 from ..entity import ChildSpec, Entity
-from ..errors import SsmNotFound
+from ..errors import SsmNotFound, SsmUnavailable
 from ..source import SageSource
 from ..target import SsmTarget
 
@@ -68,7 +68,11 @@ def send_ssm_children(
     client: SsmTarget, children: list[ChildWrites], parent_id: int, new: bool
 ) -> None:
     """Runs in the pool: make a record's SSM children the ones planned (matched by
-    extId); children of the record with no extId of this parent are left alone."""
+    extId); children of the record with no extId of this parent are left alone.
+
+    A create whose answer was lost does not stop the others: the first such error is
+    raised once every child was sent."""
+    lost: SsmUnavailable | None = None
     for kind in children:
         spec, resource = kind.spec, kind.spec.ssm_resource or ""
         held: dict[str, dict[str, Any]] = {}
@@ -81,7 +85,15 @@ def send_ssm_children(
             found = held.pop(ext, None)
             if found is None:
                 parent = {spec.ssm_parent or "": parent_id, "extId": ext}
-                client.create(resource, {**full, **parent})
+                try:
+                    client.create(resource, {**full, **parent})
+                except SsmUnavailable as exc:
+                    if not exc.may_have_acted:
+                        raise
+                    # perhaps created: the others are sent, this one is looked up (by
+                    # extId, with the record's other children) when the pass sends
+                    # them again
+                    lost = lost or exc
             elif diff is None or diff:
                 client.update(resource, int(found["id"]), full if diff is None else diff)
         for record in held.values():
@@ -89,6 +101,8 @@ def send_ssm_children(
                 client.delete(resource, int(record["id"]))
             except SsmNotFound:
                 pass
+    if lost is not None:
+        raise lost
 
 
 # -- SSM -> Sage ------------------------------------------------------------

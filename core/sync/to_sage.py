@@ -295,6 +295,11 @@ class SsmToSage(SyncPass):
             add_event(self.session, self.run, key, Action.PENDING, str(exc))
         except RecordMoved as exc:
             self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
+        except RecordInvalid as exc:
+            # the Sage row it would be written over holds a value that cannot be read
+            self.record_failed(
+                link, key, "invalid_record", str(exc), field_name=exc.field, problem=exc.problem
+            )
         except RecordRefused as exc:
             self.record_failed(
                 link,
@@ -348,6 +353,11 @@ class SsmToSage(SyncPass):
             self.deleted_in_ssm(record, link)
             return
         if link.label == LinkLabel.PENDING_REVIEW:
+            self.run.add("unchanged")
+            return
+        if link.origin == "sage" and link.base is None:
+            # created in Sage, its first write to SSM not settled (its children, say): no
+            # agreed record to compare with yet; the Sage pass finishes it
             self.run.add("unchanged")
             return
         base = link.base or {}
@@ -531,6 +541,16 @@ class SsmToSage(SyncPass):
                 self.record_failed(
                     None, ref, "invalid_record", str(exc), field_name=name, problem=exc.problem
                 )
+                return
+            holder = self.links_for(Link.sage_key, [key]).get(key)
+            if holder is not None:
+                # never a second link for one Sage key: the entity's numbering gave a key
+                # a link holds (a record gone from Sage whose link stays)
+                message = (
+                    f"the new Sage 50FR key {key} is held by another linked record "
+                    f"(SSM id {holder.ssm_id}); nothing written"
+                )
+                self.record_failed(None, ref, "sage_write_failed", message, refused=False)
                 return
             link = Link(
                 dossier_id=self.dossier_id,

@@ -16,8 +16,11 @@ from ..errors import (
     RecordInvalid,
     RecordMoved,
     RecordPending,
+    SsmAuthError,
+    SsmError,
     SsmNotFound,
     SsmRefused,
+    SsmUnavailable,
 )
 from ..journal import (
     Action,
@@ -26,7 +29,7 @@ from ..journal import (
     utcnow,
 )
 from ..messages import Cause
-from ..source import may_hide_edits
+from ..source import Unreadable, may_hide_edits
 from ..state.models import Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
@@ -58,6 +61,8 @@ class Write:
     children: list[ChildWrites] | None = None
     #: why they are not (the parent's write itself went through)
     children_error: BaseException | None = None
+    #: created by this pass although its create's answer was lost (found by extId)
+    recovered: bool = False
 
 
 #: links whose Sage keys are looked up together when looking for deleted rows
@@ -65,6 +70,23 @@ KEYS_PER_LOOKUP = 2000
 
 #: from this many creates in one batch, SSM is indexed by extId once instead of per chunk
 INDEX_FROM = 200
+
+#: times a pass looks up and sends again the writes whose outcome stayed unknown
+UNKNOWN_ROUNDS = 3
+
+#: what a record whose create kept an unknown outcome says until the next pass
+UNKNOWN_OUTCOME = "the API's answer to its creation was lost; looked up by extId at the next pass"
+
+
+def unknown_outcome(error: BaseException | None) -> bool:
+    """An error after which the server may have carried out a create: a call answered 5xx,
+    reset or timed out once sent, or a bulk item answered 5xx. Not an outage (the API
+    unreachable, or refusing, through the whole retry budget) nor a refused key pair."""
+    if isinstance(error, SsmUnavailable):
+        return error.may_have_acted
+    if isinstance(error, SsmRefused):
+        return (error.status or 0) >= 500
+    return isinstance(error, SsmError) and not isinstance(error, SsmAuthError)
 
 
 class SageToSsm(SyncPass):
@@ -123,6 +145,7 @@ class SageToSsm(SyncPass):
         with ThreadPoolExecutor(max_workers=ctx.implementation.max_concurrency) as pool:
             self.pool = pool
             self.in_flight: deque[tuple[list[Write], list[Future[None]]]] = deque()
+            self.unknown: list[Write] = []
             try:
                 for batch in batched(rows, ctx.sync.batch_size):
                     self.process(batch, seen, retry)
@@ -139,6 +162,7 @@ class SageToSsm(SyncPass):
                 self.settle()
                 raise
             self.settle()
+            self.resolve_unknown()
             if restored:
                 vanished = [i for i, _ in self.vanished_links()[0]]
                 self.keep_vanished(Kept.NOT_RESTORED, vanished)
@@ -289,8 +313,10 @@ class SageToSsm(SyncPass):
             try:
                 canonical = self.canonical_from_sage(row, SAGE_TO_SSM)
             except RecordInvalid as exc:
+                # a key that could not be read as it is names no record to link or retry
+                unread = any(isinstance(row.get(c), Unreadable) for c in entity.sage_key_columns)
                 self.record_failed(
-                    link or self.new_link(key),
+                    None if unread else link or self.new_link(key),
                     key,
                     "invalid_record",
                     str(exc),
@@ -381,13 +407,50 @@ class SageToSsm(SyncPass):
         for w in writes:
             if w.kind == "create":
                 w.body["extId"] = w.link.ext_id
-        # as many records per request as the API takes (bulk), the requests in parallel
+        # the next batch is read and resolved while these requests are in flight
+        self.submit(writes)
+        self.settle(keep=self.ctx.implementation.max_concurrency)
+
+    def submit(self, writes: list[Write]) -> None:
+        """Send writes from the pool: as many records per request as the API takes
+        (bulk), creates and updates apart, the requests in parallel."""
         limit = self.ctx.ssm_client.bulk_limit(self.resource)
         chunks = list(batched([w for w in writes if w.kind == "create"], limit))
         chunks += batched([w for w in writes if w.kind != "create"], limit)
-        # the next batch is read and resolved while these requests are in flight
         self.in_flight.append((writes, [self.pool.submit(self.send, c) for c in chunks]))
-        self.settle(keep=self.ctx.implementation.max_concurrency)
+
+    def resolve_unknown(self) -> None:
+        """The creates whose outcome stayed unknown (an answer lost: 5xx, reset, timeout)
+        are looked up by extId, a few per request: found, they are linked (and their
+        children completed); not found, created again. Then the same for what those
+        writes left unknown, a few rounds; what is still unknown stays an intent, looked
+        up at the next pass. A lookup that fails through the retry budget is an outage:
+        the pass stops."""
+        rounds = 0
+        while self.unknown and rounds < UNKNOWN_ROUNDS:
+            rounds += 1
+            todo, self.unknown = self.unknown, []
+            lost = [w for w in todo if w.link.ssm_id is None]
+            # asked of the API: an index taken earlier in the pass misses what it created
+            ext_ids = [w.link.ext_id or "" for w in lost]
+            listed = self.ctx.ssm_client.find(self.resource, ext_ids=ext_ids) if ext_ids else []
+            found = {str(r["extId"]): int(r["id"]) for r in listed}
+            for w in todo:
+                w.outcome, w.children_error = None, None
+                ssm_id = w.link.ssm_id or found.get(w.link.ext_id or "")
+                if ssm_id is None:
+                    w.kind = "create"  # not created: sent again, with its extId
+                    continue
+                # created (or updated), its children not complete: children only
+                w.recovered = w.recovered or w.kind == "create"
+                w.kind, w.ssm_id, w.body = "adopt", ssm_id, {}
+            self.submit(todo)
+            self.settle()
+        for w in self.unknown:
+            key = w.link.sage_key or ""
+            self.record_pending(w.link, key, UNKNOWN_OUTCOME)
+        self.unknown = []
+        self.commit()
 
     def settle(self, keep: int = 0) -> None:
         """Record the outcomes of the oldest batches in flight until ``keep`` remain.
@@ -490,6 +553,10 @@ class SageToSsm(SyncPass):
             self.run.add("unchanged")
             add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)
             return None
+        if w.kind == "create" and isinstance(outcome, BaseException) and unknown_outcome(outcome):
+            # perhaps created: looked up by extId before the pass ends, never sent blind
+            self.unknown.append(w)
+            return None
         if isinstance(outcome, SsmRefused):
             self.record_refused(link, key, outcome)
             return None
@@ -497,6 +564,12 @@ class SageToSsm(SyncPass):
             return outcome
         action, ssm_id = outcome
         link.ssm_id = ssm_id
+        if w.recovered:
+            action = Action.CREATED
+        if unknown_outcome(w.children_error):
+            # linked; its children are completed (matched by extId) before the pass ends
+            self.unknown.append(w)
+            return None
         if isinstance(w.children_error, SsmRefused):
             self.record_refused(link, key, w.children_error)
             return None

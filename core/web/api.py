@@ -17,10 +17,31 @@ from ..dossiers import activate, deactivate
 from ..errors import DossierSyncError
 from ..reports import LABELS, records, status
 from . import params
+from .answers import (
+    DossierFilter,
+    DossierSchema,
+    DossierStatusSchema,
+    EntitiesQuery,
+    EventSchema,
+    HealthSchema,
+    IncidentSchema,
+    IncidentsQuery,
+    JournalQuery,
+    PreviewSchema,
+    RecordSchema,
+    RecordsQuery,
+    RetryResultSchema,
+    RunSchema,
+    ScheduleSchema,
+    SessionSchema,
+    SinceQuery,
+    SyncJobAnswerSchema,
+    SyncJobSchema,
+)
 from .auth import auth_of
 from .health import dossier_health
 from .jobs import DossierInactive, SyncBusy, retry_incident
-from .openapi import document
+from .openapi import document, operation
 from .queries import (
     INCIDENT_STATES,
     dossier_list,
@@ -70,10 +91,18 @@ def _refuse_without_csrf(site: Site, request: Request) -> None:
         raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
 
 
+@operation("get", "openapi", "This document", {"type": "object"}, "the OpenAPI document")
 def openapi(request: Request) -> Response:
     return JSONResponse(document(), headers=NO_STORE)
 
 
+@operation(
+    "get",
+    "session",
+    "How this request is authenticated, and the CSRF token of a cookie session",
+    SessionSchema,
+    "the session",
+)
 def session(request: Request) -> Response:
     site = site_of(request)
     auth = auth_of(request)
@@ -86,6 +115,13 @@ def session(request: Request) -> Response:
     )
 
 
+@operation(
+    "get",
+    "listDossiers",
+    "Every dossier of the group: proposed, active, inactive (dossiers discover)",
+    DossierSchema(many=True),
+    "the dossiers",
+)
 def dossiers(request: Request) -> Response:
     site = site_of(request)
     # as `dossiers discover`: each Sage source is opened once to say whether it is reachable
@@ -105,14 +141,45 @@ def _change(request: Request, action: str) -> Response:
     return site.json(view.as_dict())
 
 
+@operation(
+    "post",
+    "activateDossier",
+    "Attach the dossier to the implementation and activate it",
+    DossierSchema,
+    "the dossier, now active",
+)
 def activate_dossier(request: Request) -> Response:
     return _change(request, "activate")
 
 
+@operation(
+    "post",
+    "deactivateDossier",
+    "Stop syncing the dossier; its data stays in Sales Management",
+    DossierSchema,
+    "the dossier, now inactive",
+)
 def deactivate_dossier(request: Request) -> Response:
     return _change(request, "deactivate")
 
 
+@operation(
+    "get",
+    "latestSync",
+    "The latest sync started through the page or the API for this dossier",
+    SyncJobAnswerSchema,
+    "the latest sync, or null",
+    found=True,
+)
+@operation(
+    "post",
+    "syncDossier",
+    "Sync the dossier now, in the background",
+    SyncJobSchema,
+    "the sync, started",
+    status=202,
+    query=EntitiesQuery,
+)
 def sync_dossier(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -134,6 +201,15 @@ def sync_dossier(request: Request) -> Response:
     return site.json(job.as_dict(), status_code=202)
 
 
+@operation(
+    "post",
+    "previewDossier",
+    "What the next sync of the dossier would do, per entity and direction, "
+    "record by record; writes nothing anywhere (sync --dry-run)",
+    PreviewSchema,
+    "the preview",
+    query=EntitiesQuery,
+)
 def preview_dossier(request: Request) -> Response:
     """What the next sync of the dossier would do (``sync --dry-run --json``); writes nothing."""
     from ..preview import preview
@@ -152,17 +228,45 @@ def preview_dossier(request: Request) -> Response:
     return site.json(found.as_dict())
 
 
+@operation(
+    "get",
+    "status",
+    "Per dossier and entity: last run per direction, records per sync label, "
+    "open incidents (status)",
+    DossierStatusSchema(many=True),
+    "the status",
+    query=DossierFilter,
+    found=True,
+)
 def status_view(request: Request) -> Response:
     site = site_of(request)
     return site.json(status(site.config, site.store, _filter(site, request)))
 
 
+@operation(
+    "get",
+    "schedule",
+    "Per dossier: next scheduled run and the runs in progress",
+    ScheduleSchema(many=True),
+    "the schedule",
+    query=DossierFilter,
+    found=True,
+)
 def schedule_view(request: Request) -> Response:
     site = site_of(request)
     data = status(site.config, site.store, _filter(site, request))
     return site.json(schedule(site.config, data, leases(site.store), here=site.scheduled))
 
 
+@operation(
+    "get",
+    "journal",
+    "The dossier's journal, newest first (journal)",
+    RunSchema(many=True),
+    "runs",
+    query=JournalQuery,
+    found=True,
+)
 def journal_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -174,6 +278,14 @@ def journal_view(request: Request) -> Response:
     return site.json(runs)
 
 
+@operation(
+    "get",
+    "health",
+    "The dossier's runs per day (last 14 days) and records per run (last 30)",
+    HealthSchema,
+    "what the status page draws",
+    found=True,
+)
 def health_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -182,6 +294,16 @@ def health_view(request: Request) -> Response:
     return site.json(dossier_health(site.store, dossier_id, held=held).as_dict())
 
 
+@operation(
+    "get",
+    "journalCsv",
+    "The dossier's journal as CSV, newest first",
+    {"type": "string"},
+    "one line per run",
+    query=SinceQuery,
+    found=True,
+    media_type="text/csv",
+)
 def journal_csv_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -203,6 +325,7 @@ def csv_response(site: Site, runs: list[dict[str, Any]], name: str) -> Response:
     )
 
 
+@operation("get", "run", "One run of the dossier's journal", RunSchema, "the run", found=True)
 def run_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -213,6 +336,14 @@ def run_view(request: Request) -> Response:
     return site.json(run)
 
 
+@operation(
+    "get",
+    "runEvents",
+    "The per-record events of one run (journal --run)",
+    EventSchema(many=True),
+    "events",
+    found=True,
+)
 def run_events_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -223,6 +354,15 @@ def run_events_view(request: Request) -> Response:
     return site.json(run_events(site.store, dossier_id, run_id))
 
 
+@operation(
+    "get",
+    "records",
+    "Linked records with their sync label (records)",
+    RecordSchema(many=True),
+    "records",
+    query=RecordsQuery,
+    found=True,
+)
 def records_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = request.path_params["dossier_id"]
@@ -235,6 +375,15 @@ def records_view(request: Request) -> Response:
     return site.json(records(site.store, dossier_id, entity=entity, label=label, limit=limit))
 
 
+@operation(
+    "get",
+    "incidents",
+    "Incidents, filtered (incidents)",
+    IncidentSchema(many=True),
+    "incidents",
+    query=IncidentsQuery,
+    found=True,
+)
 def incidents_view(request: Request) -> Response:
     site = site_of(request)
     dossier_id = _filter(site, request)
@@ -256,11 +405,20 @@ def _incident(site: Site, request: Request) -> dict[str, Any]:
     return incident
 
 
+@operation("get", "incident", "One incident", IncidentSchema, "the incident", found=True)
 def incident_view(request: Request) -> Response:
     site = site_of(request)
     return site.json(_incident(site, request))
 
 
+@operation(
+    "post",
+    "retryIncident",
+    "Retry now: mark the record for retry by key and sync its dossier and entity",
+    RetryResultSchema,
+    "what was done",
+    status=202,
+)
 def retry_view(request: Request) -> Response:
     site = site_of(request)
     incident = _incident(site, request)

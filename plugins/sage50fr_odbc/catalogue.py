@@ -313,6 +313,10 @@ def check_table(
             findings.append(
                 Finding("length", *at, expected=_expected(column), found=found.describe())
             )
+    for name, _value in table.filter:
+        if _find(source.columns, name) is None:
+            at = (table.logical, table.table, f"filter {name}", name)
+            findings.append(Finding("missing_column", *at, expected="a filter column"))
     return findings
 
 

@@ -867,6 +867,10 @@ class _Writer:
                 f"(SELECT {_quoted(target.columns[ref.by].column)} "  # noqa: S608
                 f"FROM {_quoted(target.table)} WHERE {' AND '.join(tests)})"
             )
+        for name, _value in spec.filter:
+            targets.append(_quoted(name))
+            marks.append("?")
+        self._fixed = tuple(value for _, value in spec.filter)
         self._sql = (
             f"INSERT INTO {_quoted(spec.table)} ({', '.join(targets)}) "  # noqa: S608
             f"VALUES ({', '.join(marks)})"
@@ -881,7 +885,7 @@ class _Writer:
             for flag in self._flags:
                 if row[flag]:
                     self.flagged[flag] += 1
-            yield tuple(_stored(column, row[name]) for name, column in self._values)
+            yield (*(_stored(column, row[name]) for name, column in self._values), *self._fixed)
 
 
 def _holds(column: ColumnMapping, value: object) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pyodbc
 
 from dossiersync.errors import SourceError, SourceUnavailable
+from dossiersync.source import Unreadable, shown
 
 from .mapping import (
     IDENTIFIER,
@@ -36,6 +37,12 @@ Dialect = Literal["sqlite", "postgresql", "odbc"]
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
+#: the greatest timestamp text: a modification value above it (a letter, a blob) is none
+_LAST_TIMESTAMP = "9999-12-31 23:59:59.999"
+#: what a SQLite read puts before a value's stored bytes in hexadecimal (see ``_selected``)
+_HEX_MARK = "x"
+#: control characters no Sage text holds (tab, line feed and carriage return are text)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SECRET = re.compile(r"(?i)(?<![^;\s])(PWD|PASSWORD)(\s*=\s*)(\{(?:[^}]|\}\})*\}|[^;]*)")
 _UNAVAILABLE_STATES = ("08", "HYT00", "HYT01", "57P01", "57P02", "57P03")
 _UNAVAILABLE_TEXT = ("database is locked", "connection dead", "server closed the connection")
@@ -111,10 +118,37 @@ def _to_int(value: Any) -> int:
     if isinstance(value, bool | int):
         return int(value)
     if isinstance(value, str):
-        return int(value.strip())
+        text = value.strip()
+        with suppress(ValueError):
+            return int(text)
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"not an integer: {shown(value)!r}") from None
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)  # 3.0, as SQLite gives a REAL
+        raise ValueError(f"not an integer: {shown(value)!r}")
     if isinstance(value, float | Decimal) and value == int(value):
         return int(value)
-    raise ValueError(f"not an integer: {value!r}")
+    raise ValueError(f"not an integer: {shown(value)}")
+
+
+def _decoded(value: Any) -> Any:
+    """The text of bytes read as they are stored (UTF-8), refusing any that are not."""
+    if not isinstance(value, bytes | bytearray):
+        return value
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte {exc.start + 1} of {len(value)} is not valid)"
+        ) from None
+
+
+def _check_timestamp(text: str) -> None:
+    """Raise ``ValueError`` unless a ``YYYY-MM-DD hh:mm:ss.fff`` text is a real time (not
+    month 13, day 45 or hour 99)."""
+    datetime.fromisoformat(text)
 
 
 def normalise(column: ColumnMapping, value: Any, kind: ColumnType | None = None) -> Any:
@@ -122,21 +156,32 @@ def normalise(column: ColumnMapping, value: Any, kind: ColumnType | None = None)
 
     text → ``str`` without trailing spaces, int → ``int``, decimal → exact ``Decimal`` in
     its shortest form, timestamp → ``'YYYY-MM-DD hh:mm:ss.fff'``, date → ``'YYYY-MM-DD'``.
-    ``None`` stays ``None``.  Raises ``ValueError`` for a value the type cannot hold.
+    ``None`` stays ``None``; bytes (as a SQLite column is read) are UTF-8.  Raises
+    ``ValueError`` for a value the type cannot hold as it is: bytes that are not UTF-8,
+    text with a control character (NUL…), an int with a fraction, a time that is none.
     ``kind`` reads the value as another type than the column's (what a value-mapped
     column stores).
     """
     if value is None:
         return None
+    value = _decoded(value)
     kind = kind or column.type
     if kind == "text":
-        return (value if isinstance(value, str) else str(value)).rstrip(" ")
+        text = value if isinstance(value, str) else str(value)
+        control = _CONTROL.search(text)
+        if control is not None:
+            raise ValueError(
+                f"holds the control character U+{ord(control.group()):04X} "
+                f"at character {control.start() + 1}"
+            )
+        return text.rstrip(" ")
     if kind == "int":
         return _to_int(value)
     if kind == "decimal":
         return _to_decimal(value)
     if kind == "timestamp":
         if isinstance(value, str) and _TIMESTAMP_TEXT.match(value):
+            _check_timestamp(value)
             return value
         return format_timestamp(_parse_timestamp(value))
     return _parse_timestamp(value).date().isoformat()
@@ -179,6 +224,17 @@ def names_sqlite_driver(connection: str) -> bool:
         if key.strip().lower() == "driver" and "sqlite" in value.lower():
             return True
     return False
+
+
+class _Unmapped(ValueError):
+    """A value read that the column's value map does not know."""
+
+
+def _aliased(expressions: Iterable[str]) -> str:
+    """A select list whose columns are named ``c0``, ``c1``…: unnamed, a column takes its
+    expression's text as its name, and the SQLite3 driver garbles a long name that holds
+    accents (``UnicodeDecodeError`` in pyodbc, now and then)."""
+    return ", ".join(f"{expression} AS c{i}" for i, expression in enumerate(expressions))
 
 
 @dataclass
@@ -419,7 +475,7 @@ class Sage50OdbcEndpoint:
                 logical = normalise(column, value)
             except (ValueError, TypeError, InvalidOperation) as exc:
                 raise SourceError(
-                    f"{table.logical}.{column.logical}: {value!r} is not a valid "
+                    f"{table.logical}.{column.logical}: {shown(value)!r} is not a valid "
                     f"{column.type} ({exc})"
                 ) from None
             if column.is_constant:
@@ -458,7 +514,8 @@ class Sage50OdbcEndpoint:
             return format_timestamp(moment)
         except (ValueError, TypeError, InvalidOperation) as exc:
             raise SourceError(
-                f"{table.logical}.{column.logical}: {value!r} is not a valid {column.type} ({exc})"
+                f"{table.logical}.{column.logical}: {shown(value)!r} is not a valid "
+                f"{column.type} ({exc})"
             ) from None
 
     def _equalities(
@@ -467,7 +524,7 @@ class Sage50OdbcEndpoint:
         """``column = ?`` conditions (``IS NULL`` for ``None``) and their parameters. A
         constant column drops its condition when the value is its constant and matches
         nothing otherwise, as does a value a value map does not know."""
-        conditions, params = [], []
+        conditions, params = self._filter(table)
         for name, value in values.items():
             column = table.column(name)
             if column.absent:
@@ -491,6 +548,10 @@ class Sage50OdbcEndpoint:
                 conditions.append(self._match(table, column, "= ?"))
                 params.append(param)
         return conditions, params
+
+    def _filter(self, table: TableMapping) -> tuple[list[str], list[Any]]:
+        """The conditions keeping the rows of the physical table ``table`` is."""
+        return [f"{self._q(name)} = ?" for name, _ in table.filter], [v for _, v in table.filter]
 
     def _is_constant(self, table: TableMapping, column: ColumnMapping, value: Any) -> bool:
         """Whether ``value`` is the constant of ``column`` (in its logical form)."""
@@ -544,14 +605,32 @@ class Sage50OdbcEndpoint:
         """The greatest modification timestamp in ``table`` (same text form as :meth:`clock`)."""
         spec = self.mapping.table(table)
         modified = self._modified(spec)
-        sql = f"SELECT MAX({self._q(modified.column)}) FROM {self._q(spec.table)}"  # noqa: S608
+        column = self._q(modified.column)
+        filtered, params = self._filter(spec)
+        head = f"SELECT MAX({column}) FROM {self._q(spec.table)}"  # noqa: S608
         conn = self._connection()
-        with self._errors("read the high-water mark of", spec):
-            row = conn.execute(sql).fetchone()
-        self._release()
-        if row is None or row[0] is None:
-            return None
-        return format_timestamp(_parse_timestamp(self._normalise(spec, modified, row[0])))
+        # a value that is not a timestamp is passed over: in SQLite, text that sorts above
+        # every timestamp (a letter, a blob) at once, any other one at a time, below it
+        conditions = list(filtered)
+        if self.dialect == "sqlite":
+            conditions.append(f"{column} <= ?")
+            params = [*params, _LAST_TIMESTAMP]
+        try:
+            while True:
+                where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+                with self._errors("read the high-water mark of", spec):
+                    row = conn.execute(head + where_sql, params).fetchone()
+                if row is None or row[0] is None:
+                    return None
+                try:
+                    moment = _parse_timestamp(self._value(spec, modified, row[0]))
+                except (ValueError, TypeError, InvalidOperation):
+                    conditions = [*filtered, f"{column} < ?"]
+                    params = [*self._filter(spec)[1], row[0]]
+                    continue
+                return format_timestamp(moment)
+        finally:
+            self._release()
 
     def text_lengths(self, table: str) -> dict[str, int | None]:
         """The mapping's length of each text column of ``table`` (``None``: unbounded)."""
@@ -574,24 +653,116 @@ class Sage50OdbcEndpoint:
             )
         return table.columns[table.modified]
 
-    def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+    def _value(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
+        """A value read, in its logical form; ``ValueError`` (or ``TypeError``,
+        ``InvalidOperation``) when the column's type or value map cannot carry it."""
         if column.refers is not None:
             target, named = self._target(column)
-            return self._normalise(target, named, value)
+            return self._value(target, named, value)
+        if column.values and value is not None:
+            stored = normalise(column, value, column.stored_type)
+            try:
+                return column.from_sage(stored)
+            except KeyError:
+                known = ", ".join(repr(v) for v, _ in column.values)
+                raise _Unmapped(f"the mapping knows only {known}") from None
+        return normalise(column, value)
+
+    def _normalise(self, table: TableMapping, column: ColumnMapping, value: Any) -> Any:
         try:
-            if column.values and value is not None:
-                stored = normalise(column, value, column.stored_type)
-                try:
-                    return column.from_sage(stored)
-                except KeyError:
-                    known = ", ".join(repr(v) for v, _ in column.values)
-                    raise ValueError(f"the mapping knows only {known}") from None
-            return normalise(column, value)
+            return self._value(table, column, value)
         except (ValueError, TypeError, InvalidOperation) as exc:
             raise SourceError(
-                f"{table.logical}.{column.logical} on {self.source} holds {value!r}, "
+                f"{table.logical}.{column.logical} on {self.source} holds {shown(value)!r}, "
                 f"which is not a valid {column.type} ({exc})"
             ) from None
+
+    def _cell(self, table: TableMapping, column: ColumnMapping, value: Any, stored: bool) -> Any:
+        """A value read, in its logical form; an :class:`Unreadable` when the column's type
+        cannot carry it as it is. ``stored``: the value is its stored bytes in hexadecimal
+        (see :meth:`_selected`)."""
+        try:
+            if stored and isinstance(value, str):
+                value = bytes.fromhex(value[len(_HEX_MARK) :])
+            return self._value(table, column, value)
+        except (ValueError, TypeError, InvalidOperation) as exc:
+            if isinstance(value, bytes):
+                with suppress(UnicodeDecodeError):
+                    value = value.decode("utf-8")  # shown as the text it is
+            if isinstance(exc, _Unmapped):
+                # the mapping, not the row, is to correct: every such row is alike
+                raise SourceError(
+                    f"{table.logical}.{column.logical} on {self.source} holds "
+                    f"{shown(value)!r}, which is not a valid {column.type} ({exc})"
+                ) from None
+            return Unreadable(column.logical, shown(value), str(exc))
+
+    def _converter(
+        self, table: TableMapping, column: ColumnMapping, stored: bool
+    ) -> Callable[[Any], Any]:
+        """What :meth:`_cell` does to each value of ``column``, with a quick way for the
+        values that are what they should be (most of them, and one call each)."""
+
+        def cell(value: Any) -> Any:
+            return self._cell(table, column, value, stored)
+
+        plain = column.refers is None and not column.values
+        if not stored or not plain or column.type not in ("text", "int", "timestamp"):
+            return cell
+        fromhex, skip = bytes.fromhex, len(_HEX_MARK)
+        if column.type == "int":
+
+            def integer(value: Any) -> Any:
+                if value is None:
+                    return None
+                raw = fromhex(value[skip:])
+                if raw.isdigit() or (raw[:1] == b"-" and raw[1:].isdigit()):
+                    return int(raw)
+                return cell(value)
+
+            return integer
+        if column.type == "timestamp":
+            well_formed = _TIMESTAMP_TEXT.match
+
+            def timestamp(value: Any) -> Any:
+                if value is None:
+                    return None
+                try:
+                    text = fromhex(value[skip:]).decode()
+                    if well_formed(text):
+                        datetime.fromisoformat(text)
+                        return text
+                except ValueError:
+                    pass
+                return cell(value)
+
+            return timestamp
+        control = _CONTROL.search
+
+        def text(value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                decoded = fromhex(value[skip:]).decode()
+            except ValueError:
+                return cell(value)
+            if decoded.isprintable() or control(decoded) is None:
+                return decoded.rstrip(" ")
+            return cell(value)
+
+        return text
+
+    def _selected(self, table: TableMapping, column: ColumnMapping) -> str:
+        """A column as a read selects it. SQLite gives its bytes as they are stored: the
+        SQLite3 driver would cut text at a NUL, decode invalid UTF-8 as Latin-1, give a
+        blob as the text ``X'…'``, and turn 0.5, 2**40 or ``'abc'`` in an INTEGER column
+        into 0, 0 and NULL."""
+        expr = self._expr(table, column)
+        if self.dialect != "sqlite":
+            return expr
+        # in hexadecimal after a mark: text whatever the driver guesses of the column
+        # (it would give bytes for some rows, ``X'…'`` for others), and NULL stays NULL
+        return f"CASE WHEN {expr} IS NOT NULL THEN '{_HEX_MARK}' || hex({expr}) END"
 
     def read(
         self,
@@ -616,10 +787,26 @@ class Sage50OdbcEndpoint:
         spec = self.mapping.table(table)
         selected = self._selection(spec, columns)
         names = [column.logical for column in selected]
-        return (
-            dict(zip(names, values, strict=True))
-            for values in self._select(spec, selected, since=since, where=where, keys=keys)
-        )
+        # a row whose modification time is not one says so, asked for or not
+        checked = spec.modified if spec.modified and spec.modified not in names else None
+        if checked is not None and spec.columns[checked].physical:
+            selected.append(spec.columns[checked])
+        else:
+            checked = None
+        rows = self._select(spec, selected, since=since, where=where, keys=keys)
+        if checked is None:
+            return (dict(zip(names, values, strict=True)) for values in rows)
+        return self._checked(names, checked, rows)
+
+    @staticmethod
+    def _checked(
+        names: list[str], checked: str, rows: Iterator[list[Any]]
+    ) -> Iterator[dict[str, Any]]:
+        for values in rows:
+            row = dict(zip(names, values, strict=False))
+            if isinstance(values[-1], Unreadable):
+                row[checked] = values[-1]
+            yield row
 
     def count(
         self, table: str, *, since: str | None = None, where: Mapping[str, Any] | None = None
@@ -704,7 +891,7 @@ class Sage50OdbcEndpoint:
             params.append(self._param(table, modified, since))
         real = [column for column in selected if column.physical]
         head = (
-            f"SELECT {', '.join(self._expr(table, c) for c in real)} "  # noqa: S608
+            f"SELECT {_aliased(self._selected(table, c) for c in real)} "  # noqa: S608
             f"FROM {self._q(table.table)}"
         )
         ordered = [self._expr(table, c) for c in self._ordering(table)]
@@ -717,7 +904,7 @@ class Sage50OdbcEndpoint:
             rows = self._stream(table, real, [(head + where_sql + order, params)])
         else:
             chunks = self._key_chunks(table, head, order, conditions, params, keys)
-            rows = self._stream(table, real, chunks)
+            rows = self._stream(table, real, chunks, stored=self.dialect == "sqlite")
         if len(real) == len(selected):
             return rows
         return self._with_constants(table, selected, rows)
@@ -828,13 +1015,13 @@ class Sage50OdbcEndpoint:
         500,000-row table costs its whole size. Pages bound that by ``_PAGE_ROWS``; they
         follow the key order (NULLs first, as SQLite sorts them)."""
         key_columns = self._ordering(table)
-        extra = [c for c in key_columns if c not in selected]
-        columns = [*selected, *extra]
-        at = [columns.index(c) for c in key_columns]
-        head = (
-            f"SELECT {', '.join(self._expr(table, c) for c in columns)} "  # noqa: S608
-            f"FROM {self._q(table.table)}"
-        )
+        # the key as the driver gives it, after the values read: what the next page follows
+        at = [len(selected) + i for i in range(len(key_columns))]
+        expressions = [
+            *(self._selected(table, c) for c in selected),
+            *(self._expr(table, c) for c in key_columns),
+        ]
+        head = f"SELECT {_aliased(expressions)} FROM {self._q(table.table)}"  # noqa: S608
         order = f" ORDER BY {', '.join(self._expr(table, c) for c in key_columns)} LIMIT ?"
         page = _Page()
 
@@ -853,8 +1040,7 @@ class Sage50OdbcEndpoint:
                     return
                 after = [page.last[i] for i in at]
 
-        for values in self._stream(table, columns, pages(), page=page):
-            yield values[: len(selected)]
+        yield from self._stream(table, selected, pages(), page=page, stored=True)
 
     def _after(
         self, table: TableMapping, key_columns: list[ColumnMapping], key: list[Any]
@@ -884,10 +1070,15 @@ class Sage50OdbcEndpoint:
         selected: list[ColumnMapping],
         statements: Iterable[tuple[str, list[Any]]],
         page: _Page | None = None,
+        *,
+        stored: bool = False,
     ) -> Generator[list[Any], None, None]:
-        """Rows of each statement in turn, normalised; ``page`` counts each statement's
-        rows and keeps its last one as the driver gave it (reset by whoever makes the
-        statements)."""
+        """Rows of each statement in turn, their ``selected`` values normalised (columns
+        after them are left out), a value the column cannot carry as an
+        :class:`Unreadable`; ``page`` counts each statement's rows and keeps its last one
+        as the driver gave it (reset by whoever makes the statements); ``stored``: the
+        values are selected by :meth:`_selected`."""
+        converters = [self._converter(table, column, stored) for column in selected]
         self._open_reads += 1
         try:
             for sql, params in statements:
@@ -904,10 +1095,7 @@ class Sage50OdbcEndpoint:
                             page.rows += len(rows)
                             page.last = rows[-1]
                         for row in rows:
-                            yield [
-                                self._normalise(table, column, value)
-                                for column, value in zip(selected, row, strict=True)
-                            ]
+                            yield [convert(v) for convert, v in zip(converters, row, strict=False)]
                 finally:
                     with suppress(pyodbc.Error):
                         cursor.close()
@@ -992,10 +1180,12 @@ class Sage50OdbcEndpoint:
             row[spec.modified] = self.clock()
         conn = self._connection()
         columns, params = self._assignments(spec, row)
+        names = [self._q(c.column) for c in columns] + [self._q(n) for n, _ in spec.filter]
+        params += [value for _, value in spec.filter]
         sql = (
             f"INSERT INTO {self._q(spec.table)} "  # noqa: S608
-            f"({', '.join(self._q(c.column) for c in columns)}) "
-            f"VALUES ({', '.join(['?'] * len(columns))})"
+            f"({', '.join(names)}) "
+            f"VALUES ({', '.join(['?'] * len(names))})"
         )
         self._writing = True
         with self._errors("insert into", spec):
@@ -1062,13 +1252,17 @@ class Sage50OdbcEndpoint:
         if mapped.length is not None and width > mapped.length:
             raise SourceError(f"{spec.logical}.{column} holds at most {mapped.length} characters")
         quoted = self._q(mapped.column)
+        conditions, params = self._filter(spec)
         sql = (
             f"SELECT {quoted} FROM {self._q(spec.table)} "  # noqa: S608
-            f"WHERE {quoted} >= ? AND {quoted} <= ? ORDER BY {quoted} DESC"
+            f"WHERE {' AND '.join([*conditions, f'{quoted} >= ? AND {quoted} <= ?'])} "
+            f"ORDER BY {quoted} DESC"
         )
-        params = [prefix + "0" * digits, prefix + "9" * digits]
+        params += [prefix + "0" * digits, prefix + "9" * digits]
         last = 0
         for (code,) in self._stream(spec, [mapped], [(sql, params)]):
+            if not isinstance(code, str):
+                continue  # unreadable: not a code of this series
             suffix = code[len(prefix) :] if code.startswith(prefix) else ""
             if len(code) == width and suffix.isascii() and suffix.isdigit():
                 last = int(suffix)

@@ -173,7 +173,9 @@ class ColumnMapping:
 
 @dataclass(frozen=True)
 class TableMapping:
-    """One logical table: physical name, key, modification and identity columns."""
+    """One logical table: physical name, key, modification and identity columns, and
+    the rows of the physical table it is (``filter``: physical column = value, all of
+    them; a row outside is never read, changed or deleted, and an insert sets them)."""
 
     logical: str
     table: str
@@ -181,10 +183,23 @@ class TableMapping:
     modified: str | None
     identity: str | None
     columns: dict[str, ColumnMapping]
+    filter: tuple[tuple[str, str | int], ...] = ()
 
     def __post_init__(self) -> None:
         check_identifier(self.logical, "logical table")
         check_physical(self.table, f"physical table of {self.logical}")
+        mapped = {str(c.column).lower() for c in self.columns.values() if c.physical}
+        for name, value in self.filter:
+            check_physical(name, f"filter column of {self.logical}")
+            if name.lower() in mapped:
+                raise SourceError(
+                    f"table {self.logical}: the filter column {name} is also a mapped column"
+                )
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise SourceError(
+                    f"table {self.logical}: the filter value of {name} must be a text or an "
+                    f"integer, not {value!r}"
+                )
         where = f"table {self.logical}"
         for name, column in self.columns.items():
             if name != column.logical:
@@ -311,6 +326,7 @@ class SageMapping:
                     modified=spec.get("modified"),
                     identity=spec.get("identity"),
                     columns=columns,
+                    filter=tuple((spec.get("filter") or {}).items()),
                 )
         except SourceError as exc:
             raise SourceError(f"{source}: {exc}") from None

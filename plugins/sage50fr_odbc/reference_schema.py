@@ -68,6 +68,8 @@ def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
         if column.logical in table.key:
             definition += " NOT NULL"
         lines.append(definition)
+    for name, value in table.filter:
+        lines.append(f"{_q(name)} {_TYPES[dialect]['int' if isinstance(value, int) else 'text']}")
     physical_key = (table.columns[name] for name in table.key)
     key = ", ".join(_q(c) for c in dict.fromkeys(c.column for c in physical_key if c.physical))
     lines.append(f"UNIQUE ({key})" if table.identity else f"PRIMARY KEY ({key})")

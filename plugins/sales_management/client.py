@@ -551,7 +551,8 @@ class SalesManagementClient:
                 ):
                     raise SsmUnavailable(
                         f"{method} {self.api_url}{path}: {type(exc).__name__} after "
-                        f"{attempt + 1} attempt(s); check the API URL and the network"
+                        f"{attempt + 1} attempt(s); check the API URL and the network",
+                        may_have_acted=not (idempotent or isinstance(exc, NOT_SENT_ERRORS)),
                     ) from None
                 self._sleep(self._backoff(attempt, None))
                 attempt += 1
@@ -569,6 +570,9 @@ class SalesManagementClient:
                     f"{method} {self.api_url}{path}: HTTP {response.status_code} after "
                     f"{attempt + 1} attempt(s): {self._message(response)}",
                     response.status_code,
+                    may_have_acted=not (
+                        idempotent or response.status_code in NOT_PROCESSED_STATUSES
+                    ),
                 )
             self._sleep(self._backoff(attempt, response.headers.get("Retry-After")))
             attempt += 1

@@ -83,7 +83,7 @@ class Workspace:
             ]
             if d["branch_id"] is not None:
                 lines.append(f"branch_id = {d['branch_id']}")
-            if d["layout"] != "reference":
+            if d.get("layout", "reference") != "reference":
                 lines.append(f'mapping = "{d["layout"]}"')
         self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config, encoding="utf-8")
 

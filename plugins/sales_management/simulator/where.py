@@ -1,23 +1,17 @@
 """The ``where=`` filter language of the Sales Management API, parsed safely and strictly.
 
 An expression such as ``dateUpdated > '2026-11-01T10:00:00' AND extId LIKE 'ACME:%'`` is
-tokenised, parsed by recursive descent into a small syntax tree and compiled into an SQL
-fragment whose every value *and* every field path is a bound parameter. Nothing the
-caller sends is ever pasted into SQL text.
+parsed by a lark LALR(1) parser, from the grammar below, into a small syntax tree, and
+compiled into an SQL fragment whose every value *and* every field path is a bound
+parameter. Nothing the caller sends is ever pasted into SQL text.
 
 Only what the public documentation promises is accepted: the operators ``=``, ``>``,
 ``LIKE`` (and ``NOT LIKE``, seen in real use), joined by ``AND`` and ``OR`` (``AND``
 binds tighter), with single-quoted strings and numbers as values. ``>=``, ``<``, ``!=``,
 ``IN``, ``IS NULL``, ``NOT``, parentheses, ``true``/``false``/``null`` are refused, as a
 real tenant may refuse them: a client relying on them would work here and fail there.
-
-Grammar (keywords are case-insensitive)::
-
-    expression  := conjunction ("OR" conjunction)*
-    conjunction := predicate ("AND" predicate)*
-    predicate   := FIELD ("=" | ">") literal
-                 | FIELD ["NOT"] "LIKE" STRING
-    literal     := STRING | NUMBER
+The lexer knows them, so that meeting one where the parser expected a documented word is
+a :class:`WhereUnsupported` naming it.
 """
 
 from __future__ import annotations
@@ -27,17 +21,56 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedToken
+
 Literal = str | int | float | bool | None
 
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 MAX_EXPRESSION_LENGTH = 4000
 
-_KEYWORDS = frozenset({"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "TRUE", "FALSE"})
-_COMPARATORS = ("<=", ">=", "!=", "<>", "=", "<", ">")
-_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _SQL_OPERATOR = {"=": "=", ">": ">"}
 DOCUMENTED_COMPARATORS = frozenset(_SQL_OPERATOR)
+
+#: the language (keywords are words of any case, see ``_word``)
+GRAMMAR = r"""
+?start: disjunction
+?disjunction: conjunction (OR conjunction)*
+?conjunction: predicate (AND predicate)*
+?predicate: FIELD COMPARATOR (STRING | NUMBER)  -> comparison
+          | FIELD [NOT] LIKE STRING               -> like
+
+COMPARATOR: "=" | ">"
+STRING: /'(?:[^']|'')*'/
+NUMBER: /-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?/
+FIELD: /[A-Za-z_][A-Za-z0-9_.]*/
+%declare AND OR NOT LIKE IN IS NULL TRUE FALSE
+%ignore /\s+/
+
+// outside the language: named by the lexer, refused by the parser
+UNDOCUMENTED_OPERATOR.2: "<=" | ">=" | "!=" | "<>" | "<"
+LPAREN: "("
+RPAREN: ")"
+COMMA: ","
+"""
+
+_KEYWORDS = frozenset({"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "TRUE", "FALSE"})
+
+#: an undocumented token is refused as such where the parser expected these terminals;
+#: elsewhere it is a plain syntax error (``a = 1)``)
+_UNDOCUMENTED = [
+    ({"FIELD"}, {"LPAREN", "RPAREN", "NOT"}),  # a predicate: no NOT, no parentheses
+    ({"COMPARATOR", "LIKE"}, {"UNDOCUMENTED_OPERATOR", "IN", "IS"}),  # after a field
+    ({"LIKE"}, {"IN", "IS"}),  # after NOT
+    ({"NUMBER"}, {"TRUE", "FALSE", "NULL"}),  # a compared value
+]
+#: what the parser expected, in words
+_WORDS = {
+    "FIELD": "a field name",
+    "COMPARATOR": "=, >",
+    "STRING": "a quoted string",
+    "NUMBER": "a number",
+    "$END": "end of expression",
+}
 
 
 class WhereSyntaxError(ValueError):
@@ -84,189 +117,112 @@ class Or:
 Node = Comparison | Like | And | Or
 
 
-# --- tokens ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # FIELD, KEYWORD, STRING, NUMBER, OP, LPAREN, RPAREN, COMMA, END
-    text: str
-    position: int
-    value: Literal = None
-
-
-def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens; anything outside the language is a syntax error."""
-    if len(text) > MAX_EXPRESSION_LENGTH:
-        raise WhereSyntaxError(
-            f"expression longer than {MAX_EXPRESSION_LENGTH} characters", MAX_EXPRESSION_LENGTH
-        )
-    tokens: list[Token] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char.isspace():
-            i += 1
-        elif char == "'":
-            tokens.append(_string_token(text, i))
-            i += len(tokens[-1].text)
-        elif char == "(":
-            tokens.append(Token("LPAREN", char, i))
-            i += 1
-        elif char == ")":
-            tokens.append(Token("RPAREN", char, i))
-            i += 1
-        elif char == ",":
-            tokens.append(Token("COMMA", char, i))
-            i += 1
-        elif (number := _NUMBER.match(text, i)) is not None and (
-            char != "-" or not tokens or tokens[-1].kind in ("OP", "LPAREN", "COMMA")
-        ):
-            i = number.end()
-            if i < len(text) and (text[i].isalnum() or text[i] in "_."):
-                raise WhereSyntaxError(f"malformed number {text[number.start() : i + 1]!r}", i)
-            raw = number.group()
-            value: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(Token("NUMBER", raw, number.start(), value))
-        elif (word := _WORD.match(text, i)) is not None:
-            tokens.append(_word_token(word.group(), i))
-            i = word.end()
-        else:
-            operator = next((op for op in _COMPARATORS if text.startswith(op, i)), None)
-            if operator is None:
-                raise WhereSyntaxError(f"unexpected character {char!r}", i)
-            tokens.append(Token("OP", operator, i))
-            i += len(operator)
-    tokens.append(Token("END", "", len(text)))
-    return tokens
-
-
-def _string_token(text: str, start: int) -> Token:
-    parts: list[str] = []
-    i = start + 1
-    while i < len(text):
-        if text[i] == "'":
-            if text.startswith("''", i):
-                parts.append("'")
-                i += 2
-                continue
-            return Token("STRING", text[start : i + 1], start, "".join(parts))
-        parts.append(text[i])
-        i += 1
-    raise WhereSyntaxError("unterminated string", start)
-
-
-def _word_token(word: str, position: int) -> Token:
-    upper = word.upper()
-    if upper in _KEYWORDS:
-        literal: Literal = {"TRUE": True, "FALSE": False}.get(upper)
-        return Token("KEYWORD", upper, position, literal)
-    if FIELD_PATTERN.fullmatch(word) is None:
-        raise WhereSyntaxError(f"invalid field name {word!r}", position)
-    return Token("FIELD", word, position)
-
-
 # --- parser ------------------------------------------------------------------------------
 
 
-class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
-        self.tokens = tokens
-        self.index = 0
+def _word(token: Token) -> Token:
+    """A keyword in any case, or a field name (``a..b`` is neither)."""
+    upper = token.upper()
+    if upper in _KEYWORDS:
+        return Token.new_borrow_pos(upper, upper, token)
+    if FIELD_PATTERN.fullmatch(token) is None:
+        raise WhereSyntaxError(f"invalid field name {str(token)!r}", token.start_pos or 0)
+    return token
 
-    @property
-    def current(self) -> Token:
-        return self.tokens[self.index]
 
-    def advance(self) -> Token:
-        token = self.tokens[self.index]
-        if token.kind != "END":
-            self.index += 1
-        return token
+class _KeepUndocumented:
+    """A post-lexer keeping the terminals no rule uses, so the lexer still names them."""
 
-    def at_keyword(self, *words: str) -> bool:
-        return self.current.kind == "KEYWORD" and self.current.text in words
+    always_accept = ("UNDOCUMENTED_OPERATOR", "LPAREN", "RPAREN", "COMMA")
 
-    def expect(self, kind: str, what: str) -> Token:
-        if self.current.kind != kind:
-            raise self.error(f"expected {what}")
-        return self.advance()
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return stream
 
-    def expect_keyword(self, word: str) -> None:
-        if not self.at_keyword(word):
-            raise self.error(f"expected {word}")
-        self.advance()
 
-    def error(self, message: str) -> WhereSyntaxError:
-        token = self.current
-        found = "end of expression" if token.kind == "END" else repr(token.text)
-        return WhereSyntaxError(f"{message}, found {found}", token.position)
+def _text(token: Token) -> str:
+    return token[1:-1].replace("''", "'")
 
-    def parse(self) -> Node:
-        node = self.disjunction()
-        if self.current.kind != "END":
-            raise self.error("expected AND, OR or end of expression")
-        return node
 
-    def disjunction(self) -> Node:
-        node = self.conjunction()
-        while self.at_keyword("OR"):
-            self.advance()
-            node = Or(node, self.conjunction())
-        return node
+class _ToNodes(Transformer[Token, Node]):
+    def comparison(self, items: list[Token]) -> Comparison:
+        field, operator, value = items
+        literal: Literal = _text(value) if value.type == "STRING" else _number(value)
+        return Comparison(str(field), str(operator), literal)
 
-    def conjunction(self) -> Node:
-        node = self.predicate()
-        while self.at_keyword("AND"):
-            self.advance()
-            node = And(node, self.predicate())
-        return node
+    def like(self, items: list[Token | None]) -> Like:
+        field, negated, _like, pattern = items
+        assert field is not None and pattern is not None
+        return Like(str(field), _text(pattern), negated is not None)
 
-    def predicate(self) -> Node:
-        if self.current.kind in ("LPAREN", "RPAREN") or self.at_keyword("NOT"):
-            raise self.unsupported()
-        field = self.expect("FIELD", "a field name").text
-        if self.current.kind == "OP":
-            if self.current.text not in DOCUMENTED_COMPARATORS:
-                raise self.unsupported()
-            operator = self.advance().text
-            return Comparison(field, operator, self.literal())
-        negated = self.at_keyword("NOT")
-        if negated:
-            self.advance()
-        if self.at_keyword("LIKE"):
-            self.advance()
-            pattern = self.expect("STRING", "a quoted LIKE pattern").value
-            assert isinstance(pattern, str)
-            return Like(field, pattern, negated)
-        if self.at_keyword("IN", "IS"):
-            raise self.unsupported()
-        raise self.error("expected =, > or LIKE")
+    def conjunction(self, items: list[Node | Token]) -> Node:
+        return _fold(And, items)
 
-    def literal(self) -> Literal:
-        token = self.current
-        if token.kind in ("STRING", "NUMBER"):
-            self.advance()
-            return token.value
-        if token.kind == "KEYWORD" and token.text in ("TRUE", "FALSE", "NULL"):
-            raise self.unsupported()
-        raise self.error("expected a quoted string or a number")
+    def disjunction(self, items: list[Node | Token]) -> Node:
+        return _fold(Or, items)
 
-    def unsupported(self) -> WhereUnsupported:
-        token = self.current
-        return WhereUnsupported(
-            f"{token.text!r} is not a documented where operator or value "
-            "(documented: =, >, LIKE, AND, OR; quoted strings and numbers)",
-            token.position,
-        )
+
+def _number(token: Token) -> int | float:
+    return float(token) if any(c in token for c in ".eE") else int(token)
+
+
+def _fold(join: type[And] | type[Or], items: list[Node | Token]) -> Node:
+    """``a AND b AND c`` as ``(a AND b) AND c``: both associate to the left."""
+    node = items[0]
+    for right in items[2::2]:
+        assert not isinstance(node, Token) and not isinstance(right, Token)
+        node = join(node, right)
+    assert not isinstance(node, Token)
+    return node
+
+
+_PARSER = Lark(
+    GRAMMAR,
+    parser="lalr",
+    lexer="basic",
+    lexer_callbacks={"FIELD": _word},
+    postlex=_KeepUndocumented(),
+)
+_PARSER.parse("a = 1")  # the lexer builds its scanner on first use: not in a request
 
 
 def parse(text: str) -> Node:
     """Parse a ``where=`` expression into its syntax tree."""
-    tokens = tokenize(text)
-    if tokens[0].kind == "END":
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise WhereSyntaxError(
+            f"expression longer than {MAX_EXPRESSION_LENGTH} characters", MAX_EXPRESSION_LENGTH
+        )
+    if not text.strip():
         raise WhereSyntaxError("empty expression", 0)
-    return _Parser(tokens).parse()
+    try:
+        tree = _PARSER.parse(text)
+    except UnexpectedCharacters as exc:
+        raise _character_error(text, exc.pos_in_stream or 0) from None
+    except UnexpectedToken as exc:
+        raise _token_error(text, exc) from None
+    return _ToNodes().transform(tree)
+
+
+def _character_error(text: str, position: int) -> WhereSyntaxError:
+    char = text[position]
+    if char == "'":
+        return WhereSyntaxError("unterminated string", position)
+    return WhereSyntaxError(f"unexpected character {char!r}", position)
+
+
+def _token_error(text: str, exc: UnexpectedToken) -> WhereSyntaxError:
+    token = exc.token
+    at_end = token.type == "$END"
+    position = len(text) if at_end else (token.start_pos or 0)
+    expected = set(exc.expected)
+    if any(where <= expected and token.type in refused for where, refused in _UNDOCUMENTED):
+        return WhereUnsupported(
+            f"{str(token)!r} is not a documented where operator or value "
+            "(documented: =, >, LIKE, AND, OR; quoted strings and numbers)",
+            position,
+        )
+    words = ", ".join(_WORDS.get(name, name) for name in sorted(expected))
+    found = "end of expression" if at_end else repr(str(token))
+    return WhereSyntaxError(f"expected {words}, found {found}", position)
 
 
 def fields(node: Node) -> Iterator[str]:
