@@ -309,6 +309,14 @@ class Producer(Service):
         finally:
             store.dispose()
 
+    def starting(self, config: Config) -> None:
+        log.info(
+            "scheduler of %s start: %d dossiers configured, complete pass every %ss",
+            self.implementation,
+            len(config.dossiers),
+            config.service.interval_seconds,
+        )
+
     def busy(self, store: StateStore, dossier_id: str) -> bool:
         """A task of the dossier is queued or running, or its lease is held."""
         from sqlalchemy import select
@@ -420,7 +428,7 @@ def run_scheduler(
                 return
             except Exception as exc:  # noqa: BLE001
                 log.exception(
-                    "scheduler of %s failed; starting it again in %d s",
+                    "scheduler of %s failed; starting it again in %g s",
                     producer.implementation,
                     RESTART_SECONDS,
                 )

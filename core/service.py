@@ -156,7 +156,7 @@ class Service:
         self.probes = probes
         client: Any = None
         waiting: dict[str, set[str]] = {}  # SSM changes of dossiers busy when seen
-        log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)
+        self.starting(config)
         try:
             with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
                 while not self.stop.is_set():
@@ -225,6 +225,9 @@ class Service:
             if client is not None:
                 client.close()
             self.flush_watch(store, probes, force=True)
+
+    def starting(self, config: Config) -> None:
+        log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)
 
     def busy(self, store: StateStore, dossier_id: str) -> bool:
         """Is the dossier's last work still running? (Nothing new is started for it.)"""

@@ -53,6 +53,8 @@ def test_a_failing_implementation_is_started_again_alone(
     assert not thread.is_alive()
     failed = [r for r in caplog.records if "scheduler of beta failed" in r.getMessage()]
     assert len(failed) >= 2, "beta's loop is started again"
-    started = [r for r in caplog.records if r.getMessage().startswith("service start")]
-    assert len(started) == 1, "alpha's loop runs on, started once"
+    started = [r for r in caplog.records if r.getMessage().startswith("scheduler of ")]
+    assert [r.getMessage().split(":")[0] for r in started if " start:" in r.getMessage()] == [
+        "scheduler of alpha start"
+    ], "alpha's loop runs on, started once"
     assert not [r for r in caplog.records if "scheduler of alpha" in r.getMessage()]
