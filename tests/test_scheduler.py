@@ -57,4 +57,4 @@ def test_a_failing_implementation_is_started_again_alone(
     assert [r.getMessage().split(":")[0] for r in started if " start:" in r.getMessage()] == [
         "scheduler of alpha start"
     ], "alpha's loop runs on, started once"
-    assert not [r for r in caplog.records if "scheduler of alpha" in r.getMessage()]
+    assert not [r for r in caplog.records if "scheduler of alpha failed" in r.getMessage()]
