@@ -283,6 +283,10 @@ def run_worker(
 class Producer(Service):
     """The service's loop for one implementation, sending the work to the workers."""
 
+    #: each cycle asks Redis and PostgreSQL about every busy dossier: twice a second
+    #: at most (a change waits half a second more, at worst)
+    min_pause = 0.5
+
     def __init__(
         self,
         implementation: str,

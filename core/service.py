@@ -88,6 +88,10 @@ def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]
 class Service:
     """The scheduling loop; ``stop`` ends it at the next safe point."""
 
+    #: the shortest wait between two cycles (seconds): while a dossier is busy its probe
+    #: is overdue, and the loop comes back this often
+    min_pause = 0.05
+
     def __init__(
         self,
         config_path: str | Path | None,
@@ -217,7 +221,7 @@ class Service:
                     soon += [probes.next_sage.get(d, 0.0) for d in active]
                     soon.append(probes.next_ssm)
                     pause = min(soon, default=time.monotonic() + 5) - time.monotonic()
-                    self.stop.wait(min(5.0, max(0.05, pause)))
+                    self.stop.wait(min(5.0, max(self.min_pause, pause)))
                 for future in list(self.running.values()):
                     future.result()
         finally:

@@ -49,6 +49,18 @@ KEYS = {"public_key": "bench-public", "private_key": "bench-private"}
 IMPLEMENTATIONS = ("alpha", "beta", "gamma")
 
 
+def redis_command_stats(broker: RedisServer) -> dict[str, int]:
+    """Calls per Redis command since the server started (``INFO commandstats``)."""
+    import redis
+
+    client = redis.Redis.from_url(broker.url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
 def redis_commands(broker: RedisServer) -> int:
     import redis
 
@@ -131,6 +143,8 @@ def cycle(pg: PgServer, workers: int, clients: int, root: Path) -> dict[str, Any
 
         parts.wait("every dossier's full sync", done, timeout=1800)
         wall = time.monotonic() - started
+        by_command = sorted(redis_command_stats(broker).items(), key=lambda kv: -kv[1])
+        print(f"{workers} worker(s), Redis calls: {by_command[:8]}", file=sys.stderr)
         cpu = sum(cpu_seconds(p.pid) for p in spawned) - cpu
         sim_cpu = sum(cpu_seconds(s.process.pid) for s in sims) - sim_cpu
         machine = os.getloadavg()[0]
