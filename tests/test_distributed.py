@@ -82,6 +82,7 @@ def test_twelve_dossiers_of_three_implementations_on_two_workers(parts: Cluster)
         ws.activate_all()
     gone.unlink()  # g5's Sage file is missing: it fails, alone
     workers = [parts.worker(1), parts.worker(2)]
+    parts.wait_ready(*workers)
     parts.scheduler()
 
     # the broker stops as soon as the work has begun, and comes back
@@ -159,6 +160,7 @@ def test_a_worker_killed_mid_pass_leaves_a_dossier_that_converges(
         )
         ws.activate_all()
         workers = {str(w.pid): w for w in (parts.worker(1, 1), parts.worker(2, 1))}
+        parts.wait_ready(*workers.values())
         scheduler = parts.scheduler()
 
         def mid_pass() -> Any:

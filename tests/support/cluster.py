@@ -168,6 +168,21 @@ class Cluster:
             "--concurrency", str(concurrency),
         )  # fmt: skip
 
+    def wait_ready(self, *workers: subprocess.Popen[bytes], timeout: float = 60) -> None:
+        """Until each worker says it is ready (connected, consuming)."""
+        self.wait(
+            "the workers ready",
+            lambda: all(
+                f"dossiersync-{w.pid}@" in self.log_of(w) and " ready." in self.log_of(w)
+                for w in workers
+            ),
+            timeout,
+        )
+
+    def log_of(self, process: subprocess.Popen[bytes]) -> str:
+        index = self.processes.index(process)
+        return self.log(Path(self.logs[index].name).stem)
+
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self._spawn(
             "scheduler",
