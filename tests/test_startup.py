@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from support.workspace import Workspace
 
@@ -62,3 +63,20 @@ def test_the_default_path_loads_nothing_of_the_distributed_engine(workspace: Wor
         modules = loaded("--config", config, *args)
         assert "sqlalchemy" in modules and "pyodbc" in modules, args
         assert not {"celery", "kombu", "redis", "billiard"} & set(modules), args
+
+
+def test_without_the_celery_extra_the_worker_says_what_to_install(tmp_path: Path) -> None:
+    config = tmp_path / "acme.toml"
+    config.write_text("")
+    script = (
+        "import sys; sys.modules['celery'] = None\n"  # as if the extra were not installed
+        "from dossiersync.cli import main\n"
+        f"sys.argv = ['dossiersync', 'worker', '--configs', {str(config)!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "pip install 'dossiersync[celery]'" in done.stderr
+    assert "Traceback" not in done.stderr
