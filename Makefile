@@ -5,11 +5,11 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chromium-driver
+APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chromium-driver redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo demo-serve test lint typecheck pytest catalogues bench bench-latency bench-changes faults clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest catalogues bench bench-latency bench-changes bench-distributed faults clean
 
 setup: system venv
 
@@ -90,6 +90,10 @@ bench-latency: setup
 # a sync's cost with nothing changed and with a few changes, against the first sync
 bench-changes: setup
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_changes.py $(BENCH_ARGS)
+
+# a full cycle of 12 dossiers (3 implementations x 4) on 1, 2 and 4 Celery worker processes
+bench-distributed: setup
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_distributed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache demo

@@ -386,6 +386,9 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
     headers = ["dossier", "name", "state", "entity", "sage->ssm", "ssm->sage", *counts]
     click.echo(table(rows, headers, counts=counts[1:]))
     for d in data:
+        if d["synced_by"]:
+            click.echo(f"{d['id']} is being synced by {d['synced_by']}")
+    for d in data:
         said = [
             f"{side}: last change {w['last_change_at']}"
             + (
@@ -454,6 +457,7 @@ def journal_cmd(
                         duration(r["duration_seconds"]),
                         r["outcome"],
                         " ".join(f"{k}={v}" for k, v in r["counts"].items() if v),
+                        r["holder"],
                     ]
                     for r in data
                 ],
@@ -467,6 +471,7 @@ def journal_cmd(
                     "duration",
                     "outcome",
                     "counts",
+                    "by",
                 ],
             )
         )
@@ -599,6 +604,112 @@ def run_cmd(c: Ctx, cycles: int | None, no_web: bool) -> None:
     )
     service.install_signal_handlers()
     service.run(max_cycles=cycles)
+
+
+# -- distributed: Celery workers and their scheduler -------------------------------------
+
+
+def _distributed() -> Any:
+    """The distributed engine's module, or a clear error when its extra is missing."""
+    try:
+        from . import distributed
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command needs the celery extra ({exc.name} is not installed): "
+            "pip install 'dossiersync[celery]'"
+        ) from None
+    return distributed
+
+
+configs_option = click.option(
+    "--configs",
+    "config_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="A configuration file, or a folder of them (*.toml): one per implementation, "
+    "named by its file (repeatable).",
+)
+broker_option = click.option(
+    "--broker",
+    envvar="DOSSIERSYNC_BROKER",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Redis URL of the broker (else $DOSSIERSYNC_BROKER).",
+)
+visibility_option = click.option(
+    "--visibility-timeout",
+    type=click.IntRange(1),
+    default=3600,
+    show_default=True,
+    help="Seconds before a task not acknowledged (its worker died) is delivered again; "
+    "longer than a pass, the same for workers and scheduler.",
+)
+
+
+@cli.command("worker")
+@configs_option
+@broker_option
+@visibility_option
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Dossiers synced at once by this worker (threads).",
+)
+@pass_ctx
+def worker_cmd(
+    c: Ctx, config_paths: tuple[str, ...], broker: str, visibility_timeout: int, concurrency: int
+) -> None:
+    """A Celery worker: syncs the dossiers the scheduler sends, one task per dossier of an
+    implementation, each under its lease in the implementation's state store."""
+    distributed = _distributed()
+    configs = distributed.implementations(config_paths)
+    if not c.verbose:
+        logging.getLogger("dossiersync").setLevel(logging.INFO)
+    distributed.run_worker(
+        configs,
+        broker,
+        concurrency=concurrency,
+        visibility_timeout=visibility_timeout,
+        loglevel="DEBUG" if c.verbose > 1 else "INFO",
+    )
+
+
+@cli.command("scheduler")
+@configs_option
+@broker_option
+@visibility_option
+@click.option("--cycles", type=click.IntRange(1), help="Stop after this many scheduling cycles.")
+@pass_ctx
+def scheduler_cmd(
+    c: Ctx,
+    config_paths: tuple[str, ...],
+    broker: str,
+    visibility_timeout: int,
+    cycles: int | None,
+) -> None:
+    """Send the due work of every implementation to the workers: the complete passes on
+    their schedule and the passes the change probes call for, as `run` does, until
+    SIGTERM/SIGINT."""
+    import threading
+
+    distributed = _distributed()
+    configs = distributed.implementations(config_paths)
+    if not c.verbose:
+        logging.getLogger("dossiersync").setLevel(logging.INFO)
+    stop = threading.Event()
+
+    def stopping(signum: int, _frame: object) -> None:
+        logging.getLogger("dossiersync").warning("signal %d: scheduler stopping", signum)
+        stop.set()
+
+    for signum in STOPPED_BY:
+        signal.signal(signum, stopping)
+    distributed.run_scheduler(
+        configs, broker, visibility_timeout=visibility_timeout, max_cycles=cycles, stop=stop
+    )
 
 
 # -- tools -------------------------------------------------------------------------------

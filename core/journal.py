@@ -53,6 +53,7 @@ def run_json(
     outcome: str,
     message: str | None,
     counts: dict[str, int],
+    holder: str | None = None,
 ) -> dict[str, Any]:
     """One run as ``sync --json``, ``journal --json`` and ``status --json`` show it."""
     duration = (
@@ -71,6 +72,7 @@ def run_json(
         "outcome": outcome,
         "message": message,
         "counts": {name: int(counts.get(name) or 0) for name in COUNTS},
+        "holder": holder,
     }
 
 
@@ -92,6 +94,8 @@ class RunRecord:
     #: how many records the pass expects to read, when it knows at little cost (the Sage
     #: rows changed since the cursor): what progress is measured against; not journaled
     total: int | None = None
+    #: who makes the run: ``host:pid/thread`` (the lease holder)
+    holder: str | None = None
     #: once finished: how many runs of this dossier x entity x direction failed in a row,
     #: this one included (0 when it did not fail), read from the journal
     failed_in_a_row: int = 0
@@ -112,12 +116,16 @@ class RunRecord:
             outcome=self.outcome,
             message=self.message,
             counts=self.counts,
+            holder=self.holder,
         )
 
 
 def start_run(
     session: Session, dossier_id: str, entity: str, direction: str, trigger: str, full: bool
 ) -> RunRecord:
+    from .lease import holder_name
+
+    holder = holder_name()
     run = Run(
         dossier_id=dossier_id,
         entity=entity,
@@ -126,6 +134,7 @@ def start_run(
         full=full,
         started_at=utcnow(),
         outcome="running",
+        holder=holder,
     )
     session.add(run)
     session.commit()
@@ -137,6 +146,7 @@ def start_run(
         trigger=trigger,
         full=full,
         started_at=run.started_at,
+        holder=holder,
     )
 
 

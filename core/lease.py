@@ -8,14 +8,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .errors import LeaseTaken
 from .journal import utcnow
-from .state.models import Lease
+from .state.models import Lease, Run
 from .state.store import StateStore
 
 
@@ -36,6 +37,21 @@ def holder_is_dead(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def close_abandoned_runs(session: Session, dossier_id: str, holder: str, now: datetime) -> int:
+    """The runs a lost holder (killed, its lease expired) left ``running``: journaled as
+    interrupted, so the journal of a dossier taken over is complete."""
+    result = session.execute(
+        update(Run)
+        .where(Run.dossier_id == dossier_id, Run.holder == holder, Run.outcome == "running")
+        .values(
+            outcome="interrupted",
+            finished_at=now,
+            message=f"its process ({holder}) ended before the run did; the lease was taken over",
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None = None) -> str:
@@ -68,6 +84,8 @@ def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None
                     f"(lease until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); skipped"
                 )
             else:
+                if lease.holder != holder:
+                    close_abandoned_runs(s, dossier_id, lease.holder, now)
                 lease.holder = holder
                 lease.acquired_at = now
                 lease.expires_at = now + timedelta(seconds=seconds)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from .config import Config
 from .dossiers import views
 from .journal import COUNTS, iso_utc, run_json, utcnow
-from .state.models import Event, Incident, Latency, Link, Run, Watch
+from .state.models import Event, Incident, Latency, Lease, Link, Run, Watch
 from .state.store import StateStore
 
 
@@ -28,15 +28,24 @@ def run_dict(run: Run) -> dict[str, Any]:
         outcome=run.outcome,
         message=run.message,
         counts={name: getattr(run, name) for name in COUNTS},
+        holder=run.holder,
     )
 
 
 def status(
     config: Config, store: StateStore, dossier_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """Per dossier (active and inactive): state, last run per entity and direction,
-    records per sync label, open incidents."""
+    """Per dossier (active and inactive): state, who syncs it now (``synced_by``: the
+    lease holder ``host:pid/thread``, or None), last run per entity and direction (each
+    with the ``holder`` that made it), records per sync label, open incidents."""
     out = []
+    now = utcnow()
+    with store.session() as s:
+        # who syncs each dossier now: this process, another, or a worker of any machine
+        held = {
+            lease.dossier_id: lease.holder
+            for lease in s.scalars(select(Lease).where(Lease.expires_at > now))
+        }
     for view in views(config, store):
         if dossier_id and view.id != dossier_id:
             continue
@@ -100,6 +109,7 @@ def status(
                 "state": view.state,
                 "needs_full_sync": view.needs_full_sync,
                 "open_incidents": view.open_incidents,
+                "synced_by": held.get(view.id),
                 "changes": changes(store, view.id),
                 "entities": per_entity,
             }
@@ -279,7 +289,11 @@ def journal_csv(rows: list[dict[str, Any]]) -> str:
         events.writerows(rows)
         return out.getvalue()
     writer = csv.writer(out)
-    writer.writerow([*JOURNAL_COLUMNS, *COUNTS])
+    writer.writerow([*JOURNAL_COLUMNS, *COUNTS, "holder"])
     for row in rows:
-        writer.writerow([row[c] for c in JOURNAL_COLUMNS] + [row["counts"][c] for c in COUNTS])
+        writer.writerow(
+            [row[c] for c in JOURNAL_COLUMNS]
+            + [row["counts"][c] for c in COUNTS]
+            + [row.get("holder")]
+        )
     return out.getvalue()

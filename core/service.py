@@ -88,6 +88,10 @@ def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]
 class Service:
     """The scheduling loop; ``stop`` ends it at the next safe point."""
 
+    #: the shortest wait between two cycles (seconds): while a dossier is busy its probe
+    #: is overdue, and the loop comes back this often
+    min_pause = 0.05
+
     def __init__(
         self,
         config_path: str | Path | None,
@@ -156,7 +160,7 @@ class Service:
         self.probes = probes
         client: Any = None
         waiting: dict[str, set[str]] = {}  # SSM changes of dossiers busy when seen
-        log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)
+        self.starting(config)
         try:
             with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
                 while not self.stop.is_set():
@@ -172,9 +176,9 @@ class Service:
                     active = sorted(rows)
                     candidates = proposed(config)
                     now = time.monotonic()
+                    self.collect(store, probes)
                     for dossier_id in active:
-                        busy = self.running.get(dossier_id)
-                        if busy is not None and not busy.done():
+                        if self.busy(store, dossier_id):
                             continue
                         cfg = candidates.get(dossier_id)
                         complete = self.next_due(config, dossier_id) <= now or (
@@ -188,21 +192,15 @@ class Service:
                             if cfg is not None:
                                 probes.probe_sage(config, cfg)  # marks from now on
                             waiting.pop(dossier_id, None)
-                            self.running[dossier_id] = pool.submit(
-                                self.sync_one, config, store, dossier_id
-                            )
+                            self.dispatch(pool, config, store, dossier_id)
                             continue
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
-                            self.running[dossier_id] = pool.submit(
-                                self.sync_changes, config, store, cfg, entities, SSM_TO_SAGE
-                            )
+                            self.dispatch(pool, config, store, cfg, entities, SSM_TO_SAGE)
                         elif probes.sage_due(config, dossier_id, now):
                             changed = probes.probe_sage(config, cfg)
                             if changed:
-                                self.running[dossier_id] = pool.submit(
-                                    self.sync_changes, config, store, cfg, changed, SAGE_TO_SSM
-                                )
+                                self.dispatch(pool, config, store, cfg, changed, SAGE_TO_SSM)
                     if probes.next_ssm <= time.monotonic() and active:
                         if client is None:
                             client = ssm_client(config)
@@ -223,7 +221,7 @@ class Service:
                     soon += [probes.next_sage.get(d, 0.0) for d in active]
                     soon.append(probes.next_ssm)
                     pause = min(soon, default=time.monotonic() + 5) - time.monotonic()
-                    self.stop.wait(min(5.0, max(0.05, pause)))
+                    self.stop.wait(min(5.0, max(self.min_pause, pause)))
                 for future in list(self.running.values()):
                     future.result()
         finally:
@@ -231,6 +229,38 @@ class Service:
             if client is not None:
                 client.close()
             self.flush_watch(store, probes, force=True)
+
+    def starting(self, config: Config) -> None:
+        log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)
+
+    def busy(self, store: StateStore, dossier_id: str) -> bool:
+        """Is the dossier's last work still running? (Nothing new is started for it.)"""
+        running = self.running.get(dossier_id)
+        return running is not None and not running.done()
+
+    def collect(self, store: StateStore, probes: Any) -> None:
+        """At the start of each cycle: what the work started earlier tells the probes (in
+        this process, :meth:`sync_changes` tells them itself)."""
+
+    def dispatch(
+        self,
+        pool: ThreadPoolExecutor,
+        config: Config,
+        store: StateStore,
+        dossier: str | DossierConfig,
+        entities: list[str] | None = None,
+        direction: str | None = None,
+    ) -> None:
+        """Start a dossier's work: its complete pass (no ``direction``; the dossier may be
+        given by id alone, when it has left the configuration), or the passes of
+        ``entities`` in ``direction`` a probe found changes for."""
+        if isinstance(dossier, str) or direction is None:
+            dossier_id = dossier if isinstance(dossier, str) else dossier.id
+            self.running[dossier_id] = pool.submit(self.sync_one, config, store, dossier_id)
+            return
+        self.running[dossier.id] = pool.submit(
+            self.sync_changes, config, store, dossier, entities or [], direction
+        )
 
     def sync_one(self, config: Config, store: StateStore, dossier_id: str) -> None:
         self._sync(config, store, dossier_id, trigger="schedule")

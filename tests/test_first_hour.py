@@ -15,6 +15,7 @@ from support.workspace import Workspace
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 BAD_EMAIL = "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse' WHERE CT_Num = 'CL00001'"
 RUN_KEYS = {
+    "holder",
     "run_id",
     "dossier_id",
     "entity",

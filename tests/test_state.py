@@ -126,8 +126,9 @@ def test_an_older_state_store_is_migrated_on_start(state_url: str) -> None:
     with store.session() as s:
         (run,) = s.scalars(select(Run)).all()
         assert run.created == 5 and run.pending == 0
+        assert run.holder is None  # made before runs named their holder
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0006"
+    assert version == "0007"
     store.dispose()
 
 

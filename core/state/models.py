@@ -106,6 +106,8 @@ class Run(Base):
     pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     refused: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    #: who made the run: ``host:pid/thread`` of the process (a worker) that held the lease
+    holder: Mapped[str | None] = mapped_column(String(120), nullable=True)
 
 
 class Event(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,7 @@ PENDING_EVENTS = "dossiersync.events"
 AFTER_COMMIT = "dossiersync.after_commit"
 
 log = logging.getLogger("dossiersync.state")
+_MIGRATING = threading.Lock()
 
 
 def _alembic_config() -> AlembicConfig:
@@ -59,7 +61,9 @@ class StateStore:
     def migrate(self) -> None:
         cfg = _alembic_config()
         try:
-            with self.engine.begin() as connection:
+            # Alembic's environment is module state: one migration at a time per process
+            # (the scheduler opens its implementations' stores in parallel threads)
+            with _MIGRATING, self.engine.begin() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
         except DossierSyncError:

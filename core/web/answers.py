@@ -126,6 +126,7 @@ class RunSchema(Answer):
     outcome = string(doc="succeeded, partial, failed, or running while it runs")
     message = string(null=True)
     counts = nested(CountsSchema)
+    holder = string(null=True, doc="who made the run: host:pid/thread")
 
 
 class EntityStatusSchema(Answer):
@@ -141,6 +142,7 @@ class DossierStatusSchema(Answer):
     state = string()
     needs_full_sync = boolean()
     open_incidents = integer()
+    synced_by = string(null=True, doc="lease holder host:pid/thread, now")
     entities = listing(fields.Nested(EntityStatusSchema))
 
 
@@ -153,7 +155,7 @@ class ScheduleSchema(Answer):
     next_run_at = time(null=True)
     scheduled_here = boolean(doc="this process runs the service's schedule (dossiersync run)")
     due = boolean()
-    synced_by = string(null=True, doc="lease holder host:pid")
+    synced_by = string(null=True, doc="lease holder host:pid/thread")
     running_runs = listing(fields.Integer())
     interrupted_runs = listing(fields.Integer())
 
