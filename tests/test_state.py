@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select
@@ -26,6 +29,31 @@ def test_migrations_create_every_table_and_are_idempotent(state_url: str) -> Non
     assert "alembic_version" in tables
     StateStore(state_url)  # a second start finds nothing to migrate
     store.dispose()
+
+
+def test_head_is_alembics_head_and_a_store_there_opens_without_alembic(
+    tmp_path: Path,
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    from dossiersync.migrations import HEAD
+    from dossiersync.state.store import _alembic_config
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    StateStore(url).dispose()  # a new store: migrated by Alembic
+    opened = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from dossiersync.state import StateStore; "
+            f"s = StateStore({url!r}); print(s.revision(), 'alembic' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert opened.stdout.split() == [HEAD, "False"]
 
 
 def test_one_record_belongs_to_one_dossier(state_url: str) -> None:

@@ -6,15 +6,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from ..errors import DossierSyncError
+from ..migrations import HEAD
 from .models import Event
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 #: ``session.info`` key of the journal events waiting for the session's next flush
 PENDING_EVENTS = "dossiersync.events"
@@ -26,6 +28,8 @@ _MIGRATING = threading.Lock()
 
 
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "dossiersync:migrations")
     return cfg
@@ -59,6 +63,12 @@ class StateStore:
             self.migrate()
 
     def migrate(self) -> None:
+        """Bring the store to the newest revision. A store already there (one query says
+        so) is left as it is without loading Alembic: every command opens the store."""
+        if self.revision() == HEAD:
+            return
+        from alembic import command
+
         cfg = _alembic_config()
         try:
             # Alembic's environment is module state: one migration at a time per process
@@ -72,6 +82,17 @@ class StateStore:
             raise DossierSyncError(
                 f"cannot open the state store ({self.engine.url.render_as_string()}): {exc}"
             ) from None
+
+    def revision(self) -> str | None:
+        """The store's schema revision; ``None`` for a new store (or one it cannot read:
+        the migration then says why)."""
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(text("SELECT version_num FROM alembic_version"))
+                versions = [str(row[0]) for row in found]
+        except Exception:  # noqa: BLE001 - no table yet, or the database is unreachable
+            return None
+        return versions[0] if len(versions) == 1 else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
