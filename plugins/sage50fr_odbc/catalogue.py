@@ -197,12 +197,7 @@ _SQLITE_TEXT_FOR = {"decimal", "timestamp", "date"}
 def stored_type(column: ColumnMapping, mapping: SageMapping | None = None) -> ColumnType:
     """What the physical column holds: the mapped type; for a value map, its Sage values'
     type; for a reference, the type of the column it holds of the other table."""
-    ref = column.refers
-    if ref is not None and mapping is not None:
-        target = mapping.tables.get(ref.table)
-        if target is not None and ref.by in target.columns:
-            return target.columns[ref.by].type
-    return column.stored_type
+    return column.stored_type if mapping is None else mapping.stored_type(column)
 
 
 def accepts(

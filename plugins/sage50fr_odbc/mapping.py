@@ -270,6 +270,17 @@ class SageMapping:
     tables: dict[str, TableMapping]
     source: str = REFERENCE_SOURCE
 
+    def stored_type(self, column: ColumnMapping) -> ColumnType:
+        """What ``column``'s physical column holds: its own stored type (the Sage values'
+        for a value map); for a reference, the type of the other table's column it holds
+        (``by``)."""
+        ref = column.refers
+        if ref is not None:
+            target = self.tables.get(ref.table)
+            if target is not None and ref.by in target.columns:
+                return target.columns[ref.by].type
+        return column.stored_type
+
     def table(self, logical: str) -> TableMapping:
         """The mapping of one logical table; :class:`SourceError` when it is not mapped."""
         table = self.tables.get(logical)

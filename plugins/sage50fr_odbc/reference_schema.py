@@ -45,17 +45,14 @@ def _q(name: str | None) -> str:
     return '"' + check_physical(name, "name").replace('"', '""') + '"'
 
 
-def _column_type(dialect: ReferenceDialect, column: ColumnMapping) -> str:
-    if column.refers is not None:
-        return _TYPES[dialect]["int"]
-    if column.values:
-        return _TYPES[dialect][column.stored_type]
-    if column.type == "text" and column.length is not None:
-        return f"VARCHAR({column.length})"
-    return _TYPES[dialect][column.type]
+def _column_type(dialect: ReferenceDialect, column: ColumnMapping, mapping: SageMapping) -> str:
+    if column.refers is None and not column.values:
+        if column.type == "text" and column.length is not None:
+            return f"VARCHAR({column.length})"
+    return _TYPES[dialect][mapping.stored_type(column)]
 
 
-def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
+def _table_ddl(dialect: ReferenceDialect, table: TableMapping, mapping: SageMapping) -> list[str]:
     lines, made = [], set()
     for column in table.columns.values():
         if not column.physical or column.column in made:
@@ -64,7 +61,7 @@ def _table_ddl(dialect: ReferenceDialect, table: TableMapping) -> list[str]:
         if column.logical == table.identity:
             lines.append(f"{_q(column.column)} {_IDENTITY[dialect]}")
             continue
-        definition = f"{_q(column.column)} {_column_type(dialect, column)}"
+        definition = f"{_q(column.column)} {_column_type(dialect, column, mapping)}"
         if column.logical in table.key:
             definition += " NOT NULL"
         lines.append(definition)
@@ -90,7 +87,9 @@ def reference_ddl(dialect: ReferenceDialect, mapping: SageMapping | None = None)
         raise ValueError(f"the reference schema exists for sqlite and postgresql, not {dialect!r}")
     mapping = mapping if mapping is not None else SageMapping.load()
     statements = [
-        statement for table in mapping.tables.values() for statement in _table_ddl(dialect, table)
+        statement
+        for table in mapping.tables.values()
+        for statement in _table_ddl(dialect, table, mapping)
     ]
     # a reference column is looked up by the referred row's column: index it
     referred = {
