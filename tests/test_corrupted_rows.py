@@ -18,18 +18,9 @@ import pytest
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
 from dossiersync.source import Unreadable
 
-from support.workspace import Workspace
+from support.workspace import Workspace, totals
 
 NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-
-
-def totals(runs: list[dict[str, Any]], direction: str = "sage_to_ssm") -> Counter[str]:
-    out: Counter[str] = Counter()
-    for dossier in runs:
-        for run in dossier["runs"]:
-            if run["direction"] == direction:
-                out.update(run["counts"])
-    return out
 
 
 def outcomes(runs: list[dict[str, Any]]) -> set[str]:

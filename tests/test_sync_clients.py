@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from support.workspace import Workspace
-
-
-def totals(runs: list[dict], direction: str = "sage_to_ssm") -> Counter[str]:
-    out: Counter[str] = Counter()
-    for dossier in runs:
-        for run in dossier["runs"]:
-            if run["direction"] == direction:
-                out.update(run["counts"])
-    return out
+from support.workspace import Workspace, totals
 
 
 def writes(runs: list[dict]) -> int:

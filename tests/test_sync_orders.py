@@ -22,6 +22,7 @@ from dossiersync.plugins.sage50fr_odbc.endpoint import Sage50OdbcEndpoint
 from dossiersync.plugins.sales_management.client import SalesManagementClient
 
 from support.workspace import Workspace
+from support.workspace import totals as run_totals
 
 ENTITIES = ("clients", "products", "orders")
 # reference, designation, sale price: the same references, other prices per dossier
@@ -174,12 +175,7 @@ def status_ids(ws: Workspace) -> list[int]:
 
 
 def totals(runs: list[dict[str, Any]], direction: str, entity: str = "orders") -> Counter[str]:
-    out: Counter[str] = Counter()
-    for dossier in runs:
-        for run in dossier["runs"]:
-            if run["direction"] == direction and run["entity"] == entity:
-                out.update(run["counts"])
-    return out
+    return run_totals(runs, direction, entity)
 
 
 def writes(runs: list[dict[str, Any]]) -> int:

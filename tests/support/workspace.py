@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,16 @@ class Workspace:
 
     def ssm_delete(self, resource: str, record_id: int) -> None:
         self.http.delete(f"/{resource}/{record_id}").raise_for_status()
+
+
+def totals(
+    runs: list[dict[str, Any]], direction: str = "sage_to_ssm", entity: str | None = None
+) -> Counter[str]:
+    """The counts of a ``sync --json`` answer's runs in ``direction`` (of ``entity`` only,
+    when given), added up."""
+    out: Counter[str] = Counter()
+    for dossier in runs:
+        for run in dossier["runs"]:
+            if run["direction"] == direction and entity in (None, run["entity"]):
+                out.update(run["counts"])
+    return out
