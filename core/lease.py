@@ -101,13 +101,26 @@ def release(store: StateStore, dossier_id: str, holder: str) -> None:
         s.execute(delete(Lease).where(Lease.dossier_id == dossier_id, Lease.holder == holder))
 
 
-def renew(store: StateStore, dossier_id: str, seconds: int, holder: str | None = None) -> None:
-    """Push this process's lease expiry further (long syncs renew between passes)."""
+def renew(
+    store: StateStore, dossier_id: str, seconds: int, holder: str | None = None
+) -> str | None:
+    """Push this process's lease expiry further; returns who holds the lease now.
+
+    The lease is renewed only while ``holder`` still holds it (one conditional update):
+    a different answer (another holder, or ``None`` when the row is gone) means the
+    lease was lost, and the caller must stop writing.
+    """
     holder = holder or holder_name()
     with store.session() as s:
-        lease = s.get(Lease, dossier_id)
-        if lease is not None and lease.holder == holder:
-            lease.expires_at = utcnow() + timedelta(seconds=seconds)
+        renewed = s.execute(
+            update(Lease)
+            .where(Lease.dossier_id == dossier_id, Lease.holder == holder)
+            .values(expires_at=utcnow() + timedelta(seconds=seconds))
+        )
+        if int(getattr(renewed, "rowcount", 0) or 0):
+            return holder
+        found: str | None = s.scalar(select(Lease.holder).where(Lease.dossier_id == dossier_id))
+        return found
 
 
 @contextmanager

@@ -14,8 +14,9 @@ from .config import Config, DossierConfig
 from .context import DossierContext
 from .dossiers import proposed, sage_source
 from .errors import DossierSyncError, LeaseTaken
+from .fence import Fence, LeaseLost, fenced
 from .journal import RunRecord
-from .lease import held, renew
+from .lease import held
 from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import connection_secrets, scrub
 from .state.models import Dossier
@@ -174,7 +175,10 @@ def sync_dossier(
     result = DossierResult(dossier.id)
     secrets = config.secrets()
     try:
-        with held(store, dossier.id, config.sync.lease_seconds, wait_seconds):
+        with (
+            held(store, dossier.id, config.sync.lease_seconds, wait_seconds) as holder,
+            Fence(store, dossier.id, holder, config.sync.lease_seconds) as fence,
+        ):
             enabled = load_entities(dossier.entities)
             if entity_names:
                 unknown = sorted(set(entity_names) - {e.name for e in enabled})
@@ -197,13 +201,15 @@ def sync_dossier(
                 # failed (with its run_failed incident), none shown as if it had run
                 opened = exc
                 result.error = scrub(str(exc), [*secrets, *connection_secrets(dossier.connection)])
+            # every write of this dossier's passes first makes sure its lease still holds
+            fenced_client, fenced_sage = fenced(client, sage, fence)
             ctx = DossierContext(
                 dossier=dossier,
                 implementation=config.implementation,
                 sync=config.sync,
                 store=store,
-                sage=sage,
-                ssm_client=client,
+                sage=fenced_sage,
+                ssm_client=fenced_client,
                 hooks=dossier_hooks(enabled),
                 trigger=run_trigger,
                 full=full or needs_full,
@@ -218,7 +224,7 @@ def sync_dossier(
                         if stop is not None and stop.is_set():
                             result.skipped = "stopped before the end (service shutting down)"
                             break
-                        renew(store, dossier.id, config.sync.lease_seconds)
+                        fence.check()
                         told = on_run if opened is None else None
                         result.runs.extend(run_entity(ctx, part, told, opened, directions))
             finally:
@@ -232,6 +238,9 @@ def sync_dossier(
                         full_sync_done(row)
     except LeaseTaken as exc:
         result.skipped = str(exc)
+    except LeaseLost as exc:
+        # its run ended "interrupted" naming the new holder; the others are its to run
+        result.error = str(exc)
     except DossierSyncError as exc:
         result.error = scrub(str(exc), secrets)
     return result

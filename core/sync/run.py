@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from ..context import DossierContext
 from ..entity import SAGE_TO_SSM, Entity
 from ..errors import DossierSyncError
+from ..fence import LeaseLost
 from ..journal import (
     RunRecord,
     finish_run,
@@ -91,12 +92,16 @@ def run_pass(
             detail=notice.as_dict(),
         )
         session.commit()
-    except BaseException:
-        # interrupted (Ctrl-C, SIGTERM): what the pass committed stays, its cursor did
-        # not move; the run says so instead of staying "running"
+    except BaseException as exc:
+        # interrupted (Ctrl-C, SIGTERM, its lease lost): what the pass committed stays,
+        # its cursor did not move; the run says so instead of staying "running"
         session.rollback()
         run.outcome = "interrupted"
-        run.message = "interrupted before its end; the next sync goes on from where it was"
+        run.message = (
+            str(exc)
+            if isinstance(exc, LeaseLost)
+            else "interrupted before its end; the next sync goes on from where it was"
+        )
         raise
     finally:
         finish_run(session, run)
