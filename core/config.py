@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import jsonschema
 
 
-from .errors import ConfigError
+from .errors import ConfigError, DossierSyncError
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
@@ -203,6 +203,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     config = from_dict(data, p)
     check_entities(config)
     check_plugins(config)
+    check_dossiers_apart(config)
     from .registry import configure
 
     configure(config)
@@ -224,6 +225,49 @@ def check_entities(config: Config) -> None:
                 f"{config.path}: {where}: unknown entit{'ies' if len(unknown) > 1 else 'y'} "
                 f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})"
             )
+
+
+def source_identity(dossier: DossierConfig) -> str:
+    """What a dossier's connection reaches, as its endpoint plugin tells it (a file's real
+    path, a data source, a server's database), or the connection as written when the
+    plugin cannot say."""
+    from .registry import load_endpoint
+
+    connection = dossier.connection.reveal()
+    try:
+        identify = getattr(load_endpoint(dossier.endpoint), "source_identity", None)
+    except DossierSyncError:
+        identify = None  # said when the dossier is opened
+    if identify is None:
+        return " ".join(connection.split())
+    return str(identify(connection))
+
+
+def check_dossiers_apart(config: Config) -> None:
+    """Refuse two dossiers on one Sage source (each record would be created twice in
+    Sales Management, once per dossier) or on one ``branch_id`` (both would claim the
+    accounts created in that branch), before anything is read or written."""
+    problems = []
+    for what, values in (
+        ("Sage source", {d.id: source_identity(d) for d in config.dossiers.values()}),
+        (
+            "branch_id",
+            {d.id: str(d.branch_id) for d in config.dossiers.values() if d.branch_id is not None},
+        ),
+    ):
+        shared: dict[str, list[str]] = {}
+        for dossier_id, value in values.items():
+            shared.setdefault(value, []).append(dossier_id)
+        for value, ids in shared.items():
+            if len(ids) > 1:
+                named = " and ".join(f"dossiers.{i}" for i in ids)
+                problems.append(f"  {named} share one {what} ({value})")
+    if problems:
+        raise ConfigError(
+            f"{config.path}: dossiers must not share a Sage source or a branch_id "
+            "(records would be doubled in Sales Management, or claimed by two dossiers):\n"
+            + "\n".join(problems)
+        )
 
 
 def check_plugins(config: Config) -> None:

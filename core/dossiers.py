@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .config import Config, DossierConfig
+from .config import Config, DossierConfig, source_identity
 from .errors import DossierSyncError
 from .journal import utcnow
 from .registry import dossier_hooks, load_endpoint, load_entities
@@ -67,11 +67,13 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
     found = dict(config.dossiers)
     if config.discovery.dsn_patterns:
         endpoint = load_endpoint(config.discovery.endpoint)
+        # a data source a configured dossier already reaches is that dossier, not another
+        configured = {source_identity(d) for d in config.dossiers.values()}
         for dsn in sorted(endpoint.data_sources(list(config.discovery.dsn_patterns))):
             dossier_id = slug(dsn)
             if dossier_id in found:
                 continue
-            found[dossier_id] = DossierConfig(
+            candidate = DossierConfig(
                 id=dossier_id,
                 name=dsn,
                 connection=Secret(f"DSN={dsn}"),
@@ -80,6 +82,8 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
                 endpoint=config.discovery.endpoint,
                 origin="odbc-dsn",
             )
+            if source_identity(candidate) not in configured:
+                found[dossier_id] = candidate
     return found
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +208,68 @@ def test_a_table_for_no_installed_plugin_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"\$\.plugins\.clients: 'loud' is not of type 'object'"):
         load(write(tmp_path, 'plugins.clients = "loud"\n' + VALID))
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "DRIVER={SQLite3};Database=/srv/acme-fr.db",
+        "Driver={SQLite3}; database = /srv/./acme-fr.db;NoCreat=1",
+        "DRIVER={SQLite3};Database=/srv/link/../acme-fr.db",
+    ],
+)
+def test_one_sage_file_in_two_dossiers_is_refused(tmp_path: Path, second: str) -> None:
+    """Two dossiers on one file would create every record twice in Sales Management."""
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "link").mkdir()
+    text = VALID.replace("/srv/", f"{tmp_path}/srv/") + (
+        f'[dossiers.acme-bis]\nconnection = "{second.replace("/srv/", f"{tmp_path}/srv/")}"\n'
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert "dossiers.acme-fr and dossiers.acme-bis" in message
+    assert f"{tmp_path}/srv/acme-fr.db" in message and "Sage source" in message
+    state = tmp_path / "dossiersync.db"
+    result = CliRunner().invoke(cli, ["--config", str(path), "sync"])
+    assert isinstance(result.exception, ConfigError)
+    assert not state.exists(), "something was written before the configuration was refused"
+
+
+def test_one_data_source_or_server_database_in_two_dossiers_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("DRIVER={SQLite3};Database=/srv/acme-fr.db", "DSN=Acme_FR") + (
+        '[dossiers.acme-bis]\nconnection = "dsn=acme_fr;UID=compta;PWD=s3cret-pwd"\n'
+    )
+    with pytest.raises(ConfigError, match="dsn:acme_fr") as caught:
+        load(write(tmp_path, text))
+    assert "s3cret-pwd" not in str(caught.value) and "compta" not in str(caught.value)
+    server = "DRIVER={PostgreSQL Unicode};Server=db.local;Port=5432;Database=sage"
+    text = VALID.replace("DRIVER={SQLite3};Database=/srv/acme-fr.db", server) + (
+        "[dossiers.acme-bis]\nconnection = "
+        '"Driver={PostgreSQL Unicode};SERVER=DB.local;Port=5432;Database=sage;PWD={a}}b;c}"\n'
+    )
+    with pytest.raises(ConfigError, match=r"server:db\.local:5432/sage"):
+        load(write(tmp_path, text))
+    # another database on the same server is another dossier
+    load(write(tmp_path, text.replace("Database=sage;PWD", "Database=sage2;PWD")))
+
+
+def test_one_branch_in_two_dossiers_is_refused(tmp_path: Path) -> None:
+    """Accounts created in SSM belong to the dossier of their branch: one branch, one
+    dossier."""
+    text = VALID.replace('entities = ["clients"]', 'entities = ["clients"]\nbranch_id = 4') + (
+        '[dossiers.acme-be]\nconnection = "DRIVER={SQLite3};Database=/srv/acme-be.db"\n'
+        "branch_id = 4\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text))
+    message = str(caught.value)
+    assert "dossiers.acme-fr and dossiers.acme-be share one branch_id (4)" in message
+    result = subprocess.run(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(tmp_path / "dossiersync.toml"),
+         "sync"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2 and "branch_id (4)" in result.stderr
+    assert not (tmp_path / "dossiersync.db").exists()
+    load(write(tmp_path, text[: text.rindex("branch_id = 4")] + "branch_id = 5\n"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import os
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -226,6 +227,61 @@ def names_sqlite_driver(connection: str) -> bool:
     return False
 
 
+def connection_fields(connection: str) -> dict[str, str]:
+    """An ODBC connection string's attributes, keys in lower case, values as meant
+    (``{…}`` unwrapped, ``}}`` inside braces read as ``}``)."""
+    fields: dict[str, str] = {}
+    i, n = 0, len(connection)
+    while i < n:
+        eq = connection.find("=", i)
+        if eq < 0:
+            break
+        key = connection[i:eq].strip().strip(";").strip().lower()
+        i = eq + 1
+        while i < n and connection[i] == " ":
+            i += 1
+        if i < n and connection[i] == "{":
+            value, i = [], i + 1
+            while i < n:
+                if connection[i] == "}":
+                    if connection[i + 1 : i + 2] == "}":
+                        value.append("}")
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                value.append(connection[i])
+                i += 1
+            text = "".join(value)
+            end = connection.find(";", i)
+            i = n if end < 0 else end + 1
+        else:
+            end = connection.find(";", i)
+            end = n if end < 0 else end
+            text, i = connection[i:end].strip(), end + 1
+        if key:
+            fields[key] = text
+    return fields
+
+
+def source_identity(connection: str) -> str:
+    """What a connection string reaches, the same for every way of writing it: a file's
+    real path (``/x/./d.db``, a symbolic link, the case of a Windows path), a data
+    source's name, a server's host, port and database. Never a user or a password."""
+    fields = connection_fields(connection)
+    database = fields.get("database") or fields.get("dbq") or fields.get("dbname") or ""
+    server = fields.get("server") or fields.get("servername") or fields.get("host") or ""
+    if server:
+        port = fields.get("port", "")
+        return f"server:{server.lower()}:{port}/{database}"
+    if database:
+        path = os.path.normcase(os.path.realpath(os.path.expanduser(database)))
+        return f"file:{path}"
+    if fields.get("dsn"):
+        return f"dsn:{fields['dsn'].strip().casefold()}"
+    return "connection:" + ";".join(f"{k}={v}" for k, v in sorted(fields.items()))
+
+
 class _Unmapped(ValueError):
     """A value read that the column's value map does not know."""
 
@@ -280,6 +336,12 @@ class Sage50OdbcEndpoint:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source!r})"
+
+    @staticmethod
+    def source_identity(connection: str) -> str:
+        """What ``connection`` reaches, however it is written (see ``source_identity``):
+        two dossiers reaching the same one are refused by the configuration."""
+        return source_identity(connection)
 
     # -- connection -------------------------------------------------------------------
 
