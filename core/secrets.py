@@ -16,7 +16,17 @@ from .errors import ConfigError
 
 #: a password already masked (``PWD=***`` in a message naming a source) is left as it is,
 #: or masking the message again would swallow the rest of it
-_CONN_SECRET = re.compile(r"(?i)\b(PWD|PASSWORD)\s*=\s*(?!\*\*\*(?:[;:\s]|$))(\{[^}]*\}|[^;]*)")
+#: a braced value may hold ``;`` and ``}}`` (a ``}`` of the value itself)
+_CONN_SECRET = re.compile(
+    r"(?i)\b(PWD|PASSWORD)\s*=\s*(?!\*\*\*(?:[;:\s]|$))(\{(?:[^}]|\}\})*\}|[^;]*)"
+)
+#: the user and password of a URL (``scheme://user:pw@host``)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
+#: query values that are secrets (``?password=…``, ``&token=…``)
+_URL_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:password|passwd|pwd|pass|secret|token|access_token|api_?key|"
+    r"private_?key|key|sslpassword|sslkey)=)[^&#;\s]*"
+)
 
 
 class Secret:
@@ -109,9 +119,17 @@ def mask_connection(connection: str) -> str:
     return _CONN_SECRET.sub(lambda m: f"{m.group(1)}=***", connection)
 
 
+def mask_urls(text: str) -> str:
+    """Every URL in ``text`` without its user and password (``scheme://***@host``) and
+    with the values of secret query parameters (``password``, ``token``, ``key``…)
+    replaced by ``***``: a state store URL or an API URL may carry credentials."""
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}***@", text)
+    return _URL_SECRET_QUERY.sub(lambda m: f"{m.group(1)}***", text)
+
+
 def scrub(text: str, secrets: list[Secret]) -> str:
     """Remove every known secret value (and ODBC passwords) from a message."""
-    out = mask_connection(text)
+    out = mask_urls(mask_connection(text))
     for secret in secrets:
         value = secret.known()
         if value is not None and len(value) >= 3:

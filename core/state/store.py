@@ -13,6 +13,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from ..errors import DossierSyncError
 from ..migrations import HEAD
+from ..secrets import mask_urls, scrub
 from .models import Event
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ class StateStore:
         try:
             self.engine: Engine = create_engine(url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - driver errors vary by dialect
-            raise DossierSyncError(f"state store URL is not usable: {exc}") from None
+            raise DossierSyncError(
+                f"state store URL is not usable: {scrub(str(exc), [])}"
+            ) from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -80,7 +83,7 @@ class StateStore:
             raise
         except Exception as exc:  # noqa: BLE001
             raise DossierSyncError(
-                f"cannot open the state store ({self.engine.url.render_as_string()}): {exc}"
+                f"cannot open the state store ({mask_urls(self.url)}): {scrub(str(exc), [])}"
             ) from None
 
     def revision(self) -> str | None:
