@@ -13,6 +13,7 @@ import click
 
 from . import __version__
 from .config import Config, load
+from .display import visible
 from .errors import DossierSyncError
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ def table(rows: list[list[Any]], headers: list[str], counts: tuple[str, ...] = (
         if h not in counts or any(row[i] not in (None, "", 0) for row in rows)
     ]
     headers = [headers[i] for i in keep]
-    cells = [[("" if row[i] is None else str(row[i])) for i in keep] for row in rows]
+    # cells hold Sage and SSM text: their control characters are shown, not obeyed
+    cells = [[("" if row[i] is None else visible(str(row[i]))) for i in keep] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -199,7 +201,7 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
             )
         )
     for v in unreachable:
-        click.echo(f"UNREACHABLE {v.id}: {v.source_error}", err=True)
+        click.echo(f"UNREACHABLE {v.id}: {visible(str(v.source_error))}", err=True)
     if unreachable:
         sys.exit(1)
 
@@ -336,7 +338,7 @@ def sync(
         emit_json([r.as_dict() for r in results])
     failed = [line for r in results for line in r.reasons()]
     for line in failed:
-        click.echo(f"FAILED {line}", err=True)
+        click.echo(f"FAILED {visible(line, lines=True)}", err=True)
     if failed:
         sys.exit(1)
 
@@ -798,7 +800,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except DossierSyncError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {visible(str(exc), lines=True)}", err=True)
         sys.exit(2)
     except SystemExit:
         raise

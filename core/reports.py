@@ -278,22 +278,25 @@ JOURNAL_COLUMNS = (
 
 
 def journal_csv(rows: list[dict[str, Any]]) -> str:
-    """Runs (or one run's events) as CSV, counts flattened into columns."""
+    """Runs (or one run's events) as CSV, counts flattened into columns; a text cell a
+    spreadsheet would run as a formula is quoted (Sage keys and SSM texts are data)."""
     import csv
     import io
+
+    from .display import spreadsheet_cell as cell
 
     out = io.StringIO()
     if rows and "event_id" in rows[0]:
         events = csv.DictWriter(out, fieldnames=list(rows[0]))
         events.writeheader()
-        events.writerows(rows)
+        events.writerows({k: cell(v) for k, v in row.items()} for row in rows)
         return out.getvalue()
     writer = csv.writer(out)
     writer.writerow([*JOURNAL_COLUMNS, *COUNTS, "holder"])
     for row in rows:
         writer.writerow(
-            [row[c] for c in JOURNAL_COLUMNS]
+            [cell(row[c]) for c in JOURNAL_COLUMNS]
             + [row["counts"][c] for c in COUNTS]
-            + [row.get("holder")]
+            + [cell(row.get("holder"))]
         )
     return out.getvalue()
