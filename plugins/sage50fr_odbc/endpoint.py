@@ -264,6 +264,36 @@ def connection_fields(connection: str) -> dict[str, str]:
     return fields
 
 
+def describe_source(connection: str) -> str:
+    """A source as messages name it: its data source's name or its driver, never its
+    path, server, user or password (a message may reach a log, the journal or the
+    status page; the configuration says the rest)."""
+    fields = connection_fields(connection)
+    if fields.get("dsn"):
+        return f"(DSN {fields['dsn']})"
+    if fields.get("driver"):
+        return f"(driver {fields['driver']})"
+    return "(connection string)"
+
+
+def _private_values(connection: str) -> list[tuple[str, str]]:
+    """The values of a connection string that only its configuration shows, each with
+    what a message says instead (a driver's error may quote the file or the server)."""
+    fields = connection_fields(connection)
+    found = []
+    for keys, placeholder in (
+        (("database", "dbq", "dbname"), "<database>"),
+        (("server", "servername", "host"), "<server>"),
+        (("uid", "user", "username"), "<user>"),
+    ):
+        for key in keys:
+            value = fields.get(key, "")
+            if len(value) >= 3:
+                found.append((value, placeholder))
+    # the longest first: a path is replaced before a part of it that is another value
+    return sorted(found, key=lambda pair: -len(pair[0]))
+
+
 def source_identity(connection: str) -> str:
     """What a connection string reaches, the same for every way of writing it: a file's
     real path (``/x/./d.db``, a symbolic link, the case of a Windows path), a data
@@ -319,7 +349,8 @@ class Sage50OdbcEndpoint:
             raise ValueError("fetch_size must be at least 1")
         self._connection_string = connection
         self._secrets = _secret_values(connection)
-        self.source = mask_secrets(connection)
+        self._private = _private_values(connection)
+        self.source = describe_source(connection)
         if mapping is None or isinstance(mapping, SageMapping):
             self.mapping = mapping if mapping is not None else SageMapping.load()
         else:
@@ -359,7 +390,7 @@ class Sage50OdbcEndpoint:
             raise SourceUnavailable(
                 f"cannot connect to the ODBC data source {self.source}: {self._describe(exc)}. "
                 "Check that the data source exists, its driver is installed and the "
-                "database is reachable."
+                "database is reachable (the dossier's connection in the configuration)."
             ) from None
         try:
             dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME)).lower()
@@ -443,6 +474,8 @@ class Sage50OdbcEndpoint:
         text = mask_secrets(text)
         for secret in self._secrets:
             text = text.replace(secret, "***")
+        for value, placeholder in self._private:
+            text = text.replace(value, placeholder)
         return text
 
     @staticmethod
