@@ -407,7 +407,9 @@ def test_no_secret_on_any_page_or_api_answer(app: Starlette, group: Workspace) -
     secrets = [TOKEN, ODBC_PASSWORD, group.simulator.private_key, group.simulator.public_key]
     incidents = client.get("/api/incidents").json()
     run_failed = next(i for i in incidents if i["kind"] == "run_failed")
-    assert "PWD=***" in run_failed["message"]  # the connection string, password masked
+    # the source named by its driver, never by its connection string (docs/security.md)
+    assert "(driver SQLite3)" in run_failed["message"]
+    assert "Database=" not in run_failed["message"]
     paths = [path for method, path in every_route(app) if method == "GET"]
     paths += [f"/incidents/{i['incident_id']}" for i in incidents]
     paths += ["/?dossier=est", "/journal?dossier=est", "/incidents?state=all", "/api/session"]

@@ -52,7 +52,6 @@ from .queries import (
     journal_page,
     run_events,
 )
-from .redact import redact
 from .schedule import leases, schedule
 from .site import NO_STORE, Site, site_of
 
@@ -314,7 +313,7 @@ def journal_csv_view(request: Request) -> Response:
 
 
 def csv_response(site: Site, runs: list[dict[str, Any]], name: str) -> Response:
-    body = journal_export(redact(runs, site.secrets))
+    body = journal_export(site.redact(runs))
     return Response(
         body.encode("utf-8-sig"),
         media_type="text/csv; charset=utf-8",

@@ -20,7 +20,7 @@ from . import api, pages
 from .auth import AccessToken, Sessions, TokenGate, access_token
 from .jobs import SyncJobs
 from .params import BadParameter
-from .redact import known_secrets
+from .redact import Redactor
 from .site import HERE, NO_STORE, Site, site_of, template_environment
 
 log = logging.getLogger("dossiersync.web")
@@ -138,7 +138,7 @@ def create_app(
         store=store,
         sessions=sessions,
         jobs=jobs or SyncJobs(config, store),
-        secrets=known_secrets(config, secret),
+        redact=Redactor(config, secret),
         templates=template_environment(),
         scheduled=scheduled,
     )

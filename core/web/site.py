@@ -16,12 +16,11 @@ from starlette.responses import HTMLResponse, JSONResponse
 from ..config import Config
 from ..errors import DossierSyncError
 from ..messages import incident_text
-from ..secrets import Secret
 from ..state.store import StateStore
 from .auth import Sessions, auth_of
 from .i18n import Translator, choose_language
 from .jobs import SyncJobs
-from .redact import redact
+from .redact import Redactor
 
 log = logging.getLogger("dossiersync.web")
 
@@ -37,7 +36,7 @@ class Site:
     store: StateStore
     sessions: Sessions
     jobs: SyncJobs
-    secrets: list[Secret]
+    redact: Redactor
     templates: Environment
     #: this process runs the service's schedule (``dossiersync run``), not the page alone
     scheduled: bool = False
@@ -65,7 +64,7 @@ class Site:
             return counts
 
     def json(self, data: Any, status_code: int = 200) -> JSONResponse:
-        return JSONResponse(redact(data, self.secrets), status_code=status_code, headers=NO_STORE)
+        return JSONResponse(self.redact(data), status_code=status_code, headers=NO_STORE)
 
     def translator(self, request: Request) -> Translator:
         return Translator(
@@ -85,7 +84,7 @@ class Site:
             "signed_in": auth is not None and auth.by == "cookie",
             # one leading slash: a form action never becomes a protocol-relative address
             "path": "/" + request.url.path.lstrip("/"),
-            **redact(context, self.secrets),
+            **self.redact(context),
         }
         body = self.templates.get_template(template).render(values)
         return HTMLResponse(body, status_code=status_code, headers=NO_STORE)
