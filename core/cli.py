@@ -558,6 +558,61 @@ def records_cmd(
     )
 
 
+@cli.group("deletions")
+def deletions() -> None:
+    """Deletions the connector left to a person to confirm."""
+
+
+@deletions.command("confirm")
+@click.option("--dossier", "dossier_id", required=True, help="The dossier.")
+@click.option("--entity", help="Only this entity.")
+@click.option("--yes", is_flag=True, help="Do not ask before confirming.")
+@json_option
+@pass_ctx
+def deletions_confirm(
+    c: Ctx, dossier_id: str, entity: str | None, yes: bool, as_json: bool
+) -> None:
+    """Delete in Sales Management, at the next sync, the records gone from Sage that the
+    connector kept there (a restored database, or too many at once)."""
+    from .sync.links import awaiting_confirmation, confirm_deletions
+
+    c.known_dossiers(dossier_id)
+    with c.store.session() as s:
+        links = awaiting_confirmation(s, dossier_id, entity)
+        found = [
+            {"entity": link.entity, "sage_key": link.sage_key, "ssm_id": link.ssm_id}
+            for link in links
+        ]
+        per_entity: dict[str, int] = {}
+        for link in links:
+            per_entity[link.entity] = per_entity.get(link.entity, 0) + 1
+        said = ", ".join(f"{n} {name}" for name, n in sorted(per_entity.items()))
+        if links and not yes:
+            if not as_json:
+                click.echo(
+                    table(
+                        [[r["entity"], r["sage_key"], r["ssm_id"]] for r in found],
+                        ["entity", "sage key", "ssm id"],
+                    )
+                )
+            asked = (
+                f"Delete in Sales Management {said} of dossier {dossier_id} that are no longer "
+                "in Sage 50FR?"
+            )
+            if not click.confirm(asked, err=True):
+                click.echo(f"{dossier_id}: nothing confirmed", err=True)
+                sys.exit(1)
+        confirm_deletions(links)
+    if as_json:
+        emit_json(found)
+    elif not links:
+        click.echo(f"{dossier_id}: no deletion waits for a confirmation")
+    else:
+        click.echo(
+            f"{dossier_id}: {said} confirmed: the next sync deletes them in Sales Management"
+        )
+
+
 @cli.command("plugins")
 @json_option
 def plugins_cmd(as_json: bool) -> None:

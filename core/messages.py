@@ -544,10 +544,14 @@ PASS_KINDS: dict[str, dict[str, str]] = {
     "mass_deletion_refused.sage_to_ssm": {
         "en": "{vanishing} of {known} known {entity} vanished from Sage at once: deletions "
         "refused (restored or replaced Sage database?); the next sync of this dossier is a "
-        "full realigning one",
+        "full realigning one. They stay in Sales Management, labelled pending_review; if "
+        "they were deleted in Sage 50FR on purpose, run `{confirm}` and the next sync deletes "
+        "them there",
         "fr": "{vanishing} {entity_fr} connus sur {known} ont disparu de Sage d’un coup : "
         "suppressions refusées (base Sage restaurée ou remplacée ?) ; la prochaine "
-        "synchronisation de ce dossier sera complète et réalignera tout",
+        "synchronisation de ce dossier sera complète et réalignera tout. Ils restent dans "
+        "Sales Management, étiquetés pending_review ; s’ils ont été supprimés dans Sage 50FR "
+        "volontairement, lancez `{confirm}` et la prochaine synchronisation les y supprimera",
     },
     "mass_deletion_refused.ssm_to_sage": {
         "en": "{vanishing} of {known} linked {entity} missing from the Sales Management "
@@ -563,6 +567,25 @@ PASS_KINDS: dict[str, dict[str, str]] = {
         "avant ce que ce dossier avait déjà synchronisé ({before}) : base restaurée ? "
         "Synchronisation complète de réalignement, Sage faisant foi ; rien n’est supprimé "
         "dans Sales Management.",
+    },
+    # the same, naming what the restored database lacks and what a person can do
+    "restored_database.kept": {
+        "en": "Sage 50FR table {table} was last modified at {now}, before what this dossier "
+        "already synced ({before}): restored database? Full realigning sync with Sage as "
+        "master; nothing deleted in Sales Management: {vanished} {entity} not in the restored "
+        "database are kept there, labelled pending_review. If they were deleted in Sage 50FR "
+        "on purpose, run `{confirm}` and the next sync deletes them in Sales Management; "
+        "otherwise enter them again in Sage 50FR (or restore a newer backup) and the next "
+        "sync takes them up. This incident closes once none is left.",
+        "fr": "La table Sage 50FR {table} a été modifiée pour la dernière fois le {now}, "
+        "avant ce que ce dossier avait déjà synchronisé ({before}) : base restaurée ? "
+        "Synchronisation complète de réalignement, Sage faisant foi ; rien n’est supprimé "
+        "dans Sales Management : {vanished} fiches ({entity}) absentes de la base restaurée "
+        "y sont conservées, étiquetées pending_review. Si elles ont été supprimées dans Sage "
+        "50FR volontairement, lancez `{confirm}` et la prochaine synchronisation les "
+        "supprimera dans Sales Management ; sinon, saisissez-les de nouveau dans Sage 50FR "
+        "(ou restaurez une sauvegarde plus récente) et la prochaine synchronisation les "
+        "reprendra. Cet incident se ferme quand il n’en reste aucune.",
     },
     "run_failed": {
         "en": "{reason}",
@@ -641,10 +664,15 @@ class Notice:
         name = self.kind
         if self.kind == "mass_deletion_refused":
             name = f"{self.kind}.{self.direction}"
+        elif self.kind == "restored_database" and self.params.get("vanished"):
+            name = f"{self.kind}.kept"
         template = PASS_KINDS.get(name, {}).get(lang)
         entity = self.entity or ""
         reason = shortened(self.reason, MAX_REASON)
         values = dict(self.params, reason=reason, entity=entity)
+        values["confirm"] = f"dossiersync deletions confirm --dossier {self.dossier_id}"
+        if entity:
+            values["confirm"] += f" --entity {entity}"
         values["entity_fr"] = PLURALS.get(entity, entity)
         try:
             return template.format(**values) if template else reason

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..entity import SAGE_TO_SSM, record_hash
 from ..errors import RecordInvalid
 from ..journal import resolve_incidents
+from ..messages import Notice
 from ..state.models import Dossier, Link
 from .base import SyncPass, batched
 from .links import LinkLabel
@@ -71,11 +72,13 @@ def mass_deletion_guard(sync_pass: SyncPass, vanishing: int, known: int, refusal
 def deletions_allowed(sync_pass: SageToSsm, vanishing: int, known: int) -> bool:
     """The mass-deletion guard of a Sage -> SSM pass; refused, the dossier's next sync
     is a full realigning one."""
-    refusal = (
-        f"{vanishing} of {known} known {sync_pass.entity.name} vanished from Sage at once: "
-        "deletions refused (restored or replaced Sage database?); the next sync of this "
-        "dossier is a full realigning one"
-    )
+    refusal = Notice(
+        "mass_deletion_refused",
+        sync_pass.dossier_id,
+        entity=sync_pass.entity.name,
+        direction=sync_pass.direction,
+        params={"vanishing": vanishing, "known": known},
+    ).text()
     if mass_deletion_guard(sync_pass, vanishing, known, refusal):
         return True
     dossier = sync_pass.session.get(Dossier, sync_pass.dossier_id)
@@ -85,29 +88,37 @@ def deletions_allowed(sync_pass: SageToSsm, vanishing: int, known: int) -> bool:
 
 
 def restored(sync_pass: SageToSsm, before: str | None, now: str | None) -> bool:
-    """A high-water mark that went backwards: the Sage database was restored (unless
-    rows deleted since the last pass explain it)."""
+    """A high-water mark that went backwards: the Sage database was restored.
+
+    Unless deleted rows alone explain it: fewer vanished records than
+    ``mass_deletion_minimum`` (one or a few of the newest rows deleted) while every row
+    still there holds what was synced. A restore that only lost the rows created after
+    its backup looks the same, row for row; what tells them apart is how many vanished.
+    """
     if not sync_pass.ctx.sync.restore_detection or not before or not now or now >= before:
         return False
-    if only_deletions(sync_pass):
+    vanished = len(sync_pass.vanished_links()[0])
+    if vanished < sync_pass.ctx.sync.mass_deletion_minimum and only_deletions(sync_pass):
         return False
-    message = (
-        f"Sage 50FR table {sync_pass.table} was last modified at {now}, before what this "
-        f"dossier already synced ({before}): restored database? Full realigning sync "
-        "with Sage as master; nothing deleted in Sales Management."
+    params = {"table": sync_pass.table, "now": now, "before": before, "vanished": vanished}
+    notice = Notice(
+        "restored_database",
+        sync_pass.dossier_id,
+        entity=sync_pass.entity.name,
+        direction=sync_pass.direction,
+        params=params,
     )
-    sync_pass.pass_incident(
-        "restored_database", message, {"table": sync_pass.table, "now": now, "before": before}
-    )
+    sync_pass.pass_incident("restored_database", notice.text(), params)
     return True
 
 
 def only_deletions(sync_pass: SageToSsm) -> bool:
-    """Whether deleted rows alone explain a high-water mark that went backwards (the
+    """Whether deleted rows alone may explain a high-water mark that went backwards (the
     most recently modified row was deleted): known keys vanished, and every row still
     there holds what was last synced. A restore also brings rows back to older
-    contents under older modification times. One that only lost rows created after
-    the backup cannot be told from their deletion: the mass-deletion guard stands."""
+    contents under older modification times; one that only lost rows created after
+    the backup cannot be told from their deletion row by row (``restored`` counts
+    them)."""
     if all(there for *_, there in sync_pass.links_in_sage(Link.deleted.is_(False))):
         return False
     synced: dict[str | None, str | None] = dict(

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from ..journal import utcnow
 from ..state.models import Link
 
@@ -45,10 +48,23 @@ class Kept(StrEnum):
     NOT_RESTORED = "not in the restored Sage 50FR database; kept in SSM"
     #: one of too many records that vanished from Sage at once
     MASS_DELETION = "vanished from Sage with many others; deletion refused"
+    #: not in Sage any more, its deletion in SSM confirmed by a person
+    #: (``dossiersync deletions confirm``): the next Sage -> SSM pass deletes it there
+    DELETION_CONFIRMED = (
+        "not in Sage 50FR; its deletion in Sales Management was confirmed and is done at "
+        "the next sync"
+    )
 
 
 #: reasons of records deleted in SSM whose Sage side is not pushed again
 KEPT_IN_SAGE = (Kept.IN_SAGE, Kept.IN_SAGE_WRITTEN)
+
+#: reasons of records gone from Sage and kept in SSM: deleted there too, they are gone
+KEPT_IN_SSM = (Kept.IN_SSM, Kept.NOT_RESTORED, Kept.MASS_DELETION, Kept.DELETION_CONFIRMED)
+
+#: reasons of records gone from Sage whose deletion in SSM waits for a person to confirm
+#: it (``dossiersync deletions confirm``)
+UNCONFIRMED_DELETIONS = (Kept.NOT_RESTORED, Kept.MASS_DELETION)
 
 
 def mark(link: Link, label: LinkLabel, note: str | None = None) -> None:
@@ -62,3 +78,28 @@ def kept_in_sage(link: Link) -> bool:
     """Whether a link is kept for review after a deletion in SSM: its Sage side is not
     pushed again."""
     return link.label == LinkLabel.PENDING_REVIEW and link.last_error in KEPT_IN_SAGE
+
+
+def awaiting_confirmation(
+    session: Session, dossier_id: str, entity: str | None = None
+) -> list[Link]:
+    """Live links of records gone from Sage whose deletion in SSM was refused (a restored
+    database, or too many at once) and waits for a person."""
+    stmt = select(Link).where(
+        Link.dossier_id == dossier_id,
+        Link.label == LinkLabel.PENDING_REVIEW,
+        Link.last_error.in_(UNCONFIRMED_DELETIONS),
+        Link.deleted.is_(False),
+        Link.ssm_id.is_not(None),
+    )
+    if entity is not None:
+        stmt = stmt.where(Link.entity == entity)
+    return list(session.scalars(stmt.order_by(Link.entity, Link.sage_key)))
+
+
+def confirm_deletions(links: list[Link]) -> None:
+    """A person confirmed these deletions: the next Sage -> SSM pass of each entity deletes
+    the records in SSM (those still absent from Sage then), whatever the mass-deletion
+    guard would say."""
+    for link in links:
+        mark(link, LinkLabel.PENDING_REVIEW, Kept.DELETION_CONFIRMED)

@@ -29,12 +29,15 @@ from ..state.models import DossierEntity, Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import merge_children, name_ssm_children, shared_view, write_sage_children
-from .links import RETRIED, Kept, LinkLabel, mark
+from .links import KEPT_IN_SSM, RETRIED, Kept, LinkLabel, mark
 
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
 #: SSM records fetched by id per request
 RETRY_CHUNK = 40
+
+#: what the journal says of a record deleted in SSM after it was gone from Sage
+BOTH_SIDES = "deleted in Sales Management too: gone from both sides"
 
 
 class SsmToSage(SyncPass):
@@ -473,7 +476,13 @@ class SsmToSage(SyncPass):
             link.deleted = True
             self.succeeded(link, key, Action.DELETED)
             return
-        if link.label != LinkLabel.PENDING_REVIEW:
+        if link.label == LinkLabel.PENDING_REVIEW and link.last_error in KEPT_IN_SSM:
+            # already gone from Sage and kept in SSM for review: now gone from both sides
+            link.deleted = True
+            mark(link, LinkLabel.SYNCED)
+            add_event(self.session, self.run, key, Action.DROPPED, BOTH_SIDES)
+            resolve_incidents(self.session, self.dossier_id, entity.name, record_keys=[key])
+        elif link.label != LinkLabel.PENDING_REVIEW:
             # created in Sage: a deletion in SSM does not reach Sage
             mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE)
             add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)

@@ -74,6 +74,9 @@ INDEX_FROM = 200
 #: times a pass looks up and sends again the writes whose outcome stayed unknown
 UNKNOWN_ROUNDS = 3
 
+#: what the journal says of a deletion a person confirmed
+CONFIRMED = "gone from Sage 50FR; deletion confirmed with dossiersync deletions confirm"
+
 #: what a record whose create kept an unknown outcome says until the next pass
 UNKNOWN_OUTCOME = "the API's answer to its creation was lost; looked up by extId at the next pass"
 
@@ -107,7 +110,14 @@ class SageToSsm(SyncPass):
             full = self.realign = True
         since = None if full else shift_sage_time(cursor.cursor or clock, -ctx.sync.overlap_seconds)
         mark = self.source_mark(cursor.cursor) if entity.knows_its_tables() else None
-        if not full and mark and mark == cursor.source_mark and not self.has_retries():
+        confirmed = self.confirmed_waiting()
+        if (
+            not full
+            and mark
+            and mark == cursor.source_mark
+            and not self.has_retries()
+            and not confirmed
+        ):
             # no row added, changed or deleted since the last pass: nothing to read
             cursor.cursor = clock
             self.commit()
@@ -167,14 +177,18 @@ class SageToSsm(SyncPass):
                 vanished = [i for i, _ in self.vanished_links()[0]]
                 self.keep_vanished(Kept.NOT_RESTORED, vanished)
             else:
-                # the realignment after a restore is done: its incident closes
-                resolve_incidents(
-                    session,
-                    self.dossier_id,
-                    entity.name,
-                    direction=SAGE_TO_SSM,
-                    kinds=("restored_database",),
-                )
+                if confirmed:
+                    self.confirmed_deletions()
+                if not self.awaiting(Kept.NOT_RESTORED, Kept.DELETION_CONFIRMED):
+                    # the realignment after a restore is done, and a person has seen to
+                    # what the restored database lacked: its incident closes
+                    resolve_incidents(
+                        session,
+                        self.dossier_id,
+                        entity.name,
+                        direction=SAGE_TO_SSM,
+                        kinds=("restored_database",),
+                    )
                 if full or self.new_keys or not same_count(cursor.source_mark, mark):
                     self.deletions()
                 # else: as many rows as after the last pass and none new, so none gone:
@@ -600,19 +614,75 @@ class SageToSsm(SyncPass):
             self.keep_vanished(Kept.IN_SSM, kept)
         doomed = [i for i, _ in vanished if i not in set(kept)]
         for chunk in batched(doomed, self.ctx.sync.batch_size):
-            links = list(session.scalars(select(Link).where(Link.id.in_(chunk))))
-            outcomes = list(self.pool.map(self.delete_one, links))
-            for link, outcome in zip(links, outcomes, strict=True):
-                key = link.sage_key or ""
-                if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
-                    self.record_refused(link, key, outcome)
-                elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
-                    self.commit()
-                    raise outcome
-                else:
-                    link.deleted = True
-                    self.succeeded(link, key, Action.DELETED)
-            self.commit()
+            self.delete_links(list(session.scalars(select(Link).where(Link.id.in_(chunk)))))
+
+    def confirmed_waiting(self) -> bool:
+        """Whether records of this entity wait for the deletion a person confirmed."""
+        return bool(self.awaiting(Kept.DELETION_CONFIRMED))
+
+    def awaiting(self, *reasons: Kept) -> int:
+        """Live links of this entity kept for review for one of ``reasons``."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Link)
+                .where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity == self.entity.name,
+                    Link.label == LinkLabel.PENDING_REVIEW,
+                    Link.last_error.in_(reasons),
+                    Link.deleted.is_(False),
+                )
+            )
+            or 0
+        )
+
+    def confirmed_deletions(self) -> None:
+        """Delete in SSM the records a person confirmed the deletion of (``dossiersync
+        deletions confirm``), past the mass-deletion guard: a person decided. One back in
+        Sage meanwhile is not deleted: it is synced again at the next pass."""
+        confirmed = (
+            Link.label == LinkLabel.PENDING_REVIEW,
+            Link.last_error == Kept.DELETION_CONFIRMED,
+            Link.deleted.is_(False),
+        )
+        back = [i for i, _key, _origin, there in self.links_in_sage(*confirmed) if there]
+        for chunk in batched(back, 500):
+            for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
+                self.record_pending(link, link.sage_key or "", "back in Sage 50FR: not deleted")
+        self.commit()
+        while True:
+            links = list(
+                self.session.scalars(
+                    select(Link)
+                    .where(
+                        Link.dossier_id == self.dossier_id,
+                        Link.entity == self.entity.name,
+                        *confirmed,
+                    )
+                    .order_by(Link.id)
+                    .limit(self.ctx.sync.batch_size)
+                )
+            )
+            if not links:
+                return
+            self.delete_links(links, CONFIRMED)
+
+    def delete_links(self, links: list[Link], detail: str | None = None) -> None:
+        """Delete these records in SSM (their children first), from the pool; what the API
+        refuses is an incident, an outage stops the pass."""
+        outcomes = list(self.pool.map(self.delete_one, links))
+        for link, outcome in zip(links, outcomes, strict=True):
+            key = link.sage_key or ""
+            if isinstance(outcome, SsmRefused) and not isinstance(outcome, SsmNotFound):
+                self.record_refused(link, key, outcome)
+            elif isinstance(outcome, Exception) and not isinstance(outcome, SsmRefused):
+                self.commit()
+                raise outcome
+            else:
+                link.deleted = True
+                self.succeeded(link, key, Action.DELETED, detail)
+        self.commit()
 
     def forget_unsent(self) -> None:
         """Links of records gone from Sage that SSM does not hold: never created there (an
