@@ -23,6 +23,8 @@ from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 ENV_VAR = "DOSSIERSYNC_CONFIG"
 DEFAULT_FILE = "dossiersync.toml"
 DEFAULT_ENTITIES = ("clients",)
+#: the status page's token, once read (``env:``/``file:``): shorter is guessable
+MIN_WEB_TOKEN = 32
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -340,10 +342,19 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
 
 
 def _web(data: dict[str, Any]) -> WebConfig:
-    token = data.get("token")
+    reference = str(data.get("token") or "")
+    token = resolve(reference, "web.token") if reference else None
+    if token is not None and len(token.reveal()) < MIN_WEB_TOKEN:
+        read = f" read from {reference}" if reference.startswith(("env:", "file:")) else ""
+        raise ConfigError(
+            f"web.token: the token{read} has {len(token.reveal())} characters; the status "
+            f"page needs {MIN_WEB_TOKEN} or more (python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))' makes one), or leave web.token out to have "
+            "one generated"
+        )
     return WebConfig(
         bind=data.get("bind", "127.0.0.1"),
         port=data.get("port", 8780),
-        token=resolve(token, "web.token") if token else None,
+        token=token,
         language=data.get("language", "auto"),
     )

@@ -264,7 +264,7 @@ def test_service_serves_the_status_page_and_honours_deactivation(workspace: Work
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    token = "jeton-de-test-0123456789"
+    token = "jeton-de-test-0123456789-abcdefghij"
     workspace.extra_config = (
         f'[service]\ninterval_seconds = 1\n[web]\nport = {port}\ntoken = "{token}"\n'
     )

@@ -33,7 +33,7 @@ from support.workspace import Workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-TOKEN = "browser-token-0123456789abcdef"
+TOKEN = "browser-token-0123456789abcdef-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(os.environ.get("DOSSIERSYNC_SCREENSHOTS") or ROOT / "build" / "screenshots")
 

@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-TOKEN = "web-token-for-tests-0123456789"
+TOKEN = "web-token-for-tests-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 ATTRIBUTE = re.compile(r'(data-[\w-]+)="([^"]*)"')
 

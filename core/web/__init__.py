@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from .app import create_app
-from .auth import AccessToken, access_token, token_path
+from .auth import AccessToken, Throttle, access_token, token_path
 from .jobs import SyncBusy, SyncJob, SyncJobs
 from .server import WebServer, announcement, serve, serve_in_thread
 
@@ -18,6 +18,7 @@ __all__ = [
     "SyncBusy",
     "SyncJob",
     "SyncJobs",
+    "Throttle",
     "WebServer",
     "access_token",
     "announcement",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,7 +18,7 @@ from ..config import Config
 from ..secrets import Secret
 from ..state.store import StateStore
 from . import api, pages
-from .auth import AccessToken, Sessions, TokenGate, access_token
+from .auth import AccessToken, Sessions, Throttle, TokenGate, access_token, check_strength
 from .jobs import SyncJobs
 from .params import BadParameter
 from .redact import Redactor
@@ -79,6 +80,20 @@ async def unauthorized(request: Request) -> Response:
     return response
 
 
+async def too_many_attempts(request: Request, wait: float) -> Response:
+    """429: this address sent too many wrong tokens; its next one is looked at later."""
+    seconds = max(1, math.ceil(wait))
+    detail = f"too many wrong tokens from this address: try again in {seconds} s"
+    if _is_api(request):
+        response: Response = _error_json(429, "too many attempts", detail)
+    else:
+        site = site_of(request)
+        context = {"heading": "429", "text": detail}
+        response = site.html(request, "error.html", context, status_code=429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     site = site_of(request)
@@ -120,6 +135,7 @@ def create_app(
     token: AccessToken | Secret | None = None,
     jobs: SyncJobs | None = None,
     scheduled: bool = False,
+    throttle: Throttle | None = None,
 ) -> Starlette:
     """The status page and its JSON API for this configuration and state store.
 
@@ -128,10 +144,12 @@ def create_app(
     the registry of page-started syncs with its own schedule (see ``SyncJobs.claim``).
     ``scheduled`` says that this process runs the service's schedule (``dossiersync
     run``); without it the page shows no next scheduled run, as none will happen here.
+    ``throttle`` counts wrong tokens per client address (:class:`Throttle`'s defaults).
     """
     if token is None:
         token = access_token(config)
     secret = token.secret if isinstance(token, AccessToken) else token
+    check_strength(secret)
     sessions = Sessions(secret)
     site = Site(
         config=config,
@@ -150,7 +168,13 @@ def create_app(
         ],
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(TokenGate, sessions=sessions, refuse=unauthorized),
+            Middleware(
+                TokenGate,
+                sessions=sessions,
+                refuse=unauthorized,
+                wait=too_many_attempts,
+                throttle=throttle or Throttle(),
+            ),
         ],
         exception_handlers={
             HTTPException: http_error,

@@ -7,6 +7,11 @@ derived from the token, so changing the token ends every session.  A form posted
 under a cookie session must carry the session's CSRF token (hidden field
 ``csrf_token`` or header ``X-CSRF-Token``); a request authenticated by the bearer
 header needs none, since a browser never adds that header by itself.
+
+Guessing the token is slowed down: after ``FAILURES_ALLOWED`` wrong tokens from one
+client address within ``FAILURE_WINDOW`` seconds, that address is answered 429 (with
+``Retry-After``) without its token being looked at, for a wait that doubles with each
+further failure; a right token once the wait is over opens again and forgets them.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import hmac
 import os
 import secrets
 import stat
+import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -25,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import Config
+from ..config import MIN_WEB_TOKEN, Config
 from ..errors import ConfigError
 from ..secrets import Secret
 
@@ -33,7 +41,17 @@ SESSION_COOKIE = "dossiersync_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_FILE_SUFFIX = ".web-token"
-MIN_TOKEN_LENGTH = 16
+MIN_TOKEN_LENGTH = MIN_WEB_TOKEN
+#: wrong tokens one client address may send within FAILURE_WINDOW seconds
+FAILURES_ALLOWED = 10
+FAILURE_WINDOW = 60.0
+#: the first wait, doubled at each failure after it, up to LONGEST_WAIT
+FIRST_WAIT = 1.0
+LONGEST_WAIT = 900.0
+#: an address that sends no wrong token for this long starts again from nothing
+FORGET_AFTER = 3600.0
+#: addresses remembered at most (the oldest failures are forgotten first)
+ADDRESSES_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,73 @@ def _read_token_file(path: Path) -> Secret:
             "delete it to have a new token generated"
         )
     return Secret(value)
+
+
+def check_strength(token: Secret) -> None:
+    """Refuse a token short enough to be guessed (a host process may give its own)."""
+    if len(token.reveal()) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"the status page's token has fewer than {MIN_TOKEN_LENGTH} characters; "
+            "give a longer one (web.token), or none to have one generated"
+        )
+
+
+@dataclass
+class _Failures:
+    recent: deque[float] = field(default_factory=deque)
+    strikes: int = 0
+    blocked_until: float = 0.0
+    last: float = 0.0
+
+
+class Throttle:
+    """Wrong tokens counted per client address; how long an address must wait."""
+
+    def __init__(
+        self,
+        allowed: int = FAILURES_ALLOWED,
+        window: float = FAILURE_WINDOW,
+        first_wait: float = FIRST_WAIT,
+        longest_wait: float = LONGEST_WAIT,
+    ) -> None:
+        self.allowed = allowed
+        self.window = window
+        self.first_wait = first_wait
+        self.longest_wait = longest_wait
+        self._lock = threading.Lock()
+        self._by_address: dict[str, _Failures] = {}
+
+    def wait(self, address: str) -> float:
+        """Seconds ``address`` must still wait before its token is looked at again."""
+        with self._lock:
+            failures = self._by_address.get(address)
+            return max(0.0, failures.blocked_until - time.monotonic()) if failures else 0.0
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            failures = self._by_address.get(address)
+            if failures is None or now - failures.last > FORGET_AFTER:
+                failures = self._by_address[address] = _Failures()
+                self._forget_oldest()
+            failures.last = now
+            failures.recent.append(now)
+            while failures.recent and now - failures.recent[0] > self.window:
+                failures.recent.popleft()
+            # past the allowance each failure blocks, each block twice as long as the last
+            if failures.strikes or len(failures.recent) >= self.allowed:
+                wait = min(self.longest_wait, self.first_wait * 2**failures.strikes)
+                failures.strikes += 1
+                failures.blocked_until = now + wait
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._by_address.pop(address, None)
+
+    def _forget_oldest(self) -> None:
+        if len(self._by_address) > ADDRESSES_KEPT:
+            oldest = min(self._by_address, key=lambda a: self._by_address[a].last)
+            del self._by_address[oldest]
 
 
 @dataclass(frozen=True)
@@ -158,40 +243,76 @@ def auth_of(request: Request) -> Authenticated:
 
 
 Refusal = Callable[[Request], Awaitable[Response]]
+#: the answer to an address that must wait, given how many seconds
+Wait = Callable[[Request, float], Awaitable[Response]]
+
+
+def client_address(request: Request) -> str:
+    """The address the connection comes from (uvicorn is told to trust no forwarding
+    header: a client could name any address in one)."""
+    return request.client.host if request.client else ""
 
 
 class TokenGate:
     """ASGI middleware: 401 for every request without the token.
 
     A page opened with ``?token=`` (GET) is a login: the response sets the session
-    cookie and redirects to the same address without the token.
+    cookie and redirects to the same address without the token.  A request offering a
+    token (``?token=`` or the Authorization header) from an address that sent too many
+    wrong ones is answered by ``wait`` instead, its token not looked at.
     """
 
-    def __init__(self, app: ASGIApp, sessions: Sessions, refuse: Refusal) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sessions: Sessions,
+        refuse: Refusal,
+        wait: Wait,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.app = app
         self.sessions = sessions
         self.refuse = refuse
+        self.wait = wait
+        self.throttle = throttle or Throttle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        offered = request.query_params.get("token")
-        if offered is not None and not request.url.path.startswith("/api/"):
-            if request.method in ("GET", "HEAD") and self.sessions.token_matches(offered):
-                response: Response = self.login(request)
-            else:
-                response = await self.refuse(request)
+        response = await self._refusal(request)
+        if response is not None:
             await response(scope, receive, send)
             return
+        await self.app(scope, receive, send)
+
+    async def _refusal(self, request: Request) -> Response | None:
+        """The answer to a request that does not come in, else None (it is let in)."""
+        address = client_address(request)
+        offered = request.query_params.get("token")
+        header = request.headers.get("authorization")
+        if offered is not None or header is not None:
+            wait = self.throttle.wait(address)
+            if wait > 0:
+                return await self.wait(request, wait)
+        if offered is not None and not request.url.path.startswith("/api/"):
+            if not self.sessions.token_matches(offered):
+                self.throttle.failed(address)
+                return await self.refuse(request)
+            if request.method not in ("GET", "HEAD"):
+                return await self.refuse(request)
+            self.throttle.succeeded(address)
+            return self.login(request)
         auth = self.sessions.authenticate(request)
         if auth is None:
-            response = await self.refuse(request)
-            await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["auth"] = auth
-        await self.app(scope, receive, send)
+            if offered is not None or header is not None:
+                self.throttle.failed(address)
+            return await self.refuse(request)
+        if auth.by == "bearer":
+            self.throttle.succeeded(address)
+        request.scope.setdefault("state", {})["auth"] = auth
+        return None
 
     def login(self, request: Request) -> Response:
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
@@ -203,7 +324,10 @@ class TokenGate:
             self.sessions.new_session(),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",  # behind a TLS proxy
+            # behind a TLS proxy (whose forwarding header is trusted for this alone: a
+            # client that sends it only makes its own cookie stricter)
+            secure=request.url.scheme == "https"
+            or request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https",
             path="/",
         )
         return response

@@ -97,7 +97,10 @@ class WebServer:
 def _uvicorn_server(app: Starlette) -> Any:
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # no forwarding header is trusted: the client address wrong tokens are counted by
+    # would otherwise be whatever a client on this machine writes in X-Forwarded-For
+    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
+    return uvicorn.Server(config)
 
 
 def serve_in_thread(

@@ -9,19 +9,26 @@ depends on the network (the client's address).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 import warnings
 from datetime import datetime
 from typing import Any
 
+import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from dossiersync.config import load
+from dossiersync.errors import ConfigError
+from dossiersync.secrets import Secret
 from dossiersync.state.models import Incident, Run
 from dossiersync.state.store import StateStore
-from dossiersync.web import create_app
+from dossiersync.web import Throttle, create_app, serve_in_thread
 
 from support.workspace import Workspace
 
@@ -119,4 +126,121 @@ def test_no_page_or_api_answer_shows_a_connection_string(workspace: Workspace) -
         for never in (str(gone), "ancien", ODBC_USER, ODBC_PASSWORD, "/srv/sage"):
             assert never not in answer.text, (path, never)
         assert not re.search(r"(?i)(driver|database|uid|pwd)\s*=", answer.text), path
+    store.dispose()
+
+
+# -- the token: its strength, and guessing it --------------------------------------------
+
+
+def serve(workspace: Workspace) -> subprocess.CompletedProcess[str]:
+    """``dossiersync serve`` as a user runs it, expected to refuse to start."""
+    command = [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+    try:
+        return subprocess.run(
+            [*command, "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the page was served")
+
+
+def test_a_short_token_is_refused_at_start_however_it_is_given(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    workspace.extra_config = '[web]\ntoken = "env:DOSSIERSYNC_WEB_TOKEN"\n'
+    workspace.write_config()
+    monkeypatch.setenv("DOSSIERSYNC_WEB_TOKEN", "a")
+    served = serve(workspace)
+    assert served.returncode == 2, served.stderr
+    said = served.stderr
+    assert "web.token" in said and "env:DOSSIERSYNC_WEB_TOKEN" in said and "32" in said
+    assert "has 1 characters" in said
+    assert not (workspace.root / "state.db").exists()  # refused before anything was made
+
+    token_file = workspace.root / "web-token"
+    token_file.write_text("x" * 31 + "\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    configure_token = f'[web]\ntoken = "file:{token_file}"\n'
+    workspace.extra_config = configure_token
+    workspace.write_config()
+    with pytest.raises(ConfigError, match=r"web\.token: the token read from file:.* has 31"):
+        load(workspace.config_path)
+
+    # a host process giving its own token is held to the same rule
+    monkeypatch.setenv("DOSSIERSYNC_WEB_TOKEN", TOKEN)
+    workspace.extra_config = '[web]\ntoken = "env:DOSSIERSYNC_WEB_TOKEN"\n'
+    workspace.write_config()
+    config = load(workspace.config_path)
+    store = StateStore(config.state_url)
+    with pytest.raises(ConfigError, match="fewer than 32 characters"):
+        create_app(config, store, token=Secret("a" * 31))
+    app = create_app(config, store)
+    assert TestClient(app, headers=BEARER).get("/api/status").status_code == 200
+    assert TestClient(app, headers={"Authorization": "Bearer a"}).get("/").status_code == 401
+    store.dispose()
+
+
+def test_wrong_tokens_are_throttled_per_address_and_the_right_one_opens_after(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    config = load(workspace.config_path)
+    store = StateStore(config.state_url)
+    app = create_app(config, store, throttle=Throttle(allowed=3, window=60, first_wait=1))
+    here = ("192.0.2.7", 40000)
+    attacker = TestClient(app, client=here, follow_redirects=False)
+    browser = TestClient(app, client=here, follow_redirects=False)
+    assert browser.get(f"/?token={TOKEN}").status_code == 303  # a session opened before
+    neighbour = TestClient(app, client=("192.0.2.8", 40000), headers=BEARER)
+    wrong = {"Authorization": "Bearer " + "w" * 40}
+
+    assert [attacker.get("/api/status", headers=wrong).status_code for _ in range(3)] == [401] * 3
+    # the address waits: even the right token is not looked at, on the API as on the page
+    refused = attacker.get("/api/status", headers=BEARER)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "too many attempts"
+    page = attacker.get(f"/?token={TOKEN}")
+    assert page.status_code == 429 and page.headers["retry-after"] == "1"
+    assert "set-cookie" not in page.headers
+    assert neighbour.get("/api/status").status_code == 200  # another address: not slowed
+    assert browser.get("/api/status").status_code == 200  # an open session goes on
+
+    time.sleep(1.1)
+    assert attacker.get("/api/status", headers=wrong).status_code == 401
+    again = attacker.get("/api/status", headers=wrong)
+    assert again.status_code == 429 and again.headers["retry-after"] == "2"  # it grows
+
+    time.sleep(2.1)
+    assert attacker.get("/api/status", headers=BEARER).status_code == 200  # a success opens
+    # and forgets: the allowance starts again
+    assert [attacker.get("/api/status", headers=wrong).status_code for _ in range(3)] == [401] * 3
+    assert attacker.get("/api/status", headers=wrong).status_code == 429
+    store.dispose()
+
+
+def test_a_forwarding_header_does_not_escape_the_throttle(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    config = load(workspace.config_path)
+    store = StateStore(config.state_url)
+    with serve_in_thread(config, store, port=0) as server:
+        url = server.url + "api/status"
+        codes = [
+            httpx.get(
+                url, headers={"Authorization": "Bearer wrong", "X-Forwarded-For": f"10.9.8.{n}"}
+            ).status_code
+            for n in range(12)
+        ]
+        assert codes[:10] == [401] * 10 and codes[10:] == [429, 429], codes
+        # the connection's own address counts: another one of this machine is not slowed
+        elsewhere = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with elsewhere:
+            assert elsewhere.get(url, headers=BEARER).status_code == 200
     store.dispose()
