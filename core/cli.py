@@ -560,7 +560,7 @@ def records_cmd(
 
 @cli.group("deletions")
 def deletions() -> None:
-    """Deletions the connector left to a person to confirm."""
+    """Deletions the connector left to a person: confirm them, or undo them."""
 
 
 @deletions.command("confirm")
@@ -610,6 +610,39 @@ def deletions_confirm(
     else:
         click.echo(
             f"{dossier_id}: {said} confirmed: the next sync deletes them in Sales Management"
+        )
+
+
+@deletions.command("recreate")
+@click.option("--dossier", "dossier_id", required=True, help="The dossier.")
+@click.option("--entity", required=True, help="The entity of the records.")
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
+@json_option
+@pass_ctx
+def deletions_recreate(
+    c: Ctx, dossier_id: str, entity: str, keys: tuple[str, ...], as_json: bool
+) -> None:
+    """Create again in Sales Management, at the next sync, records deleted there and kept
+    in Sage 50FR (label pending_review)."""
+    from .sync.links import kept_in_sage_links, recreate
+
+    c.known_dossiers(dossier_id)
+    with c.store.session() as s:
+        links, others = kept_in_sage_links(s, dossier_id, entity, list(dict.fromkeys(keys)))
+        if others:
+            raise click.UsageError(
+                f"dossier {dossier_id}, {entity}: {', '.join(others)}: not a record deleted in "
+                "Sales Management and kept in Sage 50FR (see 'records --label pending_review'); "
+                "nothing changed"
+            )
+        found = [{"entity": link.entity, "sage_key": link.sage_key} for link in links]
+        recreate(links)
+    if as_json:
+        emit_json(found)
+    else:
+        click.echo(
+            f"{dossier_id} {entity}: {len(found)} record(s) to create again in Sales "
+            "Management at the next sync"
         )
 
 

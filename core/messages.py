@@ -420,6 +420,22 @@ CAUSES: dict[str, dict[str, str]] = {
         "en": "line {line} ({field}): no product",
         "fr": "ligne {line} ({field}) : pas d’article",
     },
+    "deleted_in_ssm": {
+        "en": "deleted in Sales Management; kept in Sage 50FR, which a deletion made in Sales "
+        "Management does not reach (label pending_review)",
+        "fr": "fiche supprimée dans Sales Management ; conservée dans Sage 50FR, où une "
+        "suppression faite dans Sales Management ne se reporte pas (étiquette pending_review)",
+    },
+    "deleted_in_ssm_then_changed": {
+        "en": "deleted in Sales Management; kept in Sage 50FR, which a deletion made in Sales "
+        "Management does not reach (label pending_review). It was changed in Sage 50FR after "
+        "that deletion: the change was not sent and nothing was created again in Sales "
+        "Management",
+        "fr": "fiche supprimée dans Sales Management ; conservée dans Sage 50FR, où une "
+        "suppression faite dans Sales Management ne se reporte pas (étiquette pending_review). "
+        "Elle a été modifiée dans Sage 50FR après cette suppression : la modification n’a "
+        "pas été envoyée et rien n’a été recréé dans Sales Management",
+    },
     "line_not_in_sage": {
         "en": "line {line} ({field}): article {ref} is no longer in Sage",
         "fr": "ligne {line} ({field}) : l’article {ref} n’est plus dans Sage",
@@ -536,6 +552,14 @@ KINDS: dict[str, dict[str, str]] = {
         "fr": "compte changé dans Sales Management après la synchronisation : {reason}. "
         "Remettez le compte d’origine dans Sales Management.",
     },
+    "deleted_in_ssm": {
+        "en": "{reason}. Its Sage 50FR edits are not sent any more: delete it in Sage 50FR "
+        "too, or run `dossiersync deletions recreate --dossier {dossier_id} --entity {entity} "
+        "{key}` to create it again in Sales Management.",
+        "fr": "{reason}. Ses modifications dans Sage 50FR ne sont plus envoyées : supprimez "
+        "aussi la fiche dans Sage 50FR, ou lancez `dossiersync deletions recreate --dossier "
+        "{dossier_id} --entity {entity} {key}` pour la recréer dans Sales Management.",
+    },
     "other": {"en": "{reason}", "fr": "{reason}"},
 }
 
@@ -642,6 +666,8 @@ class Notice:
             reason=self.cause.text(lang) if self.cause else shortened(self.reason, MAX_REASON),
             source=SOURCE.get(self.direction or "", "Sage 50FR"),
             dossier_id=self.dossier_id,
+            entity=self.entity or "",
+            key=self.key or "",
         )
         return f"{self.subject(lang)}: {body}" if lang == "en" else f"{self.subject(lang)} : {body}"
 

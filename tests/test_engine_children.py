@@ -296,7 +296,10 @@ def test_a_document_deleted_in_ssm_stays_in_sage_and_is_not_sent_again(nord: Quo
     counts = nord.push()
 
     assert counts["refused"] == 0 and counts["created"] == 0
-    assert nord.open_incidents() == []
+    # not silently: the record's incident says it was kept and what a person can do
+    (incident,) = nord.open_incidents()
+    assert (incident.kind, incident.record_key) == ("deleted_in_ssm", "0:0:DE00001")
+    assert "deletions recreate" in incident.message
     assert "nord:0:0:DE00001" not in nord.ssm.live("quotes")
     assert nord.sage.get(HEADER, (0, 0, "DE00001")) is not None
     with nord.store.session() as s:

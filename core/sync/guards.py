@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from ..entity import SAGE_TO_SSM, record_hash
+from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
 from ..errors import RecordInvalid
-from ..journal import resolve_incidents
-from ..messages import Notice
+from ..journal import Action, add_event, record_incident, resolve_incidents
+from ..messages import Cause, Notice
+from ..secrets import scrub
 from ..state.models import Dossier, Link
-from .base import SyncPass, batched
-from .links import LinkLabel
+from .base import SyncPass, batched, secrets_of
+from .links import Kept, LinkLabel, kept_in_sage, mark
 
 if TYPE_CHECKING:
     from .to_ssm import SageToSsm
@@ -147,3 +148,44 @@ def only_deletions(sync_pass: SageToSsm) -> bool:
             if digest != synced[key]:
                 return False
     return True
+
+
+#: what the journal says of a Sage edit of a record deleted in SSM and kept in Sage
+EDITED_NOT_SENT = "changed in Sage 50FR after its deletion in Sales Management: not sent"
+
+
+def deleted_in_ssm(sync_pass: SyncPass, link: Link, *, edited: bool = False) -> None:
+    """A record deleted in SSM and kept in Sage (a deletion there does not reach Sage):
+    labelled ``pending_review``, and an incident of the record says what a person can do.
+    ``edited``: Sage changed it since, and that change was not sent (nothing is created
+    again in SSM without a person asking); the incident counts one more occurrence."""
+    key = link.sage_key or ""
+    if not kept_in_sage(link):
+        reason = Kept.IN_SAGE if link.origin == "sage" else Kept.IN_SAGE_WRITTEN
+        mark(link, LinkLabel.PENDING_REVIEW, reason)
+        add_event(sync_pass.session, sync_pass.run, key, Action.KEPT, reason)
+    elif edited:
+        add_event(sync_pass.session, sync_pass.run, key, Action.KEPT, EDITED_NOT_SENT)
+    notice = Notice(
+        "deleted_in_ssm",
+        sync_pass.dossier_id,
+        entity=sync_pass.entity.name,
+        direction=SSM_TO_SAGE,
+        key=key,
+        ssm_id=link.ssm_id,
+        noun=sync_pass.entity.record_noun,
+        cause=Cause("deleted_in_ssm_then_changed" if edited else "deleted_in_ssm"),
+    )
+    sync_pass.has_open_incidents = True
+    record_incident(
+        sync_pass.session,
+        sync_pass.ctx.hooks,
+        sync_pass.dossier_id,
+        entity=sync_pass.entity.name,
+        record_key=key,
+        direction=SSM_TO_SAGE,
+        kind="deleted_in_ssm",
+        message=scrub(notice.text(), secrets_of(sync_pass.ctx)),
+        run_id=sync_pass.run.id,
+        detail=notice.as_dict(),
+    )

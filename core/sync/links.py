@@ -80,6 +80,11 @@ def kept_in_sage(link: Link) -> bool:
     return link.label == LinkLabel.PENDING_REVIEW and link.last_error in KEPT_IN_SAGE
 
 
+#: what a record deleted in SSM and asked back (``dossiersync deletions recreate``) says
+#: until the next Sage -> SSM pass creates it there again
+RECREATE = "deleted in Sales Management; created there again from Sage 50FR at the next sync"
+
+
 def awaiting_confirmation(
     session: Session, dossier_id: str, entity: str | None = None
 ) -> list[Link]:
@@ -103,3 +108,32 @@ def confirm_deletions(links: list[Link]) -> None:
     guard would say."""
     for link in links:
         mark(link, LinkLabel.PENDING_REVIEW, Kept.DELETION_CONFIRMED)
+
+
+def kept_in_sage_links(
+    session: Session, dossier_id: str, entity: str, keys: list[str]
+) -> tuple[list[Link], list[str]]:
+    """The links of ``keys`` kept in Sage after a deletion in SSM, and the keys that are not
+    (unknown, or in another state), for ``dossiersync deletions recreate``."""
+    kept = {
+        link.sage_key: link
+        for link in session.scalars(
+            select(Link).where(
+                Link.dossier_id == dossier_id,
+                Link.entity == entity,
+                Link.sage_key.in_(keys),
+                Link.deleted.is_(False),
+            )
+        )
+        if kept_in_sage(link)
+    }
+    return [kept[k] for k in keys if k in kept], [k for k in keys if k not in kept]
+
+
+def recreate(links: list[Link]) -> None:
+    """Records deleted in SSM and kept in Sage, asked back by a person: they lose their SSM
+    id and become intents, so the next Sage -> SSM pass creates them there again from what
+    Sage holds (a new SSM record, the deleted one left as it is)."""
+    for link in links:
+        link.ssm_id = None
+        mark(link, LinkLabel.PENDING, RECREATE)

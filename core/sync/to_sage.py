@@ -59,8 +59,10 @@ class SsmToSage(SyncPass):
             # overlap window is read again only when something new comes with it
             self.commit()
             return
-        # deleted records only matter where a deletion in SSM may reach Sage
-        deleted = entity.ssm_deletions != "never"
+        # deleted records are listed for every entity: where a deletion in SSM does not
+        # reach Sage, the record kept in Sage is still labelled and told (an incident)
+        deleted = True
+        propagated = entity.ssm_deletions != "never"
         prefix = f"{self.dossier_id}:"
         newest = cursor.cursor
         unlinked = entity.ssm_unlinked_filter(ctx)
@@ -80,9 +82,12 @@ class SsmToSage(SyncPass):
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
                 newest = later(newest, client.changed_at(record))
-                self.run.add("read")
                 seen.add(int(record["id"]))
-                self.guarded(record, links.get(int(record["id"])))
+                link = links.get(int(record["id"]))
+                if record.get("deleted") and not propagated and not self.to_tell(link):
+                    continue  # a deletion already told, or of a record no longer linked
+                self.run.add("read")
+                self.guarded(record, link)
             if everything:
                 for record in batch:
                     seen.add(int(record["id"]))  # listed: not vanished, even if new
@@ -136,6 +141,11 @@ class SsmToSage(SyncPass):
                     newest = self.stray(record, newest)
             self.commit()
         return newest
+
+    @staticmethod
+    def to_tell(link: Link | None) -> bool:
+        """Whether a deletion in SSM of this linked record is news for the state store."""
+        return link is not None and not link.deleted and link.label != LinkLabel.PENDING_REVIEW
 
     def reconcile_due(self, cursor: DossierEntity) -> bool:
         """Whether this pass lists every record again (``reconcile_hours`` since the last)."""
@@ -483,9 +493,8 @@ class SsmToSage(SyncPass):
             add_event(self.session, self.run, key, Action.DROPPED, BOTH_SIDES)
             resolve_incidents(self.session, self.dossier_id, entity.name, record_keys=[key])
         elif link.label != LinkLabel.PENDING_REVIEW:
-            # created in Sage: a deletion in SSM does not reach Sage
-            mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE)
-            add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)
+            # a deletion in SSM does not reach Sage: kept there, and a person is told
+            guards.deleted_in_ssm(self, link)
         self.run.add("unchanged")
 
     def settle(

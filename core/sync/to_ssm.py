@@ -34,7 +34,7 @@ from ..state.models import Incident, Link
 from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import ChildWrites, send_ssm_children, ssm_child_writes
-from .links import KEPT_IN_SAGE, RETRIED, Kept, LinkLabel, kept_in_sage, mark
+from .links import KEPT_IN_SAGE, RETRIED, Kept, LinkLabel, kept_in_sage
 
 SAGE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -316,12 +316,16 @@ class SageToSsm(SyncPass):
         writes: list[Write] = []
         for key, row in keyed.items():
             link = links.get(key)
+            if link is not None and kept_in_sage(link):
+                # deleted in SSM and kept in Sage: neither created again nor sent there
+                # unless a person asks (``deletions recreate``); a change is told
+                self.run.add("unchanged")
+                self.edited_after_ssm_deletion(link, row)
+                continue
             if link is not None and (
-                kept_in_sage(link)
-                or (link.origin == "ssm" and link.sage_hash is None and not link.deleted)
+                link.origin == "ssm" and link.sage_hash is None and not link.deleted
             ):
-                # deleted in SSM and kept in Sage; or created in SSM and not settled in
-                # Sage yet (the SSM pass finishes it)
+                # created in SSM and not settled in Sage yet (the SSM pass finishes it)
                 self.run.add("unchanged")
                 continue
             try:
@@ -563,9 +567,10 @@ class SageToSsm(SyncPass):
         key = link.sage_key or ""
         if isinstance(outcome, SsmNotFound) and w.kind == "update" and link.origin == "sage":
             # deleted in SSM: it stays in Sage, where it was created, and is not sent again
-            mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE)
+            # (this pass changed it: the incident says that change was not sent)
+            guards.deleted_in_ssm(self, link, edited=True)
+            link.sage_hash = w.digest
             self.run.add("unchanged")
-            add_event(self.session, self.run, key, Action.KEPT, Kept.IN_SAGE)
             return None
         if w.kind == "create" and isinstance(outcome, BaseException) and unknown_outcome(outcome):
             # perhaps created: looked up by extId before the pass ends, never sent blind
@@ -615,6 +620,18 @@ class SageToSsm(SyncPass):
         doomed = [i for i, _ in vanished if i not in set(kept)]
         for chunk in batched(doomed, self.ctx.sync.batch_size):
             self.delete_links(list(session.scalars(select(Link).where(Link.id.in_(chunk)))))
+
+    def edited_after_ssm_deletion(self, link: Link, row: dict[str, Any]) -> None:
+        """A record deleted in SSM and kept in Sage, read again: changed in Sage since it
+        was last seen, its incident says that change was not sent (once per change)."""
+        try:
+            digest = record_hash(self.canonical_from_sage(row, SAGE_TO_SSM))
+        except RecordInvalid:
+            return  # nothing would be sent anyway
+        if digest == link.sage_hash:
+            return
+        guards.deleted_in_ssm(self, link, edited=True)
+        link.sage_hash = digest
 
     def confirmed_waiting(self) -> bool:
         """Whether records of this entity wait for the deletion a person confirmed."""
@@ -711,6 +728,9 @@ class SageToSsm(SyncPass):
                 continue
             if link.ssm_id is not None:  # deleted on both sides
                 link.deleted, link.updated_at = True, utcnow()
+                resolve_incidents(
+                    self.session, self.dossier_id, self.entity.name, record_keys=[key]
+                )
                 continue
             found = self.find_in_ssm([link.ext_id or ""]).get(link.ext_id or "")
             if found is not None:

@@ -46,7 +46,7 @@ BUILT_KEYS = (
     *(N_("kind.invalid_record"), N_("kind.refused_by_ssm"), N_("kind.sage_write_failed")),
     *(N_("kind.run_failed"), N_("kind.mass_deletion_refused")),
     *(N_("kind.restored_database"), N_("kind.moved_between_dossiers")),
-    *(N_("kind.unknown_reference"), N_("kind.account_changed")),
+    *(N_("kind.unknown_reference"), N_("kind.account_changed"), N_("kind.deleted_in_ssm")),
     *(N_("preview.side.ssm"), N_("preview.side.sage")),
     *(N_("setup.origin.configuration"), N_("setup.origin.odbc-dsn")),
     *(N_("setup.origin.state-only"), N_("setup.origin.ssm-only")),
