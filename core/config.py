@@ -95,6 +95,9 @@ class WebConfig:
     port: int = 8780
     token: Secret | None = None
     language: str = "auto"
+    #: a browser session ends when unused this long, and this long after it opened
+    session_idle_minutes: float = 60
+    session_max_hours: float = 12
 
 
 @dataclass(frozen=True)
@@ -357,4 +360,6 @@ def _web(data: dict[str, Any]) -> WebConfig:
         port=data.get("port", 8780),
         token=token,
         language=data.get("language", "auto"),
+        session_idle_minutes=data.get("session_idle_minutes", 60),
+        session_max_hours=data.get("session_max_hours", 12),
     )

@@ -150,7 +150,11 @@ def create_app(
         token = access_token(config)
     secret = token.secret if isinstance(token, AccessToken) else token
     check_strength(secret)
-    sessions = Sessions(secret)
+    sessions = Sessions(
+        secret,
+        idle_seconds=config.web.session_idle_minutes * 60,
+        max_seconds=config.web.session_max_hours * 3600,
+    )
     site = Site(
         config=config,
         store=store,

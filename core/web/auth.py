@@ -3,7 +3,10 @@
 Every request needs the token: ``Authorization: Bearer <token>``, or the session
 cookie a browser receives after opening any page with ``?token=<token>``.  The cookie
 is HttpOnly and SameSite=Strict; it holds a random session id signed with a key
-derived from the token, so changing the token ends every session.  A form posted
+derived from the token, so changing the token ends every session.  The process keeps
+the sessions it opened: one ends when unused for ``web.session_idle_minutes``, when
+``web.session_max_hours`` have passed since it opened, when "Sign out" ends it, or when
+the process stops; its cookie then opens nothing.  A form posted
 under a cookie session must carry the session's CSRF token (hidden field
 ``csrf_token`` or header ``X-CSRF-Token``); a request authenticated by the bearer
 header needs none, since a browser never adds that header by itself.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import stat
@@ -52,6 +56,8 @@ LONGEST_WAIT = 900.0
 FORGET_AFTER = 3600.0
 #: addresses remembered at most (the oldest failures are forgotten first)
 ADDRESSES_KEPT = 10_000
+#: browser sessions kept at most (the least recently used ends first)
+SESSIONS_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -181,12 +187,25 @@ class Authenticated:
     session: str | None = None  # the signed session id (cookie sessions)
 
 
-class Sessions:
-    """Signed browser sessions and their CSRF tokens, keyed by the access token."""
+@dataclass
+class _Session:
+    opened: float
+    used: float
 
-    def __init__(self, token: Secret) -> None:
+
+class Sessions:
+    """Signed browser sessions and their CSRF tokens, keyed by the access token; the
+    sessions still open, kept by this process (ended by time, by sign-out)."""
+
+    def __init__(
+        self, token: Secret, *, idle_seconds: float = 3600.0, max_seconds: float = 43200.0
+    ) -> None:
         self._token = token.reveal().encode()
         self._key = hashlib.sha256(b"dossiersync web session|" + self._token).digest()
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        self._lock = threading.Lock()
+        self._open: dict[str, _Session] = {}
 
     def _sign(self, purpose: str, nonce: str) -> str:
         return hmac.new(self._key, f"{purpose}|{nonce}".encode(), hashlib.sha256).hexdigest()
@@ -198,16 +217,41 @@ class Sessions:
 
     def new_session(self) -> str:
         nonce = secrets.token_urlsafe(18)
+        now = time.monotonic()
+        with self._lock:
+            for old in [n for n, s in self._open.items() if self._expired(s, now)]:
+                del self._open[old]
+            if len(self._open) >= SESSIONS_KEPT:
+                del self._open[min(self._open, key=lambda n: self._open[n].used)]
+            self._open[nonce] = _Session(now, now)
         return f"{nonce}.{self._sign('session', nonce)}"
 
+    def _expired(self, session: _Session, now: float) -> bool:
+        return now - session.used > self.idle_seconds or now - session.opened > self.max_seconds
+
     def session_nonce(self, cookie: str | None) -> str | None:
-        """The session id of a genuine cookie, else None."""
+        """The session id of a genuine cookie whose session is still open, else None;
+        the session counts as used now."""
         if not cookie or "." not in cookie:
             return None
         nonce, _, signature = cookie.rpartition(".")
-        if hmac.compare_digest(signature.encode(), self._sign("session", nonce).encode()):
-            return nonce
-        return None
+        if not hmac.compare_digest(signature.encode(), self._sign("session", nonce).encode()):
+            return None
+        now = time.monotonic()
+        with self._lock:
+            session = self._open.get(nonce)
+            if session is None:
+                return None
+            if self._expired(session, now):
+                del self._open[nonce]
+                return None
+            session.used = now
+        return nonce
+
+    def end(self, nonce: str | None) -> None:
+        """Sign out: the session's cookie opens nothing from now on."""
+        with self._lock:
+            self._open.pop(nonce or "", None)
 
     def csrf_token(self, auth: Authenticated | None) -> str | None:
         if auth is None or auth.session is None:
@@ -322,6 +366,8 @@ class TokenGate:
         response.set_cookie(
             SESSION_COOKIE,
             self.sessions.new_session(),
+            # the browser drops it when it ends
+            max_age=max(1, math.ceil(self.sessions.max_seconds)),
             httponly=True,
             samesite="strict",
             # behind a TLS proxy (whose forwarding header is trusted for this alone: a

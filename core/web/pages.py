@@ -22,7 +22,7 @@ from ..errors import DossierSyncError
 from ..reports import status
 from . import params
 from .api import MAX_EXPORT, csv_response
-from .auth import SESSION_COOKIE
+from .auth import SESSION_COOKIE, auth_of
 from .charts import records_per_run, runs_per_day
 from .health import RUNS, dossier_health
 from .i18n import Translator
@@ -406,6 +406,7 @@ async def logout(request: Request) -> Response:
     site, _form_data, csrf_ok = await _form(request)
     if not csrf_ok:
         return forbidden(site, request)
+    site.sessions.end(auth_of(request).session)  # a copy of the cookie opens nothing
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -244,3 +244,70 @@ def test_a_forwarding_header_does_not_escape_the_throttle(workspace: Workspace) 
         with elsewhere:
             assert elsewhere.get(url, headers=BEARER).status_code == 200
     store.dispose()
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def signed_in(app: Starlette) -> TestClient:
+    """A browser: the page opened with ?token= once, then its session cookie."""
+    client = TestClient(app, follow_redirects=False)
+    answer = client.get(f"/?token={TOKEN}")
+    assert answer.status_code == 303
+    return client
+
+
+def with_cookie_of(app: Starlette, client: TestClient) -> TestClient:
+    """Another client holding a copy of ``client``'s session cookie (a stolen one)."""
+    copy = TestClient(app, follow_redirects=False)
+    copy.cookies.set("dossiersync_session", client.cookies["dossiersync_session"])
+    return copy
+
+
+def test_sign_out_ends_the_session_on_the_server(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    store, app = open_app(workspace)
+    browser = signed_in(app)
+    stolen = with_cookie_of(app, browser)
+    assert stolen.get("/api/status").status_code == 200
+    csrf = browser.get("/api/session").json()["csrf_token"]
+    assert browser.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    # the cookie's copy opens nothing any more, on the page or the API
+    assert stolen.get("/api/status").status_code == 401
+    assert stolen.get("/").status_code == 401
+    # nor does one of the process before (its sessions ended with it)
+    other = signed_in(app)
+    _, restarted = open_app(workspace)
+    assert with_cookie_of(restarted, other).get("/api/status").status_code == 401
+    store.dispose()
+
+
+def test_a_session_ends_when_idle_and_after_its_longest_life(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace, "session_idle_minutes = 0.02\nsession_max_hours = 1\n")  # 1.2 s
+    workspace.activate_all()
+    store, app = open_app(workspace)
+    browser = signed_in(app)
+    assert "max-age=3600" in browser.get(f"/?token={TOKEN}").headers["set-cookie"].lower()
+    for _ in range(4):  # used every half second: it stays open past the idle limit
+        time.sleep(0.5)
+        assert browser.get("/api/status").status_code == 200
+    time.sleep(1.5)
+    assert browser.get("/api/status").status_code == 401
+    assert browser.get("/").status_code == 401  # the page asks for the token again
+
+    configure(workspace, "session_idle_minutes = 1\nsession_max_hours = 0.0005\n")  # 1.8 s
+    store.dispose()
+    store, app = open_app(workspace)
+    # a copy of the cookie, kept past its Max-Age: the server ends the session itself
+    stolen = with_cookie_of(app, signed_in(app))
+    opened = time.monotonic()
+    codes = []
+    while time.monotonic() - opened < 3:
+        codes.append((time.monotonic() - opened, stolen.get("/api/status").status_code))
+        time.sleep(0.3)
+    assert all(code == 200 for at, code in codes if at < 1.6), codes
+    assert all(code == 401 for at, code in codes if at > 2.0), codes
+    store.dispose()
