@@ -6,6 +6,7 @@ import itertools
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -349,3 +350,53 @@ def test_latency_delays_each_answer() -> None:
         started = time.monotonic()
         assert api.get("/users").status_code == 200
         assert time.monotonic() - started >= 0.15
+
+
+@pytest.mark.parametrize(
+    ("shape", "created", "updated", "failed"),
+    [
+        (
+            "status",
+            {"statusCode": 200, "id": "ID", "Message": "entity created"},
+            {"statusCode": 200, "id": "ID", "Message": "entity updated"},
+            {"statusCode": 400, "Message": "TEXT"},
+        ),
+        (
+            "message",
+            {"id": "ID", "Message": "entity created"},
+            {"id": "ID", "Message": "entity updated"},
+            {"Message": "TEXT"},
+        ),
+        ("bare", {"id": "ID"}, {"id": "ID"}, {"error": "TEXT"}),
+    ],
+)
+def test_bulk_answer_switch_shapes_the_item_answers(
+    shape: str, created: dict[str, str], updated: dict[str, str], failed: dict[str, str]
+) -> None:
+    """Each shape: done items name their record, failed ones carry no id and say why
+    (status, wording or an ``error`` field); refusals are counted whatever the shape."""
+
+    def expected(template: dict[str, str], guid: str, record: int, text: str) -> dict[str, Any]:
+        values = {"ID": record, "TEXT": text}
+        return {"guid": guid, **{k: values.get(v, v) for k, v in template.items()}}
+
+    with running_simulator(bulk_answer=shape) as sim, session(sim) as api:
+        items = [
+            {"guid": "g1", "data": account("SHAPE:1")},
+            {"guid": "g2", "data": {"name": "no branch", "salesRepId1": 1}},
+        ]
+        answers = api.post("/accounts/bulk", json=items).json()
+        record = api.get("/accounts", params={"where": "extId = 'SHAPE:1'"}).json()[0]["id"]
+        missing = "Missing required field 'branchId' for accounts"
+        assert answers == [
+            expected(created, "g1", record, ""),
+            expected(failed, "g2", 0, missing),
+        ]
+        updates = [
+            {"guid": "u1", "id": record, "data": {"city": "Rennes"}},
+            {"guid": "u2", "id": 999999, "data": {"city": "Rennes"}},
+        ]
+        answers = api.put("/accounts/bulk", json=updates).json()
+        gone = "910: accounts with id 999999 does not exist"
+        assert answers == [expected(updated, "u1", record, ""), expected(failed, "u2", 0, gone)]
+        assert sim.stats()["refusals"] == 2

@@ -29,13 +29,22 @@ import pytest
 
 from dossiersync.errors import SsmAuthError, SsmError, SsmNotFound, SsmRefused, SsmUnavailable
 from dossiersync.plugins.sales_management import SalesManagementClient
-from dossiersync.plugins.sales_management.client import RequestPacer, shift_date, where_literal
+from dossiersync.plugins.sales_management.client import (
+    RequestPacer,
+    same_value,
+    shift_date,
+    where_literal,
+)
+from dossiersync.plugins.sales_management.simulator.app import BULK_ANSWERS
 from dossiersync.plugins.sales_management.simulator.process import (
     SimulatorProcess,
     running_simulator,
 )
 from dossiersync.plugins.sales_management.simulator.where import parse as parse_where
+from dossiersync.sync.to_ssm import unknown_outcome
 from dossiersync.target import WriteResult
+
+from support.bulk_proxy import BulkProxy
 
 _numbers = itertools.count(1)
 API_URL = "https://ssm.example/api/v4"
@@ -55,6 +64,15 @@ def client_for(simulator: SimulatorProcess, **options: Any) -> SalesManagementCl
     return SalesManagementClient(
         simulator.url, simulator.public_key, simulator.private_key, **options
     )
+
+
+def client_for_url(
+    api_url: str, simulator: SimulatorProcess, **options: Any
+) -> SalesManagementClient:
+    """A client of the simulator's keys talking to ``api_url`` (a proxy in front of it)."""
+    options.setdefault("max_requests_per_second", 0)
+    options.setdefault("backoff_base", 0.01)
+    return SalesManagementClient(api_url, simulator.public_key, simulator.private_key, **options)
 
 
 def stats(simulator: SimulatorProcess) -> dict[str, Any]:
@@ -548,6 +566,135 @@ def test_missing_required_field_is_refused(scratch: SimulatorProcess) -> None:
     assert caught.value.status == 400
     assert "branchId" in str(caught.value)
     assert stats(scratch)["refusals"] == 1
+
+
+# --- bulk item answers, read whatever their (unpublished) shape ------------------------------
+
+
+@pytest.mark.ssm_refusals
+@pytest.mark.parametrize("shape", BULK_ANSWERS)
+def test_every_shape_of_bulk_item_answer_is_read(tmp_path: Path, shape: str) -> None:
+    """Done items are done and failed ones fail alone, whatever the shape of the item
+    answers; nothing needs verifying (no look-up, no read-back); a deleted record is told
+    apart as not found even without a status (the API's code 910)."""
+    with running_simulator(str(tmp_path / "ssm.sqlite"), bulk_answer=shape) as sim:
+        bodies = [account(f"SHAPE:{n}") for n in range(4)]
+        del bodies[2]["name"]
+        with client_for(sim) as client:
+            created = client.bulk_create("accounts", bodies)
+            assert [r.ok for r in created] == [True, True, False, True]
+            assert isinstance(created[2].error, SsmRefused)
+            assert "Missing required field 'name'" in str(created[2].error)
+            gone = created[3].id
+            assert gone is not None
+            client.delete("accounts", gone)
+            before = stats(sim)["calls"]
+            items = [(created[0].id, {"city": "Nantes"}), (created[1].id, {"city": "Brest"})]
+            updated = client.bulk_update("accounts", [*items, (gone, {"city": "Laval"})])
+            assert [r.ok for r in updated] == [True, True, False]
+            assert isinstance(updated[2].error, SsmNotFound), updated[2].error
+            after = stats(sim)["calls"]
+            assert after.get("GET /accounts", 0) == before.get("GET /accounts", 0)
+            cities = {r["extId"]: r.get("city") for r in client.list_changed("accounts")}
+        assert cities == {"SHAPE:0": "Nantes", "SHAPE:1": "Brest"}
+        assert stats(sim)["refusals"] == 2
+
+
+def unclear(answer: dict[str, Any]) -> dict[str, Any]:
+    """An item answer that says neither done nor refused (a message of neither kind)."""
+    return {"guid": answer["guid"], "Message": "accepted for processing"}
+
+
+def test_unclear_create_answers_are_looked_up_by_ext_id_within_the_call(
+    simulator: SimulatorProcess,
+) -> None:
+    """Unclear answers: the records the server created are found by extId and reported
+    with their ids; the one it did not create keeps an unknown outcome (never reported
+    created, never created twice), which the engine looks up again before re-creating."""
+    prefix = unique("UNCLEAR:")
+    bodies = [account(f"{prefix}{n}") for n in range(3)]
+
+    def bulk(method: str, items: list[dict[str, Any]], forward: Any) -> list[dict[str, Any]]:
+        carried_out = forward([i for i in items if i["data"]["extId"] != f"{prefix}2"])
+        return [unclear(a) for a in carried_out] + [unclear(items[2])]
+
+    with BulkProxy(simulator.url, bulk) as proxy, client_for_url(proxy.url, simulator) as client:
+        results = client.bulk_create("accounts", bodies)
+    held = {
+        r["extId"]: r["id"]
+        for r in client_for(simulator).list_changed("accounts", ext_prefix=prefix)
+    }
+    assert ids_of(results[:2]) == [held[f"{prefix}0"], held[f"{prefix}1"]]
+    assert f"{prefix}2" not in held
+    error = results[2].error
+    assert isinstance(error, SsmUnavailable) and error.may_have_acted
+    assert "no record found with its extId" in str(error) and "accepted for processing" in str(
+        error
+    )
+    assert unknown_outcome(error)  # the engine looks it up before it creates it again
+    assert proxy.bulk_calls == 1
+    assert_no_refusals(simulator)
+
+
+@pytest.mark.ssm_refusals
+def test_unclear_update_answers_are_read_back_within_the_call(scratch: SimulatorProcess) -> None:
+    """Unclear answers to updates: the record read back as sent is done (a foreign key
+    read as {id, value}, a number, a field the record does not echo); one the server did
+    not update is refused with the field that differs; a missing one is not found; one
+    showing none of the fields sent is not taken as updated."""
+    with client_for(scratch) as direct:
+        bodies = [account(f"RB:{n}", city="Brest", extra1=3) for n in range(3)]
+        ids = ids_of(direct.bulk_create("accounts", bodies))
+    change = {"city": "Quimper", "branchId": 3, "extra1": 12.5, "salesOrderId": 9}
+    skipped = {ids[1], ids[2]}
+
+    def bulk(method: str, items: list[dict[str, Any]], forward: Any) -> list[dict[str, Any]]:
+        forward([i for i in items if i["id"] not in skipped])
+        return [unclear(i) for i in items]
+
+    with BulkProxy(scratch.url, bulk) as proxy, client_for_url(proxy.url, scratch) as client:
+        items = [(ids[0], change), (ids[1], change), (999, change), (ids[2], {"extra2": "x"})]
+        results = client.bulk_update("accounts", items)
+    assert results[0].ok and results[0].id == ids[0]
+    refused = results[1].error
+    assert isinstance(refused, SsmRefused) and not isinstance(refused, SsmNotFound)
+    assert f"accounts {ids[1]} read back without the update" in str(refused)
+    assert "city is" in str(refused) and "Quimper" in str(refused)
+    assert isinstance(results[2].error, SsmNotFound)
+    assert "accounts 999 does not exist" in str(results[2].error)
+    unverified = results[3].error
+    assert isinstance(unverified, SsmRefused) and "shows none of the fields sent" in str(unverified)
+    assert proxy.bulk_calls == 1  # read back, never sent again
+    assert stats(scratch)["refusals"] == 1  # the update of 999, forwarded and refused
+
+
+@pytest.mark.parametrize(
+    ("sent", "read", "same"),
+    [
+        (3, {"id": 3, "value": "Agence Bordeaux"}, True),
+        (3, {"id": 2, "value": "Agence Lyon"}, False),
+        ({"id": 3}, {"id": 3, "value": "Agence Bordeaux"}, True),
+        (12.5, "12.50", True),
+        (12, 12.0, True),
+        (12.5, 12.4, False),
+        ("Lyon", "Lyon", True),
+        ("Lyon", "lyon", False),
+        ("Lyon", "Lyon ", False),
+        ("2026-03-14", "2026-03-14T00:00:00.000Z", True),
+        ("2026-03-14T10:00:00Z", "2026-03-14T11:00:00+01:00", True),
+        ("2026-03-14", "2026-03-15", False),
+        (None, "", True),
+        ("", None, True),
+        (None, {"id": None, "value": ""}, True),
+        (None, "Lyon", False),
+        (True, True, True),
+        (True, 1, False),
+        ([{"a": 1}], [{"a": 1, "b": 2}], True),
+        ([1, 2], [1], False),
+    ],
+)
+def test_an_update_read_back_compares_what_was_sent(sent: Any, read: Any, same: bool) -> None:
+    assert same_value(sent, read) is same
 
 
 def test_wrong_keys_raise_an_auth_error_without_secrets(simulator: SimulatorProcess) -> None:
@@ -1106,12 +1253,18 @@ def test_one_refused_item_fails_alone() -> None:
     [
         None,  # missing from the answers
         {"statusCode": 200, "Message": "entity created"},  # success without an id
-        {"id": 555, "Message": "entity created"},  # an id without a status
         {"statusCode": "oops", "id": 555},
         {"statusCode": 200, "id": "not-an-id"},
+        {"id": 555, "Message": "queued"},  # a message saying neither
+        {"statusCode": 200, "id": 555, "error": "Bad Request"},  # both ways
+        {"statusCode": 302, "id": 555},
     ],
 )
-def test_an_item_without_a_clear_success_fails_alone(answer: dict[str, Any] | None) -> None:
+def test_an_item_without_a_clear_answer_is_looked_up_by_ext_id(
+    answer: dict[str, Any] | None,
+) -> None:
+    """Neither done nor refused: the record is looked up by extId within the call, found
+    (the fake created it), and reported with the id found; nothing is posted twice."""
     api = BulkApi()
 
     def unclear(item: dict[str, Any], default: dict[str, Any]) -> dict[str, Any] | None:
@@ -1122,10 +1275,56 @@ def test_an_item_without_a_clear_success_fails_alone(answer: dict[str, Any] | No
     api.item_answer = unclear
     with api.client() as client:
         results = client.bulk_create("accounts", [account(f"U{n}") for n in range(3)])
+    assert [r.ok for r in results] == [True, True, True]
+    assert ids_of(results) == [101, 102, 103]
+    assert len(api.bulk_bodies("POST")) == 1
+    assert [r.method for r in api.requests][1:] and set(api.wheres()) == {"extId = 'U1'"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"id": 555, "Message": "entity created"},  # the wording of a single create
+        {"id": 555},
+        {"id": "555", "status": "success"},
+        {"statusCode": "200", "id": 555, "message": "Created", "error": None},
+    ],
+)
+def test_an_item_naming_its_new_id_without_an_error_sign_is_done(answer: dict[str, Any]) -> None:
+    api = BulkApi()
+    api.item_answer = lambda item, default: {"guid": item["guid"], **answer}
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account("D1")])
+    assert ids_of(results) == [555] and results[0].ok
+    assert [r.method for r in api.requests] == ["POST"]  # nothing to verify
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"statusCode": 400, "Message": "Missing required field 'name'"},
+        {"Message": "Missing required field 'name'"},  # no status: the wording says it
+        {"error": "Missing required field 'name'"},
+        {"statusCode": 400, "message": "Missing required field 'name'", "error": "Bad Request"},
+        {"status": "error", "errors": ["Missing required field 'name'"]},
+        {"success": False, "message": "Missing required field 'name'"},
+    ],
+)
+def test_an_item_with_an_error_sign_and_no_success_sign_fails_alone(
+    answer: dict[str, Any],
+) -> None:
+    api = BulkApi()
+
+    def refuse(item: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+        return {"guid": item["guid"], **answer} if item["data"]["extId"] == "F1" else default
+
+    api.item_answer = refuse
+    with api.client() as client:
+        results = client.bulk_create("accounts", [account(f"F{n}") for n in range(3)])
     assert [r.ok for r in results] == [True, False, True]
     assert isinstance(results[1].error, SsmRefused)
-    assert results[1].id is None
-    assert [r.method for r in api.requests] == ["POST"]  # no look-up: not ambiguous
+    assert "Missing required field 'name'" in str(results[1].error)
+    assert [r.method for r in api.requests] == ["POST"]  # refused: not looked up
 
 
 def test_an_item_answered_5xx_is_looked_up_by_ext_id() -> None:
@@ -1148,20 +1347,26 @@ def test_an_item_answered_5xx_is_looked_up_by_ext_id() -> None:
     assert all(where == "extId = 'U1'" for where in lookups)
 
 
-def test_an_update_item_missing_from_the_answers_fails_alone() -> None:
+def test_an_update_item_missing_from_the_answers_is_read_back() -> None:
+    """No answer for record 2: it is read back (``id = 2``); the fake holds no such record,
+    so it is reported not found, never done."""
     api = BulkApi()
     api.item_answer = lambda item, answer: None if item["id"] == 2 else answer
     with api.client() as client:
         results = client.bulk_update("accounts", [(1, {"a": 1}), (2, {"a": 2}), (3, {"a": 3})])
     assert [r.ok for r in results] == [True, False, True]
-    assert isinstance(results[1].error, SsmRefused)
+    assert isinstance(results[1].error, SsmNotFound)
+    assert set(api.wheres()) == {"id = 2"}
 
 
-def test_a_bulk_answer_that_is_not_a_list_fails_every_item() -> None:
+def test_a_bulk_answer_that_is_not_a_list_leaves_every_item_unknown() -> None:
+    """Every record may have been created: each stays an unknown outcome (the look-up by
+    extId is answered with no list either), for the engine to look up again."""
     api = FakeApi(lambda request: httpx.Response(200, json={"Message": "done"}))
     with api.client() as client:
         results = client.bulk_create("accounts", [account("N1"), account("N2")])
-    assert [type(r.error) for r in results] == [SsmError, SsmError]
+    assert all(isinstance(r.error, SsmUnavailable) and r.error.may_have_acted for r in results)
+    assert [r.method for r in api.requests] == ["POST", "GET"]
 
 
 @pytest.mark.parametrize("outcome", [500, 502, 504, "timeout"])

@@ -9,6 +9,7 @@ that the sync engine may call it from a pool of threads.
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import random
 import re
@@ -19,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -36,6 +38,10 @@ from dossiersync.target import WriteResult
 log = logging.getLogger("dossiersync.ssm")
 T = TypeVar("T")
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: a date or date-time as ISO 8601 writes it (``2026-03-14``, ``…T10:00:00.363Z``)
+DATE_LIKE = re.compile(
+    r"\s*\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?\s*$"
+)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # statuses and transport errors after which the server surely did not act on the request:
@@ -54,6 +60,29 @@ BULK_LIMITS = {
 #: extIds or ids looked up per request (an OR of "=", kept short for the URL)
 LOOKUP_CHUNK = 40
 LOGIN_REFUSED = "login refused: check the public/private key"
+
+#: what a bulk item's answer says (its shape is unpublished; see ``item_verdict``)
+DONE, FAILED, UNKNOWN = "done", "failed", "unknown"
+#: the documented success wordings ("entity created", "entity updated") and their kin
+SUCCESS_WORDING = re.compile(
+    r"\b(created|updated|success|successful|successfully|succeeded|ok)\b", re.I
+)
+#: what an explanation of a failure says: an API code first ("910: …") or a word of refusal
+ERROR_WORDING = re.compile(
+    r"^\s*\d{3}\b|\b(error|errors|invalid|missing|required|not|cannot|can't|must|"
+    r"refused|rejected|denied|forbidden|unauthori[sz]ed|fail|failed|failure|exception|"
+    r"duplicate|duplicated|already|too many|bad request|unknown)\b",
+    re.I,
+)
+
+
+class UnclearAnswer(SsmUnavailable):
+    """A bulk item's answer that says neither done nor refused: the write may have been
+    carried out (``may_have_acted``), so the record is looked up (a create, by extId) or
+    read back (an update) before anything is concluded."""
+
+    def __init__(self, message: str, answer: str | None = None) -> None:
+        super().__init__(message, None, answer, may_have_acted=True)
 
 
 class RequestPacer:
@@ -344,9 +373,11 @@ class SalesManagementClient:
         """``POST /{resource}/bulk`` (items ``{guid, data}``), or one create per record for a
         resource without bulk; one result per body, in order.
 
-        After a call whose outcome is unknown (timeout, 5xx), bodies carrying an ``extId``
-        are looked up by it: found, they were created; not found, they keep the error and
-        are created again only by a later pass, which looks them up first too.
+        After a call whose outcome is unknown (timeout, 5xx), or for an item whose answer
+        says neither done nor refused (``item_verdict``), bodies carrying an ``extId`` are
+        looked up by it within the call: found, they were created; not found, they keep
+        an error whose outcome is unknown and are created again only after the engine
+        looked them up once more.
         """
         results: builtins.list[WriteResult] = []
         for chunk in _chunks(bodies, self.bulk_limit(resource)):
@@ -362,7 +393,10 @@ class SalesManagementClient:
         self, resource: str, items: Sequence[tuple[int, Mapping[str, Any]]]
     ) -> builtins.list[WriteResult]:
         """``PUT /{resource}/bulk`` (items ``{guid, id, data}``), or one update per record
-        for a resource without bulk; one result per item, in order."""
+        for a resource without bulk; one result per item, in order.
+
+        An item whose answer says neither done nor refused is read back within the call
+        (``_verify_updates``), never taken either way."""
         results: builtins.list[WriteResult] = []
         for chunk in _chunks(items, self.bulk_limit(resource)):
             if self.bulk_limit(resource) == 1:
@@ -372,9 +406,10 @@ class SalesManagementClient:
                 continue
             framed = [{"guid": uuid.uuid4().hex, "id": int(i), "data": dict(b)} for i, b in chunk]
             answers = self._bulk("PUT", resource, framed, creating=False)
-            results += [
+            answers = [
                 WriteResult(int(i), a.error) for (i, _), a in zip(chunk, answers, strict=True)
             ]
+            results += self._verify_updates(resource, chunk, answers)
         return results
 
     @staticmethod
@@ -411,7 +446,9 @@ class SalesManagementClient:
     def _bulk(
         self, method: str, resource: str, items: builtins.list[dict[str, Any]], *, creating: bool
     ) -> builtins.list[WriteResult]:
-        """One bulk call; each item's result found by its ``guid``."""
+        """One bulk call; each item's result found by its ``guid`` and read tolerantly
+        (``item_verdict``): an answer that says neither done nor refused is an
+        ``SsmUnavailable`` with ``may_have_acted``, verified by the caller."""
         path = f"/{resource}/bulk"
         try:
             response = self._call(method, path, json=items)
@@ -419,26 +456,28 @@ class SalesManagementClient:
             return [WriteResult(error=exc) for _ in items]
         answers = _json(response)
         if not isinstance(answers, builtins.list):
-            error = SsmError(f"{method} {path} answered something else than a list", 200)
+            error = _unclear(method, path, "answered something else than a list")
             return [WriteResult(error=error) for _ in items]
         by_guid = {str(a.get("guid")): a for a in answers if isinstance(a, dict) and a.get("guid")}
         results = []
         for item in items:
             answer = by_guid.get(item["guid"])
             if answer is None:
-                error = SsmRefused(f"{method} {path}: no answer for this record", None)
-                results.append(WriteResult(error=error))
+                results.append(WriteResult(error=_unclear(method, path, "no answer for it")))
                 continue
-            status = _status(answer)
-            record_id = _record_id(answer) if creating else item["id"]
-            if status is not None and 200 <= status < 300 and record_id is not None:
+            verdict, record_id, why = item_verdict(answer, None if creating else item["id"])
+            if verdict == DONE:
                 results.append(WriteResult(record_id))
+            elif verdict == UNKNOWN:
+                results.append(WriteResult(error=_unclear(method, path, self._mask(why))))
             else:
-                text = self._mask(_text(answer) or "no clear success")
-                gone = status is not None and _not_found(method, status, text)
+                status = _status(answer)
+                text = self._mask(why)
+                # without a status, the API's code 910 ("does not exist") still says it
+                gone = _not_found(method, 400 if status is None else status, text)
                 kind = SsmNotFound if gone else SsmRefused
-                error = kind(f"{method} {path} refused this record: {text}", status, text)
-                results.append(WriteResult(error=error))
+                refused = kind(f"{method} {path} refused this record: {text}", status, text)
+                results.append(WriteResult(error=refused))
         return results
 
     def _recover(
@@ -447,7 +486,9 @@ class SalesManagementClient:
         bodies: Sequence[Mapping[str, Any]],
         results: builtins.list[WriteResult],
     ) -> builtins.list[WriteResult]:
-        """Creates whose outcome is unknown: the records found by extId were created."""
+        """Creates whose outcome is unknown (a failed call, an unclear item answer): the
+        records found by extId were created; the others keep an error whose outcome is
+        unknown, so that the engine looks them up again before it creates them."""
         unknown = {
             str(b["extId"]): n
             for n, (b, r) in enumerate(zip(bodies, results, strict=True))
@@ -461,11 +502,80 @@ class SalesManagementClient:
             return results  # still unknown: a later pass looks them up before creating
         recovered = builtins.list(results)
         for record in found:
-            n = unknown.get(str(record.get("extId")))
+            n = unknown.pop(str(record.get("extId")), None)
             if n is not None:
                 log.debug("%s %s: created despite the error, found by extId", resource, n)
                 recovered[n] = WriteResult(int(record["id"]))
+        for ext_id, n in unknown.items():
+            error = recovered[n].error
+            if isinstance(error, UnclearAnswer):
+                # no record with its extId: not created (yet); the engine looks it up
+                # once more before it sends it again
+                text = f"{error}; no record found with its extId {ext_id!r}"
+                recovered[n] = WriteResult(error=UnclearAnswer(text, error.answer))
         return recovered
+
+    def _verify_updates(
+        self,
+        resource: str,
+        items: Sequence[tuple[int, Mapping[str, Any]]],
+        results: builtins.list[WriteResult],
+    ) -> builtins.list[WriteResult]:
+        """Updates whose item answer was unclear, read back: the record as sent is done, a
+        missing one ``SsmNotFound``, a different one refused (sent again by a later pass).
+        A field the record does not show (not echoed, or read under another name) is not
+        compared, but a record showing none of the fields sent is not known to be updated
+        (refused too); see ``same_value`` for how fields compare."""
+        unclear = [n for n, r in enumerate(results) if isinstance(r.error, UnclearAnswer)]
+        if not unclear:
+            return results
+        path = f"PUT /{resource}/bulk"
+        checked = builtins.list(results)
+        try:
+            read = {
+                int(r["id"]): r
+                for r in self.find(resource, ids=[int(items[n][0]) for n in unclear])
+                if _record_id(r) is not None
+            }
+        except (SsmAuthError, SsmUnavailable) as exc:
+            for n in unclear:
+                checked[n] = WriteResult(int(items[n][0]), exc)
+            return checked
+        except SsmError as exc:
+            for n in unclear:
+                text = f"{path}: unclear answer, and the record could not be read back: {exc}"
+                checked[n] = WriteResult(int(items[n][0]), SsmRefused(text, exc.status))
+            return checked
+        for n in unclear:
+            record_id, body = int(items[n][0]), items[n][1]
+            record = read.get(record_id)
+            if record is None:
+                text = f"{path}: unclear answer, and {resource} {record_id} does not exist"
+                checked[n] = WriteResult(record_id, SsmNotFound(text, 404))
+                continue
+            shown = [name for name in body if name in record]
+            if body and not shown:
+                text = (
+                    f"{path}: unclear answer, and {resource} {record_id} read back shows none "
+                    f"of the fields sent ({', '.join(sorted(body))}): not known to be updated"
+                )
+                checked[n] = WriteResult(record_id, SsmRefused(text))
+                continue
+            differing = [name for name in shown if not same_value(body[name], record[name])]
+            if differing:
+                said = ", ".join(
+                    f"{name} is {_shown(record[name])} instead of {_shown(body[name])}"
+                    for name in differing[:5]
+                )
+                text = (
+                    f"{path}: unclear answer, and {resource} {record_id} read back without "
+                    f"the update ({said})"
+                )
+                checked[n] = WriteResult(record_id, SsmRefused(text, None, said))
+                continue
+            log.debug("%s %s: unclear answer, update read back", resource, record_id)
+            checked[n] = WriteResult(record_id)
+        return checked
 
     # -- transport ---------------------------------------------------------------------
 
@@ -638,6 +748,134 @@ def _ambiguous(error: Exception | None) -> bool:
     return isinstance(error, SsmError) and not isinstance(error, SsmAuthError)
 
 
+def item_verdict(answer: Mapping[str, Any], sent_id: int | None) -> tuple[str, int | None, str]:
+    """What one bulk item's answer says: ``(DONE, record id, "")``, ``(FAILED, None,
+    explanation)`` or ``(UNKNOWN, None, why)``. ``sent_id`` is the id of an update, None
+    for a create.
+
+    Its shape is unpublished, so it is read by its signs. An error sign: a status
+    (``statusCode`` or ``status``) of 400 or more, a non-empty ``error`` or ``errors``,
+    ``success: false``, or a message (``Message``, ``message``, or a status in words)
+    worded as a failure (an API code first, or a word of refusal: ``ERROR_WORDING``). A
+    success sign: a 2xx status, ``success: true``, a message worded as a success
+    ("entity created", "entity updated": ``SUCCESS_WORDING``). Failed: an error sign and
+    no success sign. Done: no error sign, no status or message saying something else, and
+    the record named: an id for a create, the ``guid`` for an update (an id, when given,
+    must be the one sent). Anything else (signs both ways, a 1xx/3xx status, a message
+    saying neither, a create without an id) is unknown.
+    """
+    status = _status(answer)
+    said = {
+        k: str(answer[k])
+        for k in ("Message", "message", "statusCode", "status")
+        if isinstance(answer.get(k), str) and answer[k].strip() and not answer[k].isdigit()
+    }
+    words = builtins.list(said.values())
+    # ``"error": null``, ``0``, ``false`` or ``[]`` say there is none
+    errors = [answer[k] for k in ("error", "errors") if answer.get(k)]
+    worded_as_error = [w for w in words if ERROR_WORDING.search(w)]
+    worded_as_success = [w for w in words if SUCCESS_WORDING.search(w) and w not in worded_as_error]
+    failed = bool(errors or worded_as_error) or answer.get("success") is False
+    succeeded = bool(worded_as_success) or answer.get("success") is True
+    if status is not None:
+        failed = failed or status >= 400
+        succeeded = succeeded or 200 <= status < 300
+    if failed and not succeeded:
+        # the explanation: a message first, then an error field, then a status in words
+        explained = [said[k] for k in ("Message", "message") if k in said]
+        explained += [e if isinstance(e, str) else _shown(e) for e in errors] + words
+        return FAILED, None, explained[0] if explained else _shown(answer)
+    if failed:
+        return UNKNOWN, None, f"signs of success and of failure: {_shown(answer)}"
+    if status is not None and not succeeded:
+        return UNKNOWN, None, f"status {status}, neither a success nor a failure"
+    unclear = [w for w in words if w not in worded_as_success]
+    if unclear:
+        return UNKNOWN, None, f"{unclear[0]!r} says neither success nor failure"
+    record_id = _record_id(answer)
+    if sent_id is None:
+        if record_id is None:
+            return UNKNOWN, None, f"no id for the new record: {_shown(answer)}"
+        return DONE, record_id, ""
+    if record_id is not None and record_id != sent_id:
+        return UNKNOWN, None, f"the answer names record {record_id}, not {sent_id}"
+    if answer.get("id") not in (None, "") and record_id is None:
+        return UNKNOWN, None, f"the answer names record {_shown(answer['id'])}, not {sent_id}"
+    return DONE, sent_id, ""
+
+
+def same_value(sent: Any, read: Any) -> bool:
+    """Whether a field read back holds what an update sent.
+
+    A foreign key read as ``{"id": 15, "value": "…"}`` compares its id; numbers compare
+    numerically (``12.5`` and ``"12.50"``); two dates or date-times compare as instants
+    (a date alone is its midnight, UTC unless said); an emptied field (``None`` or
+    ``""``) reads back empty; objects and lists compare member by member; anything else,
+    strings included, compares exactly.
+    """
+    if sent is None or sent == "":
+        empty = read is None or read == "" or (isinstance(read, Mapping) and not read.get("id"))
+        return bool(empty)
+    if isinstance(read, Mapping) and "id" in read and not isinstance(sent, Mapping):
+        try:
+            return SalesManagementClient.fk_id(sent) == SalesManagementClient.fk_id(read)
+        except ValueError:
+            return False
+    if isinstance(sent, bool) or isinstance(read, bool):
+        return sent is read
+    if isinstance(sent, int | float):
+        return _number(sent) == _number(read)
+    if isinstance(sent, str):
+        if sent == read:
+            return True
+        moment = _moment(sent)
+        return moment is not None and isinstance(read, str) and moment == _moment(read)
+    if isinstance(sent, Mapping):
+        return isinstance(read, Mapping) and all(
+            k in read and same_value(v, read[k]) for k, v in sent.items()
+        )
+    if isinstance(sent, builtins.list):
+        return (
+            isinstance(read, builtins.list)
+            and len(sent) == len(read)
+            and all(same_value(a, b) for a, b in zip(sent, read, strict=True))
+        )
+    return bool(sent == read)
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+
+
+def _moment(value: str) -> datetime | None:
+    """A date or date-time as an instant (UTC unless said), or None for other text."""
+    if not DATE_LIKE.match(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _shown(value: Any) -> str:
+    """A value in an explanation: JSON, cut short."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:
+        text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _unclear(method: str, path: str, why: str) -> UnclearAnswer:
+    return UnclearAnswer(f"{method} {path}: unclear answer for this record ({why})", why)
+
+
 def _record_id(answer: Any) -> int | None:
     value = answer.get("id") if isinstance(answer, dict) else None
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -645,7 +883,7 @@ def _record_id(answer: Any) -> int | None:
     return int(value) if str(value).strip().isdigit() else None
 
 
-def _status(answer: dict[str, Any]) -> int | None:
+def _status(answer: Mapping[str, Any]) -> int | None:
     for key in ("statusCode", "status"):
         value = answer.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -655,7 +893,7 @@ def _status(answer: dict[str, Any]) -> int | None:
     return None
 
 
-def _text(answer: dict[str, Any]) -> str:
+def _text(answer: Mapping[str, Any]) -> str:
     """The API's explanation in an answer body (either documented error shape)."""
     for key in ("Message", "message", "error"):
         if isinstance(answer.get(key), str) and answer[key]:

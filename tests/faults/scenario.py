@@ -120,10 +120,10 @@ def with_keys(simulator: SimulatorProcess) -> None:
     os.environ["SSM_PRIVATE_KEY"] = simulator.private_key
 
 
-def reference(root: Path) -> Counter[str]:
+def reference(root: Path, bulk_answer: str = "status") -> Counter[str]:
     """What SSM holds after the same dossiers are synced without faults."""
     root.mkdir(parents=True, exist_ok=True)
-    with running_simulator(str(root / "ssm.sqlite")) as sim:
+    with running_simulator(str(root / "ssm.sqlite"), bulk_answer=bulk_answer) as sim:
         with_keys(sim)
         ws = Workspace(root, sim)
         make_dossiers(ws)
@@ -166,18 +166,25 @@ def enter_ssm_orders(ws: Workspace, count: int) -> dict[str, list[str]]:
 
 
 def run(
-    root: Path, *, rate: float, seed: int, attempts: int, ssm_orders: int = SSM_ORDERS
+    root: Path,
+    *,
+    rate: float,
+    seed: int,
+    attempts: int,
+    ssm_orders: int = SSM_ORDERS,
+    bulk_answer: str = "status",
 ) -> Figures:
     """Sync the dossiers through the fault proxy until one attempt exits 0 (at most
     ``attempts``); then enter ``ssm_orders`` orders per dossier in SSM and sync again
     the same way; then count duplicates and what is missing against the reference (and,
-    for the orders entered in SSM, in Sage)."""
+    for the orders entered in SSM, in Sage). ``bulk_answer`` is the simulator's shape of
+    bulk item answers."""
     figures = Figures(rate=rate, seed=seed)
-    expected = reference(root / "reference")
+    expected = reference(root / "reference", bulk_answer)
     figures.expected = sum(expected.values())
     faulty = root / "faults"
     faulty.mkdir(parents=True, exist_ok=True)
-    with running_simulator(str(faulty / "ssm.sqlite")) as sim:
+    with running_simulator(str(faulty / "ssm.sqlite"), bulk_answer=bulk_answer) as sim:
         with_keys(sim)
         with FaultProxy(sim.url, rate=rate, seed=seed, hold_seconds=CLIENT_TIMEOUT + 0.5) as proxy:
             ws = FaultWorkspace(faulty, sim)

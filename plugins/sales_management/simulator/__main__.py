@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from .app import MAX_PAGE_SIZE, NEXT_PAGE_MODES
+from .app import BULK_ANSWERS, MAX_PAGE_SIZE, NEXT_PAGE_MODES
 from .process import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY, serve
 
 
@@ -67,6 +67,14 @@ def parser(
         type=_positive,
         default=MAX_PAGE_SIZE,
         help=f"largest page answered, whatever X-FM-Entity-Count asks (default {MAX_PAGE_SIZE})",
+    )
+    p.add_argument(
+        "--bulk-answer",
+        choices=BULK_ANSWERS,
+        default="status",
+        help="shape of a bulk item's answer (unpublished): status (default) "
+        '{"guid","statusCode","id","Message"}, message {"guid","id","Message"}, '
+        'bare {"guid","id"}',
     )
     p.add_argument("--session-ttl", type=_natural, default=3600, help="session lifetime (s)")
     p.add_argument("--seed", type=int, default=None, help="seed of the fault injection")

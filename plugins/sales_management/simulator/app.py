@@ -39,6 +39,11 @@ STATS_PATH = "/_simulator/stats"
 #: ``X-FM-Next-Page`` on every page but the last, or as an older API did (next = current
 #: page on the last one)
 NEXT_PAGE_MODES = ("none", "next", "repeat")
+#: the shape of a bulk item's answer, unpublished: ``status`` ``{"guid", "statusCode",
+#: "id", "Message"}``, ``message`` ``{"guid", "id", "Message"}`` (the wording of a single
+#: create or update, no status), ``bare`` ``{"guid", "id"}`` (a failure: ``{"guid",
+#: "error"}``)
+BULK_ANSWERS = ("status", "message", "bare")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -61,6 +66,7 @@ class Switches:
     lost_answer_rate: float = 0.0
     next_page: str = "none"
     max_page_size: int = MAX_PAGE_SIZE
+    bulk_answer: str = "status"
 
 
 class Stats:
@@ -182,6 +188,7 @@ def create_app(
     lost_answer_rate: float = 0.0,
     next_page: str = "none",
     max_page_size: int = MAX_PAGE_SIZE,
+    bulk_answer: str = "status",
 ) -> Starlette:
     """The simulator application over the SQLite file ``db_path`` (created and seeded if new)."""
     switches = Switches(
@@ -195,9 +202,12 @@ def create_app(
         lost_answer_rate=lost_answer_rate,
         next_page=next_page,
         max_page_size=max_page_size,
+        bulk_answer=bulk_answer,
     )
     if next_page not in NEXT_PAGE_MODES:
         raise ValueError(f"next_page must be one of {', '.join(NEXT_PAGE_MODES)}")
+    if bulk_answer not in BULK_ANSWERS:
+        raise ValueError(f"bulk_answer must be one of {', '.join(BULK_ANSWERS)}")
     store = Store(db_path)
     gate = Gate(switches)
     stats = Stats()
@@ -300,7 +310,7 @@ def create_app(
             if item["statusCode"] >= 400:
                 path = request.url.path
                 stats.refused(request.method, path, item["statusCode"], item["Message"])
-        return JSONResponse(answers)
+        return JSONResponse([shaped(item, switches.bulk_answer) for item in answers])
 
     async def show_stats(request: Request) -> Response:
         return JSONResponse(stats.snapshot())
@@ -342,6 +352,23 @@ def create_app(
     app.state.switches = switches
     app.state.stats = stats
     return app
+
+
+def shaped(answer: dict[str, Any], shape: str) -> dict[str, Any]:
+    """A bulk item's answer (``{"guid", "statusCode", "id"?, "Message"}``) in ``shape``.
+
+    A failed item never carries an id, whatever the shape; ``message`` tells it by its
+    text alone, ``bare`` by an ``error`` field.
+    """
+    if shape == "status":
+        return answer
+    done = answer["statusCode"] < 400
+    if shape == "message":
+        kept = ("guid", "id", "Message") if done else ("guid", "Message")
+        return {k: answer[k] for k in kept}
+    if done:
+        return {"guid": answer["guid"], "id": answer["id"]}
+    return {"guid": answer["guid"], "error": answer["Message"]}
 
 
 async def json_body(request: Request) -> Any:

@@ -36,6 +36,7 @@ SWITCHES = {
     "lost_answer_rate": "--lost-answer-rate",
     "next_page": "--next-page",
     "max_page_size": "--max-page-size",
+    "bulk_answer": "--bulk-answer",
 }
 DEFAULT_PUBLIC_KEY = "demo-public"
 DEFAULT_PRIVATE_KEY = "demo-private"
