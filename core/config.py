@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -50,6 +51,8 @@ class ImplementationConfig:
     max_concurrency: int = 4
     max_requests_per_second: float = 20.0
     page_size: int = 500
+    max_response_bytes: int = 32 * 1024 * 1024
+    request_deadline_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -344,6 +347,24 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     )
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _is_address(value: str) -> bool:
+    """An IP address, or a host name as DNS writes one (not dotted numbers out of range)."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    labels = value.removesuffix(".").split(".")
+    return (
+        len(value) <= 253
+        and all(_HOST_LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
 def _web(data: dict[str, Any]) -> WebConfig:
     reference = str(data.get("token") or "")
     token = resolve(reference, "web.token") if reference else None
@@ -355,8 +376,12 @@ def _web(data: dict[str, Any]) -> WebConfig:
             "print(secrets.token_urlsafe(32))' makes one), or leave web.token out to have "
             "one generated"
         )
+    bind = str(data.get("bind", "127.0.0.1"))
+    if not _is_address(bind):
+        # refused with the file, before the state store or the token file is made
+        raise ConfigError(f"web.bind: {bind[:80]!r} is neither an IP address nor a host name")
     return WebConfig(
-        bind=data.get("bind", "127.0.0.1"),
+        bind=bind,
         port=data.get("port", 8780),
         token=token,
         language=data.get("language", "auto"),

@@ -65,7 +65,7 @@ def _dossiers(site: Site) -> dict[str, dict[str, Any]]:
 def _known(site: Site, dossier_id: str) -> dict[str, Any]:
     dossier = _dossiers(site).get(dossier_id)
     if dossier is None:
-        raise HTTPException(404, f"no dossier {dossier_id}")
+        raise HTTPException(404, f"no dossier {params.echo(dossier_id)}")
     return dossier
 
 
@@ -192,7 +192,8 @@ def sync_dossier(request: Request) -> Response:
         raise HTTPException(409, f"dossier {dossier_id} is not active: activate it first")
     unknown = sorted(set(entities or ()) - set(dossier["entities"]))
     if unknown:
-        raise params.BadParameter("entity", f"not enabled for this dossier: {', '.join(unknown)}")
+        said = ", ".join(params.echo(e) for e in unknown[:5])
+        raise params.BadParameter("entity", f"not enabled for this dossier: {params.echo(said)}")
     try:
         job = site.jobs.start(dossier_id, entities)
     except SyncBusy as exc:
@@ -222,7 +223,8 @@ def preview_dossier(request: Request) -> Response:
     entities = request.query_params.getlist("entity") or None
     unknown = sorted(set(entities or ()) - set(dossier["entities"]))
     if unknown:
-        raise params.BadParameter("entity", f"not enabled for this dossier: {', '.join(unknown)}")
+        said = ", ".join(params.echo(e) for e in unknown[:5])
+        raise params.BadParameter("entity", f"not enabled for this dossier: {params.echo(said)}")
     (found,) = preview(site.config, site.store, [dossier_id], entities)
     return site.json(found.as_dict())
 

@@ -58,6 +58,9 @@ NOTICES = {
     "incidents.retry_marked",
 }
 ERROR_NOTICES = {"sync.busy", "error.inactive"}
+#: notices about one dossier, or about one or more, named after the ``|``
+NEED_DOSSIER = {"sync.started", "sync.busy", "error.inactive"}
+NEED_DOSSIERS = {"setup.activated", "setup.deactivated"}
 
 
 # -- shared ------------------------------------------------------------------------------
@@ -66,20 +69,26 @@ ERROR_NOTICES = {"sync.busy", "error.inactive"}
 def _selected(request: Request, dossiers: list[dict[str, Any]]) -> str:
     value = params.text(request, "dossier") or "all"
     if value != "all" and value not in {d["id"] for d in dossiers}:
-        raise HTTPException(404, f"no dossier {value}")
+        raise HTTPException(404, f"no dossier {params.echo(value)}")
     return value
 
 
-def _messages(t: Translator, request: Request) -> tuple[list[str], list[str]]:
-    """Notices and errors named in the query string after a redirect."""
+def _messages(t: Translator, request: Request, known: set[str]) -> tuple[list[str], list[str]]:
+    """Notices and errors named in the query string after a redirect: known ones only, and
+    about known dossiers only (anyone can send a link; it must not make the page say a
+    text of its choosing)."""
     notices, errors = [], []
     for item in request.query_params.getlist("notice")[:5]:
         key, _, about = item.partition("|")
-        about = about[:200]
+        ids = list(dict.fromkeys(about.split(","))) if about else []
+        if any(i not in known for i in ids):
+            continue
+        if (key in NEED_DOSSIER and len(ids) != 1) or (key in NEED_DOSSIERS and not ids):
+            continue
         if key in NOTICES:
-            notices.append(t(key, dossier=about, ids=about.replace(",", ", ")))
+            notices.append(t(key, dossier=about, ids=", ".join(ids)))
         elif key in ERROR_NOTICES:
-            errors.append(t(key, dossier=about, ids=about))
+            errors.append(t(key, dossier=about, ids=", ".join(ids)))
     return notices, errors
 
 
@@ -93,8 +102,8 @@ def _context(
     group_action: str = "/",
     group_keep: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    notices, errors = _messages(site.translator(request), request)
     names = {d["id"]: d["name"] for d in dossiers}
+    notices, errors = _messages(site.translator(request), request, set(names))
     return {
         "section": section,
         "dossiers": dossiers,
@@ -180,7 +189,7 @@ async def sync_now(request: Request) -> Response:
     dossiers = await run_in_threadpool(dossier_list, site.config, site.store)
     dossier = next((d for d in dossiers if d["id"] == dossier_id), None)
     if dossier is None:
-        raise HTTPException(404, f"no dossier {dossier_id}")
+        raise HTTPException(404, f"no dossier {params.echo(dossier_id)}")
     if dossier["state"] != "active":
         return _redirect(back, [*query, ("notice", f"error.inactive|{dossier_id}")])
     try:
@@ -201,7 +210,7 @@ async def preview_page(request: Request) -> Response:
     dossiers = await run_in_threadpool(dossier_list, site.config, site.store)
     dossier = next((d for d in dossiers if d["id"] == dossier_id), None)
     if dossier is None:
-        raise HTTPException(404, f"no dossier {dossier_id}")
+        raise HTTPException(404, f"no dossier {params.echo(dossier_id)}")
     if dossier["state"] != "active":
         return _redirect("/", [("dossier", dossier_id), ("notice", f"error.inactive|{dossier_id}")])
     (found,) = await run_in_threadpool(preview, site.config, site.store, [dossier_id])

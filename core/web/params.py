@@ -10,6 +10,8 @@ from starlette.requests import Request
 #: ids, entity names and labels are short words; longer values are refused early
 MAX_TEXT = 200
 MAX_ID = 2**31 - 1
+#: a value the request chose is repeated in an answer (a 404 naming the dossier) cut to this
+MAX_ECHO = 40
 
 
 class BadParameter(Exception):
@@ -19,6 +21,11 @@ class BadParameter(Exception):
         super().__init__(f"{name}: {message}")
         self.name = name
         self.message = message
+
+
+def echo(value: str) -> str:
+    """``value`` as an error may repeat it: cut short (a 100 kB id is not sent back whole)."""
+    return value if len(value) <= MAX_ECHO else value[:MAX_ECHO] + "…"
 
 
 def text(request: Request, name: str) -> str | None:

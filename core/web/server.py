@@ -119,10 +119,15 @@ def serve_in_thread(
     address is left to the caller: ``WebServer.announcement()`` gives the lines.
     ``scheduled``: the caller runs the service's schedule (see :func:`create_app`).
     """
-    token = token or access_token(config)
-    app = create_app(config, store, token=token, jobs=jobs, scheduled=scheduled)
     host = bind or config.web.bind
+    # the address first: a bad one is said before the token file is made
     sock = _bind(host, config.web.port if port is None else port)
+    try:
+        token = token or access_token(config)
+        app = create_app(config, store, token=token, jobs=jobs, scheduled=scheduled)
+    except BaseException:
+        sock.close()
+        raise
     server = _uvicorn_server(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="dossiersync-web", daemon=True
@@ -148,10 +153,15 @@ def serve(
     echo: Callable[[str], None] = _stderr,
 ) -> None:
     """Serve the page in the foreground until interrupted (Ctrl-C, SIGTERM)."""
-    token = access_token(config)
-    app = create_app(config, store, token=token)
     host = bind or config.web.bind
+    # the address first: a bad one is said before the token file is made
     sock = _bind(host, config.web.port if port is None else port)
+    try:
+        token = access_token(config)
+        app = create_app(config, store, token=token)
+    except BaseException:
+        sock.close()
+        raise
     for line in announcement(_url(host, int(sock.getsockname()[1])), token):
         echo(line)
     server = _uvicorn_server(app)

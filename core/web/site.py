@@ -28,6 +28,8 @@ HERE = Path(__file__).parent
 NO_STORE = {"Cache-Control": "no-store"}
 #: how long the count of each dossier's records in Sales Management is reused
 SSM_COUNTS_SECONDS = 60.0
+#: the longest request path an HTML answer repeats (the sign-in form's action)
+MAX_PATH_SHOWN = 200
 
 
 @dataclass
@@ -82,8 +84,9 @@ class Site:
             "implementation": self.config.implementation.name,
             "csrf_token": self.sessions.csrf_token(auth) if auth else None,
             "signed_in": auth is not None and auth.by == "cookie",
-            # one leading slash: a form action never becomes a protocol-relative address
-            "path": "/" + request.url.path.lstrip("/"),
+            # one leading slash: a form action never becomes a protocol-relative address;
+            # an address longer than any of the page's is not sent back
+            "path": "/" + request.url.path.lstrip("/")[:MAX_PATH_SHOWN],
             **self.redact(context),
         }
         body = self.templates.get_template(template).render(values)

@@ -311,3 +311,69 @@ def test_a_session_ends_when_idle_and_after_its_longest_life(workspace: Workspac
     assert all(code == 200 for at, code in codes if at < 1.6), codes
     assert all(code == 401 for at, code in codes if at > 2.0), codes
     store.dispose()
+
+
+# -- echoes ----------------------------------------------------------------------------------
+
+
+def test_what_the_request_chose_is_echoed_cut_short(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    store, app = open_app(workspace)
+    api = TestClient(app, headers=BEARER)
+    chosen = "Z" * 60_000  # near the longest address httpx sends
+    for path in (f"/api/dossiers/{chosen}/journal", f"/api/status?dossier={chosen[:150]}"):
+        answer = api.get(path)
+        assert answer.status_code == 404, path
+        assert len(answer.content) < 300 and "Z" * 41 not in answer.text, path
+        assert answer.json()["detail"].startswith("no dossier ZZZ")
+    refused = api.post(f"/api/dossiers/nord/preview?entity={chosen}")
+    assert refused.status_code == 400 and len(refused.content) < 300
+    bad_entities = "&".join(f"entity=e{n}{'Y' * 30}" for n in range(50))
+    refused = api.post(f"/api/dossiers/nord/sync?{bad_entities}")
+    assert refused.status_code == 400 and len(refused.content) < 300
+    # the sign-in form does not send a long address back either
+    anonymous = TestClient(app).get("/" + chosen)
+    assert anonymous.status_code == 401 and "Z" * 201 not in anonymous.text
+    store.dispose()
+
+
+def test_a_notice_in_the_address_says_only_what_the_page_itself_would(
+    workspace: Workspace,
+) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    store, app = open_app(workspace)
+    page = TestClient(app, headers=BEARER)
+    lure = "Call 01 23 45 67 89 to restore your account"
+    for notice in (
+        f"sync.busy|{lure}",
+        f"sync.started|nord,{lure}",
+        f"setup.activated|nord,{lure}",
+        f"setup.deactivated|{'x' * 150}",
+        f"no.such.notice|{lure}",
+        "sync.busy|",
+    ):
+        shown = page.get("/", params={"notice": notice})
+        assert shown.status_code == 200, notice
+        assert lure not in shown.text and "x" * 150 not in shown.text, notice
+        assert 'class="notice' not in shown.text and 'class="error' not in shown.text, notice
+    # the notices the page's own redirects carry are still said
+    assert "nord is already being synced." in page.get("/?notice=sync.busy|nord").text
+    assert "Activated: nord." in page.get("/setup?notice=setup.activated|nord").text
+    assert "Nothing changed." in page.get("/setup?notice=setup.unchanged|").text
+    store.dispose()
+
+
+def test_serve_with_a_bad_address_makes_nothing_before_refusing(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    for bind in ("256.1.1.1", "not an address", "-bad-.example"):
+        workspace.extra_config = f'[web]\nbind = "{bind}"\n'  # no token: one would be made
+        workspace.write_config()
+        served = serve(workspace)
+        assert served.returncode == 2, (bind, served.stderr)
+        assert "web.bind" in served.stderr and bind in served.stderr
+        made = sorted(p.name for p in workspace.root.iterdir())
+        assert made == ["dossiersync.toml", "nord.db"], (bind, made)
