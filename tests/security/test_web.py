@@ -9,6 +9,8 @@ depends on the network (the client's address).
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import subprocess
@@ -377,3 +379,104 @@ def test_serve_with_a_bad_address_makes_nothing_before_refusing(workspace: Works
         assert "web.bind" in served.stderr and bind in served.stderr
         made = sorted(p.name for p in workspace.root.iterdir())
         assert made == ["dossiersync.toml", "nord.db"], (bind, made)
+
+
+# -- what held already: kept so by these --------------------------------------------------
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_sage_text_and_dossier_names_are_shown_as_text(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=3, seed=1)
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = ?, CT_Intitule = ? WHERE CT_Num = 'CL00002'",
+        (f"x{SCRIPT}@", SCRIPT),
+    )
+    configure(workspace)
+    text = workspace.config_path.read_text(encoding="utf-8")
+    text = text.replace('name = "Dossier nord"', f'name = "{SCRIPT}"')
+    workspace.config_path.write_text(text, encoding="utf-8")
+    workspace.activate_all()
+    workspace.sync(expect=1)  # the client's address is refused: an incident quotes it
+    store, app = open_app(workspace)
+    client = TestClient(app, headers=BEARER)
+    incidents = client.get("/api/incidents").json()
+    assert any(SCRIPT in str(i["message"]) for i in incidents)  # the data, as it is
+    runs = client.get("/api/dossiers/nord/journal").json()
+    pages = [p for p in every_get(app, "nord") if not p.startswith(("/api/", "/static/"))]
+    pages += ["/?dossier=nord", "/incidents?dossier=nord&state=all", "/setup"]
+    pages += [f"/incidents/{i['incident_id']}" for i in incidents]
+    pages += [f"/journal/{r['run_id']}?dossier=nord" for r in runs]
+    escaped = 0
+    for path in pages:
+        page = client.get(path)
+        assert page.status_code in (200, 404), path
+        assert "<script>alert" not in page.text, path
+        escaped += "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert escaped >= 5
+    store.dispose()
+
+
+def test_other_sites_can_neither_read_nor_post(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    store, app = open_app(workspace)
+    evil = {"Origin": "http://evil.example"}
+    api = TestClient(app, headers={**BEARER, **evil}, follow_redirects=False)
+    anonymous = TestClient(app, headers=evil, follow_redirects=False)
+    answers = [api.get(path) for path in every_get(app, "nord")]
+    answers += [anonymous.get("/"), anonymous.get("/api/status"), api.get("/no/such")]
+    answers.append(
+        anonymous.options("/api/status", headers={"Access-Control-Request-Method": "POST"})
+    )
+    for answer in answers:
+        assert not any(h.startswith("access-control-") for h in answer.headers), answer.url
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+
+    # every state change posted under a browser session needs the session's CSRF token
+    browser = signed_in(app)
+    posts = [
+        route.path.replace("{dossier_id}", "nord").replace("{incident_id}", "1")
+        for route in app.routes
+        if isinstance(route, Route) and "POST" in (route.methods or ())
+    ]
+    assert len(posts) >= 9
+    for path in posts:
+        for refused in (
+            browser.post(path, data={"shown": "nord", "confirm": "yes"}, headers=evil),
+            browser.post(path, data={"csrf_token": "forged"}, headers={"X-CSRF-Token": "x"}),
+        ):
+            assert refused.status_code in (403, 404), (path, refused.status_code)
+    assert workspace.cli_json("dossiers", "list")[0]["state"] == "active"
+    assert browser.get("/api/dossiers/nord/sync").json() == {"job": None}  # none started
+    assert browser.get("/api/status").status_code == 200  # and the session still open
+    store.dispose()
+
+
+def test_the_journal_csv_of_the_page_runs_no_formula(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    configure(workspace)
+    workspace.activate_all()
+    store = StateStore(workspace.state_url)
+    now = datetime(2026, 12, 1, 12, 0)
+    formulas = ["=1+cmd|'/C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    with store.session() as s:
+        for formula in formulas:
+            s.add(Run(dossier_id="nord", entity=formula, direction="sage_to_ssm",
+                      trigger="schedule", started_at=now, finished_at=now, outcome="failed",
+                      message=formula))  # fmt: skip
+    store.dispose()
+    store, app = open_app(workspace)
+    client = signed_in(app)
+    for path in ("/journal.csv?dossier=nord", "/api/dossiers/nord/journal.csv"):
+        rows = list(csv.reader(io.StringIO(client.get(path).content.decode("utf-8-sig"))))
+        cells = [cell for row in rows[1:] for cell in row]
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+        assert sum(cell == "'" + f for cell in cells for f in formulas) == 2 * len(formulas)
+    store.dispose()
