@@ -841,7 +841,9 @@ def serve(c: Ctx, bind: str | None, port: int | None) -> None:
     """Serve the status page and its JSON API (needs the access token) until interrupted."""
     from .web import serve as serve_web
 
-    serve_web(c.config, c.store, bind=bind, port=port, echo=lambda line: click.echo(line, err=True))
+    # the store is opened once the address is taken: a bad one creates no state file
+    say = lambda line: click.echo(line, err=True)  # noqa: E731
+    serve_web(c.config, lambda: c.store, bind=bind, port=port, echo=say)
 
 
 STOPPED_BY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "interrupted by SIGTERM"}

@@ -146,19 +146,22 @@ def serve_in_thread(
 
 def serve(
     config: Config,
-    store: StateStore,
+    store: StateStore | Callable[[], StateStore],
     *,
     bind: str | None = None,
     port: int | None = None,
     echo: Callable[[str], None] = _stderr,
 ) -> None:
-    """Serve the page in the foreground until interrupted (Ctrl-C, SIGTERM)."""
+    """Serve the page in the foreground until interrupted (Ctrl-C, SIGTERM).
+
+    ``store`` may be given as a function that opens it: it is then opened once the
+    address is taken, so that a bad or busy address creates no state file."""
     host = bind or config.web.bind
-    # the address first: a bad one is said before the token file is made
+    # the address first: a bad one is said before the token file or the store is made
     sock = _bind(host, config.web.port if port is None else port)
     try:
         token = access_token(config)
-        app = create_app(config, store, token=token)
+        app = create_app(config, store if isinstance(store, StateStore) else store(), token=token)
     except BaseException:
         sock.close()
         raise

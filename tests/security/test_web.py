@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -379,6 +380,23 @@ def test_serve_with_a_bad_address_makes_nothing_before_refusing(workspace: Works
         assert "web.bind" in served.stderr and bind in served.stderr
         made = sorted(p.name for p in workspace.root.iterdir())
         assert made == ["dossiersync.toml", "nord.db"], (bind, made)
+
+
+def test_serve_on_a_busy_port_or_a_bad_bind_option_makes_nothing(workspace: Workspace) -> None:
+    workspace.add_dossier("nord", clients=2, seed=1)
+    command = [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = str(busy.getsockname()[1])
+        for options in (["--port", taken], ["--bind", "256.1.1.1", "--port", "0"]):
+            served = subprocess.run(
+                [*command, "serve", *options], capture_output=True, text=True, timeout=60
+            )
+            assert served.returncode == 2, (options, served.stderr)
+            assert "cannot serve the status page" in served.stderr
+            made = sorted(p.name for p in workspace.root.iterdir())
+            assert made == ["dossiersync.toml", "nord.db"], (options, made)
 
 
 # -- what held already: kept so by these --------------------------------------------------
