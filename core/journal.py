@@ -23,6 +23,28 @@ COUNTS = (
     "refused",
     "failed",
 )
+#: the most characters a journaled text keeps (a run's message, an event's detail, an
+#: incident's message and the cause in its detail): a cause quoted from another system
+#: (an API's error text, a driver's) can be megabytes, and is stored with every occurrence
+MAX_TEXT = 4000
+
+
+def bounded(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} characters cut)"
+
+
+def _bounded_detail(value: Any) -> Any:
+    """An incident's detail with every text in it bounded."""
+    if isinstance(value, str):
+        return bounded(value)
+    if isinstance(value, dict):
+        return {k: _bounded_detail(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bounded_detail(v) for v in value]
+    return value
 
 
 def utcnow() -> datetime:
@@ -159,7 +181,7 @@ def finish_run(session: Session, record: RunRecord) -> None:
         .values(
             finished_at=record.finished_at,
             outcome=record.outcome,
-            message=record.message,
+            message=None if record.message is None else bounded(record.message),
             **record.counts,
         )
     )
@@ -223,7 +245,7 @@ def add_event(
             "entity": run.entity,
             "record_key": record_key[:240],
             "action": action,
-            "detail": detail,
+            "detail": None if detail is None else bounded(detail),
             "at": utcnow(),
         }
     )
@@ -264,6 +286,7 @@ def _count_incident(
     detail: dict[str, Any] | None,
 ) -> tuple[Incident, bool]:
     now = utcnow()
+    message, detail = bounded(message), _bounded_detail(detail)
     existing = session.scalars(
         select(Incident).where(
             Incident.dossier_id == dossier_id,
@@ -357,6 +380,7 @@ def record_incident(
     ``dossiersync_incident_occurred`` every time, ``dossiersync_incident_opened`` when it
     is new.  ``hooks`` is the dossier's hook caller (``registry.dossier_hooks``).
     """
+    message = bounded(message)
     row, opened = _count_incident(
         session,
         dossier_id,

@@ -79,6 +79,8 @@ def ssm_client(config: Config, max_retries: int | None = None) -> Any:
         max_concurrency=impl.max_concurrency,
         max_requests_per_second=impl.max_requests_per_second,
         page_size=impl.page_size,
+        max_response_bytes=impl.max_response_bytes,
+        request_deadline=impl.request_deadline_seconds,
     )
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -60,6 +61,13 @@ BULK_LIMITS = {
 #: extIds or ids looked up per request (an OR of "=", kept short for the URL)
 LOOKUP_CHUNK = 40
 LOGIN_REFUSED = "login refused: check the public/private key"
+#: the largest answer read, by default: a page of 500 records of a few kB each fits many
+#: times over; beyond, the server is not answering what was asked
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: the longest a whole request may take, by default (connection, answer and its body)
+REQUEST_DEADLINE = 120.0
+#: the most of a server's text an error, an incident or a log quotes
+MAX_ERROR_TEXT = 2000
 
 #: what a bulk item's answer says (its shape is unpublished; see ``item_verdict``)
 DONE, FAILED, UNKNOWN = "done", "failed", "unknown"
@@ -74,6 +82,20 @@ ERROR_WORDING = re.compile(
     r"duplicate|duplicated|already|too many|bad request|unknown)\b",
     re.I,
 )
+
+
+class DeadlinePassed(httpx.TimeoutException):
+    """A request not answered in full within ``request_deadline``: a transport failure,
+    retried as a timeout is (and a create sent so may have been carried out)."""
+
+
+class AnswerTooLarge(Exception):
+    """An answer larger than ``max_response_bytes``: its reading was stopped."""
+
+    def __init__(self, size: int, announced: bool) -> None:
+        super().__init__(size)
+        self.size = size
+        self.announced = announced
 
 
 class UnclearAnswer(SsmUnavailable):
@@ -161,13 +183,23 @@ class SalesManagementClient:
         max_concurrency: int = 4,
         max_requests_per_second: float = 20.0,
         page_size: int = 500,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        request_deadline: float = REQUEST_DEADLINE,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be at least 1")
+        if request_deadline <= 0:
+            raise ValueError("request_deadline must be positive")
         self.api_url = api_url.rstrip("/")
+        # what messages show of the URL: never a user or password written into it
+        self._where = str(httpx.URL(self.api_url).copy_with(username=None, password=None))
+        self.max_response_bytes = max_response_bytes
+        self.request_deadline = request_deadline
         self.page_size = page_size
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -191,7 +223,7 @@ class SalesManagementClient:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(api_url={self.api_url!r})"
+        return f"{type(self).__name__}(api_url={self._where!r})"
 
     def __enter__(self) -> SalesManagementClient:
         return self
@@ -600,15 +632,17 @@ class SalesManagementClient:
         return response
 
     def _message(self, response: httpx.Response) -> str:
-        """The API's explanation of an error, with any secret of this client masked."""
+        """The API's explanation of an error, with any secret of this client masked, cut
+        to ``MAX_ERROR_TEXT`` characters."""
         return self._mask(_message(response))
 
     def _mask(self, text: str) -> str:
+        """A server's text as an error may quote it: secrets masked, cut to a few kB."""
         secrets = [self._credentials["username"], self._credentials["password"], self._token]
         for secret in secrets:
             if secret:
                 text = text.replace(secret, "***")
-        return text
+        return cut(text)
 
     def _session_token(self) -> str:
         with self._auth_lock:
@@ -625,7 +659,7 @@ class SalesManagementClient:
     def _open_session(self) -> str:
         response = self._send("POST", "/login", None, json=self._credentials)
         if response.status_code in (401, 403):
-            raise SsmAuthError(f"{self.api_url}: {LOGIN_REFUSED}", response.status_code)
+            raise SsmAuthError(f"{self._where}: {LOGIN_REFUSED}", response.status_code)
         if response.status_code >= 400:
             raise SsmRefused(
                 f"POST /login refused (HTTP {response.status_code}): {self._message(response)}",
@@ -653,14 +687,29 @@ class SalesManagementClient:
                 with self._slots:
                     self._pacer.wait()
                     started = time.monotonic()
-                    response = self._http.request(method, path, headers=headers, **request)
+                    response = self._exchange(method, path, headers, request)
+            except AnswerTooLarge as exc:
+                # the same request would get the same answer: not retried
+                how = "announced" if exc.announced else "reading stopped at"
+                raise SsmUnavailable(
+                    f"{method} {path}: answer larger than max_response_bytes = "
+                    f"{self.max_response_bytes} ({how} {exc.size} bytes); the server does "
+                    "not answer as the API does",
+                    may_have_acted=not idempotent,
+                ) from None
             except httpx.TransportError as exc:
                 log.debug("%s %s failed: %s", method, path, type(exc).__name__)
                 if attempt >= self.max_retries or not (
                     idempotent or isinstance(exc, NOT_SENT_ERRORS)
                 ):
+                    what = (
+                        f"not answered in full within request_deadline = "
+                        f"{self.request_deadline:g} s"
+                        if isinstance(exc, DeadlinePassed)
+                        else type(exc).__name__
+                    )
                     raise SsmUnavailable(
-                        f"{method} {self.api_url}{path}: {type(exc).__name__} after "
+                        f"{method} {self._where}{path}: {what} after "
                         f"{attempt + 1} attempt(s); check the API URL and the network",
                         may_have_acted=not (idempotent or isinstance(exc, NOT_SENT_ERRORS)),
                     ) from None
@@ -677,7 +726,7 @@ class SalesManagementClient:
                 idempotent or response.status_code in NOT_PROCESSED_STATUSES
             ):
                 raise SsmUnavailable(
-                    f"{method} {self.api_url}{path}: HTTP {response.status_code} after "
+                    f"{method} {self._where}{path}: HTTP {response.status_code} after "
                     f"{attempt + 1} attempt(s): {self._message(response)}",
                     response.status_code,
                     may_have_acted=not (
@@ -687,6 +736,82 @@ class SalesManagementClient:
             self._sleep(self._backoff(attempt, response.headers.get("Retry-After")))
             attempt += 1
 
+    def _exchange(
+        self, method: str, path: str, headers: dict[str, str], request: dict[str, Any]
+    ) -> httpx.Response:
+        """One request and its whole answer, read as it streams: at most
+        ``max_response_bytes`` of it (``AnswerTooLarge`` beyond), all of it within
+        ``request_deadline`` seconds from the connection to the last byte
+        (``DeadlinePassed`` past it).
+
+        httpx's ``timeout`` bounds each read, not a request: a server dripping its answer
+        a byte at a time would hold it for ever. So the exchange runs in a thread of its
+        own, which the caller waits for until the deadline, no longer; the exchange stops
+        at its next chunk once the deadline passed, and a read blocked then is woken by
+        shutting its socket down (before the answer's headers, the socket is not within
+        reach: that thread ends at its read timeout, the caller does not wait for it).
+        """
+        exchange = _Exchange(time.monotonic() + self.request_deadline)
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                exchange.answer = self._receive(method, path, headers, request, exchange)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                exchange.error = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="ssm-request", daemon=True).start()
+        if not done.wait(self.request_deadline):
+            exchange.expire()
+        if not done.is_set():
+            raise DeadlinePassed(f"{method} {path}: past the request deadline")
+        if exchange.error is not None:
+            raise exchange.error
+        assert exchange.answer is not None
+        return exchange.answer
+
+    def _receive(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        request: dict[str, Any],
+        exchange: _Exchange,
+    ) -> httpx.Response:
+        built = self._http.build_request(method, path, headers=headers, **request)
+        response = self._http.send(built, stream=True)
+        try:
+            exchange.streaming(response)
+            announced = response.headers.get("Content-Length", "").strip()
+            if announced.isdigit() and int(announced) > self.max_response_bytes:
+                raise AnswerTooLarge(int(announced), announced=True)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                if exchange.expired:
+                    raise DeadlinePassed(f"{method} {path}: past the request deadline")
+                body += chunk
+                if len(body) > self.max_response_bytes:
+                    raise AnswerTooLarge(len(body), announced=False)
+            if exchange.expired:
+                raise DeadlinePassed(f"{method} {path}: past the request deadline")
+        except httpx.TransportError:
+            if exchange.expired:  # the read woken by the deadline
+                raise DeadlinePassed(f"{method} {path}: past the request deadline") from None
+            raise
+        finally:
+            response.close()
+        # the body as read (decoded): the answer the rest of the client reads
+        kept = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=kept, content=bytes(body), request=built
+        )
+
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         """Seconds to wait before retry ``attempt + 1``."""
         announced = _retry_after_seconds(retry_after)
@@ -694,6 +819,53 @@ class SalesManagementClient:
             return min(self.backoff_max, announced)
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
         return random.uniform(ceiling / 2, ceiling)
+
+
+class _Exchange:
+    """One request in flight: its deadline, and the means to stop it there."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.answer: httpx.Response | None = None
+        self.error: BaseException | None = None
+        self._expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def expired(self) -> bool:
+        return self._expired or time.monotonic() >= self.deadline
+
+    def streaming(self, response: httpx.Response) -> None:
+        """The answer's headers are in: its socket is within reach of ``expire``."""
+        stream = response.extensions.get("network_stream")
+        found = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            self._socket = found if isinstance(found, socket.socket) else None
+            expired = self._expired
+        if expired:
+            self._shut()
+
+    def expire(self) -> None:
+        with self._lock:
+            self._expired = True
+        self._shut()
+
+    def _shut(self) -> None:
+        with self._lock:
+            sock, self._socket = self._socket, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked on it
+            except OSError:
+                pass
+
+
+def cut(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} characters cut)"
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
