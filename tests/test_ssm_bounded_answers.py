@@ -268,3 +268,14 @@ def test_the_bounds_are_read_from_the_implementation_configuration(tmp_path: Pat
     path.write_text(CONFIG.format(url=server.url, bounds="max_response_bytes = 1000"))
     with pytest.raises(ConfigError, match="max_response_bytes"):
         load(path)
+
+
+def test_errors_and_repr_never_show_a_password_written_into_the_api_url() -> None:
+    with HostileServer(lambda r, c: drip(c, server)) as server:
+        url = server.url.replace("http://", "http://someone:url-password@")
+        api = SalesManagementClient(url, "pub-key", "priv-key", request_deadline=0.3, max_retries=0)
+        with api, pytest.raises(SsmUnavailable) as caught:
+            api.get("accounts", 1)
+    for said in (str(caught.value), repr(api)):
+        assert "url-password" not in said and "someone" not in said
+    assert str(caught.value).startswith(f"GET {server.url}/accounts/1: not answered in full")
