@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -174,9 +174,15 @@ def _is_secret(error: jsonschema.ValidationError) -> bool:
     return bool(error.schema.get("secret")) if isinstance(error.schema, dict) else False
 
 
+#: a Windows absolute path (``C:\…``, ``C:/…``, ``\\server\share``): absolute on any machine
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
 def _relative(base: Path, value: str | None) -> str | None:
     if value is None:
         return None
+    if _WINDOWS_ABSOLUTE.match(value):
+        return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else (base / p))
 
@@ -291,6 +297,21 @@ def check_plugins(config: Config) -> None:
         )
 
 
+def sqlite_url(base: PurePath, url: str) -> str:
+    """A SQLite state URL whose file is relative to ``base`` made absolute, in the form
+    SQLAlchemy reads on every system: ``sqlite:///C:/dossiersync/state.db`` for a
+    Windows path however it was written (backslashes, a drive letter), ``sqlite:////srv/…``
+    for a POSIX one. Other URLs are left as they are."""
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return url
+    rel = url[len("sqlite:///") :]
+    if not rel or rel == ":memory:":
+        return url
+    if _WINDOWS_ABSOLUTE.match(rel):
+        return "sqlite:///" + PureWindowsPath(rel).as_posix()
+    return "sqlite:///" + (base / rel).as_posix()
+
+
 def from_dict(data: dict[str, Any], path: Path) -> Config:
     base = path.resolve().parent
     impl = dict(data["implementation"])
@@ -306,11 +327,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     state_secret = resolve(
         data.get("state", {}).get("url", "sqlite:///dossiersync.db"), "state.url"
     )
-    state_url = state_secret.reveal()
-    if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
-        rel = state_url[len("sqlite:///") :]
-        if rel and rel != ":memory:":
-            state_url = "sqlite:///" + str(base / rel)
+    state_url = sqlite_url(base, state_secret.reveal())
     disc = data.get("discovery", {})
     discovery = DiscoveryConfig(
         dsn_patterns=tuple(disc.get("dsn_patterns", ())),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -14,6 +16,9 @@ DEMO_DOSSIERS = (
     ("sud", "Provence Distribution", 2, 3),
     ("ouest", "Atlantique Matériaux", 3, 4),
 )
+#: the SQLite ODBC driver as it is registered: ``SQLite3`` by Debian's libsqliteodbc, the
+#: longer name by the Windows installer of the same driver
+DEMO_DRIVER = "SQLite3 ODBC Driver" if sys.platform == "win32" else "SQLite3"
 PUBLIC_ENV = "DOSSIERSYNC_DEMO_PUBLIC_KEY"
 PRIVATE_ENV = "DOSSIERSYNC_DEMO_PRIVATE_KEY"
 
@@ -37,10 +42,12 @@ def write_config(directory: Path, api_url: str) -> Path:
     ]
     for dossier_id, name, _seed, branch in DEMO_DOSSIERS:
         db = (directory / f"{dossier_id}.db").resolve()
+        # a TOML string as JSON writes it: a Windows path's backslashes escaped
+        connection = json.dumps(f"DRIVER={{{DEMO_DRIVER}}};Database={db}", ensure_ascii=False)
         lines += [
             f"[dossiers.{dossier_id}]",
             f'name = "{name}"',
-            f'connection = "DRIVER={{SQLite3}};Database={db}"',
+            f"connection = {connection}",
             'entities = ["clients", "contacts", "products", "orders"]',
             f"branch_id = {branch}",
             "",
@@ -165,7 +172,7 @@ def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: lis
 
     with SalesManagementClient(api_url, public, private, max_requests_per_second=0) as client:
         ssm = [client.get("salesorders", i) for i in ids]
-    with Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={dossier.resolve()}") as sage:
+    with Sage50OdbcEndpoint(f"DRIVER={{{DEMO_DRIVER}}};Database={dossier.resolve()}") as sage:
         rows = []
         for order in ssm:
             # the extId of an order taken into Sage ends with its piece (dossier:0:1:piece)

@@ -40,11 +40,11 @@ from celery import Celery, signals
 from kombu.utils.url import maybe_sanitize_url
 
 from .config import Config, DossierConfig, load
-from .entity import SAGE_TO_SSM
 from .errors import ConfigError
 from .journal import utcnow
 from .service import Service, record_latency
 from .state.store import StateStore
+from .vocabulary import SAGE_TO_SSM
 
 log = logging.getLogger("dossiersync.distributed")
 

@@ -23,14 +23,24 @@ from .config import load_schema as load_packaged_schema
 from .errors import RecordInvalid
 from .messages import Problem, Words, field_label, problem_of
 from .source import Unreadable
+from .vocabulary import Direction
 
 if TYPE_CHECKING:
     from .context import DossierContext
     from .sync.base import SyncPass
+    from .vocabulary import SAGE_TO_SSM as SAGE_TO_SSM
+    from .vocabulary import SSM_TO_SAGE as SSM_TO_SAGE
+else:
+    from .deprecation import moved
 
-SAGE_TO_SSM = "sage_to_ssm"
-SSM_TO_SAGE = "ssm_to_sage"
-DIRECTIONS = (SAGE_TO_SSM, SSM_TO_SAGE)
+    # the directions live in the vocabulary now; plugins import them from the API
+    __getattr__ = moved(
+        __name__,
+        {
+            "SAGE_TO_SSM": "dossiersync.plugin.SAGE_TO_SSM",
+            "SSM_TO_SAGE": "dossiersync.plugin.SSM_TO_SAGE",
+        },
+    )
 
 Owner = Literal["sage", "ssm", "both"]
 Kind = Literal["text", "bool", "int", "decimal"]
@@ -145,7 +155,7 @@ class Entity:
 
     name: ClassVar[str]
     depends_on: ClassVar[tuple[str, ...]] = ()
-    directions: ClassVar[tuple[str, ...]] = (SAGE_TO_SSM,)
+    directions: ClassVar[tuple[str, ...]] = (Direction.SAGE_TO_SSM,)
     sage_table: ClassVar[str]
     ssm_resource: ClassVar[str]
     fields: ClassVar[tuple[FieldSpec, ...]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,13 +31,42 @@ def holder_is_dead(holder: str) -> bool:
     host, _, pid = holder.split("/", 1)[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+    return not _process_runs(int(pid))
+
+
+if sys.platform == "win32":
+    import ctypes
+
+    _STILL_ACTIVE = 259
+    _PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+    _ERROR_INVALID_PARAMETER = 87
+
+    def _process_runs(pid: int) -> bool:
+        """Asked of Windows itself: there ``os.kill(pid, 0)`` would not test the process
+        but end it (``TerminateProcess`` with exit code 0)."""
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+        if not handle:
+            # no such process; any other refusal (access denied) means it is there
+            return ctypes.get_last_error() != _ERROR_INVALID_PARAMETER
+        try:
+            code = ctypes.c_ulong()
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return True  # unknown: taken as running, the lease then waits for its expiry
+            return code.value == _STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+
+else:
+
+    def _process_runs(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked up
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's process
         return True
-    except PermissionError:
-        return False
-    return False
 
 
 def close_abandoned_runs(session: Session, dossier_id: str, holder: str, now: datetime) -> int:

@@ -388,7 +388,7 @@ def preview(
         ctx.hooks = cast(Any, PreviewHooks(ctx.hooks, book))
 
     with tempfile.TemporaryDirectory(prefix="dossiersync-preview-") as folder:
-        scratch = StateStore(f"sqlite:///{Path(folder) / 'state.db'}")
+        scratch = StateStore(f"sqlite:///{(Path(folder) / 'state.db').as_posix()}")
         try:
             copy_state(store, scratch)
             results = sync(

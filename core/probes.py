@@ -30,13 +30,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from .config import Config, DossierConfig
-from .entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity
+from .entity import Entity
 from .errors import DossierSyncError
 from .journal import utcnow
 from .registry import load_entities
 from .source import may_hide_edits
 from .state.models import DossierEntity
 from .state.store import StateStore
+from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 
 log = logging.getLogger("dossiersync.probes")
 

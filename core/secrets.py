@@ -98,12 +98,20 @@ def resolve(reference: str, where: str) -> Secret:
             mode = path.stat().st_mode
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if open_to_others(mode):
             raise ConfigError(
                 f"{where}: secret file {path} is readable by others; run chmod 600 {path}"
             )
         return Secret(path.read_text(encoding="utf-8").strip())
     return Secret(reference)
+
+
+def open_to_others(mode: int, system: str = os.name) -> bool:
+    """Whether a file's POSIX mode lets its group or others in. On Windows the mode is
+    made up from the read-only flag (every file shows 0o666 or 0o444) and says nothing
+    of who may read it: there the file's NTFS permissions protect it (docs/windows.md),
+    and no file is refused for its mode."""
+    return system != "nt" and bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
 def connection_secrets(connection: Secret) -> list[Secret]:

@@ -24,12 +24,12 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from .config import Config, DossierConfig, load
-from .entity import SAGE_TO_SSM, SSM_TO_SAGE
 from .errors import DossierSyncError
 from .journal import utcnow
 from .runner import DossierResult, sync
 from .state.models import Dossier, Event, Incident, Latency, Run, Watch
 from .state.store import StateStore
+from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 
 log = logging.getLogger("dossiersync.service")
 

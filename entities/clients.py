@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity, FieldSpec
+from dossiersync.plugin import SAGE_TO_SSM, SSM_TO_SAGE, Entity, FieldSpec
 
 if TYPE_CHECKING:
-    from dossiersync.context import DossierContext
+    from dossiersync.plugin import DossierContext
 
 
 class ClientsEntity(Entity):

@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, Entity, FieldSpec
-from dossiersync.source import Unreadable
+from dossiersync.plugin import SAGE_TO_SSM, SSM_TO_SAGE, Entity, FieldSpec, Unreadable
 
 if TYPE_CHECKING:
-    from dossiersync.context import DossierContext
+    from dossiersync.plugin import DossierContext
 
 
 class ContactsEntity(Entity):

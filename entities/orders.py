@@ -38,12 +38,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from dossiersync.entity import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, Entity, FieldSpec, normalise
-from dossiersync.errors import RecordInvalid, RecordMoved, RecordPending, RecordRefused
-from dossiersync.messages import Cause, Problem, field_label
+from dossiersync.plugin import (
+    SAGE_TO_SSM,
+    SSM_TO_SAGE,
+    Cause,
+    ChildSpec,
+    Entity,
+    FieldSpec,
+    Problem,
+    RecordInvalid,
+    RecordMoved,
+    RecordPending,
+    RecordRefused,
+    field_label,
+    normalise,
+)
 
 if TYPE_CHECKING:
-    from dossiersync.context import DossierContext
+    from dossiersync.plugin import DossierContext
 
 HEADER = "F_DOCENTETE"
 LINES = "F_DOCLIGNE"

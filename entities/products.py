@@ -18,11 +18,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from dossiersync.entity import SAGE_TO_SSM, Entity, FieldSpec, normalise
-from dossiersync.source import Unreadable
+from dossiersync.plugin import SAGE_TO_SSM, Entity, FieldSpec, Unreadable, normalise
 
 if TYPE_CHECKING:
-    from dossiersync.context import DossierContext
+    from dossiersync.plugin import DossierContext
 
 STOCK = "stock_total"
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..context import DossierContext
-from ..entity import SAGE_TO_SSM, Entity
+from ..entity import Entity
 from ..errors import SsmError
 from ..journal import (
     Action,
@@ -24,6 +24,7 @@ from ..journal import (
 from ..messages import Cause, Notice, Problem, record_of
 from ..secrets import connection_secrets, scrub
 from ..state.models import DossierEntity, Incident, Link
+from ..vocabulary import SAGE_TO_SSM
 from .links import RETRIED, Kept, LinkLabel, mark
 from .stop import STOP, Interrupted
 

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
+from ..entity import record_hash
 from ..errors import RecordInvalid
 from ..journal import Action, add_event, record_incident, resolve_incidents
 from ..messages import Cause, Notice
 from ..secrets import scrub
 from ..state.models import Dossier, Link
+from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 from .base import SyncPass, batched, secrets_of
 from .links import Kept, LinkLabel, kept_in_sage, mark
 

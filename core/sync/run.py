@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ..context import DossierContext
-from ..entity import SAGE_TO_SSM, Entity
+from ..entity import Entity
 from ..errors import DossierSyncError
 from ..fence import LeaseLost
 from ..journal import (
@@ -19,6 +19,7 @@ from ..journal import (
 from ..messages import Notice
 from ..refs import Refs
 from ..secrets import scrub
+from ..vocabulary import SAGE_TO_SSM
 from .base import SyncPass, secrets_of
 from .stop import STOP, Interrupted
 from .to_sage import SsmToSage

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
+from ..entity import record_hash
 from ..errors import (
     RecordInvalid,
     RecordMoved,
@@ -26,6 +26,7 @@ from ..journal import (
 )
 from ..messages import LANGUAGES, Cause, field_label
 from ..state.models import DossierEntity, Incident, Link
+from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import merge_children, name_ssm_children, shared_view, write_sage_children

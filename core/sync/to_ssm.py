@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
-from ..entity import SAGE_TO_SSM, SSM_TO_SAGE, record_hash
+from ..entity import record_hash
 from ..errors import (
     RecordInvalid,
     RecordMoved,
@@ -31,6 +31,7 @@ from ..journal import (
 from ..messages import Cause
 from ..source import Unreadable, may_hide_edits
 from ..state.models import Incident, Link
+from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import ChildWrites, send_ssm_children, ssm_child_writes

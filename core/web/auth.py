@@ -24,7 +24,6 @@ import hmac
 import math
 import os
 import secrets
-import stat
 import threading
 import time
 from collections import deque
@@ -39,7 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import MIN_WEB_TOKEN, Config
 from ..errors import ConfigError
-from ..secrets import Secret
+from ..secrets import Secret, open_to_others
 
 SESSION_COOKIE = "dossiersync_session"
 CSRF_FIELD = "csrf_token"
@@ -102,7 +101,7 @@ def _read_token_file(path: Path) -> Secret:
         value = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the web token file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if open_to_others(mode):
         raise ConfigError(f"web token file {path} is readable by others; run chmod 600 {path}")
     if len(value) < MIN_TOKEN_LENGTH:
         raise ConfigError(

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyodbc
 
-from dossiersync.errors import SourceError
+from dossiersync.plugin import SourceError
 
 from .endpoint import Sage50OdbcEndpoint
 from .mapping import (

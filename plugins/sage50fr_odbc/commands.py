@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dossiersync.hookspecs import hookimpl
+from dossiersync.plugin import hookimpl
 
 
 @hookimpl
@@ -54,7 +54,7 @@ def dossiersync_register_commands(cli: click.Group) -> None:
         import json
         from dataclasses import asdict
 
-        from dossiersync.errors import SourceError
+        from dossiersync.plugin import SourceError
 
         from .demo_dossier import write_demo_dossier
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import ntpath
 import os
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -294,6 +295,11 @@ def _private_values(connection: str) -> list[tuple[str, str]]:
     return sorted(found, key=lambda pair: -len(pair[0]))
 
 
+#: a path written for Windows: a drive (``C:\``, ``c:/``), a share (``\\server\share``) or
+#: any backslash
+_WINDOWS_PATH = re.compile(r"^\s*[A-Za-z]:[\\/]|\\")
+
+
 def source_identity(connection: str) -> str:
     """What a connection string reaches, the same for every way of writing it: a file's
     real path (``/x/./d.db``, a symbolic link, the case of a Windows path), a data
@@ -305,6 +311,10 @@ def source_identity(connection: str) -> str:
         port = fields.get("port", "")
         return f"server:{server.lower()}:{port}/{database}"
     if database:
+        if os.name != "nt" and _WINDOWS_PATH.search(database):
+            # a Windows file read on another system (a configuration checked before it
+            # is copied to the Sage machine): Windows' own rules, whatever runs here
+            return f"file:{ntpath.normcase(ntpath.normpath(database))}"
         path = os.path.normcase(os.path.realpath(os.path.expanduser(database)))
         return f"file:{path}"
     if fields.get("dsn"):

@@ -32,7 +32,7 @@ from typing import Any, Literal, cast, get_args
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from dossiersync.errors import SourceError
+from dossiersync.plugin import SourceError
 
 ColumnType = Literal["text", "int", "decimal", "timestamp", "date"]
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)

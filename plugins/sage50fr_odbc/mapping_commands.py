@@ -27,12 +27,11 @@ def _dossier_endpoint(
 ) -> tuple[Any, Sage50OdbcEndpoint]:
     """The dossier's configuration and Sage endpoint (not opened), with its mapping or
     ``mapping_file``."""
-    from dossiersync.dossiers import proposed
-    from dossiersync.registry import load_endpoint
+    from dossiersync.plugin import load_endpoint, proposed_dossiers
 
     from .endpoint import Sage50OdbcEndpoint
 
-    dossiers = proposed(ctx.config)
+    dossiers = proposed_dossiers(ctx.config)
     dossier = dossiers.get(dossier_id)
     if dossier is None:
         listed = ", ".join(sorted(dossiers)) or "none"
@@ -54,7 +53,7 @@ def _dossier_endpoint(
 def _scrubbed(value: Any, secrets: list[Any]) -> Any:
     """``value`` with every secret masked in its texts, one line at a time (a password
     mask reads up to the next ``;``: never across a line or out of a JSON string)."""
-    from dossiersync.secrets import scrub
+    from dossiersync.plugin import scrub
 
     if isinstance(value, str):
         return "\n".join(scrub(line, secrets) for line in value.split("\n"))
@@ -68,7 +67,7 @@ def _scrubbed(value: Any, secrets: list[Any]) -> Any:
 def _entity_tables(names: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
     """The logical tables each named entity uses (its parts' watched tables), with the
     logical columns its fields and its children's read there."""
-    from dossiersync.registry import load_entities
+    from dossiersync.plugin import load_entities
 
     found: dict[str, dict[str, list[str]]] = {}
     for entity in load_entities(list(names)):
@@ -119,7 +118,7 @@ def register_mapping_commands(cli: click.Group) -> None:
         text lengths. Exit status 0 when nothing lacks, 1 when something does."""
         import json
 
-        from dossiersync.errors import DossierSyncError
+        from dossiersync.plugin import DossierSyncError
 
         from .catalogue import check_mapping, read_catalogue
 
@@ -186,7 +185,7 @@ def register_mapping_commands(cli: click.Group) -> None:
         import json
         from pathlib import Path
 
-        from dossiersync.errors import DossierSyncError
+        from dossiersync.plugin import DossierSyncError
 
         from .catalogue import read_catalogue, suggest_mapping
 

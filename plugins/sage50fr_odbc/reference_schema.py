@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dossiersync.errors import SourceError
+from dossiersync.plugin import SourceError
 
 from .endpoint import Sage50OdbcEndpoint, names_sqlite_driver
 from .mapping import ColumnMapping, SageMapping, TableMapping, check_physical

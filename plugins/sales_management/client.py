@@ -27,14 +27,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from dossiersync.errors import (
+from dossiersync.plugin import (
     SsmAuthError,
     SsmError,
     SsmNotFound,
     SsmRefused,
     SsmUnavailable,
+    WriteResult,
 )
-from dossiersync.target import WriteResult
 
 log = logging.getLogger("dossiersync.ssm")
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dossiersync.hookspecs import hookimpl
+from dossiersync.plugin import hookimpl
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import httpx
 
-from dossiersync.errors import SsmUnavailable
+from dossiersync.plugin import SsmUnavailable
 
 from .app import BASE_PATH, create_app
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dossiersync.journal import IncidentRecord, RunRecord, iso_utc
-from dossiersync.secrets import Secret, scrub
+from dossiersync.plugin import IncidentRecord, RunRecord, Secret, iso_utc, scrub
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from dossiersync.config import Config
-from dossiersync.hookspecs import hookimpl
-from dossiersync.journal import IncidentRecord, RunRecord
-from dossiersync.secrets import Secret, scrub
+from dossiersync.plugin import Config, IncidentRecord, RunRecord, Secret, hookimpl, scrub
 
 from .alert import Alert, failed_runs_alert, incident_alert
 from .delivery import deliver

@@ -11,8 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from dossiersync.errors import ConfigError
-from dossiersync.secrets import Secret, resolve
+from dossiersync.plugin import ConfigError, Secret, resolve
 
 TABLE = "plugins.alerts"
 

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dossiersync.entity import SAGE_TO_SSM, ChildSpec, Entity, FieldSpec
+from dossiersync.plugin import SAGE_TO_SSM, ChildSpec, Entity, FieldSpec
 
 if TYPE_CHECKING:
-    from dossiersync.context import DossierContext
+    from dossiersync.plugin import DossierContext
 
 
 class InvoicesEntity(Entity):
