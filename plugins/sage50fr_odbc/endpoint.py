@@ -23,8 +23,7 @@ from typing import Any, Literal
 
 import pyodbc
 
-from dossiersync.errors import SourceError, SourceUnavailable
-from dossiersync.source import Unreadable, shown
+from dossiersync.plugin import SourceError, SourceUnavailable, Unreadable, shown
 
 from .mapping import (
     IDENTIFIER,
