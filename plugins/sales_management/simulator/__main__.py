@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from .app import BULK_ANSWERS, MAX_PAGE_SIZE, NEXT_PAGE_MODES
 from .process import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY, serve
+from .store import EXTRA_FIELD_SHAPES
 
 
 def _rate(raw: str) -> float:
@@ -75,6 +76,13 @@ def parser(
         help="shape of a bulk item's answer (unpublished): status (default) "
         '{"guid","statusCode","id","Message"}, message {"guid","id","Message"}, '
         'bare {"guid","id"}',
+    )
+    p.add_argument(
+        "--extra-fields-shape",
+        choices=EXTRA_FIELD_SHAPES,
+        default="flat",
+        help="how an extra field's value is written and read on a record (unpublished): "
+        'flat (default) {"Z_dossier": "…"}, nested {"extraFields": {"Z_dossier": "…"}}',
     )
     p.add_argument("--session-ttl", type=_natural, default=3600, help="session lifetime (s)")
     p.add_argument("--seed", type=int, default=None, help="seed of the fault injection")

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .store import ApiError, Store
+from .store import EXTRA_FIELD_SCHEMA, EXTRA_FIELD_SHAPES, ApiError, Store, extra_field_resource
 
 BASE_PATH = "/api/v4"
 DEFAULT_PAGE_SIZE = 50
@@ -67,6 +67,7 @@ class Switches:
     next_page: str = "none"
     max_page_size: int = MAX_PAGE_SIZE
     bulk_answer: str = "status"
+    extra_fields_shape: str = "flat"
 
 
 class Stats:
@@ -189,6 +190,7 @@ def create_app(
     next_page: str = "none",
     max_page_size: int = MAX_PAGE_SIZE,
     bulk_answer: str = "status",
+    extra_fields_shape: str = "flat",
 ) -> Starlette:
     """The simulator application over the SQLite file ``db_path`` (created and seeded if new)."""
     switches = Switches(
@@ -203,12 +205,15 @@ def create_app(
         next_page=next_page,
         max_page_size=max_page_size,
         bulk_answer=bulk_answer,
+        extra_fields_shape=extra_fields_shape,
     )
     if next_page not in NEXT_PAGE_MODES:
         raise ValueError(f"next_page must be one of {', '.join(NEXT_PAGE_MODES)}")
     if bulk_answer not in BULK_ANSWERS:
         raise ValueError(f"bulk_answer must be one of {', '.join(BULK_ANSWERS)}")
-    store = Store(db_path)
+    if extra_fields_shape not in EXTRA_FIELD_SHAPES:
+        raise ValueError(f"extra_fields_shape must be one of {', '.join(EXTRA_FIELD_SHAPES)}")
+    store = Store(db_path, extra_fields_shape)
     gate = Gate(switches)
     stats = Stats()
 
@@ -312,6 +317,25 @@ def create_app(
                 stats.refused(request.method, path, item["statusCode"], item["Message"])
         return JSONResponse([shaped(item, switches.bulk_answer) for item in answers])
 
+    async def list_extra_fields(request: Request) -> Response:
+        page = int_parameter(request.query_params.get("page", "0"), "page")
+        size = page_size(request, switches.max_page_size)
+        found = await run_in_threadpool(
+            store.extra_fields, request.path_params["resource"], page, size
+        )
+        return JSONResponse(found)
+
+    async def create_extra_field(request: Request) -> Response:
+        body = await json_object(request)
+        field_id = await run_in_threadpool(
+            store.create_extra_field, request.path_params["resource"], body
+        )
+        return JSONResponse({"Message": "entity created", "id": field_id})
+
+    async def extra_fields_schema(request: Request) -> Response:
+        extra_field_resource(request.path_params["resource"])
+        return JSONResponse(EXTRA_FIELD_SCHEMA)
+
     async def show_stats(request: Request) -> Response:
         return JSONResponse(stats.snapshot())
 
@@ -334,6 +358,16 @@ def create_app(
     routes = [
         Route(f"{BASE_PATH}/login", guarded(login, login=True), methods=["POST"]),
         Route(STATS_PATH, show_stats, methods=["GET"]),
+        # before the record routes, which would take "extrafields" for a resource
+        Route(
+            f"{BASE_PATH}/extrafields/{{resource}}/schema",
+            guarded(extra_fields_schema),
+            methods=["GET"],
+        ),
+        Route(f"{BASE_PATH}/extrafields/{{resource}}", guarded(list_extra_fields), methods=["GET"]),
+        Route(
+            f"{BASE_PATH}/extrafields/{{resource}}", guarded(create_extra_field), methods=["POST"]
+        ),
         Route(f"{BASE_PATH}/{{resource}}/bulk", guarded(bulk_records), methods=["POST", "PUT"]),
         Route(f"{BASE_PATH}/{{resource}}", guarded(list_records), methods=["GET"]),
         Route(f"{BASE_PATH}/{{resource}}", guarded(create_record), methods=["POST"]),

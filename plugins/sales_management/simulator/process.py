@@ -37,6 +37,7 @@ SWITCHES = {
     "next_page": "--next-page",
     "max_page_size": "--max-page-size",
     "bulk_answer": "--bulk-answer",
+    "extra_fields_shape": "--extra-fields-shape",
 }
 DEFAULT_PUBLIC_KEY = "demo-public"
 DEFAULT_PRIVATE_KEY = "demo-private"

@@ -33,7 +33,7 @@ records written within the same millisecond share their date, as on a real tenan
 API_USER_ID = 1
 """The user the API keys act as: it is recorded as creator, updater and deleter."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SYSTEM_FIELDS = (
     "id",
@@ -56,6 +56,26 @@ COLUMNS: Mapping[str, str] = {
     "dateUpdated": "records.date_updated",
     "deleted": "records.deleted",
 }
+#: resources extra fields are defined for (the documented ``/extrafields/{resource}`` values)
+EXTRA_FIELD_RESOURCES = (
+    "accounts",
+    "activities",
+    "calendar",
+    "contacts",
+    "opportunities",
+    "products",
+    "rates",
+    "salesorders",
+    "users",
+)
+#: the documented types of an extra field
+EXTRA_FIELD_TYPES = ("datetime", "text", "decimal", "bit", "list", "multivalue")
+#: how an extra field's value appears on a record, written and read: unpublished, so a
+#: switch. ``flat``: under its name, as a field of the record (``"Z_dossier": "Acme"``);
+#: ``nested``: in an ``extraFields`` object (``"extraFields": {"Z_dossier": "Acme"}``)
+EXTRA_FIELD_SHAPES = ("flat", "nested")
+NESTED_KEY = "extraFields"
+_EXTRA_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DATE_FIELD = re.compile(r"(?:^|\.)date[A-Z0-9_][A-Za-z0-9_]*$")
 _DATE_LITERAL = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00)?$"
@@ -225,6 +245,15 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_ext_id ON records (resource, ext_id);
 CREATE INDEX IF NOT EXISTS records_date_updated ON records (resource, date_updated);
+CREATE TABLE IF NOT EXISTS extra_fields (
+    id INTEGER PRIMARY KEY,
+    resource TEXT NOT NULL,
+    field_name TEXT NOT NULL COLLATE NOCASE,
+    type TEXT NOT NULL,
+    description TEXT,
+    date_created TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS extra_fields_name ON extra_fields (resource, field_name);
 """
 
 
@@ -255,15 +284,25 @@ def _not_found(resource: str, record_id: int) -> ApiError:
 
 
 class _Columns:
-    """Resolves field names of one resource to SQL expressions over ``records``."""
+    """Resolves field names of one resource to SQL expressions over ``records``.
 
-    def __init__(self, resource: Resource) -> None:
+    An extra field is named by its own name in a filter whatever the shape its values
+    take on a record (assumed: ``where=`` is SQL over the tenant's columns, and an extra
+    field is a column named by its ``fieldName``).
+    """
+
+    def __init__(
+        self, resource: Resource, extra: Mapping[str, str] | None = None, nested: bool = False
+    ) -> None:
         self.resource = resource
         self.references = resource.all_references()
+        self.nested_names = frozenset(extra or ()) if nested else frozenset()
 
     def expression(self, name: str) -> SqlFragment:
         if name in COLUMNS:
             return SqlFragment(COLUMNS[name])
+        if name in self.nested_names:
+            return SqlFragment("json_extract(records.data, ?)", (f"$.{NESTED_KEY}.{name}",))
         head, _, tail = name.partition(".")
         if head in self.references and tail in ("id", "value"):
             if tail == "id":
@@ -299,7 +338,12 @@ def _label_sql(target: Resource) -> SqlFragment:
 class Store:
     """The simulator's records, in one SQLite file, safe to use from several threads."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, extra_fields_shape: str = "flat") -> None:
+        if extra_fields_shape not in EXTRA_FIELD_SHAPES:
+            raise ValueError(f"extra_fields_shape must be one of {', '.join(EXTRA_FIELD_SHAPES)}")
+        self.nested = extra_fields_shape == "nested"
+        #: each resource's extra fields (name -> type), read once, kept up to date here
+        self._extra: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -327,9 +371,10 @@ class Store:
                     self._db.execute(statement)
             self._last_stamp = datetime.min.replace(tzinfo=UTC)
             with self._transaction():
-                for resource in RESOURCES.values():
-                    for values in resource.seed:
-                        self._insert(resource, dict(values))
+                if version == 0:  # a new file: the reference lists (a version-1 file has them)
+                    for resource in RESOURCES.values():
+                        for values in resource.seed:
+                            self._insert(resource, dict(values))
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
     @contextmanager
@@ -362,7 +407,7 @@ class Store:
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of matching records and the total number of matching records."""
         resource = resource_of(resource_name)
-        columns = _Columns(resource)
+        columns = _Columns(resource, self._declared(resource.name), self.nested)
         # deleted records are listed too, with deleted: true and their dateDeleted
         conditions = [SqlFragment("records.resource = ?", (resource.name,))]
         if where is not None and where.strip():
@@ -411,6 +456,16 @@ class Store:
         return None if row is None else dict(json.loads(row[0]))
 
     def _render(self, resource: Resource, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        extra = self._declared(resource.name)
+        if extra:
+            # every extra field of the resource is shown, null where the record has none
+            for document in documents:
+                if self.nested:
+                    values = document.get(NESTED_KEY) or {}
+                    document[NESTED_KEY] = {name: values.get(name) for name in extra}
+                else:
+                    for name in extra:
+                        document.setdefault(name, None)
         references = resource.all_references()
         wanted: dict[str, set[int]] = {}
         for document in documents:
@@ -502,7 +557,11 @@ class Store:
 
     def _update(self, resource: Resource, record_id: int, body: Mapping[str, Any]) -> None:
         document = self._live_document(resource, record_id)
-        document.update(self._checked(resource, body, False))
+        values = self._checked(resource, body, False)
+        if NESTED_KEY in values:
+            # a partial update of the extra fields too: those not sent keep their values
+            values[NESTED_KEY] = {**(document.get(NESTED_KEY) or {}), **values[NESTED_KEY]}
+        document.update(values)
         document.update(dateUpdated=self._stamp(), salesRepIdUpdated=API_USER_ID)
         self._save(resource, document)
 
@@ -516,6 +575,7 @@ class Store:
         self, resource: Resource, body: Mapping[str, Any], creating: bool
     ) -> dict[str, Any]:
         values = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS}
+        self._check_extra_fields(resource, values)
         for name in resource.required:
             if (creating or name in values) and values.get(name) in (None, ""):
                 raise ApiError(400, f"Missing required field '{name}' for {resource.name}")
@@ -538,6 +598,94 @@ class Store:
                 raise ApiError(400, f"{name}: {target} with id {reference} does not exist")
             values[name] = reference
         return values
+
+    def _check_extra_fields(self, resource: Resource, values: dict[str, Any]) -> None:
+        """Keep the extra field values written in this tenant's shape, checked against their
+        types; those written in the other shape are ignored, as an unknown field would
+        plausibly be (assumed)."""
+        extra = self._declared(resource.name)
+        nested = values.pop(NESTED_KEY, None)
+        if not self.nested:
+            for name, kind in extra.items():
+                if name in values:
+                    values[name] = _extra_value(resource.name, name, kind, values[name])
+            return
+        for name in extra:
+            values.pop(name, None)
+        if nested is None:
+            return
+        if not isinstance(nested, Mapping):
+            raise ApiError(400, f"{NESTED_KEY} must be a JSON object for {resource.name}")
+        checked = {}
+        for key, value in nested.items():
+            if key not in extra:
+                raise ApiError(400, f"{NESTED_KEY}.{key}: no extra field {key} on {resource.name}")
+            checked[key] = _extra_value(resource.name, key, extra[key], value)
+        values[NESTED_KEY] = checked
+
+    # -- extra fields ------------------------------------------------------------------
+
+    def _declared(self, resource_name: str) -> dict[str, str]:
+        """The extra fields of a record resource, by name, with their types."""
+        key = resource_name.lower()
+        if key not in EXTRA_FIELD_RESOURCES:
+            return {}
+        with self._lock:
+            found = self._extra.get(key)
+            if found is None:
+                rows = self._db.execute(
+                    "SELECT field_name, type FROM extra_fields WHERE resource = ? ORDER BY id",
+                    (key,),
+                )
+                found = self._extra[key] = {name: kind for name, kind in rows}
+            return found
+
+    def extra_fields(self, resource_name: str, page: int, size: int) -> list[dict[str, Any]]:
+        """``GET /extrafields/{resource}``: one page of the resource's extra fields."""
+        resource = extra_field_resource(resource_name)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, field_name, type, description, date_created FROM extra_fields "
+                "WHERE resource = ? ORDER BY id LIMIT ? OFFSET ?",
+                (resource, size, page * size),
+            ).fetchall()
+        return [_definition(resource, *row) for row in rows]
+
+    def create_extra_field(self, resource_name: str, body: Mapping[str, Any]) -> int:
+        """``POST /extrafields/{resource}`` with ``entity``, ``fieldName``, ``type`` and
+        optionally ``description``."""
+        resource = extra_field_resource(resource_name)
+        for name in ("entity", "fieldName", "type"):
+            if body.get(name) in (None, ""):
+                raise ApiError(400, f"Missing required field '{name}' for extrafields")
+        entity, name, kind = body["entity"], body["fieldName"], body["type"]
+        if not isinstance(entity, str) or entity.lower() != resource:
+            raise ApiError(400, f"entity {entity!r} does not match the resource {resource}")
+        if not isinstance(name, str) or not _EXTRA_FIELD_NAME.match(name):
+            raise ApiError(
+                400, f"fieldName {name!r} must be 1 to 64 letters, digits or '_', not a digit first"
+            )
+        if name in (*SYSTEM_FIELDS, "extId", NESTED_KEY) or name in _standard_fields(resource):
+            raise ApiError(400, f"fieldName {name!r} is a field of {resource} already")
+        if kind not in EXTRA_FIELD_TYPES:
+            raise ApiError(400, f"type must be one of {', '.join(EXTRA_FIELD_TYPES)}, got {kind!r}")
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ApiError(400, "description must be text")
+        with self._transaction():
+            taken = self._db.execute(
+                "SELECT field_name FROM extra_fields WHERE resource = ? AND field_name = ?",
+                (resource, name),
+            ).fetchone()
+            if taken is not None:
+                raise ApiError(400, f"{resource} has an extra field named {taken[0]} already")
+            cursor = self._db.execute(
+                "INSERT INTO extra_fields (resource, field_name, type, description, "
+                "date_created) VALUES (?, ?, ?, ?, ?)",
+                (resource, name, kind, description, self._stamp()),
+            )
+            self._extra.pop(resource, None)
+            return int(cursor.lastrowid or 0)
 
     def _insert(self, resource: Resource, values: dict[str, Any]) -> int:
         (last,) = self._db.execute(
@@ -587,6 +735,84 @@ def resource_of(name: str) -> Resource:
         return _BY_LOWER_NAME[name.lower()]
     except KeyError:
         raise ApiError(404, f"910: resource {name!r} does not exist") from None
+
+
+def extra_field_resource(name: str) -> str:
+    """The resource an ``/extrafields/{resource}`` path names (case-insensitively)."""
+    if name.lower() not in EXTRA_FIELD_RESOURCES:
+        raise ApiError(
+            404,
+            f"910: {name!r} has no extra fields (resources: {', '.join(EXTRA_FIELD_RESOURCES)})",
+        )
+    return name.lower()
+
+
+def _standard_fields(resource_name: str) -> set[str]:
+    resource = _BY_LOWER_NAME.get(resource_name)
+    if resource is None:
+        return set()
+    return {*resource.required, *resource.references, *resource.integers, *resource.label}
+
+
+def _definition(
+    resource: str, field_id: int, name: str, kind: str, description: str | None, created: str
+) -> dict[str, Any]:
+    """An extra field as ``GET /extrafields/{resource}`` shows it (assumed: the fields the
+    schema of a definition names)."""
+    return {
+        "id": field_id,
+        "entity": resource,
+        "fieldName": name,
+        "type": kind,
+        "description": description,
+        "mandatory": False,
+        "defaultValue": None,
+        "branches": None,
+        "dateCreated": created,
+        "dateUpdated": None,
+        "dateDeleted": None,
+        "deleted": False,
+        "salesRepIdCreated": API_USER_ID,
+    }
+
+
+#: ``GET /extrafields/{resource}/schema``: the JSON Schema of a definition (assumed)
+EXTRA_FIELD_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "required": ["entity", "fieldName", "type"],
+    "properties": {
+        "id": {"type": "integer", "readOnly": True},
+        "entity": {"type": "string", "enum": list(EXTRA_FIELD_RESOURCES)},
+        "fieldName": {"type": "string", "pattern": _EXTRA_FIELD_NAME.pattern},
+        "type": {"type": "string", "enum": list(EXTRA_FIELD_TYPES)},
+        "description": {"type": ["string", "null"]},
+        "mandatory": {"type": "boolean", "readOnly": True},
+        "defaultValue": {"type": ["string", "null"], "readOnly": True},
+        "branches": {"type": ["array", "null"], "items": {"type": "string", "maxLength": 180}},
+        "dateCreated": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
+        "dateUpdated": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
+        "dateDeleted": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
+        "deleted": {"type": "boolean", "readOnly": True},
+    },
+}
+
+
+def _extra_value(resource: str, name: str, kind: str, value: Any) -> Any:
+    """An extra field's value as written, checked against the field's type."""
+    if value is None:
+        return None
+    fits = {
+        "text": isinstance(value, str),
+        # a list field is written with its value's label (assumed, read back to check)
+        "list": isinstance(value, str),
+        "multivalue": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "decimal": isinstance(value, int | float) and not isinstance(value, bool),
+        "bit": isinstance(value, bool),
+        "datetime": isinstance(value, str) and _DATE_LITERAL.match(value.strip()) is not None,
+    }[kind]
+    if not fits:
+        raise ApiError(400, f"{name}: a {kind} extra field of {resource} cannot take {value!r}")
+    return value
 
 
 def writable_resource(name: str) -> Resource:
