@@ -210,7 +210,8 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: Notepad and PowerShell 5 begin a UTF-8 file with a byte order mark
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
     validate(data, str(p))

@@ -102,7 +102,8 @@ def resolve(reference: str, where: str) -> Secret:
             raise ConfigError(
                 f"{where}: secret file {path} is readable by others; run chmod 600 {path}"
             )
-        return Secret(path.read_text(encoding="utf-8").strip())
+        # a byte order mark (Notepad) and a line ending (CRLF) are not the secret's
+        return Secret(path.read_text(encoding="utf-8-sig").strip())
     return Secret(reference)
 
 

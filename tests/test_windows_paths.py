@@ -175,3 +175,15 @@ def test_a_lease_holders_process_is_looked_up_not_signalled() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_files_saved_by_notepad_are_read_without_their_byte_order_mark(tmp_path: Path) -> None:
+    key = tmp_path / "ssm-private-key.txt"
+    key.write_bytes(b"\xef\xbb\xbfpriv-abcdef\r\n")  # UTF-8 with BOM, CRLF
+    key.chmod(0o600)
+    text = WINDOWS_CONFIG.replace('"env:SSM_PRIVATE_KEY"', f"'file:{key}'")
+    path = tmp_path / "dossiersync.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    config = load(path)
+    assert config.implementation.name == "Cabinet Martin"
+    assert config.implementation.private_key.reveal() == "priv-abcdef"

@@ -98,7 +98,7 @@ def access_token(config: Config) -> AccessToken:
 def _read_token_file(path: Path) -> Secret:
     try:
         mode = path.stat().st_mode
-        value = path.read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8-sig").strip()  # Notepad's byte order mark
     except OSError as exc:
         raise ConfigError(f"cannot read the web token file {path}: {exc.strerror}") from None
     if open_to_others(mode):
