@@ -99,6 +99,35 @@ def test_the_wheel_carries_every_file_the_connector_reads(wheel: Path) -> None:
     assert "dossiersync = dossiersync.cli:main" in entry_points
 
 
+def test_the_wheel_installs_on_a_32_bit_windows_python(wheel: Path) -> None:
+    """A 32-bit Sage ODBC driver needs a 32-bit Python, for which psycopg's binary build
+    has no wheel: on Windows the wheel asks for psycopg alone (docs/windows.md)."""
+    from packaging.requirements import Requirement
+
+    archive = zipfile.ZipFile(wheel)
+    metadata = archive.read(next(n for n in archive.namelist() if n.endswith("/METADATA")))
+    wanted = [
+        Requirement(line.split(":", 1)[1].strip())
+        for line in metadata.decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+
+    def installed_on(platform: str) -> dict[str, set[str]]:
+        system = "Windows" if platform == "win32" else "Linux"
+        where = {"sys_platform": platform, "platform_system": system, "extra": ""}
+        return {
+            r.name.lower(): set(r.extras)
+            for r in wanted
+            if r.marker is None or r.marker.evaluate(where)
+        }
+
+    on_windows = installed_on("win32")
+    assert on_windows["psycopg"] == set()
+    assert "psycopg-binary" not in on_windows and "pyodbc" in on_windows
+    # elsewhere the binary build stays: no libpq to install for a PostgreSQL state store
+    assert installed_on("linux")["psycopg"] == {"binary"}
+
+
 def test_the_wheel_installed_in_a_fresh_virtualenv_runs_the_demo(
     wheel: Path, tmp_path: Path
 ) -> None:
