@@ -1,4 +1,6 @@
-"""Shared fixtures: a throw-away PostgreSQL, the SSM simulator, dossier workspaces."""
+"""Shared fixtures: a throw-away PostgreSQL; the SSM simulator and dossier workspaces are
+the package's test kit (``dossiersync.testing``, a pytest plugin), under the names the
+suite has always used."""
 
 from __future__ import annotations
 
@@ -7,13 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from dossiersync.plugins.sales_management.simulator.process import (
-    SimulatorProcess,
-    running_simulator,
-)
+from dossiersync.plugins.sales_management.simulator.process import SimulatorProcess
+from dossiersync.testing import Workspace
 
 from support.postgres import PgServer, throwaway_postgres
-from support.workspace import Workspace
 
 
 @pytest.fixture(scope="session")
@@ -33,26 +32,13 @@ def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+def simulator(ssm_simulator: SimulatorProcess) -> SimulatorProcess:
     """A fresh simulator (empty business data) for one test."""
-    db = tmp_path_factory.mktemp("ssm") / "ssm.sqlite"
-    with running_simulator(str(db)) as sim:
-        yield sim
+    return ssm_simulator
 
 
 @pytest.fixture
-def workspace(
-    request: pytest.FixtureRequest,
-    tmp_path: pytest.TempPathFactory,
-    simulator: SimulatorProcess,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Workspace]:
+def workspace(dossiersync_workspace: Workspace) -> Workspace:
     """A workspace; afterwards, the simulator must have refused nothing the connector sent
     (tests that provoke refusals on purpose are marked ``ssm_refusals``)."""
-    monkeypatch.setenv("SSM_PUBLIC_KEY", simulator.public_key)
-    monkeypatch.setenv("SSM_PRIVATE_KEY", simulator.private_key)
-    workspace = Workspace(tmp_path, simulator)  # type: ignore[arg-type]
-    yield workspace
-    if request.node.get_closest_marker("ssm_refusals") is None:
-        stats = workspace.simulator_stats()
-        assert stats["refusals"] == 0, f"the simulator refused requests: {stats['reasons']}"
+    return dossiersync_workspace

@@ -4,8 +4,9 @@ entry point and run end to end.
 The distribution is laid on ``PYTHONPATH`` as pip would leave it (its ``.dist-info`` with
 the entry points of its ``pyproject.toml``, and the package from the example's own
 folder), so every command run in a new process finds it, and the test process does not.
-Real parts only: a reference dossier through the SQLite3 ODBC driver, the SSM simulator,
-a webhook endpoint and an SMTP server (aiosmtpd) on 127.0.0.1.
+Real parts only: a reference dossier through the SQLite3 ODBC driver, the SSM simulator
+and its workspace (dossiersync's test kit, ``dossiersync.testing``), a webhook endpoint
+and an SMTP server (aiosmtpd) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from dossiersync.testing import Workspace
+
 from support.receivers import Mailbox, Webhook, smtp_receiver, webhook_receiver
-from support.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dossiersync-alerts"
 SMTP_USER = "alerts@groupe-test.fr"
@@ -114,8 +116,12 @@ def assert_no_secret(*texts: str) -> None:
 
 @pytest.mark.usefixtures("alerts_plugin")
 def test_an_incident_seen_n_times_alerts_once_per_episode_by_webhook_and_mail(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, webhook: Webhook, mailbox: Mailbox
+    dossiersync_workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    webhook: Webhook,
+    mailbox: Mailbox,
 ) -> None:
+    workspace = dossiersync_workspace
     workspace.add_dossier("nord", clients=5, seed=1)
     configure_alerts(workspace, monkeypatch, webhook, mailbox, after_occurrences=3)
     workspace.sage_execute(
@@ -204,8 +210,12 @@ def test_an_incident_seen_n_times_alerts_once_per_episode_by_webhook_and_mail(
 
 @pytest.mark.usefixtures("alerts_plugin")
 def test_a_pass_failing_n_runs_in_a_row_alerts_once_per_streak(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, webhook: Webhook, mailbox: Mailbox
+    dossiersync_workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    webhook: Webhook,
+    mailbox: Mailbox,
 ) -> None:
+    workspace = dossiersync_workspace
     workspace.add_dossier("nord", clients=5, seed=1)
     # the incident rule is on too: a failed run must not alert a second time through it
     configure_alerts(
@@ -253,8 +263,9 @@ def test_a_pass_failing_n_runs_in_a_row_alerts_once_per_streak(
 
 @pytest.mark.usefixtures("alerts_plugin")
 def test_a_table_the_plugin_refuses_is_a_configuration_error_without_its_secrets(
-    workspace: Workspace,
+    dossiersync_workspace: Workspace,
 ) -> None:
+    workspace = dossiersync_workspace
     workspace.add_dossier("nord", clients=5, seed=1)
     workspace.extra_config = (
         "[plugins.alerts]\n"
@@ -280,8 +291,12 @@ def test_a_table_the_plugin_refuses_is_a_configuration_error_without_its_secrets
 
 @pytest.mark.usefixtures("alerts_plugin")
 def test_a_channel_that_fails_is_a_warning_and_the_other_still_alerts(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, webhook: Webhook, mailbox: Mailbox
+    dossiersync_workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    webhook: Webhook,
+    mailbox: Mailbox,
 ) -> None:
+    workspace = dossiersync_workspace
     workspace.add_dossier("nord", clients=5, seed=1)
     configure_alerts(workspace, monkeypatch, webhook, mailbox, after_occurrences=1)
     workspace.sage_execute(
