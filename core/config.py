@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import jsonschema
 
 
-from .errors import ConfigError, DossierSyncError
+from .errors import ConfigError
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
@@ -246,16 +246,15 @@ def source_identity(dossier: DossierConfig) -> str:
     """What a dossier's connection reaches, as its endpoint plugin tells it (a file's real
     path, a data source, a server's database), or the connection as written when the
     plugin cannot say."""
-    from .registry import load_endpoint
+    from .registry import plugin_manager
 
     connection = dossier.connection.reveal()
-    try:
-        identify = getattr(load_endpoint(dossier.endpoint), "source_identity", None)
-    except DossierSyncError:
-        identify = None  # said when the dossier is opened
-    if identify is None:
-        return " ".join(connection.split())
-    return str(identify(connection))
+    # asked of the plugins' hooks, not of the endpoint class: reading the configuration
+    # loads no driver (``status`` stays light)
+    said = plugin_manager().hook.dossiersync_source_identity(
+        endpoint=dossier.endpoint, connection=connection
+    )
+    return str(said) if said else " ".join(connection.split())
 
 
 def check_dossiers_apart(config: Config) -> None:

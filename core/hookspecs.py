@@ -45,6 +45,15 @@ def dossiersync_configure(config: Config) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def dossiersync_source_identity(endpoint: str, connection: str) -> str | None:
+    """What ``connection`` reaches, if ``endpoint`` is this plugin's endpoint: the same
+    text however the connection is written (a file's real path, a data source's name, a
+    server's database), never a user or a password; ``None`` otherwise. Two dossiers
+    reaching one source are refused when the configuration is read. Called for every
+    dossier whenever the configuration is read: answer without loading a driver."""
+
+
 # -- records -------------------------------------------------------------------------
 
 

@@ -1,10 +1,20 @@
-"""The Sage 50FR plugin's command: ``dossiersync demo-dossier``."""
+"""The Sage 50FR plugin's hooks: the ``dossiersync demo-dossier`` command, and what a
+connection string reaches."""
 
 from __future__ import annotations
 
 import click
 
 from dossiersync.plugin import hookimpl
+
+
+@hookimpl
+def dossiersync_source_identity(endpoint: str, connection: str) -> str | None:
+    if endpoint != "sage50fr_odbc":
+        return None
+    from .connection import source_identity
+
+    return source_identity(connection)
 
 
 @hookimpl
