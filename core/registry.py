@@ -1,9 +1,17 @@
-"""Finding and loading plugins: stevedore by entry point, pluggy for the hooks.
+"""Finding and loading plugins: one way per kind, and one plugin manager.
 
-One plugin manager per process (:func:`plugin_manager`): the hookspecs, the hook-only
-plugins of the ``dossiersync`` entry-point group, and every entity object once loaded
-(an entity may implement hooks too). Each dossier calls the hooks through
-:func:`dossier_hooks`, which leaves out the entities that dossier does not enable.
+- Endpoints: a stevedore driver per endpoint role (``DriverManager``, the name the
+  configuration gives); entities: stevedore's named extensions, the names a dossier
+  enables (``NamedExtensionManager``). A plugin that cannot be found or loaded is a
+  ``PluginError`` naming it, its target and its distribution.
+- Hook-only plugins (the ``dossiersync`` group): pluggy's own entry-point loading, into
+  the process's one plugin manager (:func:`plugin_manager`), which also holds the
+  hookspecs and every entity object once loaded (an entity may implement hooks too).
+  Each dossier calls the hooks through :func:`dossier_hooks`, which leaves out the
+  entities that dossier does not enable and the hook-only plugins it does not name.
+
+Nothing else reads entry points: ``importlib.metadata`` is asked only which distribution
+declares one, to name it in a message or a listing.
 """
 
 from __future__ import annotations
@@ -54,105 +62,143 @@ class PluginInfo:
 
 
 def implemented_hooks(plugin: object) -> tuple[str, ...]:
-    """The hooks a plugin object, class or module implements (marked ``@hookimpl``)."""
+    """The hooks a plugin object, class or module implements (marked ``@hookimpl``), as
+    the plugin manager reads them."""
+    pm = plugin_manager()
     return tuple(
         sorted(
             name
             for name in dir(plugin)
-            if name.startswith("dossiersync_")
-            and hasattr(getattr(plugin, name, None), "dossiersync_impl")
+            if name.startswith("dossiersync_") and pm.parse_hookimpl_opts(plugin, name) is not None
         )
     )
 
 
-def _entry_points(group: str) -> list[metadata.EntryPoint]:
-    return sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
-
-
-def _distribution(group: str, ep: metadata.EntryPoint) -> str | None:
-    if ep.dist is not None:
-        return ep.dist.name
-    for candidate in metadata.entry_points(group=group, name=ep.name):
-        if candidate.value == ep.value and candidate.dist is not None:
-            return candidate.dist.name
+def _distribution(group: str, name: str) -> metadata.Distribution | None:
+    """The distribution declaring an entry point: named in messages and listings."""
+    for ep in metadata.entry_points(group=group, name=name):
+        if ep.dist is not None:
+            return ep.dist
     return None
 
 
-def _describe(group: str, ep: metadata.EntryPoint) -> str:
-    dist = _distribution(group, ep) or "an unknown distribution"
-    return f"{group} plugin {ep.name!r} ({ep.value}, from {dist})"
+def _describe(group: str, name: str, target: str) -> str:
+    dist = _distribution(group, name)
+    named = dist.name if dist else "an unknown distribution"
+    return f"{group} plugin {name!r} ({target}, from {named})"
+
+
+def _raise_load_failure(manager: Any, ep: metadata.EntryPoint, exc: BaseException) -> None:
+    raise PluginError(
+        f"cannot load {_describe(manager.namespace, ep.name, ep.value)}: {exc}"
+    ) from exc
+
+
+def _fresh(group: str) -> None:
+    """Have stevedore read ``group`` anew at its next manager: it keeps each group's entry
+    points for the life of the process (``ExtensionManager.ENTRY_POINT_CACHE``), so a
+    plugin on a path added since would not be found. Its own cache, by ``sys.path``,
+    keeps the reading cheap while nothing changed."""
+    from stevedore import ExtensionManager
+
+    ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
+
+
+def _entry_points(group: str) -> list[metadata.EntryPoint]:
+    """The entry points of an endpoint or entity group, as stevedore finds them (none
+    loaded)."""
+    from stevedore import NamedExtensionManager
+
+    _fresh(group)
+    listed = NamedExtensionManager(group, names=[]).list_entry_points()
+    return sorted(listed, key=lambda ep: ep.name)
 
 
 def list_plugins() -> list[PluginInfo]:
-    """Every plugin found through entry points, trying to load each one."""
+    """Every plugin found, each one loaded to say whether it loads: endpoints and
+    entities by stevedore, hook-only plugins by the plugin manager."""
+    from stevedore import ExtensionManager
+
     found = []
-    for group in GROUPS:
-        for ep in _entry_points(group):
-            error: str | None = None
-            hooks: tuple[str, ...] = ()
-            try:
-                hooks = implemented_hooks(ep.load())
-            except Exception as exc:  # noqa: BLE001 - reported, not raised, in the listing
-                error = f"{type(exc).__name__}: {exc}"
+    for group in (ENDPOINTS, ENTITIES):
+        _fresh(group)
+        errors: dict[str, str] = {}
+
+        def failed(manager: Any, ep: metadata.EntryPoint, exc: BaseException) -> None:
+            errors[ep.name] = f"{type(exc).__name__}: {exc}"  # noqa: B023 - called at once
+
+        manager: ExtensionManager[Any] = ExtensionManager(
+            group, invoke_on_load=False, on_load_failure_callback=failed
+        )
+        loaded = {ext.name: ext.plugin for ext in manager.extensions}
+        for ep in sorted(manager.list_entry_points(), key=lambda ep: ep.name):
+            dist = _distribution(group, ep.name)
+            plugin = loaded.get(ep.name)
             found.append(
                 PluginInfo(
                     group=group,
                     name=ep.name,
                     target=ep.value,
-                    distribution=ep.dist.name if ep.dist else None,
-                    version=ep.dist.version if ep.dist else None,
-                    error=error,
-                    hooks=hooks,
+                    distribution=dist.name if dist else None,
+                    version=dist.version if dist else None,
+                    error=errors.get(ep.name),
+                    hooks=implemented_hooks(plugin) if plugin is not None else (),
                 )
             )
+    try:
+        pm = plugin_manager()
+    except PluginError as exc:
+        found.append(PluginInfo(HOOKS, "?", "?", None, None, error=str(exc)))
+        return found
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    for name in sorted(_hook_plugins):
+        plugin = pm.get_plugin(name)
+        facade = dists.get(id(plugin))
+        found.append(
+            PluginInfo(
+                group=HOOKS,
+                name=name,
+                target=getattr(plugin, "__name__", type(plugin).__qualname__),
+                distribution=facade.project_name if facade else None,
+                version=facade.version if facade else None,
+                hooks=tuple(sorted(c.name for c in pm.get_hookcallers(plugin) or ())),
+            )
+        )
     return found
-
-
-def _raise_load_failure(manager: Any, ep: metadata.EntryPoint, exc: BaseException) -> None:
-    raise PluginError(f"cannot load {_describe(manager.namespace, ep)}: {exc}") from exc
 
 
 def load_endpoint(name: str) -> Any:
     """The endpoint class registered under ``name`` in ``dossiersync.endpoints``."""
+    from stevedore import DriverManager
+    from stevedore.exception import NoMatches
+
+    _fresh(ENDPOINTS)
     try:
-        return _driver(name)
-    except PluginError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - stevedore raises NoMatches / RuntimeError
-        # maybe installed after stevedore cached this process's entry points
-        for ep in metadata.entry_points(group=ENDPOINTS, name=name):
-            try:
-                return ep.load()
-            except Exception as load_error:  # noqa: BLE001 - named in the error
-                raise PluginError(
-                    f"cannot load {_describe(ENDPOINTS, ep)}: {load_error}"
-                ) from load_error
+        manager: DriverManager[Any] = DriverManager(
+            ENDPOINTS,
+            name,
+            invoke_on_load=False,
+            on_load_failure_callback=_raise_load_failure,
+        )
+    except NoMatches:
         available = ", ".join(ep.name for ep in _entry_points(ENDPOINTS)) or "none"
         raise PluginError(
             f"endpoint plugin {name!r} not found in {ENDPOINTS} (available: {available})"
-        ) from exc
-
-
-def _driver(name: str) -> Any:
-    from stevedore import DriverManager
-
-    manager: DriverManager[Any] = DriverManager(
-        ENDPOINTS,
-        name,
-        invoke_on_load=False,
-        on_load_failure_callback=_raise_load_failure,
-    )
+        ) from None
     return manager.driver
 
 
 def installed_plugins() -> set[str]:
-    """Names of every plugin installed now, in any group: what ``[plugins.<name>]`` may
-    name."""
-    return {ep.name for group in GROUPS for ep in _entry_points(group)}
+    """Names of every plugin installed, in any group: what ``[plugins.<name>]`` may name."""
+    endpoints_and_entities = {
+        ep.name for group in (ENDPOINTS, ENTITIES) for ep in _entry_points(group)
+    }
+    plugin_manager()  # the hook-only plugins, loaded
+    return endpoints_and_entities | _hook_plugins
 
 
 def installed_entities() -> set[str]:
-    """Names of the entity plugins installed now (read fresh, not from a cache)."""
+    """Names of the entity plugins installed (none of them loaded)."""
     return {ep.name for ep in _entry_points(ENTITIES)}
 
 
@@ -184,6 +230,7 @@ def _load_new_entities(wanted: list[str]) -> dict[str, Entity]:
 
     from .entity import Entity
 
+    _fresh(ENTITIES)
     missing: list[str] = []
     manager: NamedExtensionManager[Any] = NamedExtensionManager(
         ENTITIES,
@@ -193,27 +240,17 @@ def _load_new_entities(wanted: list[str]) -> dict[str, Entity]:
         on_load_failure_callback=_raise_load_failure,
         on_missing_entrypoints_callback=lambda names: missing.extend(sorted(names)),
     )
-    objects = {ext.name: ext.obj for ext in manager.extensions}
-    for name in missing:
-        # installed after stevedore cached this process's entry points: read them afresh
-        for ep in metadata.entry_points(group=ENTITIES, name=name):
-            try:
-                objects[name] = ep.load()()
-            except Exception as exc:  # noqa: BLE001 - named in the error
-                raise PluginError(f"cannot load {_describe(ENTITIES, ep)}: {exc}") from exc
-            break
-    absent = [n for n in wanted if n not in objects]
-    if absent:
+    if missing:
         available = ", ".join(ep.name for ep in _entry_points(ENTITIES)) or "none"
         raise PluginError(
-            f"entity plugin(s) {', '.join(absent)} not found in {ENTITIES} "
+            f"entity plugin(s) {', '.join(missing)} not found in {ENTITIES} "
             f"(available: {available}); check the dossier's 'entities' list"
         )
     entities: dict[str, Entity] = {}
-    for name, obj in objects.items():
-        if not isinstance(obj, Entity):
-            raise PluginError(f"{ENTITIES} plugin {name!r} is not a dossiersync Entity")
-        entities[name] = obj
+    for ext in manager.extensions:
+        if not isinstance(ext.obj, Entity):
+            raise PluginError(f"{ENTITIES} plugin {ext.name!r} is not a dossiersync Entity")
+        entities[ext.name] = ext.obj
     return entities
 
 
@@ -241,6 +278,8 @@ def dependency_order(entities: dict[str, Entity]) -> list[Entity]:
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
 _entities: dict[str, Entity] = {}
+#: the names of the hook-only plugins the manager loaded (the ``dossiersync`` group)
+_hook_plugins: set[str] = set()
 #: the configuration the plugins were last given (``dossiersync_configure``)
 _config: Config | None = None
 
@@ -255,6 +294,7 @@ def _manager_locked() -> pluggy.PluginManager:
             pm.check_pending()
         except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback
             raise PluginError(f"cannot load the {HOOKS} hook plugins: {exc}") from exc
+        _hook_plugins.update(name for name, _ in pm.list_name_plugin() if name)
         _manager = pm
         if _config is not None:
             pm.hook.dossiersync_configure(config=_config)
@@ -295,15 +335,27 @@ def plugin_manager() -> pluggy.PluginManager:
         return _manager_locked()
 
 
-class DossierHooks:
-    """The hooks as one dossier calls them: every plugin's, but only the entities that
-    dossier enables (another dossier's entity is not asked about this one)."""
+def hook_only_plugins() -> set[str]:
+    """The names of the hook-only plugins installed (loaded): what a dossier's
+    ``plugins`` may name."""
+    plugin_manager()
+    return set(_hook_plugins)
 
-    def __init__(self, enabled: Sequence[Entity]) -> None:
+
+class DossierHooks:
+    """The hooks as one dossier calls them: only the entities that dossier enables
+    (another dossier's entity is not asked about this one) and the hook-only plugins it
+    names (every one when it names none)."""
+
+    def __init__(self, enabled: Sequence[Entity], plugins: Sequence[str] | None = None) -> None:
         self._pm = plugin_manager()
         mine = {id(e) for e in enabled}
         with _lock:
-            self._others = [e for e in _entities.values() if id(e) not in mine]
+            others: list[object] = [e for e in _entities.values() if id(e) not in mine]
+            if plugins is not None:
+                left_out = sorted(_hook_plugins - set(plugins))
+                others += [p for p in map(self._pm.get_plugin, left_out) if p is not None]
+        self._others = others
         self._callers: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -317,28 +369,7 @@ class DossierHooks:
         return caller
 
 
-def dossier_hooks(enabled: Sequence[Entity]) -> Any:
-    """The hook caller of a dossier whose enabled entities are ``enabled``."""
-    return DossierHooks(enabled)
-
-
-def hooks_by_plugin() -> dict[str, list[str]]:
-    """Each registered plugin's name and the hooks it implements (``dossiersync plugins``)."""
-    pm = plugin_manager()
-    out: dict[str, list[str]] = {}
-    for name, plugin in pm.list_name_plugin():
-        callers = pm.get_hookcallers(plugin) or []
-        out[name] = sorted(c.name for c in callers)
-    return out
-
-
-def hook_manager(plugins: Sequence[object] = ()) -> pluggy.PluginManager:
-    """A separate pluggy manager with the hookspecs and the given plugin objects (for
-    checking a plugin object alone: the sync uses :func:`plugin_manager`)."""
-    pm = pluggy.PluginManager("dossiersync")
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        if pm.get_name(plugin) is None and not pm.is_registered(plugin):
-            pm.register(plugin)
-    pm.check_pending()
-    return pm
+def dossier_hooks(enabled: Sequence[Entity], plugins: Sequence[str] | None = None) -> Any:
+    """The hook caller of a dossier whose enabled entities are ``enabled`` and whose
+    hook-only plugins are ``plugins`` (``None``: every installed one)."""
+    return DossierHooks(enabled, plugins)

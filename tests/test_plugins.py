@@ -16,7 +16,7 @@ from dossiersync.entities.clients import ClientsEntity
 from dossiersync.errors import PluginError
 from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
 from dossiersync.plugins.sales_management import SalesManagementClient
-from dossiersync.registry import hook_manager, load_endpoint, load_entities
+from dossiersync.registry import load_endpoint, load_entities, plugin_manager
 
 
 def fake_distribution(root: Path, name: str, entry_points: str, module: str = "") -> None:
@@ -126,8 +126,14 @@ def test_misspelled_hook_fails_at_start() -> None:
         def dossiersync_run_finsihed(self, run: object) -> None:  # misspelled
             pass
 
-    with pytest.raises(Exception, match="dossiersync_run_finsihed"):
-        hook_manager([Careless()])
+    pm = plugin_manager()
+    careless = Careless()
+    pm.register(careless)
+    try:
+        with pytest.raises(Exception, match="dossiersync_run_finsihed"):
+            pm.check_pending()
+    finally:
+        pm.unregister(careless)
 
 
 def test_hooks_are_called() -> None:
@@ -143,11 +149,16 @@ def test_hooks_are_called() -> None:
             seen.append(dossier)
             record["name"] = str(record["name"]).upper()
 
-    pm = hook_manager([Upper()])
-    record: dict[str, object] = {"name": "Café"}
-    pm.hook.dossiersync_transform_record(
-        dossier="nord", entity="clients", direction="sage_to_ssm", record=record
-    )
+    pm = plugin_manager()
+    upper = Upper()
+    pm.register(upper)
+    try:
+        record: dict[str, object] = {"name": "Café"}
+        pm.hook.dossiersync_transform_record(
+            dossier="nord", entity="clients", direction="sage_to_ssm", record=record
+        )
+    finally:
+        pm.unregister(upper)
     assert record == {"name": "CAFÉ"} and seen == ["nord"]
 
 
