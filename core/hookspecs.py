@@ -100,9 +100,21 @@ def dossiersync_run_finished(run: RunRecord) -> None:
 
 @hookspec
 def dossiersync_incident_opened(
-    dossier: str, entity: str | None, record_key: str | None, kind: str, message: str
+    dossier: str,
+    entity: str | None,
+    record_key: str | None,
+    kind: str,
+    message: str,
+    direction: str | None,
+    incident_id: int,
 ) -> None:
-    """A new incident was opened (recurrences of an open one do not call this)."""
+    """A new incident was opened (recurrences of an open one do not call this).
+
+    ``direction`` is the pass it was opened in (``sage_to_ssm``, ``ssm_to_sage``; ``None``
+    for a dossier's incident), ``incident_id`` its id in the journal (``dossiersync
+    incidents``), which tells apart two incidents of one kind on one record, one per
+    direction. An implementation may take only the arguments it needs.
+    """
 
 
 @hookspec

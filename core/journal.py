@@ -418,6 +418,8 @@ def record_incident(
                 record_key=record_key,
                 kind=kind,
                 message=message,
+                direction=direction,
+                incident_id=incident.id,
             )
         hooks.dossiersync_incident_occurred(incident=incident)
 

@@ -27,6 +27,8 @@ class Recorder:
     def __init__(self) -> None:
         self.occurred: list[IncidentRecord] = []
         self.opened: list[tuple[str | None, str]] = []
+        #: (kind, direction, incident id) of each incident opened
+        self.opened_ids: list[tuple[str, str | None, int]] = []
         self.finished: list[tuple[str, str, str, int]] = []
 
     @hookimpl
@@ -35,9 +37,17 @@ class Recorder:
 
     @hookimpl
     def dossiersync_incident_opened(
-        self, dossier: str, entity: str | None, record_key: str | None, kind: str, message: str
+        self,
+        dossier: str,
+        entity: str | None,
+        record_key: str | None,
+        kind: str,
+        message: str,
+        direction: str | None,
+        incident_id: int,
     ) -> None:
         self.opened.append((record_key, kind))
+        self.opened_ids.append((kind, direction, incident_id))
 
     @hookimpl
     def dossiersync_run_finished(self, run: RunRecord) -> None:
@@ -178,3 +188,25 @@ def test_a_failing_incident_hook_is_logged_and_the_sync_goes_on(
     assert (run.outcome, run.counts["created"]) == ("partial", 2)
     assert [i.record_key for i in nord.open_incidents()] == ["CL00002"]
     assert "the notification server is down" in caplog.text
+
+
+def test_an_opened_incident_is_told_with_its_direction_and_id(
+    nord: FakeDossier, told: Recorder
+) -> None:
+    """Two run_failed incidents of one dossier and entity, one per direction, are two
+    incidents: the hook tells them apart."""
+    clients = nord.entity("clients")
+    down = SourceUnavailable("cannot open dossier nord: the Sage file is locked")
+    run_pass(nord.ctx, clients, SAGE_TO_SSM, down)
+    run_pass(nord.ctx, clients, SSM_TO_SAGE, down)
+    run_pass(nord.ctx, clients, SAGE_TO_SSM, down)  # a recurrence: not opened again
+
+    opened = [o for o in told.opened_ids if o[0] == "run_failed"]
+    assert [(kind, direction) for kind, direction, _ in opened] == [
+        ("run_failed", SAGE_TO_SSM),
+        ("run_failed", SSM_TO_SAGE),
+    ]
+    ids = [incident_id for _, _, incident_id in opened]
+    assert len(set(ids)) == 2
+    stored = {i.direction: i.id for i in told.occurred if i.kind == "run_failed"}
+    assert ids == [stored[SAGE_TO_SSM], stored[SSM_TO_SAGE]]
