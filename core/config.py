@@ -88,6 +88,8 @@ class ServiceConfig:
     journal_retention_days: int = 90
     #: change probes: each dossier's Sage tables, every implementation's SSM resources
     sage_probe_seconds: float = 1
+    #: a quiet dossier is probed less and less often, down to this pace
+    sage_probe_max_seconds: float = 4
     ssm_probe_seconds: float = 6
     ssm_probe_overlap_seconds: int = 2
 

@@ -3,7 +3,9 @@ dossier × entity × direction that changed.
 
 - **Sage**, per dossier and watched table: the high-water mark of the modification
   column and the number of rows (the entity's own, for its own table): a deletion moves
-  no modification time, it moves the count. Two small queries per table.
+  no modification time, it moves the count. One small query per dossier asks them all
+  (``marks``, where the endpoint has it). A dossier that stays quiet is probed less and
+  less often (``sage_probe_max_seconds``), and at the first pace again after a change.
 - **Sales Management**, per resource, for the whole implementation: "anything updated
   or deleted after T?" — one request of one record (plus as many as the small overlap
   window shows again, already known). Only on a yes are the changes
@@ -74,18 +76,34 @@ class SageProbe:
 
     def changed(self, dossier: DossierConfig, sage: Any) -> list[str]:
         """Names of the dossier's entities (parts) whose watched tables changed since
-        the last probe; every one on the first probe of the dossier."""
+        the last probe; every one on the first probe of the dossier.
+
+        Every watched table's mark is asked at once (``sage.marks``: one statement for
+        the whole dossier) where the endpoint can; else two queries per table."""
         found: list[str] = []
         self.stats.sage_probes += 1
         last, now = self.looked.get(dossier.id), None
-        for part in watched(load_entities(dossier.entities), SAGE_TO_SSM):
+        parts = watched(load_entities(dossier.entities), SAGE_TO_SSM)
+        asked: dict[tuple[str, str], tuple[str, Any]] = {}
+        for part in parts:
+            for table in part.watched_tables():
+                where = part.sage_where() if table == part.sage_table else None
+                asked.setdefault((table, repr(sorted((where or {}).items()))), (table, where))
+        wanted = list(asked.values())
+        if callable(getattr(sage, "marks", None)):
+            answers = sage.marks([(table, where or None) for table, where in wanted])
+            self.stats.sage_queries += 1
+        else:
+            answers = [(sage.high_water_mark(t), sage.count(t, where=w or None)) for t, w in wanted]
+            self.stats.sage_queries += 2 * len(wanted)
+        marks = dict(zip(asked, answers, strict=True))
+        for part in parts:
             moved = False
             for table in part.watched_tables():
-                mark = (dossier.id, part.name, table)
                 where = part.sage_where() if table == part.sage_table else None
-                latest = sage.high_water_mark(table)
-                value: tuple[Any, ...] = (latest, sage.count(table, where=where or None))
-                self.stats.sage_queries += 2
+                latest, count = marks[(table, repr(sorted((where or {}).items())))]
+                mark = (dossier.id, part.name, table)
+                value: tuple[Any, ...] = (latest, count)
                 if may_hide_edits(sage, table, latest, None):
                     # dated by the day: the time of this probe is kept, and a table
                     # modified on the day of the last probe or later moves (only a pass
@@ -244,6 +262,8 @@ class Probes:
         self.sage = SageProbe(self.stats)
         self.ssm = SsmProbe(self.stats, config.service.ssm_probe_overlap_seconds)
         self.next_sage: dict[str, float] = {}
+        #: per dossier, the time between two Sage probes now (it grows while quiet)
+        self.sage_pace: dict[str, float] = {}
         self.next_ssm = 0.0
         self._sources: dict[str, Any] = {}
         #: per (dossier, side): probes made, last probe and last change (UTC)
@@ -276,7 +296,9 @@ class Probes:
         pass reports it)."""
         from .dossiers import sage_source
 
-        self.next_sage[dossier.id] = time.monotonic() + config.service.sage_probe_seconds
+        service = config.service
+        pace = self.sage_pace.get(dossier.id, service.sage_probe_seconds)
+        self.next_sage[dossier.id] = time.monotonic() + pace
         try:
             source = self._sources.get(dossier.id)
             if source is None:
@@ -290,6 +312,12 @@ class Probes:
             self.drop(dossier.id)
             return []
         self._count(dossier.id, "sage", bool(found))
+        # quiet, probed less and less often (down to sage_probe_max_seconds); a change
+        # brings the pace back to sage_probe_seconds
+        slowest = max(service.sage_probe_seconds, service.sage_probe_max_seconds)
+        self.sage_pace[dossier.id] = (
+            service.sage_probe_seconds if found else min(slowest, pace * 1.5)
+        )
         if found:
             self.stats.last_change[(dossier.id, "sage")] = time.monotonic()
             when = plausible(self.sage.newest)
@@ -321,6 +349,7 @@ class Probes:
         if source is not None:
             source.close()
         self.sage.forget(dossier_id)
+        self.sage_pace.pop(dossier_id, None)
 
     def close(self) -> None:
         for dossier_id in list(self._sources):

@@ -162,3 +162,33 @@ def test_the_complete_pass_on_the_long_schedule_reconciles_what_no_probe_saw(
         "nord", "SELECT 1 FROM F_CONTACTT WHERE CT_Num = ? AND CT_No = ?", (code, number)
     )
     assert not [r for r in finished(ws) if r["trigger"] == "change"]
+
+
+def test_a_quiet_dossier_costs_one_query_a_probe_and_is_probed_less_often(
+    workspace: Workspace,
+) -> None:
+    """Every watched table of a dossier is asked in one statement, and the probe slows
+    down while nothing changes, back to its first pace at the first change."""
+    from dossiersync.config import load
+    from dossiersync.probes import Probes
+
+    ws = workspace
+    probed(ws, "sage_probe_seconds = 1\nsage_probe_max_seconds = 4")
+    config = load(ws.config_path)
+    dossier = config.dossiers["nord"]
+    probes = Probes(config)
+    try:
+        assert set(probes.probe_sage(config, dossier)) == {"clients", "contacts"}  # first
+        paces = []
+        for _ in range(5):
+            queries = probes.stats.sage_queries
+            assert probes.probe_sage(config, dossier) == []
+            assert probes.stats.sage_queries - queries == 1
+            paces.append(probes.sage_pace["nord"])
+        assert paces == [1.5, 2.25, 3.375, 4, 4]
+        code = sorted(ws.sage_clients("nord"))[0]
+        ws.sage_execute("nord", "DELETE FROM F_COMPTET WHERE CT_Num = ?", (code,))
+        assert "clients" in probes.probe_sage(config, dossier)  # a count moved: found
+        assert probes.sage_pace["nord"] == 1
+    finally:
+        probes.close()

@@ -874,3 +874,24 @@ def test_a_table_filter_keeps_the_rows_of_the_logical_table_only(tmp_path: Path)
         ("CL0000001", "Client CL0000001", "C"),
         ("CL0000009", "Fournisseur", "F"),
     ]
+
+
+def test_the_marks_of_several_tables_are_one_query_equal_to_asking_each(
+    endpoint: Sage50OdbcEndpoint,
+) -> None:
+    for n, prospect in enumerate((1, 0, 0)):
+        stamp = f"2024-03-0{n + 1} 09:00:00.{n}00"
+        endpoint.insert("F_COMPTET", _client(f"C{n}", stamp, CT_Type=0, CT_Prospect=prospect))
+    endpoint.commit()
+    watched: list[tuple[str, Any]] = [
+        ("F_COMPTET", {"CT_Prospect": 1}),
+        ("F_CONTACTT", None),
+        ("F_COMPTET", None),
+    ]
+    one_by_one = [(endpoint.high_water_mark(t), endpoint.count(t, where=w)) for t, w in watched]
+    assert one_by_one == [
+        ("2024-03-03 09:00:00.200", 1),
+        (None, 0),
+        ("2024-03-03 09:00:00.200", 3),
+    ]
+    assert endpoint.marks(watched) == one_by_one

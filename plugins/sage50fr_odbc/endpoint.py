@@ -646,6 +646,57 @@ class Sage50OdbcEndpoint:
         finally:
             self._release()
 
+    def marks(
+        self, watched: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[tuple[str | None, int]]:
+        """For each ``(table, where)``: its high-water mark (as :meth:`high_water_mark`)
+        and how many rows ``where`` keeps (as :meth:`count`) — all in one statement, so
+        that probing a quiet dossier costs one small query, whatever its tables.
+
+        A database this endpoint does not know asks them one at a time (a ``SELECT``
+        without ``FROM`` is not everywhere); so is a table whose greatest modification
+        value is not a timestamp (``high_water_mark`` passes over such values).
+        """
+        if self.dialect not in ("sqlite", "postgresql") or not watched:
+            return [(self.high_water_mark(t), self.count(t, where=w)) for t, w in watched]
+        parts: list[str] = []
+        params: list[Any] = []
+        for table, where in watched:
+            spec = self.mapping.table(table)
+            column = self._q(self._modified(spec).column)
+            conditions, values = self._filter(spec)
+            if self.dialect == "sqlite":
+                conditions, values = [*conditions, f"{column} <= ?"], [*values, _LAST_TIMESTAMP]
+            latest_where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            # names quoted from the mapping, values bound: nothing is built from data
+            table_sql = self._q(spec.table)
+            parts.append(f"(SELECT MAX({column}) FROM {table_sql}{latest_where})")  # noqa: S608
+            params += values
+            conditions, values = self._equalities(spec, where or {})
+            count_where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            parts.append(f"(SELECT COUNT(*) FROM {table_sql}{count_where})")  # noqa: S608
+            params += values
+        conn = self._connection()
+        with self._errors("read the change marks of", None):
+            row = conn.execute(f"SELECT {_aliased(parts)}", params).fetchone()  # noqa: S608
+        self._release()
+        assert row is not None
+        found: list[tuple[str | None, int]] = []
+        for n, (table, _where) in enumerate(watched):
+            raw, count = row[2 * n], int(row[2 * n + 1] or 0)
+            if raw is None:
+                found.append((None, count))
+                continue
+            spec = self.mapping.table(table)
+            try:
+                latest = format_timestamp(
+                    _parse_timestamp(self._value(spec, self._modified(spec), raw))
+                )
+            except (ValueError, TypeError, InvalidOperation):
+                latest = self.high_water_mark(table)
+            found.append((latest, count))
+        return found
+
     def text_lengths(self, table: str) -> dict[str, int | None]:
         """The mapping's length of each text column of ``table`` (``None``: unbounded)."""
         spec = self.mapping.table(table)
