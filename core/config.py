@@ -67,6 +67,8 @@ class DossierConfig:
     code_prefix: str = "SM"
     origin: str = "configuration"
     interval_seconds: float | None = None
+    #: the hook-only plugins its syncs and lifecycle tell (``None``: every installed one)
+    plugins: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -287,8 +289,9 @@ def check_dossiers_apart(config: Config) -> None:
 
 
 def check_plugins(config: Config) -> None:
-    """Refuse a ``[plugins.<name>]`` table that no installed plugin is named for."""
-    from .registry import installed_plugins
+    """Refuse a ``[plugins.<name>]`` table that no installed plugin is named for, and a
+    dossier's ``plugins`` naming no installed hook-only plugin."""
+    from .registry import hook_only_plugins, installed_plugins
 
     known = installed_plugins()
     unknown = [name for name in config.plugins if name not in known]
@@ -297,6 +300,16 @@ def check_plugins(config: Config) -> None:
             f"{config.path}: plugins: no installed plugin is named "
             f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known)) or 'none'})"
         )
+    named = [d for d in config.dossiers.values() if d.plugins]
+    hook_only = hook_only_plugins() if named else set()
+    for dossier in named:
+        unknown = [name for name in dossier.plugins or () if name not in hook_only]
+        if unknown:
+            raise ConfigError(
+                f"{config.path}: dossiers.{dossier.id}.plugins: no installed hook-only plugin "
+                f"is named {', '.join(map(repr, unknown))} "
+                f"(installed: {', '.join(sorted(hook_only)) or 'none'})"
+            )
 
 
 def sqlite_url(base: PurePath, url: str) -> str:
@@ -349,6 +362,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
             branch_id=d.get("branch_id"),
             code_prefix=d.get("code_prefix", "SM"),
             interval_seconds=d.get("interval_seconds"),
+            plugins=tuple(d["plugins"]) if "plugins" in d else None,
         )
     return Config(
         path=path,

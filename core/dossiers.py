@@ -227,7 +227,8 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
                 row.activated_at = now
                 triggers[dossier_id] = FullSyncTrigger.REACTIVATION
     for dossier_id, trigger in triggers.items():
-        hooks = dossier_hooks(load_entities(candidates[dossier_id].entities))
+        cfg = candidates[dossier_id]
+        hooks = dossier_hooks(load_entities(cfg.entities), cfg.plugins)
         hooks.dossiersync_dossier_activated(dossier=dossier_id, trigger=trigger)
     return [v for v in views(config, store) if v.id in dossier_ids]
 
@@ -247,6 +248,8 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
                 row.deactivated_at = now
     candidates = proposed(config)
     for dossier_id in dossier_ids:
-        entities = candidates[dossier_id].entities if dossier_id in candidates else ()
-        dossier_hooks(load_entities(entities)).dossiersync_dossier_deactivated(dossier=dossier_id)
+        cfg = candidates.get(dossier_id)
+        enabled = load_entities(cfg.entities) if cfg else []
+        hooks = dossier_hooks(enabled, cfg.plugins if cfg else None)
+        hooks.dossiersync_dossier_deactivated(dossier=dossier_id)
     return [v for v in views(config, store) if v.id in dossier_ids]

@@ -212,7 +212,7 @@ def sync_dossier(
                 store=store,
                 sage=fenced_sage,
                 ssm_client=fenced_client,
-                hooks=dossier_hooks(enabled),
+                hooks=dossier_hooks(enabled, dossier.plugins),
                 trigger=run_trigger,
                 full=full or needs_full,
                 realign=run_trigger in REALIGNING,

@@ -195,3 +195,47 @@ def test_a_transform_does_not_turn_an_ssm_edit_into_a_conflict(
     run_id = back.get("run_id", back.get("id"))
     events = workspace.cli_json("journal", "--dossier", "nord", "--run", str(run_id))
     assert "conflict" not in {e["action"] for e in events}
+
+
+FAILURE_LOG = """
+import json, os
+from dossiersync.plugin import hookimpl
+
+@hookimpl
+def dossiersync_run_finished(run):
+    with open(os.environ["FAILURE_LOG"], "a", encoding="utf-8") as out:
+        out.write(json.dumps([run.dossier_id, run.entity, run.direction]) + "\\n")
+"""
+
+
+def test_a_dossier_naming_its_hook_only_plugins_tells_only_those(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugins = tmp_path / "site"
+    fake_distribution(
+        plugins, "acme-failure-log", "[dossiersync]\nfailure-log = acme_failure_log\n", FAILURE_LOG
+    )
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("PYTHONPATH", str(plugins))
+    monkeypatch.setenv("FAILURE_LOG", str(log))
+    workspace.add_dossier("nord", clients=3, seed=1)
+    workspace.add_dossier("sud", clients=3, seed=2)
+    workspace.add_dossier("ouest", clients=3, seed=3)
+    workspace.dossiers["nord"]["plugins"] = ["failure-log"]
+    workspace.dossiers["sud"]["plugins"] = []  # none
+    workspace.write_config()  # ouest names none: every installed hook-only plugin
+    for args in (("dossiers", "activate", "nord", "sud", "ouest"), ("sync",)):
+        done = workspace.subprocess(*args)
+        assert done.returncode == 0, done.stderr
+
+    told = {tuple(json.loads(line))[0] for line in log.read_text(encoding="utf-8").splitlines()}
+    assert told == {"nord", "ouest"}
+
+    workspace.dossiers["sud"]["plugins"] = ["failure-logs"]
+    workspace.write_config()
+    refused = workspace.subprocess("status")
+    assert refused.returncode == 2
+    assert "dossiers.sud.plugins: no installed hook-only plugin is named 'failure-logs'" in (
+        refused.stderr
+    )
+    assert "failure-log" in refused.stderr.rsplit("installed:", 1)[1]
