@@ -92,6 +92,9 @@ def test_the_page_speaks_each_language_and_falls_back_on_its_key_or_value() -> N
     english, french = Translator("en"), Translator("fr")
     assert english("nav.status") == "Status" and french("nav.status") == "État"
     assert french("status.every", minutes=5) == "toutes les 5 min"
+    # the page's header names the implementation with the seed's word for it
+    assert english("implementation", name="Groupe Nord") == "Dossier group: Groupe Nord"
+    assert french("implementation", name="Groupe Nord") == "Groupe de dossiers : Groupe Nord"
     assert english.term("kind", "run_failed") == "run failed"
     assert french.term("kind", "run_failed") == "processus en échec"
     assert french.term("kind", "made_up") == "made_up"
