@@ -36,6 +36,9 @@ from dossiersync.plugin import (
     WriteResult,
 )
 
+from . import extra_fields
+from .extra_fields import ExtraField, definitions
+
 log = logging.getLogger("dossiersync.ssm")
 T = TypeVar("T")
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -169,6 +172,8 @@ class SalesManagementClient:
     """Generic record I/O against one Sales Management implementation."""
 
     name = "sales_management"
+    #: the resources that take extra fields (``/extrafields/{resource}``)
+    extra_field_resources = extra_fields.RESOURCES
 
     def __init__(
         self,
@@ -464,6 +469,36 @@ class SalesManagementClient:
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
         raise ValueError(f"not a record id: {value!r}")
+
+    # -- extra fields ------------------------------------------------------------------
+
+    def list_extra_fields(self, resource: str) -> builtins.list[ExtraField]:
+        """The extra fields of ``resource`` (``GET /extrafields/{resource}``, paged)."""
+        return definitions(resource, self.query(f"extrafields/{resource}"))
+
+    def create_extra_field(
+        self, resource: str, name: str, kind: str, description: str | None = None
+    ) -> int | None:
+        """Create an extra field (``POST /extrafields/{resource}``); its id, when answered."""
+        sent: dict[str, Any] = {"entity": resource, "fieldName": name, "type": kind}
+        if description:
+            sent["description"] = description
+        return _record_id(_json(self._call("POST", f"/extrafields/{resource}", json=sent)))
+
+    @staticmethod
+    def extra_fields_body(shape: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Extra field values as a record's body carries them in ``shape``, the one the
+        tenant takes (found by :meth:`find_extra_field_shape`)."""
+        return extra_fields.body(shape, values)
+
+    def find_extra_field_shape(
+        self, resource: str, record_id: int, names: Mapping[str, str], dossier: str
+    ) -> dict[str, Any]:
+        """How the tenant takes an extra field's value (unpublished), found by writing on
+        one record and reading it back: ``extra_fields.find_shape``."""
+        return extra_fields.find_shape(
+            self.update, self.get, resource, record_id, names, dossier
+        ).as_dict()
 
     # -- bulk --------------------------------------------------------------------------
 
