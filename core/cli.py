@@ -646,6 +646,38 @@ def deletions_recreate(
         )
 
 
+@cli.group("ssm")
+def ssm() -> None:
+    """What Sales Management itself shows of the sync."""
+
+
+@ssm.command("fields")
+@click.option("--yes", is_flag=True, help="Create the missing fields without asking.")
+@json_option
+@pass_ctx
+def ssm_fields(c: Ctx, yes: bool, as_json: bool) -> None:
+    """Check (and create) the extra fields that show each record's dossier and sync state."""
+    from .runner import ssm_client
+    from .ssm_fields import lines, set_up
+
+    def agree(missing: list[Any]) -> bool:
+        if yes or as_json:
+            return yes
+        for row in missing:
+            click.echo(f"  {row.resource}.{row.name} ({row.type})")
+        return click.confirm(f"Create these {len(missing)} field(s) in Sales Management?")
+
+    with ssm_client(c.config) as client:
+        report = set_up(c.config, c.store, client, agree)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for line in lines(report):
+            click.echo(visible(line))
+    if report.conflicts:
+        sys.exit(1)
+
+
 @cli.command("plugins")
 @json_option
 def plugins_cmd(as_json: bool) -> None:

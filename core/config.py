@@ -36,6 +36,24 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class StatusFieldsConfig:
+    """``[implementation.status_fields]``: the extra fields that show, on each synced record
+    in Sales Management, its dossier, its sync state and its last problem."""
+
+    dossier: str = "Z_dossier"
+    state: str = "Z_sync_state"
+    problem: str = "Z_sync_problem"
+    #: the language of the states and problems written (the sales reps')
+    language: str = "en"
+    #: the most characters of a problem written (a text field's length is not published)
+    problem_length: int = 250
+
+    def names(self) -> dict[str, str]:
+        """Each field's role (``dossier``, ``state``, ``problem``) and name."""
+        return {"dossier": self.dossier, "state": self.state, "problem": self.problem}
+
+
+@dataclass(frozen=True)
 class ImplementationConfig:
     name: str
     endpoint: str
@@ -53,6 +71,8 @@ class ImplementationConfig:
     page_size: int = 500
     max_response_bytes: int = 32 * 1024 * 1024
     request_deadline_seconds: float = 120.0
+    #: None: the records' dossiers and states are not written in Sales Management
+    status_fields: StatusFieldsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -337,6 +357,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         # read when Sales Management is first called: local views need no keys
         public_key=DeferredSecret(impl.pop("public_key"), "implementation.public_key"),
         private_key=DeferredSecret(impl.pop("private_key"), "implementation.private_key"),
+        status_fields=_status_fields(impl.pop("status_fields", False), path),
         **impl,
     )
     state_secret = resolve(
@@ -378,6 +399,19 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
             {name: MappingProxyType(dict(table)) for name, table in data.get("plugins", {}).items()}
         ),
     )
+
+
+def _status_fields(value: bool | dict[str, Any], path: Path) -> StatusFieldsConfig | None:
+    if value is False:
+        return None
+    fields = StatusFieldsConfig(**({} if value is True else value))
+    names = list(fields.names().values())
+    if len({n.lower() for n in names}) < len(names):
+        raise ConfigError(
+            f"{path}: implementation.status_fields: the dossier, state and problem fields "
+            f"need three different names, not {', '.join(names)}"
+        )
+    return fields
 
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")

@@ -252,4 +252,7 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
         enabled = load_entities(cfg.entities) if cfg else []
         hooks = dossier_hooks(enabled, cfg.plugins if cfg else None)
         hooks.dossiersync_dossier_deactivated(dossier=dossier_id)
+    from .ssm_fields import after_deactivation
+
+    after_deactivation(config, store, dossier_ids)  # their records say "inactive" in SSM
     return [v for v in views(config, store) if v.id in dossier_ids]

@@ -36,14 +36,14 @@ from sqlalchemy.orm import Session
 from .config import Config
 from .context import DossierContext
 from .source import SageSource
-from .state.models import Dossier, DossierEntity, Event, Incident, Link
+from .state.models import Dossier, DossierEntity, Event, Incident, Link, Setting, StatusShown
 from .state.store import StateStore
 from .target import Record, SsmTarget, WriteResult
 
 #: journal actions that are not worth showing in a preview
 QUIET_ACTIONS = frozenset({"unchanged"})
 #: state tables the passes read, copied in this order (foreign keys first)
-COPIED = (Dossier, DossierEntity, Link, Incident)
+COPIED = (Dossier, DossierEntity, Link, Incident, Setting, StatusShown)
 
 
 @dataclass

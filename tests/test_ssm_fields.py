@@ -18,6 +18,7 @@ import pytest
 from dossiersync.plugins.sales_management.simulator import SimulatorProcess, running_simulator
 
 from support.ssm_http import account, create, session
+from support.workspace import Workspace
 
 SHAPES = ("flat", "nested")
 
@@ -187,3 +188,260 @@ def test_a_simulator_file_of_the_previous_version_gets_the_extra_fields_table(
         assert total == 3  # the reference lists are not seeded twice
     finally:
         store.close()
+
+
+# --- the connector ---------------------------------------------------------------------
+
+STATUS_FIELDS = """
+[implementation.status_fields]
+language = "fr"
+"""
+NAMES = ("Z_dossier", "Z_sync_state", "Z_sync_problem")
+
+
+@pytest.fixture(params=SHAPES)
+def shape(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def tenant_workspace(
+    shape: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workspace]:
+    """A workspace on a simulator of ``shape``, the status fields on (in French); the
+    connector must cause no refusal, the shape's trial included."""
+    with running_simulator(str(tmp_path / "ssm.sqlite"), extra_fields_shape=shape) as sim:
+        monkeypatch.setenv("SSM_PUBLIC_KEY", sim.public_key)
+        monkeypatch.setenv("SSM_PRIVATE_KEY", sim.private_key)
+        workspace = Workspace(tmp_path, sim)
+        workspace.extra_config = STATUS_FIELDS
+        yield workspace
+        stats = workspace.simulator_stats()
+        assert stats["refusals"] == 0, stats["reasons"]
+
+
+def status_of(record: dict[str, Any], shape: str) -> tuple[Any, Any, Any]:
+    return tuple(value_of(record, name, shape) for name in NAMES)  # type: ignore[return-value]
+
+
+def calls(workspace: Workspace) -> dict[str, int]:
+    return dict(workspace.simulator_stats()["calls"])
+
+
+def spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Requests by call between two snapshots of the simulator's stats."""
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+def test_set_up_then_every_record_shows_its_dossier_and_state(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    workspace = tenant_workspace
+    workspace.add_dossier("nord", clients=12, seed=1, entities=("clients", "contacts"))
+    workspace.add_dossier("sud", clients=9, seed=2)
+    workspace.activate_all()
+
+    # shown, not created without a yes
+    checked = workspace.cli_json("ssm", "fields")
+    assert {(f["resource"], f["name"], f["type"], f["state"]) for f in checked["fields"]} == {
+        (resource, name, kind, "missing")
+        for resource in ("accounts", "contacts")
+        for name, kind in zip(NAMES, ("list", "list", "text"), strict=True)
+    }
+    assert workspace.http.get("/extrafields/accounts").json() == []
+
+    # created; no record linked yet, so the shape is not known and nothing is written
+    created = workspace.cli_json("ssm", "fields", "--yes")
+    assert {f["state"] for f in created["fields"]} == {"created"}
+    assert created["shape"] is None and created["problem"] is None
+    listed = workspace.http.get("/extrafields/accounts").json()
+    assert [(f["fieldName"], f["type"]) for f in listed] == [
+        ("Z_dossier", "list"),
+        ("Z_sync_state", "list"),
+        ("Z_sync_problem", "text"),
+    ]
+    assert all(f["description"].startswith("dossiersync") for f in listed)
+    workspace.sync()
+    assert {status_of(a, shape) for a in workspace.accounts()} == {(None, None, None)}
+
+    # the shape found on a synced record, and said
+    found = workspace.cli_json("ssm", "fields", "--yes")
+    assert found["shape"] == shape and found["problem"] is None
+    assert found["finding"]["trials"][-1] == {
+        "shape": shape,
+        "taken": True,
+        "said": "read back as written",
+    }
+    assert {f["state"] for f in found["fields"]} == {"present"}
+    said = workspace.cli("ssm", "fields").stdout
+    assert f"(shape: {shape})" in said
+
+    # the next pass writes every record's state, in bulk, with the fields only
+    before = calls(workspace)
+    workspace.sync()
+    used = spent(before, calls(workspace))
+    assert used.get("PUT /accounts/bulk") == 2  # 12 + 9 accounts, one bulk per dossier
+    assert used.get("PUT /contacts/bulk") == 1
+    assert "POST /accounts/bulk" not in used
+    for dossier_id, name in (("nord", "Dossier nord"), ("sud", "Dossier sud")):
+        accounts = workspace.accounts(dossier_id)
+        assert accounts
+        assert {status_of(a, shape) for a in accounts} == {(name, "synchronisé", None)}
+    contacts = workspace.records("contacts", "nord")
+    assert {status_of(c, shape) for c in contacts} == {("Dossier nord", "synchronisé", None)}
+
+    # steady state: nothing written
+    before = calls(workspace)
+    workspace.sync()
+    used = spent(before, calls(workspace))
+    assert not [call for call in used if call.startswith(("PUT", "POST /a", "POST /c"))], used
+
+
+def test_a_list_filtered_by_the_dossier_field_holds_that_dossiers_accounts_only(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    workspace = tenant_workspace
+    for n, dossier_id in enumerate(("nord", "sud", "est")):
+        workspace.add_dossier(dossier_id, clients=8 + n, seed=n + 1)
+    workspace.activate_all()
+    workspace.sync()
+    workspace.cli("ssm", "fields", "--yes")
+    workspace.sync()
+    for dossier_id in ("nord", "sud", "est"):
+        filtered = workspace.ssm_list("accounts", f"Z_dossier = 'Dossier {dossier_id}'")
+        expected = {a["extId"] for a in workspace.accounts(dossier_id)}
+        assert len(expected) == 8 + ("nord", "sud", "est").index(dossier_id)
+        assert {a["extId"] for a in filtered} == expected
+
+
+def test_a_new_dossier_after_set_up_carries_its_fields_in_its_creates(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    workspace = tenant_workspace
+    workspace.add_dossier("nord", clients=5, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    workspace.cli("ssm", "fields", "--yes")
+    workspace.sync()
+    workspace.add_dossier("sud", clients=30, seed=2)
+    workspace.cli("dossiers", "activate", "sud")
+    before = calls(workspace)
+    workspace.sync("--dossier", "sud")
+    used = spent(before, calls(workspace))
+    assert used["POST /accounts/bulk"] == 1
+    assert "PUT /accounts/bulk" not in used  # no request of their own
+    assert {status_of(a, shape) for a in workspace.accounts("sud")} == {
+        ("Dossier sud", "synchronisé", None)
+    }
+
+
+def test_a_record_moving_to_error_and_back_shows_it_within_one_pass(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    workspace = tenant_workspace
+    workspace.add_dossier("nord", clients=6, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    workspace.cli("ssm", "fields", "--yes")
+    workspace.sync()
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00003'",
+    )
+    before = calls(workspace)
+    workspace.sync(expect=1)
+    assert spent(before, calls(workspace)).get("PUT /accounts/bulk") == 1
+    dossier, state, problem = status_of(workspace.account("nord:CL00003"), shape)
+    assert (dossier, state) == ("Dossier nord", "erreur")
+    assert problem.startswith("adresse e-mail non valide : 'pas-une-adresse'")
+    assert "Dossier nord" not in problem and len(problem) <= 250
+    others = [a for a in workspace.accounts("nord") if a["extId"] != "nord:CL00003"]
+    assert {status_of(a, shape)[1] for a in others} == {"synchronisé"}
+
+    workspace.sage_execute(
+        "nord",
+        "UPDATE F_COMPTET SET CT_EMail = 'contact@exemple.fr', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00003'",
+    )
+    before = calls(workspace)
+    workspace.sync()
+    used = spent(before, calls(workspace))
+    assert used.get("PUT /accounts/bulk") == 1  # the data update carries the state
+    assert status_of(workspace.account("nord:CL00003"), shape) == (
+        "Dossier nord",
+        "synchronisé",
+        None,
+    )
+
+
+def test_a_deactivated_dossiers_records_keep_their_fields_labelled_inactive(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    workspace = tenant_workspace
+    workspace.add_dossier("nord", clients=5, seed=1)
+    workspace.add_dossier("sud", clients=7, seed=2)
+    workspace.activate_all()
+    workspace.sync()
+    workspace.cli("ssm", "fields", "--yes")
+    workspace.sage_execute(
+        "sud",
+        "UPDATE F_COMPTET SET CT_EMail = 'autre-adresse', "
+        "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00002'",
+    )
+    workspace.sync(expect=1)
+    refused_problem = status_of(workspace.account("sud:CL00002"), shape)[2]
+    assert "autre-adresse" in refused_problem
+
+    workspace.cli("dossiers", "deactivate", "sud")
+    sud = {a["extId"]: status_of(a, shape) for a in workspace.accounts("sud")}
+    assert {state for _, state, _ in sud.values()} == {"inactif"}
+    assert {dossier for dossier, _, _ in sud.values()} == {"Dossier sud"}
+    assert sud["sud:CL00002"][2] == refused_problem  # its problem as it was
+    assert {status_of(a, shape)[1] for a in workspace.accounts("nord")} == {"synchronisé"}
+
+    # said once: the next check labels nothing again
+    again = workspace.cli_json("ssm", "fields")
+    assert again["inactive_labelled"] == 0
+
+
+# --- reading what the unpublished parts may look like ----------------------------------
+
+
+def test_a_listed_field_is_read_by_its_signs() -> None:
+    from dossiersync.plugins.sales_management.extra_fields import definitions
+
+    listed = [
+        {"id": 3, "fieldName": "Z_dossier", "type": "List", "description": "dossiersync: x"},
+        {"name": "Z_other", "typeId": 5, "descriptionES": "Otro", "descriptionFR": "Autre"},
+        {"fieldName": "Z_gone", "type": "text", "deleted": True},
+        {"type": "text"},
+        "not a field",
+    ]
+    found = definitions("accounts", listed)
+    assert [(f.name, f.type, f.id, f.marked) for f in found] == [
+        ("Z_dossier", "list", 3, True),
+        ("Z_other", None, None, False),  # a type shown as a number is not guessed
+    ]
+
+
+def test_a_tenant_replacing_every_extra_field_at_each_write_is_refused() -> None:
+    """A plausible third behaviour, which no simulator switch offers: a write of some
+    extra fields empties the others. Writing the status fields there would erase the
+    implementation's own fields, so the shape found is not used."""
+    from dossiersync.plugins.sales_management.extra_fields import find_shape
+
+    record: dict[str, Any] = {"id": 1, "extraFields": {"Z_own": "kept?"}}
+
+    def update(resource: str, record_id: int, body: Any) -> None:
+        if "extraFields" in body:
+            record["extraFields"] = dict(body["extraFields"])  # replaced whole
+
+    def read(resource: str, record_id: int) -> dict[str, Any]:
+        return record
+
+    names = {"dossier": "Z_d", "state": "Z_s", "problem": "Z_p"}
+    finding = find_shape(update, read, "accounts", 1, names, "Dossier nord")
+    assert finding.shape == "nested"
+    assert finding.problem is not None and "erase" in finding.problem
+    assert [t.taken for t in finding.trials] == [False, True]

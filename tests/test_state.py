@@ -156,7 +156,7 @@ def test_an_older_state_store_is_migrated_on_start(state_url: str) -> None:
         assert run.created == 5 and run.pending == 0
         assert run.holder is None  # made before runs named their holder
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0007"
+    assert version == "0008"
     store.dispose()
 
 

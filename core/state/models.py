@@ -177,6 +177,33 @@ class Latency(Base):
     seconds: Mapped[float] = mapped_column(Float)
 
 
+class Setting(Base):
+    """A value the connector found out or decided and keeps, by key (a JSON document)."""
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class StatusShown(Base):
+    """What a linked record's status fields show in Sales Management: the link's label and
+    note when they were written (``[implementation.status_fields]``), so that only a record
+    whose state changed since is written again."""
+
+    __tablename__ = "status_shown"
+
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("link.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: the link's label then, or ``inactive`` once its dossier was deactivated
+    label: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: digest of what else the values were made of (dossier name, language, field names…)
+    context: Mapped[str] = mapped_column(String(64))
+
+
 class Lease(Base):
     """At most one process syncs a dossier at a time."""
 

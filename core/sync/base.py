@@ -26,6 +26,7 @@ from ..secrets import connection_secrets, scrub
 from ..state.models import DossierEntity, Incident, Link
 from ..vocabulary import SAGE_TO_SSM
 from .links import RETRIED, Kept, LinkLabel, mark
+from .status import StatusFields
 from .stop import STOP, Interrupted
 
 T = TypeVar("T")
@@ -72,6 +73,8 @@ class SyncPass:
         self.resource = entity.ssm_resource
         self.table = entity.sage_table
         self.resolved: list[str] = []
+        #: the dossier and sync state each record shows in SSM, when configured
+        self.status = StatusFields.for_pass(ctx, session, entity)
         # most passes have no open record incident to close: skip the updates then
         self.has_open_incidents = bool(
             session.scalar(
@@ -165,7 +168,15 @@ class SyncPass:
                     self.session, self.dossier_id, self.entity.name, record_keys=chunk
                 )
         self.resolved.clear()
+        if self.status is not None:
+            self.status.flush(self.session)
         self.session.commit()
+
+    def publish_status(self) -> None:
+        """At the end of the pass: show in SSM the state of the records whose state moved
+        without a write of theirs (``status.StatusFields.publish``)."""
+        if self.status is not None:
+            self.status.publish(self)
 
     def record_failed(
         self,

@@ -59,6 +59,7 @@ def run_pass(
         generic = SageToSsm if direction == SAGE_TO_SSM else SsmToSage
         sync_pass: SyncPass = (custom or generic)(ctx, entity, run, session)
         sync_pass.execute()
+        sync_pass.publish_status()
         problems = run.counts["failed"] + run.counts["refused"]
         run.outcome = "partial" if problems else "succeeded"
         if problems:

@@ -64,6 +64,8 @@ class Write:
     children_error: BaseException | None = None
     #: created by this pass although its create's answer was lost (found by extId)
     recovered: bool = False
+    #: its body carries the record's status fields (``status.StatusFields``)
+    status_sent: bool = False
 
 
 #: links whose Sage keys are looked up together when looking for deleted rows
@@ -426,6 +428,10 @@ class SageToSsm(SyncPass):
         for w in writes:
             if w.kind == "create":
                 w.body["extId"] = w.link.ext_id
+            if self.status is not None and w.body:
+                # in the write made anyway (a write of children only stays without)
+                self.status.add_synced(w.body)
+                w.status_sent = True
         # the next batch is read and resolved while these requests are in flight
         self.submit(writes)
         self.settle(keep=self.ctx.implementation.max_concurrency)
@@ -599,6 +605,8 @@ class SageToSsm(SyncPass):
         link.sage_hash = w.digest
         detail = ",".join(w.names) if w.kind == "update" else None
         self.succeeded(link, key, action, detail)
+        if w.status_sent and self.status is not None:
+            self.status.shown_synced(link)
         if w.children and self.ctx.progress is not None:
             self.ctx.progress(self.run)  # children cost a request each: show each record
         return None
