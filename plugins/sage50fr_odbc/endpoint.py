@@ -688,6 +688,7 @@ class Sage50OdbcEndpoint:
                 found.append((None, count))
                 continue
             spec = self.mapping.table(table)
+            latest: str | None
             try:
                 latest = format_timestamp(
                     _parse_timestamp(self._value(spec, self._modified(spec), raw))
