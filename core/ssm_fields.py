@@ -315,6 +315,25 @@ def after_deactivation(config: Config, store: StateStore, dossier_ids: list[str]
         )
 
 
+def view(config: Config, store: StateStore) -> dict[str, Any] | None:
+    """What the status page's set-up screen shows of the status fields: what ``ssm
+    fields`` last found (read from the state store, nothing asked of Sales Management);
+    None when they are off."""
+    settings = config.implementation.status_fields
+    if settings is None:
+        return None
+    with store.session() as session:
+        setup = load_setup(session)
+    return {
+        "names": settings.names(),
+        "language": settings.language,
+        "checked_at": setup.checked_at if setup else None,
+        "shape": setup.shape if setup else None,
+        "problem": (setup or Setup()).usable(settings.names()),
+        "rows": setup.report if setup else [],
+    }
+
+
 def lines(report: FieldsReport) -> list[str]:
     """The report in words, for the terminal."""
     setup = report.setup

@@ -445,3 +445,38 @@ def test_a_tenant_replacing_every_extra_field_at_each_write_is_refused() -> None
     assert finding.shape == "nested"
     assert finding.problem is not None and "erase" in finding.problem
     assert [t.taken for t in finding.trials] == [False, True]
+
+
+def test_the_set_up_screen_shows_what_ssm_fields_last_found(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    import warnings
+
+    from dossiersync.config import load
+    from dossiersync.state.store import StateStore
+    from dossiersync.web import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    token = "status-fields-page-token-0123456789"
+    workspace = tenant_workspace
+    workspace.extra_config = STATUS_FIELDS + f'[web]\ntoken = "{token}"\n'
+    workspace.add_dossier("nord", clients=4, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    config = load(workspace.config_path)
+    store = StateStore(config.state_url)
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "fr"}
+    with TestClient(create_app(config, store), headers=headers) as page:
+        before = page.get("/setup").text
+        assert "Champs d’état dans Sales Management" in before
+        assert "Pas encore vérifiés" in before
+        workspace.cli("ssm", "fields", "--yes")
+        after = page.get("/setup").text
+    store.dispose()
+    assert f'data-shape="{shape}"' in after
+    for name in NAMES:
+        assert f'data-field="accounts.{name}"' in after
+    assert after.count("créé") >= 3  # the three fields, as created

@@ -50,6 +50,9 @@ BUILT_KEYS = (
     *(N_("preview.side.ssm"), N_("preview.side.sage")),
     *(N_("setup.origin.configuration"), N_("setup.origin.odbc-dsn")),
     *(N_("setup.origin.state-only"), N_("setup.origin.ssm-only")),
+    *(N_("fields.shape.flat"), N_("fields.shape.nested"), N_("fields.shape.unknown")),
+    *(N_("fields.state.present"), N_("fields.state.created"), N_("fields.state.missing")),
+    *(N_("fields.state.other_type"), N_("fields.state.not_ours")),
     # notices and errors named in the query string after a redirect (pages.NOTICES)
     *(N_("sync.started"), N_("sync.busy"), N_("error.inactive")),
     *(N_("setup.activated"), N_("setup.deactivated"), N_("setup.unchanged")),

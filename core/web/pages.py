@@ -363,9 +363,13 @@ async def retry_now(request: Request) -> Response:
 
 
 def setup_page(request: Request) -> Response:
+    from ..ssm_fields import view
+
     site = site_of(request)
     dossiers = dossier_list(site.config, site.store, site.records_in_ssm())
-    return site.html(request, "setup.html", _context(site, request, "setup", dossiers))
+    context = _context(site, request, "setup", dossiers)
+    context["status_fields"] = view(site.config, site.store)
+    return site.html(request, "setup.html", context)
 
 
 async def setup_save(request: Request) -> Response:
