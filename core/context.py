@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ from .state.store import StateStore
 from .target import SsmTarget
 
 if TYPE_CHECKING:
+    from .entity import Entity
     from .journal import RunRecord
 
 
@@ -33,6 +34,9 @@ class DossierContext:
     realign: bool = False
     #: called with the running pass's record after each batch (terminal progress)
     progress: Callable[[RunRecord], None] | None = None
+    #: every entity the dossier enables (those a sync runs may be fewer): who else writes
+    #: an SSM resource, so that each entity reads only the records it owns
+    entities: Sequence[Entity] = ()
     refs: Refs = field(init=False)
     #: per-pass working data of an entity (reset at the start of every pass)
     scratch: dict[str, Any] = field(init=False, default_factory=dict)

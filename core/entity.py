@@ -133,7 +133,16 @@ def normalise(value: Any, kind: Kind) -> Any:
             return value.strip().lower() in TRUE_WORDS
         return bool(value)
     if kind == "int":
-        return int(value)
+        if isinstance(value, int):  # bool included: a flag read as a number
+            return int(value)
+        # never truncated: 2.5 is no whole number, whatever type the driver gave it
+        try:
+            number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+        except ArithmeticError:
+            raise ValueError(f"not a whole number: {value!r}") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise ValueError(f"not a whole number: {value!r}")
+        return int(number)
     if kind == "decimal":
         d = value if isinstance(value, Decimal) else Decimal(str(value))
         text = format(d.normalize(), "f")
@@ -335,6 +344,27 @@ class Entity:
     def ext_id(self, dossier_id: str, key_text: str) -> str:
         return f"{dossier_id}:{key_text}"
 
+    def owns_key(self, key_text: str) -> bool:
+        """Whether a key read back from an SSM record's extId is one of this entity's: as
+        many parts as ``key_fields``, the parts whose column ``sage_where()`` filters holding
+        the filtered values. So two entities writing one SSM resource (orders, and quotes
+        as marked sales orders) each read only the records they wrote; override it when
+        the key alone cannot tell (the engine also leaves out a record another entity of
+        the dossier linked)."""
+        try:
+            key = self.key_from_text(key_text)
+        except (ValueError, TypeError):
+            return False
+        if len(key) != len(self.key_fields):
+            return False
+        where = self.sage_where()
+        columns = {f.name: f.sage for f in self.fields}
+        for name, part in zip(self.key_fields, key, strict=True):
+            column = columns.get(name)
+            if column in where and str(part).strip() != str(where[column]).strip():
+                return False
+        return True
+
     # -- mapping ---------------------------------------------------------------------
 
     def sage_where(self) -> dict[str, Any]:
@@ -436,10 +466,11 @@ class Entity:
         columns = set(self.child_parent_columns(child))
         return {c: v for c, v in self.sage_where().items() if c in columns}
 
-    def child_from_sage(self, child: ChildSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+    def child_from_sage(self, spec: ChildSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+        """One child in canonical terms: ``row`` is its Sage row in ``spec.sage_table``."""
         return {
-            f.name: self.sage_value(f, row.get(f.sage), f"{child.name}.{f.name}")
-            for f in child.fields
+            f.name: self.sage_value(f, row.get(f.sage), f"{spec.name}.{f.name}")
+            for f in spec.fields
             if f.sage
         }
 
@@ -452,7 +483,7 @@ class Entity:
         try:
             return sage_flag(value) if f.kind == "bool" else normalise(value, f.kind)
         except (ValueError, TypeError, ArithmeticError):
-            limit: Any = [0, 1] if f.kind == "bool" else f.kind
+            limit: Any = [0, 1] if f.kind == "bool" else _JSON_TYPES.get(f.kind, f.kind)
             rule = "enum" if f.kind == "bool" else "type"
             problem = Problem(rule, path, value, limit, field_label(self.field_labels, path))
             raise RecordInvalid(problem.text(), path, problem) from None
@@ -464,65 +495,71 @@ class Entity:
         return RecordInvalid(problem.text(), path, problem)
 
     def children_from_ssm(
-        self, child: ChildSpec, records: Iterable[Mapping[str, Any]], ctx: DossierContext
+        self, spec: ChildSpec, records: Iterable[Mapping[str, Any]], ctx: DossierContext
     ) -> list[dict[str, Any]]:
-        """SSM children in canonical terms, in their SSM order; one with no key of its own
-        is numbered after the others (``key_step`` apart)."""
+        """SSM children (``records``, as SSM holds them) in canonical terms, in their SSM
+        order; one with no key of its own is numbered after the others (``key_step`` apart)."""
         out: list[dict[str, Any]] = []
         for n, record in enumerate(records, 1):
-            line = self.child_from_ssm(child, record, ctx)
-            if line.get(child.key) is None:
-                line[child.key] = normalise(n * child.key_step, _kind(child, child.key))
+            line = self.child_from_ssm(spec, record, ctx)
+            if line.get(spec.key) is None:
+                line[spec.key] = normalise(n * spec.key_step, _kind(spec, spec.key))
             out.append(line)
         return out
 
     def child_from_ssm(
-        self, child: ChildSpec, record: Mapping[str, Any], ctx: DossierContext
+        self, spec: ChildSpec, record: Mapping[str, Any], ctx: DossierContext
     ) -> dict[str, Any]:
-        """One SSM child in canonical terms; references become Sage keys."""
+        """One child in canonical terms: ``spec`` says which kind of child, ``record`` is
+        the child as SSM holds it (an item of the parent's list, or a record of its own);
+        references become Sage keys."""
         out: dict[str, Any] = {}
-        for f in child.fields:
+        for f in spec.fields:
             if f.ssm and f.ssm in record:
                 value = record[f.ssm]
                 if isinstance(value, dict) and "id" in value:
                     value = value["id"]
                 if f.ref and value is not None:
-                    out[f.name] = ctx.refs.sage_key(f.ref, int(value), f"{child.name}.{f.name}")
+                    out[f.name] = ctx.refs.sage_key(f.ref, int(value), f"{spec.name}.{f.name}")
                 else:
                     out[f.name] = normalise(value, f.kind)
         return out
 
     def child_to_ssm(
         self,
-        child: ChildSpec,
-        record: Mapping[str, Any],
+        spec: ChildSpec,
+        line: Mapping[str, Any],
         names: Iterable[str],
         ctx: DossierContext,
     ) -> dict[str, Any]:
-        """The SSM body of a child for these fields; references become SSM ids."""
-        by_name = {f.name: f for f in child.fields}
+        """The SSM body of one child: ``spec`` says which kind of child (the ``ChildSpec``),
+        ``line`` is the child itself in canonical terms (one item of the parent record's
+        ``spec.name`` list), ``names`` the child's fields to send; references become SSM
+        ids."""
+        by_name = {f.name: f for f in spec.fields}
         body: dict[str, Any] = {}
         for name in names:
             f = by_name[name]
             if not f.ssm:
                 continue
-            value = record.get(name)
+            value = line.get(name)
             if f.ref and value is not None:
-                body[f.ssm] = ctx.refs.ssm_id(f.ref, str(value), f"{child.name}.{f.name}")
+                body[f.ssm] = ctx.refs.ssm_id(f.ref, str(value), f"{spec.name}.{f.name}")
             else:
                 body[f.ssm] = _json_value(value, f.kind)
         return body
 
     def child_to_sage(
-        self, child: ChildSpec, parent_key: Sequence[Any], record: Mapping[str, Any]
+        self, spec: ChildSpec, parent_key: Sequence[Any], line: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """The Sage row of a child: its parent's key columns, then its own."""
-        row = self.child_where(child, parent_key)
-        row.update({f.sage: record.get(f.name) for f in child.fields if f.sage and not f.virtual})
+        """The Sage row of one child (``line``, canonical): its parent's key columns, then
+        its own."""
+        row = self.child_where(spec, parent_key)
+        row.update({f.sage: line.get(f.name) for f in spec.fields if f.sage and not f.virtual})
         return row
 
-    def child_ext_id(self, parent_ext_id: str, child: ChildSpec, record: Mapping[str, Any]) -> str:
-        return f"{parent_ext_id}:{record.get(child.key)}"
+    def child_ext_id(self, parent_ext_id: str, spec: ChildSpec, line: Mapping[str, Any]) -> str:
+        return f"{parent_ext_id}:{line.get(spec.key)}"
 
     # -- custom passes ---------------------------------------------------------------
 
@@ -704,6 +741,10 @@ def _missing_field(error: jsonschema.ValidationError) -> str:
 def _order(value: Any) -> tuple[bool, Any]:
     """Sort key of a child key that may be missing."""
     return (value is None, value if value is not None else 0)
+
+
+#: a field kind as the JSON Schema type messages name (``int``: "a whole number")
+_JSON_TYPES = {"text": "string", "int": "integer", "decimal": "number"}
 
 
 def _kind(child: ChildSpec, name: str) -> Kind:

@@ -181,7 +181,7 @@ def sync_dossier(
             held(store, dossier.id, config.sync.lease_seconds, wait_seconds) as holder,
             Fence(store, dossier.id, holder, config.sync.lease_seconds) as fence,
         ):
-            enabled = load_entities(dossier.entities)
+            enabled = everything = load_entities(dossier.entities)
             if entity_names:
                 unknown = sorted(set(entity_names) - {e.name for e in enabled})
                 if unknown:
@@ -217,6 +217,7 @@ def sync_dossier(
                 full=full or needs_full,
                 realign=run_trigger in REALIGNING,
                 progress=progress,
+                entities=everything,
             )
             if adapt is not None:
                 adapt(ctx)

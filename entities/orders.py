@@ -169,9 +169,9 @@ class OrdersEntity(Entity):
         return body
 
     def child_to_ssm(
-        self, child: ChildSpec, record: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
+        self, spec: ChildSpec, line: Mapping[str, Any], names: Iterable[str], ctx: DossierContext
     ) -> dict[str, Any]:
-        return self.line_body(record, [n for n in names if n in LINE_TO_SSM], ctx)
+        return self.line_body(line, [n for n in names if n in LINE_TO_SSM], ctx)
 
     # -- keys ------------------------------------------------------------------------
 

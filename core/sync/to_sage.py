@@ -45,6 +45,8 @@ class SsmToSage(SyncPass):
     """Sales Management -> Sage 50FR for one entity of one dossier."""
 
     direction = SSM_TO_SAGE
+    #: the other entities of the dossier writing this resource (:meth:`sibling_entities`)
+    _siblings: list[str] | None = None
 
     def execute(self) -> None:
         ctx, entity, session, client = self.ctx, self.entity, self.session, self.ctx.ssm_client
@@ -79,7 +81,7 @@ class SsmToSage(SyncPass):
         )
         seen: set[int] = set()
         for batch in batched(listing, ctx.sync.batch_size):
-            mine = [r for r in batch if str(r.get("extId") or "").startswith(prefix)]
+            mine = self.mine(batch)
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
                 newest = later(newest, client.changed_at(record))
@@ -129,8 +131,7 @@ class SsmToSage(SyncPass):
                     parents.add(parent)
         for chunk in batched(sorted(parents), ctx.sync.batch_size):
             found = list(client.find(self.resource, ids=chunk))
-            prefix = f"{self.dossier_id}:"
-            mine = [r for r in found if str(r.get("extId") or "").startswith(prefix)]
+            mine = self.mine(found)
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
                 self.run.add("read")
@@ -142,6 +143,43 @@ class SsmToSage(SyncPass):
                     newest = self.stray(record, newest)
             self.commit()
         return newest
+
+    def mine(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records this pass reads: their extId is this dossier's and names a key of
+        this entity (``Entity.owns_key``), and no other entity of the dossier writing the
+        same resource linked them. An entity owns the records it wrote: orders never read
+        the sales orders a quotes plugin wrote, nor the other way round."""
+        prefix, entity = f"{self.dossier_id}:", self.entity
+        mine = [
+            r
+            for r in records
+            if str(r.get("extId") or "").startswith(prefix)
+            and entity.owns_key(str(r["extId"])[len(prefix) :])
+        ]
+        others = self.sibling_entities()
+        if not mine or not others:
+            return mine
+        claimed = set(
+            self.session.scalars(
+                select(Link.ext_id).where(
+                    Link.dossier_id == self.dossier_id,
+                    Link.entity.in_(others),
+                    Link.ext_id.in_([str(r["extId"]) for r in mine]),
+                )
+            )
+        )
+        return [r for r in mine if str(r["extId"]) not in claimed]
+
+    def sibling_entities(self) -> list[str]:
+        """The other entities of the dossier that write this pass's SSM resource."""
+        if self._siblings is None:
+            self._siblings = [
+                part.name
+                for entity in self.ctx.entities
+                for part in entity.parts()
+                if part.ssm_resource == self.resource and part.name != self.entity.name
+            ]
+        return self._siblings
 
     @staticmethod
     def to_tell(link: Link | None) -> bool:
