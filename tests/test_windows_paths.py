@@ -14,10 +14,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import pytest
 
 from dossiersync.config import load, sqlite_url
-from dossiersync.demo import write_config
 from dossiersync.errors import ConfigError
 from dossiersync.lease import holder_is_dead
 from dossiersync.plugins.sage50fr_odbc.connection import source_identity
+from dossiersync.plugins.sales_management.demo import write_config
 from dossiersync.secrets import open_to_others, resolve
 
 #: as docs/windows.md writes it: literal strings, so a backslash is a backslash

@@ -1,6 +1,9 @@
-"""The Sales Management plugin's command: ``dossiersync simulator``."""
+"""The Sales Management plugin's commands: ``dossiersync simulator`` and ``dossiersync demo``."""
 
 from __future__ import annotations
+
+import logging
+import sys
 
 import click
 
@@ -20,3 +23,30 @@ def dossiersync_register_commands(cli: click.Group) -> None:
         from .simulator.__main__ import main as run_simulator
 
         run_simulator(list(options), prog="dossiersync simulator")
+
+    @cli.command("demo")
+    @click.option(
+        "--dir",
+        "directory",
+        default="demo",
+        show_default=True,
+        type=click.Path(),
+        help="Folder of the demo (emptied first).",
+    )
+    @click.option(
+        "--clients",
+        type=click.IntRange(1),
+        default=200,
+        show_default=True,
+        help="Client accounts per dossier.",
+    )
+    @click.option(
+        "--serve", is_flag=True, help="Then keep the service and its status page running (Ctrl-C)."
+    )
+    def demo(directory: str, clients: int, serve: bool) -> None:
+        """Three reference dossiers, the simulator, select all three, sync, show status."""
+        from .demo import run_demo
+
+        if serve:
+            logging.getLogger("dossiersync").setLevel(logging.INFO)
+        sys.exit(run_demo(cli, directory, clients, serve))

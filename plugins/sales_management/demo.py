@@ -1,4 +1,9 @@
-"""``dossiersync demo``: three reference dossiers synced into the simulator."""
+"""``dossiersync demo``: three reference dossiers synced into the simulator.
+
+A command of the Sales Management plugin (``commands.py``): it runs this plugin's
+simulator, has the Sage plugin write the dossiers (``dossiersync demo-dossier``) and read
+them back (its endpoint, loaded by name), and drives the connector through its own
+commands, as a user would type them."""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+
+from dossiersync.plugin import load_endpoint
 
 DEMO_DOSSIERS = (
     # id, display name, seed, SSM branch for accounts created in SSM
@@ -57,11 +65,9 @@ def write_config(directory: Path, api_url: str) -> Path:
     return path
 
 
-def run_demo(directory: str, clients: int, serve: bool = False) -> int:
-    from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
-    from dossiersync.plugins.sales_management.simulator.process import running_simulator
-
-    from .cli import cli
+def run_demo(cli: click.Group, directory: str, clients: int, serve: bool = False) -> int:
+    """The demo, its steps run as ``cli``'s commands; the exit status."""
+    from .simulator.process import running_simulator
 
     root = Path(directory)
     if root.exists():
@@ -69,8 +75,10 @@ def run_demo(directory: str, clients: int, serve: bool = False) -> int:
     root.mkdir(parents=True)
     click.echo(f"== Writing three reference Sage 50FR dossiers in {root}/")
     for dossier_id, name, seed, _branch in DEMO_DOSSIERS:
-        summary = write_demo_dossier(root / f"{dossier_id}.db", clients=clients, seed=seed)
-        click.echo(f"   {dossier_id:<6} {name:<24} {summary}")
+        click.echo(f"   {dossier_id:<6} {name}")
+        path = str(root / f"{dossier_id}.db")
+        written = ["demo-dossier", path, "--clients", str(clients), "--seed", str(seed)]
+        cli.main(written, standalone_mode=False)
     public, private = "demo-public", "demo-private"
     os.environ[PUBLIC_ENV] = public
     os.environ[PRIVATE_ENV] = private
@@ -108,13 +116,9 @@ def run_demo(directory: str, clients: int, serve: bool = False) -> int:
         if stats["refusals"]:
             code = code or 1
         if serve:
-            from .service import Service
-
             click.echo("\n== The service: every dossier on its schedule, and the status page")
-            service = Service(config, announce=click.echo)
-            service.install_signal_handlers()
             click.echo("(Ctrl-C stops it)")
-            service.run()
+            step("The service", "run")
             return code
         click.echo(
             f"\nThe demo's files are in {root}/. To look around, start the simulator again with\n"
@@ -128,7 +132,7 @@ def run_demo(directory: str, clients: int, serve: bool = False) -> int:
 
 def enter_orders(api_url: str, public: str, private: str, dossier_id: str) -> list[int]:
     """A few orders typed in Sales Management by a sales rep, for clients of a dossier."""
-    from dossiersync.plugins.sales_management import SalesManagementClient
+    from .client import SalesManagementClient
 
     prefix = f"{dossier_id}:"
     with SalesManagementClient(api_url, public, private, max_requests_per_second=0) as client:
@@ -165,14 +169,13 @@ def enter_orders(api_url: str, public: str, private: str, dossier_id: str) -> li
 
 def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: list[int]) -> None:
     """The orders as Sage 50FR and Sales Management now hold them."""
-    from dossiersync.plugins.sage50fr_odbc import Sage50OdbcEndpoint
-    from dossiersync.plugins.sales_management import SalesManagementClient
-
-    from .cli import table
+    from .client import SalesManagementClient
 
     with SalesManagementClient(api_url, public, private, max_requests_per_second=0) as client:
         ssm = [client.get("salesorders", i) for i in ids]
-    with Sage50OdbcEndpoint(f"DRIVER={{{DEMO_DRIVER}}};Database={dossier.resolve()}") as sage:
+    # the Sage plugin's endpoint, found by name as the connector finds it
+    endpoint = load_endpoint("sage50fr_odbc")
+    with endpoint(f"DRIVER={{{DEMO_DRIVER}}};Database={dossier.resolve()}", None) as sage:
         rows = []
         for order in ssm:
             # the extId of an order taken into Sage ends with its piece (dossier:0:1:piece)
@@ -197,7 +200,7 @@ def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: lis
             )
     click.echo("\n== The orders, now in Sage 50FR (dossier 'sud') and back in Sales Management")
     click.echo(
-        table(
+        _table(
             rows,
             [
                 "ssm ref",
@@ -210,4 +213,14 @@ def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: lis
                 "read-only",
             ],
         )
+    )
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    """Rows under upper-case headers, columns aligned."""
+    cells = [[("" if cell is None else str(cell)) for cell in row] for row in [headers, *rows]]
+    cells[0] = [h.upper() for h in cells[0]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     )
