@@ -658,20 +658,32 @@ def ssm() -> None:
 def ssm_fields(c: Ctx, yes: bool, as_json: bool) -> None:
     """Check (and create) the extra fields that show each record's dossier and sync state."""
     from .runner import ssm_client
-    from .ssm_fields import lines, set_up
+    from .ssm_fields import HEADERS, lines, rows, set_up
 
-    def agree(missing: list[Any]) -> bool:
+    shown = False
+
+    def agree(report: Any) -> bool:
+        nonlocal shown
         if yes or as_json:
             return yes
-        for row in missing:
-            click.echo(f"  {row.resource}.{row.name} ({row.type})")
-        return click.confirm(f"Create these {len(missing)} field(s) in Sales Management?")
+        click.echo(table(rows(report), HEADERS))
+        shown = True
+        try:
+            return click.confirm(
+                f"Create the {len(report.missing)} missing field(s) in Sales Management?"
+            )
+        except click.Abort:  # no answer (no terminal): nothing is created
+            click.echo()
+            return False
 
     with ssm_client(c.config) as client:
         report = set_up(c.config, c.store, client, agree)
     if as_json:
         emit_json(report.as_dict())
     else:
+        created = [r for r in rows(report) if r[-1] == "created"]
+        if report.rows and (not shown or created):
+            click.echo(table(created if shown else rows(report), HEADERS))
         for line in lines(report):
             click.echo(visible(line))
     if report.conflicts:
@@ -835,6 +847,34 @@ def scheduler_cmd(
 
 
 # -- tools -------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    default="demo",
+    show_default=True,
+    type=click.Path(),
+    help="Folder of the demo (emptied first).",
+)
+@click.option(
+    "--clients",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Client accounts per dossier.",
+)
+@click.option(
+    "--serve", is_flag=True, help="Then keep the service and its status page running (Ctrl-C)."
+)
+def demo(directory: str, clients: int, serve: bool) -> None:
+    """Three reference dossiers, the simulator, select all three, sync, show status."""
+    from .demo import run_demo
+
+    if serve:
+        logging.getLogger("dossiersync").setLevel(logging.INFO)
+    sys.exit(run_demo(directory, clients, serve))
 
 
 @cli.command("serve")

@@ -240,18 +240,20 @@ def set_up(
     config: Config,
     store: StateStore,
     client: Any,
-    agree: Callable[[list[FieldRow]], bool],
+    agree: Callable[[FieldsReport], bool],
 ) -> FieldsReport:
-    """The whole set-up: check, create what is missing if ``agree`` says so, find the
-    shape when it is not known, keep the outcome, label the inactive dossiers' records."""
+    """The whole set-up: check, create what is missing if ``agree`` (shown the report as
+    found) says so, find the shape when it is not known, keep the outcome, label the
+    inactive dossiers' records."""
     report = check(config, store, client)
     setup = report.setup
     if not report.enabled or setup is None:
         return report
     if report.conflicts:
         setup.resources = []  # nothing is written until a person has seen to it
+        setup.problem = "; ".join(report.conflicts)
     else:
-        if report.missing and agree(report.missing):
+        if report.missing and agree(report):
             create_missing(report, client)
         ready = {r.resource for r in report.rows if r.state in (PRESENT, CREATED)}
         setup.resources = sorted(
@@ -265,8 +267,10 @@ def set_up(
             and not earlier.problem
             and earlier.names == setup.names
         )
-        if setup.resources and not known:
-            find_shape(report, store, config, client)
+        if not known:
+            setup.shape, setup.problem, setup.finding = None, None, None
+            if setup.resources:
+                find_shape(report, store, config, client)
     setup.checked_at = iso_utc(utcnow())
     setup.report = [asdict(r) for r in report.rows]
     with store.session() as session:
@@ -334,8 +338,16 @@ def view(config: Config, store: StateStore) -> dict[str, Any] | None:
     }
 
 
+HEADERS = ["resource", "role", "field", "type", "state"]
+
+
+def rows(report: FieldsReport) -> list[list[str]]:
+    """Each status field on each resource, as a table's rows (``HEADERS``)."""
+    return [[r.resource, r.role, r.name, r.type, r.state.replace("_", " ")] for r in report.rows]
+
+
 def lines(report: FieldsReport) -> list[str]:
-    """The report in words, for the terminal."""
+    """What the report says besides its table, for the terminal."""
     setup = report.setup
     if not report.enabled:
         out = ["The status fields are off (see [implementation.status_fields])."]
@@ -348,11 +360,7 @@ def lines(report: FieldsReport) -> list[str]:
         else:
             out.append("The synced resources have no extra field.")
         return out
-    out = []
-    for row in report.rows:
-        shown = row.state.replace("_", " ")
-        out.append(f"  {row.resource:<12} {row.role:<8} {row.name:<24} {row.type:<5} {shown}")
-    out += [f"error: {c}" for c in report.conflicts]
+    out = [f"error: {c}" for c in report.conflicts]
     if setup is None or report.conflicts:
         return out
     if report.missing:

@@ -480,3 +480,51 @@ def test_the_set_up_screen_shows_what_ssm_fields_last_found(
     for name in NAMES:
         assert f'data-field="accounts.{name}"' in after
     assert after.count("créé") >= 3  # the three fields, as created
+
+
+def test_fields_dossiersync_did_not_create_are_said_and_left_alone(
+    tenant_workspace: Workspace, shape: str
+) -> None:
+    workspace = tenant_workspace
+    workspace.add_dossier("nord", clients=4, seed=1)
+    workspace.activate_all()
+    workspace.sync()
+    for name, kind in (("Z_dossier", "text"), ("Z_sync_state", "list")):
+        body = {"entity": "accounts", "fieldName": name, "type": kind, "description": "ours"}
+        assert workspace.http.post("/extrafields/accounts", json=body).status_code == 200
+    tenant_value = written(shape, Z_dossier="the tenant's own")
+    first = workspace.accounts("nord")[0]
+    workspace.ssm_put("accounts", first["id"], tenant_value)
+
+    refused = workspace.cli_json("ssm", "fields", "--yes", expect=1)
+    states = {f["name"]: f["state"] for f in refused["fields"]}
+    assert states == {
+        "Z_dossier": "other_type",
+        "Z_sync_state": "not_ours",
+        "Z_sync_problem": "missing",
+    }
+    assert any("exists as a text field, not a list one" in c for c in refused["conflicts"])
+    assert any("did not create it" in c for c in refused["conflicts"])
+    listed = workspace.http.get("/extrafields/accounts").json()
+    assert [f["fieldName"] for f in listed] == ["Z_dossier", "Z_sync_state"]  # nothing created
+    workspace.sync()
+    assert value_of(workspace.account(first["extId"]), "Z_dossier", shape) == "the tenant's own"
+    assert {value_of(a, "Z_sync_state", shape) for a in workspace.accounts("nord")} == {None}
+
+    # other names in the configuration: the set-up goes through, the tenant's fields
+    # are still left as they are
+    workspace.extra_config = STATUS_FIELDS + 'dossier = "Z_groupe"\nstate = "Z_etat"\n'
+    workspace.write_config()
+    done = workspace.cli_json("ssm", "fields", "--yes")
+    assert {f["name"]: f["state"] for f in done["fields"]} == {
+        "Z_groupe": "created",
+        "Z_etat": "created",
+        "Z_sync_problem": "created",
+    }
+    assert done["shape"] == shape
+    workspace.sync()
+    for record in workspace.accounts("nord"):
+        assert value_of(record, "Z_groupe", shape) == "Dossier nord"
+        assert value_of(record, "Z_etat", shape) == "synchronisé"
+        assert value_of(record, "Z_sync_state", shape) is None
+    assert value_of(workspace.account(first["extId"]), "Z_dossier", shape) == "the tenant's own"

@@ -105,6 +105,11 @@ class Setup:
 
     def usable(self, names: Mapping[str, str]) -> str | None:
         """Why values cannot be written with these field names, or None when they can."""
+        if not self.names:
+            return (
+                "not set up yet: run 'dossiersync ssm fields' (it creates the fields and "
+                "finds how the implementation takes a value)"
+            )
         if self.names != dict(names):
             return (
                 "the field names changed since 'dossiersync ssm fields' last ran: run it "
@@ -260,8 +265,8 @@ class StatusFields:
         why = setup.usable(settings.names())
         if why is None and resource not in setup.resources:
             why = (
-                f"{resource} has not been set up: run 'dossiersync ssm fields' (an entity "
-                "enabled since it last ran?)"
+                f"the fields are not on {resource} (not created, or an entity enabled since "
+                "'dossiersync ssm fields' last ran): run it again"
             )
         if why is None and not hasattr(ctx.ssm_client, "extra_fields_body"):
             why = f"the endpoint plugin {ctx.implementation.endpoint!r} does not write extra fields"
