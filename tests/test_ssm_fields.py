@@ -349,6 +349,16 @@ def test_a_record_moving_to_error_and_back_shows_it_within_one_pass(
         "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse', "
         "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00003'",
     )
+    # the dry run shows the state it would write, and writes nothing
+    preview = workspace.cli_json("sync", "--dry-run")
+    updates = [
+        w
+        for step in preview[0]["entities"]
+        for w in step["writes"]
+        if w["action"] == "update" and w["target"] == "accounts"
+    ]
+    assert [w["key"] for w in updates] == ["CL00003"]
+    assert "erreur" in str(updates[0]["changes"])
     before = calls(workspace)
     workspace.sync(expect=1)
     assert spent(before, calls(workspace)).get("PUT /accounts/bulk") == 1
