@@ -66,13 +66,25 @@ test: setup lint typecheck pytest
 # core/web's modules and templates into messages.pot, merged into each language's .po
 # (a new key comes in untranslated: tests/test_i18n_catalogues.py fails until both
 # languages have its text), then compiled to the .mo files the page reads (committed)
+#
+# the command line's (core/locale, domain cli): the messages of dossiersync and its
+# built-in plugins with click's help (dossiersync.lang_extract), the same way; their ids
+# are the English texts, which the English catalogue is given as its own
 LOCALE := core/web/locale
+CLI_LOCALE := core/locale
+CLI_KEYWORDS := -k NP_:1c,2 -k NN_:1,2 -k said -k said_as:1c,2
 catalogues: venv
 	$(BIN)/pybabel -q extract -F $(LOCALE)/babel.cfg -k t -k N_ --sort-output \
 	  --add-location=file --project=dossiersync -o $(LOCALE)/messages.pot core/web
 	$(BIN)/pybabel -q update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages \
 	  --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel compile -d $(LOCALE) -D messages --statistics
+	$(BIN)/pybabel -q extract -F $(CLI_LOCALE)/babel.cfg $(CLI_KEYWORDS) --sort-output \
+	  --add-location=file --project=dossiersync -o $(CLI_LOCALE)/cli.pot core plugins
+	$(BIN)/pybabel -q update -i $(CLI_LOCALE)/cli.pot -d $(CLI_LOCALE) -D cli \
+	  --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/python -m dossiersync.lang_extract english $(CLI_LOCALE)/en/LC_MESSAGES/cli.po
+	$(BIN)/pybabel compile -d $(CLI_LOCALE) -D cli --statistics
 
 # figures for docs/benchmarks.md: first syncs against the strict simulator, side by side
 # with a minimal loader; SCENARIOS="large readme" (default both), BENCH_ARGS="--repeat 3"

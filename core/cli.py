@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gettext
+import inspect
 import json
 import logging
 import signal
@@ -11,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
+from . import __version__, lang
 from .config import Config, load
 from .display import visible
 from .errors import DossierSyncError
+from .lang import N_, NN_, NP_, _, error_text, ngettext, pgettext, spoken, term
 
 if TYPE_CHECKING:
     from .state.store import StateStore
@@ -59,10 +62,12 @@ class Ctx:
             known |= set(s.scalars(select(Dossier.id)))
         unknown = [d for d in wanted if d not in known]
         if unknown:
-            listed = ", ".join(sorted(known)) or "none"
+            listed = ", ".join(sorted(known)) or _("none")
             raise click.UsageError(
-                f"unknown dossier {', '.join(map(repr, unknown))}: it is neither in the "
-                f"configuration nor in the state store (known: {listed}; see 'dossiers list')"
+                _(
+                    "unknown dossier {dossier}: it is neither in the configuration nor in "
+                    "the state store (known: {known}; see 'dossiers list')"
+                ).format(dossier=", ".join(map(repr, unknown)), known=listed)
             )
 
 
@@ -74,14 +79,15 @@ def emit_json(data: Any) -> None:
 
 
 def table(rows: list[list[Any]], headers: list[str], counts: tuple[str, ...] = ()) -> str:
-    """Rows under upper-case headers, columns aligned; a column named in ``counts`` is left
-    out when it is empty or 0 on every row (a table full of zeros says nothing)."""
+    """Rows under upper-case headers in the command line's language, columns aligned; a
+    column named in ``counts`` is left out when it is empty or 0 on every row (a table
+    full of zeros says nothing)."""
     keep = [
         i
         for i, h in enumerate(headers)
         if h not in counts or any(row[i] not in (None, "", 0) for row in rows)
     ]
-    headers = [headers[i] for i in keep]
+    headers = [pgettext("column", headers[i]) for i in keep]
     # cells hold Sage and SSM text: their control characters are shown, not obeyed
     cells = [[("" if row[i] is None else visible(str(row[i]))) for i in keep] for row in rows]
     widths = [len(h) for h in headers]
@@ -107,6 +113,118 @@ def duration(seconds: float | None) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+def counted(counts: dict[str, int], between: str = " ", joined: str = ", ") -> str:
+    """A run's counts that are not 0, by their names in the command line's language:
+    ``read 200, created 12``."""
+    return joined.join(f"{term('count', k)}{between}{v}" for k, v in counts.items() if v)
+
+
+# -- the command line's language -------------------------------------------------------
+
+#: the words the tables show that no call spells out whole: the column names (``table``
+#: translates its headers) and the values of a state, an outcome, a label, a kind…
+WORDS = (
+    *(NP_("column", "id"), NP_("column", "name"), NP_("column", "state")),
+    *(NP_("column", "source"), NP_("column", "entities"), NP_("column", "linked")),
+    *(NP_("column", "in ssm"), NP_("column", "synced before"), NP_("column", "incidents")),
+    *(NP_("column", "dossier"), NP_("column", "entity"), NP_("column", "sage->ssm")),
+    *(NP_("column", "ssm->sage"), NP_("column", "synced"), NP_("column", "pending")),
+    *(NP_("column", "review"), NP_("column", "error"), NP_("column", "deleted")),
+    *(NP_("column", "at"), NP_("column", "record"), NP_("column", "action")),
+    *(NP_("column", "detail"), NP_("column", "run"), NP_("column", "direction")),
+    *(NP_("column", "trigger"), NP_("column", "start"), NP_("column", "end")),
+    *(NP_("column", "duration"), NP_("column", "outcome"), NP_("column", "counts")),
+    *(NP_("column", "by"), NP_("column", "kind"), NP_("column", "seen")),
+    *(NP_("column", "message"), NP_("column", "sage key"), NP_("column", "ssm id")),
+    *(NP_("column", "ext id"), NP_("column", "label"), NP_("column", "group")),
+    *(NP_("column", "distribution"), NP_("column", "version"), NP_("column", "target")),
+    NP_("column", "hooks"),
+    *(NP_("state", "new"), NP_("state", "active"), NP_("state", "inactive")),
+    *(NP_("state", "open"), NP_("state", "resolved")),
+    *(NP_("outcome", "succeeded"), NP_("outcome", "partial"), NP_("outcome", "failed")),
+    *(NP_("outcome", "running"), NP_("outcome", "interrupted")),
+    *(NP_("label", "synced"), NP_("label", "pending"), NP_("label", "pending_review")),
+    *(NP_("label", "error"), NP_("label", "deleted")),
+    *(NP_("count", "read"), NP_("count", "created"), NP_("count", "updated")),
+    *(NP_("count", "deleted"), NP_("count", "unchanged"), NP_("count", "pending")),
+    *(NP_("count", "refused"), NP_("count", "failed")),
+    *(NP_("kind", "invalid_record"), NP_("kind", "refused_by_ssm")),
+    *(NP_("kind", "sage_write_failed"), NP_("kind", "run_failed")),
+    *(NP_("kind", "mass_deletion_refused"), NP_("kind", "restored_database")),
+    *(NP_("kind", "moved_between_dossiers"), NP_("kind", "unknown_reference")),
+    *(NP_("kind", "account_changed"), NP_("kind", "deleted_in_ssm")),
+    *(NP_("trigger", "manual"), NP_("trigger", "schedule"), NP_("trigger", "change")),
+    *(NP_("trigger", "activation"), NP_("trigger", "reactivation"), NP_("trigger", "realign")),
+    *(NP_("action", "created"), NP_("action", "updated"), NP_("action", "deleted")),
+    *(NP_("action", "failed"), NP_("action", "pending"), NP_("action", "kept")),
+    *(NP_("action", "conflict"), NP_("action", "unchanged"), NP_("action", "dropped")),
+)
+
+#: click's own words a person meets (usage, headings, its errors), in the catalogue too:
+#: click asks gettext for them, which :func:`speak_for_click` points at the catalogue
+CLICK_WORDS = (
+    *(N_("Usage:"), N_("Options"), N_("Commands"), N_("Positional arguments")),
+    *(N_("Show this message and exit."), N_("Show the version and exit.")),
+    *(N_("%(prog)s, version %(version)s"), N_("Error: {message}"), N_("Aborted!")),
+    *(N_("Try '{command} {option}' for help."), N_("Missing command.")),
+    *(N_("Missing argument"), N_("Missing option"), N_("Missing parameter")),
+    *(N_("No such option {name!r}."), N_("No such command {name!r}.")),
+    *(N_("Invalid value for {param_hint}: {message}"), N_("Invalid value: {message}")),
+    *(N_("default: {default}"), N_("required"), N_("env var: {var}")),
+    *(N_("{value} is not in the range {range}."), N_("{value!r} is not a valid {number_type}.")),
+    *(N_("{name} {filename!r} does not exist."), N_("file"), N_("path"), N_("directory")),
+    N_("Error: invalid input"),
+    NN_("{value!r} is not {choice}.", "{value!r} is not one of {choices}."),
+    NN_("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)"),
+    NN_("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})"),
+    NN_("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments."),
+    NN_(
+        "{value!r} does not match the format {format}.",
+        "{value!r} does not match the formats {formats}.",
+    ),
+)
+
+
+def speak_for_click() -> None:
+    """Click's own words from the command line's catalogue: click's modules call the
+    gettext module's functions, bound to their names when they were imported, whose
+    language only the locale variables choose (never ``--lang``)."""
+    for name in ("core", "decorators", "exceptions", "formatting", "parser", "types", "termui"):
+        module = sys.modules.get(f"click.{name}")
+        if module is None:
+            continue
+        if getattr(module, "_", None) is gettext.gettext:
+            module._ = lang._  # type: ignore[attr-defined]
+        if getattr(module, "ngettext", None) is gettext.ngettext:
+            module.ngettext = lang.ngettext  # type: ignore[attr-defined]
+
+
+speak_for_click()
+
+
+def translate_help(command: click.Command) -> None:
+    """The help of ``command``, its options and its subcommands in the command line's
+    language: click keeps the English of the docstrings and ``help=`` (the message ids,
+    kept aside the first time) and shows whatever text it holds when asked."""
+    for item in (command, *command.params):
+        if not isinstance(item, click.Command | click.Option | click.Argument):
+            continue
+        english = vars(item).setdefault("_english_help", item.help)
+        if english:
+            item.help = _(inspect.cleandoc(english))
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            translate_help(subcommand)
+
+
+def _speak(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--lang``, read before ``--help`` (both are eager): the help is said in it."""
+    if value:
+        lang.choose(value)
+        translate_help(ctx.find_root().command)
+    return value
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -117,11 +235,23 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
     type=click.Path(dir_okay=False),
     help="Configuration file (default: $DOSSIERSYNC_CONFIG, else ./dossiersync.toml).",
 )
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(lang.LANGUAGES),
+    is_eager=True,
+    callback=_speak,
+    help="The language of what the command says (default: the configuration's [cli] "
+    "language, else the locale: LANGUAGE, LC_ALL, LC_MESSAGES, LANG).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.version_option(__version__, prog_name="dossiersync")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: str | None, language: str | None, verbose: int) -> None:
     """Keep several Sage 50FR dossiers in sync with one Sage Sales Management implementation."""
+    # the subcommand's help, its output and its errors: in the language chosen here
+    lang.settle(language, config_path)
+    translate_help(ctx.command)
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -140,7 +270,14 @@ def dossiers() -> None:
 def _dossier_rows(items: list[Any]) -> str:
     return table(
         [
-            [v.id, v.name, v.state, ",".join(v.entities), v.linked_records, v.open_incidents]
+            [
+                v.id,
+                v.name,
+                term("state", v.state),
+                ",".join(v.entities),
+                v.linked_records,
+                v.open_incidents,
+            ]
             for v in items
         ],
         ["id", "name", "state", "entities", "linked", "incidents"],
@@ -160,7 +297,12 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
         with ssm_client(c.config, max_retries=1) as client:
             in_ssm = records_in_ssm(c.config, client)
     except DossierSyncError as exc:
-        click.echo(f"warning: Sales Management not asked for earlier dossiers: {exc}", err=True)
+        click.echo(
+            _("warning: Sales Management not asked for earlier dossiers: {error}").format(
+                error=error_text(exc)
+            ),
+            err=True,
+        )
         in_ssm = None
     items = views(c.config, c.store, in_ssm, probe=True)
     unreachable = [v for v in items if v.reachable is False]
@@ -173,16 +315,20 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
                     [
                         v.id,
                         v.name,
-                        v.state,
-                        "-" if v.reachable is None else "ok" if v.reachable else "unreachable",
+                        term("state", v.state),
+                        "-"
+                        if v.reachable is None
+                        else _("ok")
+                        if v.reachable
+                        else _("unreachable"),
                         ",".join(v.entities),
                         v.linked_records,
                         "?" if v.records_in_ssm is None else v.records_in_ssm,
                         "?"
                         if v.previously_synced is None
-                        else "yes"
+                        else _("yes")
                         if v.previously_synced
-                        else "no",
+                        else _("no"),
                         v.open_incidents,
                     ]
                     for v in items
@@ -201,7 +347,12 @@ def dossiers_discover(c: Ctx, as_json: bool) -> None:
             )
         )
     for v in unreachable:
-        click.echo(f"UNREACHABLE {v.id}: {visible(str(v.source_error))}", err=True)
+        click.echo(
+            _("UNREACHABLE {dossier}: {error}").format(
+                dossier=v.id, error=visible(spoken(v.source_error))
+            ),
+            err=True,
+        )
     if unreachable:
         sys.exit(1)
 
@@ -233,7 +384,11 @@ def dossiers_activate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> No
         emit_json([v.as_dict() for v in items])
     else:
         for v in items:
-            click.echo(f"{v.id}: {v.state} (full sync on next run)")
+            click.echo(
+                _("{dossier}: {state} (full sync on next run)").format(
+                    dossier=v.id, state=term("state", v.state)
+                )
+            )
 
 
 @dossiers.command("deactivate")
@@ -249,7 +404,11 @@ def dossiers_deactivate(c: Ctx, dossier_ids: tuple[str, ...], as_json: bool) -> 
         emit_json([v.as_dict() for v in items])
     else:
         for v in items:
-            click.echo(f"{v.id}: {v.state} (records stay in Sales Management)")
+            click.echo(
+                _("{dossier}: {state} (records stay in Sales Management)").format(
+                    dossier=v.id, state=term("state", v.state)
+                )
+            )
 
 
 # -- sync ------------------------------------------------------------------------------
@@ -298,7 +457,7 @@ def sync(
             for p in previews:
                 for line in p.lines():
                     click.echo(line)
-            click.echo("(dry run: nothing was written)")
+            click.echo(_("(dry run: nothing was written)"))
         if any(p.error for p in previews):
             sys.exit(1)
         return
@@ -306,8 +465,7 @@ def sync(
     ticks = [0]
 
     def describe(run: Any) -> tuple[str, str]:
-        counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
-        return f"{run.dossier_id:<16} {run.entity:<16} {run.direction:<12}", counts
+        return f"{run.dossier_id:<16} {run.entity:<16} {run.direction:<12}", counted(run.counts)
 
     def moving(run: Any) -> None:
         # a live line per process on a terminal; quiet when piped or with --json
@@ -322,7 +480,7 @@ def sync(
             head, counts = describe(run)
             prefix = "\r" if live else ""
             suffix = "\x1b[K" if live else ""
-            click.echo(f"{prefix}{head} {run.outcome:<10} {counts}{suffix}")
+            click.echo(f"{prefix}{head} {term('outcome', run.outcome):<10} {counts}{suffix}")
 
     results = run_sync(
         c.config,
@@ -338,7 +496,7 @@ def sync(
         emit_json([r.as_dict() for r in results])
     failed = [line for r in results for line in r.reasons()]
     for line in failed:
-        click.echo(f"FAILED {visible(line, lines=True)}", err=True)
+        click.echo(_("FAILED {reason}").format(reason=visible(spoken(line), lines=True)), err=True)
     if failed:
         sys.exit(1)
 
@@ -361,8 +519,9 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
         return
     rows = []
     for d in data:
+        state = term("state", d["state"])
         if not d["entities"]:
-            rows.append([d["id"], d["name"], d["state"], "", "-", "-", 0, 0, 0, 0, 0, 0])
+            rows.append([d["id"], d["name"], state, "", "-", "-", 0, 0, 0, 0, 0, 0])
         for e in d["entities"]:
             last = {r["direction"]: r for r in e["last_runs"]}
             out = last.get("sage_to_ssm")
@@ -372,10 +531,12 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
                 [
                     d["id"],
                     d["name"],
-                    d["state"],
+                    state,
                     e["entity"],
-                    f"{out['outcome']} {out['finished_at'] or ''}".strip() if out else "-",
-                    inn["outcome"] if inn else "-",
+                    f"{term('outcome', out['outcome'])} {out['finished_at'] or ''}".strip()
+                    if out
+                    else "-",
+                    term("outcome", inn["outcome"]) if inn else "-",
                     rec["synced"],
                     rec["pending"],
                     rec["pending_review"],
@@ -389,21 +550,35 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
     click.echo(table(rows, headers, counts=counts[1:]))
     for d in data:
         if d["synced_by"]:
-            click.echo(f"{d['id']} is being synced by {d['synced_by']}")
+            click.echo(
+                _("{dossier} is being synced by {holder}").format(
+                    dossier=d["id"], holder=d["synced_by"]
+                )
+            )
     for d in data:
         said = [
-            f"{side}: last change {w['last_change_at']}"
-            + (
-                f", reached the other side in {w['latency_p50_seconds']} s "
-                f"(median of {w['latency_samples']} over the last hour)"
+            (
+                _(
+                    "{side}: last change {at}, reached the other side in {seconds} s "
+                    "(median of {samples} over the last hour)"
+                )
                 if w["latency_p50_seconds"] is not None
-                else ""
+                else _("{side}: last change {at}")
+            ).format(
+                side=side,
+                at=w["last_change_at"],
+                seconds=w["latency_p50_seconds"],
+                samples=w["latency_samples"],
             )
             for side, w in d["changes"].items()
             if w["last_change_at"]
         ]
         if said:
-            click.echo(f"{d['id']} changes seen by the service — " + "; ".join(said))
+            click.echo(
+                _("{dossier} changes seen by the service — {changes}").format(
+                    dossier=d["id"], changes=_("; ").join(said)
+                )
+            )
 
 
 @cli.command("journal")
@@ -441,7 +616,16 @@ def journal_cmd(
     elif run_id is not None:
         click.echo(
             table(
-                [[e["at"], e["entity"], e["record_key"], e["action"], e["detail"]] for e in data],
+                [
+                    [
+                        e["at"],
+                        e["entity"],
+                        e["record_key"],
+                        term("action", e["action"]),
+                        e["detail"],
+                    ]
+                    for e in data
+                ],
                 ["at", "entity", "record", "action", "detail"],
             )
         )
@@ -453,12 +637,12 @@ def journal_cmd(
                         r["run_id"],
                         r["entity"],
                         r["direction"],
-                        r["trigger"],
+                        term("trigger", r["trigger"]),
                         r["started_at"],
                         r["finished_at"],
                         duration(r["duration_seconds"]),
-                        r["outcome"],
-                        " ".join(f"{k}={v}" for k, v in r["counts"].items() if v),
+                        term("outcome", r["outcome"]),
+                        counted(r["counts"], between="=", joined=" "),
                         r["holder"],
                     ]
                     for r in data
@@ -495,6 +679,7 @@ def incidents_cmd(
     as_json: bool,
 ) -> None:
     """Incidents: records or runs that failed and need attention."""
+    from .messages import incident_text
     from .reports import incidents
 
     c.known_dossiers(dossier_id)
@@ -502,6 +687,7 @@ def incidents_cmd(
     if as_json:
         emit_json(data)
         return
+    language = lang.language()
     click.echo(
         table(
             [
@@ -510,10 +696,11 @@ def incidents_cmd(
                     i["dossier_id"],
                     i["entity"],
                     i["record_key"],
-                    i["kind"],
-                    i["state"],
+                    term("kind", i["kind"]),
+                    term("state", i["state"]),
                     i["occurrences"],
-                    i["message"],
+                    # the English is the stored message; another language, from its notice
+                    i["message"] if language == "en" else incident_text(i, language),
                 ]
                 for i in data
             ],
@@ -550,7 +737,14 @@ def records_cmd(
     click.echo(
         table(
             [
-                [r["entity"], r["sage_key"], r["ssm_id"], r["ext_id"], r["label"], r["error"]]
+                [
+                    r["entity"],
+                    r["sage_key"],
+                    r["ssm_id"],
+                    r["ext_id"],
+                    term("label", r["label"]),
+                    r["error"],
+                ]
                 for r in data
             ],
             ["entity", "sage key", "ssm id", "ext id", "label", "error"],
@@ -587,6 +781,7 @@ def deletions_confirm(
         for link in links:
             per_entity[link.entity] = per_entity.get(link.entity, 0) + 1
         said = ", ".join(f"{n} {name}" for name, n in sorted(per_entity.items()))
+        dossier = dossier_id
         if links and not yes:
             if not as_json:
                 click.echo(
@@ -595,21 +790,23 @@ def deletions_confirm(
                         ["entity", "sage key", "ssm id"],
                     )
                 )
-            asked = (
-                f"Delete in Sales Management {said} of dossier {dossier_id} that are no longer "
+            asked = _(
+                "Delete in Sales Management {records} of dossier {dossier} that are no longer "
                 "in Sage 50FR?"
-            )
+            ).format(records=said, dossier=dossier)
             if not click.confirm(asked, err=True):
-                click.echo(f"{dossier_id}: nothing confirmed", err=True)
+                click.echo(_("{dossier}: nothing confirmed").format(dossier=dossier), err=True)
                 sys.exit(1)
         confirm_deletions(links)
     if as_json:
         emit_json(found)
     elif not links:
-        click.echo(f"{dossier_id}: no deletion waits for a confirmation")
+        click.echo(_("{dossier}: no deletion waits for a confirmation").format(dossier=dossier))
     else:
         click.echo(
-            f"{dossier_id}: {said} confirmed: the next sync deletes them in Sales Management"
+            _(
+                "{dossier}: {records} confirmed: the next sync deletes them in Sales Management"
+            ).format(dossier=dossier, records=said)
         )
 
 
@@ -631,9 +828,11 @@ def deletions_recreate(
         links, others = kept_in_sage_links(s, dossier_id, entity, list(dict.fromkeys(keys)))
         if others:
             raise click.UsageError(
-                f"dossier {dossier_id}, {entity}: {', '.join(others)}: not a record deleted in "
-                "Sales Management and kept in Sage 50FR (see 'records --label pending_review'); "
-                "nothing changed"
+                _(
+                    "dossier {dossier}, {entity}: {keys}: not a record deleted in Sales "
+                    "Management and kept in Sage 50FR (see 'records --label pending_review'); "
+                    "nothing changed"
+                ).format(dossier=dossier_id, entity=entity, keys=", ".join(others))
             )
         found = [{"entity": link.entity, "sage_key": link.sage_key} for link in links]
         recreate(links)
@@ -641,8 +840,13 @@ def deletions_recreate(
         emit_json(found)
     else:
         click.echo(
-            f"{dossier_id} {entity}: {len(found)} record(s) to create again in Sales "
-            "Management at the next sync"
+            ngettext(
+                "{dossier} {entity}: {count} record to create again in Sales Management at "
+                "the next sync",
+                "{dossier} {entity}: {count} records to create again in Sales Management at "
+                "the next sync",
+                len(found),
+            ).format(dossier=dossier_id, entity=entity, count=len(found))
         )
 
 
@@ -710,7 +914,7 @@ def plugins_cmd(as_json: bool) -> None:
                         p.version,
                         p.target,
                         ", ".join(p.hooks) or "-",
-                        p.error or "ok",
+                        p.error or _("ok"),
                     ]
                     for p in found
                 ],
@@ -749,8 +953,10 @@ def _distributed() -> Any:
         from . import distributed
     except ImportError as exc:
         raise click.ClickException(
-            f"this command needs the celery extra ({exc.name} is not installed): "
-            "pip install 'dossiersync[celery]'"
+            _(
+                "this command needs the celery extra ({module} is not installed): "
+                "pip install 'dossiersync[celery]'"
+            ).format(module=exc.name)
         ) from None
     return distributed
 
@@ -890,7 +1096,11 @@ def serve(c: Ctx, bind: str | None, port: int | None) -> None:
     serve_web(c.config, lambda: c.store, bind=bind, port=port, echo=say)
 
 
-STOPPED_BY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "interrupted by SIGTERM"}
+#: why a pass stopped, in the journal in English (shown in the command line's language)
+STOPPED_BY = {
+    signal.SIGINT: N_("interrupted (Ctrl-C)"),
+    signal.SIGTERM: N_("interrupted by SIGTERM"),
+}
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -912,13 +1122,20 @@ def _plugin_commands() -> None:
     try:
         plugin_manager().hook.dossiersync_register_commands(cli=cli)
     except DossierSyncError as exc:
-        click.echo(f"warning: plugin commands not available: {exc}", err=True)
+        click.echo(
+            _("warning: plugin commands not available: {error}").format(error=error_text(exc)),
+            err=True,
+        )
 
 
 _plugin_commands()
 
 
 def main() -> None:
+    # the language before click reads the command line: its usage errors and --help too
+    arguments = sys.argv[1:]
+    lang.settle(lang.from_arguments(arguments), lang.config_from_arguments(arguments))
+    translate_help(cli)
     # the service (`run`) and the web server replace these with their graceful stops
     for signum in STOPPED_BY:
         signal.signal(signum, _stop)
@@ -928,13 +1145,15 @@ def main() -> None:
         from .sync.stop import STOP
 
         said = STOP.reason if STOP.is_set() else STOPPED_BY[signal.SIGINT]
-        click.echo(said, err=True)
+        click.echo(_(said), err=True)
         sys.exit(128 + signal.SIGTERM if "SIGTERM" in said else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except DossierSyncError as exc:
-        click.echo(f"error: {visible(str(exc), lines=True)}", err=True)
+        click.echo(
+            _("error: {message}").format(message=visible(error_text(exc), lines=True)), err=True
+        )
         sys.exit(2)
     except SystemExit:
         raise
