@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .source import Unreadable as Unreadable
     from .source import shown as shown
     from .target import Record as Record
+    from .target import SsmEndpoint as SsmEndpoint
     from .target import SsmTarget as SsmTarget
     from .target import WriteResult as WriteResult
     from .vocabulary import SAGE_TO_SSM as SAGE_TO_SSM
@@ -102,6 +103,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "Unreadable": (".source", "Unreadable"),
     "shown": (".source", "shown"),
     "SsmTarget": (".target", "SsmTarget"),
+    "SsmEndpoint": (".target", "SsmEndpoint"),
     "WriteResult": (".target", "WriteResult"),
     "Record": (".target", "Record"),
     "DossierSyncError": (".errors", "DossierSyncError"),
@@ -149,6 +151,7 @@ __all__ = [
     "SourceError",
     "SourceUnavailable",
     "SsmAuthError",
+    "SsmEndpoint",
     "SsmError",
     "SsmNotFound",
     "SsmRefused",

@@ -23,6 +23,7 @@ from .state.models import Dossier
 from .state.store import StateStore
 from .sync.guards import REALIGNING, full_sync_done
 from .sync.run import run_entity
+from .target import SsmEndpoint
 
 log = logging.getLogger("dossiersync.runner")
 
@@ -67,21 +68,10 @@ class DossierResult:
 
 
 def ssm_client(config: Config, max_retries: int | None = None) -> Any:
-    """The implementation's endpoint client (``max_retries`` overrides the setting)."""
-    impl = config.implementation
-    client_class = load_endpoint(impl.endpoint)
-    return client_class(
-        impl.api_url,
-        impl.public_key.reveal(),
-        impl.private_key.reveal(),
-        timeout=impl.timeout_seconds,
-        max_retries=impl.max_retries if max_retries is None else max_retries,
-        max_concurrency=impl.max_concurrency,
-        max_requests_per_second=impl.max_requests_per_second,
-        page_size=impl.page_size,
-        max_response_bytes=impl.max_response_bytes,
-        request_deadline=impl.request_deadline_seconds,
-    )
+    """The implementation's endpoint client, made by its plugin from the implementation's
+    settings (``SsmEndpoint.from_settings``; ``max_retries`` overrides the setting)."""
+    endpoint: SsmEndpoint = load_endpoint(config.implementation.endpoint)
+    return endpoint.from_settings(config.implementation, max_retries=max_retries)
 
 
 def sync(

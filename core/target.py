@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .config import ImplementationConfig
 
 Record = dict[str, Any]
 
@@ -108,4 +111,18 @@ class SsmTarget(Protocol):
 
     def fk_id(self, value: Any) -> int | None:
         """The id of a foreign key as read back (``{"id": 15, "value": "…"}``) or written."""
+        ...
+
+
+class SsmEndpoint(Protocol):
+    """What ``implementation.endpoint`` names in ``dossiersync.endpoints``: the class of an
+    :class:`SsmTarget`, which makes it from the implementation's configuration. The core
+    knows none of its settings: the plugin reads what it needs (an API URL, keys,
+    timeouts…) from ``implementation``."""
+
+    def from_settings(
+        self, implementation: ImplementationConfig, max_retries: int | None = None
+    ) -> SsmTarget:
+        """The endpoint of this implementation (``max_retries``, when given, overrides the
+        configured number of retries: the status page's quick checks retry once)."""
         ...

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -35,6 +35,9 @@ from dossiersync.plugin import (
     SsmUnavailable,
     WriteResult,
 )
+
+if TYPE_CHECKING:
+    from dossiersync.plugin import ImplementationConfig
 
 from . import extra_fields
 from .extra_fields import ExtraField, definitions
@@ -225,6 +228,25 @@ class SalesManagementClient:
             limits=httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
+        )
+
+    @classmethod
+    def from_settings(
+        cls, implementation: ImplementationConfig, max_retries: int | None = None
+    ) -> SalesManagementClient:
+        """The client of an implementation, from its ``[implementation]`` settings: how the
+        connector makes its SSM endpoint (``max_retries`` overrides the setting)."""
+        return cls(
+            implementation.api_url,
+            implementation.public_key.reveal(),
+            implementation.private_key.reveal(),
+            timeout=implementation.timeout_seconds,
+            max_retries=implementation.max_retries if max_retries is None else max_retries,
+            max_concurrency=implementation.max_concurrency,
+            max_requests_per_second=implementation.max_requests_per_second,
+            page_size=implementation.page_size,
+            max_response_bytes=implementation.max_response_bytes,
+            request_deadline=implementation.request_deadline_seconds,
         )
 
     def __repr__(self) -> str:
