@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 from .errors import ConfigError
+from .lang import said
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
@@ -128,6 +129,12 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class CliConfig:
+    #: ``fr``, ``en``, or ``auto`` (the locale variables); ``--lang`` comes first
+    language: str = "auto"
+
+
+@dataclass(frozen=True)
 class DiscoveryConfig:
     dsn_patterns: tuple[str, ...] = ()
     #: the Sage endpoint plugin that lists data sources and opens the ones found
@@ -147,6 +154,7 @@ class Config:
     log_level: str = "WARNING"
     service: ServiceConfig = field(default_factory=ServiceConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    cli: CliConfig = field(default_factory=CliConfig)
     #: each plugin's own table (``[plugins.<name>]``), as read: secret references in it
     #: are the plugin's to resolve (``dossiersync.secrets.resolve``)
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
@@ -155,7 +163,7 @@ class Config:
         """Every secret value of this configuration, for scrubbing messages."""
         out = [self.implementation.public_key, self.implementation.private_key]
         for dossier in self.dossiers.values():
-            out.extend(connection_secrets(dossier.connection))
+            out.extend(connection_secrets(dossier.connection, dossier.endpoint))
         if self.web.token is not None:
             out.append(self.web.token)
         return out
@@ -191,7 +199,9 @@ def validate(data: dict[str, Any], source: str) -> None:
             if e.validator in ("pattern", "minLength", "type", "enum") and _is_secret(e):
                 message = f"invalid value ({e.validator})"
             lines.append(f"  {_json_path(e)}: {message}")
-        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+        raise ConfigError(
+            said("{source} is invalid:\n{problems}", source=source, problems="\n".join(lines))
+        )
 
 
 def _is_secret(error: jsonschema.ValidationError) -> bool:
@@ -229,15 +239,23 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            f"configuration file {p} not found (use --config PATH or set {ENV_VAR})"
+            said(
+                "configuration file {path} not found (use --config PATH or set {variable})",
+                path=str(p),
+                variable=ENV_VAR,
+            )
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from None
+        raise ConfigError(
+            said("cannot read configuration file {path}: {error}", path=str(p), error=exc.strerror)
+        ) from None
     try:
         # utf-8-sig: Notepad and PowerShell 5 begin a UTF-8 file with a byte order mark
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+        raise ConfigError(
+            said("{path} is not valid TOML: {error}", path=str(p), error=str(exc))
+        ) from None
     validate(data, str(p))
     config = from_dict(data, p)
     check_entities(config)
@@ -261,8 +279,15 @@ def check_entities(config: Config) -> None:
         unknown = [name for name in names if name not in known]
         if unknown:
             raise ConfigError(
-                f"{config.path}: {where}: unknown entit{'ies' if len(unknown) > 1 else 'y'} "
-                f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})"
+                said(
+                    "{path}: {where}: unknown entities {names} (installed: {installed})"
+                    if len(unknown) > 1
+                    else "{path}: {where}: unknown entity {names} (installed: {installed})",
+                    path=str(config.path),
+                    where=where,
+                    names=", ".join(map(repr, unknown)),
+                    installed=", ".join(sorted(known)),
+                )
             )
 
 
@@ -302,9 +327,12 @@ def check_dossiers_apart(config: Config) -> None:
                 problems.append(f"  {named} share one {what} ({value})")
     if problems:
         raise ConfigError(
-            f"{config.path}: dossiers must not share a Sage source or a branch_id "
-            "(records would be doubled in Sales Management, or claimed by two dossiers):\n"
-            + "\n".join(problems)
+            said(
+                "{path}: dossiers must not share a Sage source or a branch_id (records would "
+                "be doubled in Sales Management, or claimed by two dossiers):\n{problems}",
+                path=str(config.path),
+                problems="\n".join(problems),
+            )
         )
 
 
@@ -317,8 +345,12 @@ def check_plugins(config: Config) -> None:
     unknown = [name for name in config.plugins if name not in known]
     if unknown:
         raise ConfigError(
-            f"{config.path}: plugins: no installed plugin is named "
-            f"{', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known)) or 'none'})"
+            said(
+                "{path}: plugins: no installed plugin is named {names} (installed: {installed})",
+                path=str(config.path),
+                names=", ".join(map(repr, unknown)),
+                installed=", ".join(sorted(known)) or "none",
+            )
         )
     named = [d for d in config.dossiers.values() if d.plugins]
     hook_only = hook_only_plugins() if named else set()
@@ -326,9 +358,14 @@ def check_plugins(config: Config) -> None:
         unknown = [name for name in dossier.plugins or () if name not in hook_only]
         if unknown:
             raise ConfigError(
-                f"{config.path}: dossiers.{dossier.id}.plugins: no installed hook-only plugin "
-                f"is named {', '.join(map(repr, unknown))} "
-                f"(installed: {', '.join(sorted(hook_only)) or 'none'})"
+                said(
+                    "{path}: dossiers.{dossier}.plugins: no installed hook-only plugin is named "
+                    "{names} (installed: {installed})",
+                    path=str(config.path),
+                    dossier=dossier.id,
+                    names=", ".join(map(repr, unknown)),
+                    installed=", ".join(sorted(hook_only)) or "none",
+                )
             )
 
 
@@ -395,6 +432,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         log_level=data.get("logging", {}).get("level", "WARNING"),
         service=ServiceConfig(**data.get("service", {})),
         web=_web(data.get("web", {})),
+        cli=CliConfig(**data.get("cli", {})),
         plugins=MappingProxyType(
             {name: MappingProxyType(dict(table)) for name, table in data.get("plugins", {}).items()}
         ),
@@ -446,7 +484,9 @@ def _web(data: dict[str, Any]) -> WebConfig:
     bind = str(data.get("bind", "127.0.0.1"))
     if not _is_address(bind):
         # refused with the file, before the state store or the token file is made
-        raise ConfigError(f"web.bind: {bind[:80]!r} is neither an IP address nor a host name")
+        raise ConfigError(
+            said("web.bind: {bind} is neither an IP address nor a host name", bind=repr(bind[:80]))
+        )
     return WebConfig(
         bind=bind,
         port=data.get("port", 8780),

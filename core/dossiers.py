@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from .config import Config, DossierConfig, source_identity
 from .errors import DossierSyncError
 from .journal import utcnow
+from .lang import mapped, said, said_of
 from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import Secret, connection_secrets, scrub
 from .state.models import Dossier, Incident, Link
@@ -76,7 +77,7 @@ def proposed(config: Config) -> dict[str, DossierConfig]:
             candidate = DossierConfig(
                 id=dossier_id,
                 name=dsn,
-                connection=Secret(f"DSN={dsn}"),
+                connection=Secret(endpoint.data_source_connection(dsn)),
                 entities=config.discovery.entities,
                 mapping=config.discovery.mapping,
                 endpoint=config.discovery.endpoint,
@@ -100,7 +101,9 @@ def source_problem(config: Config, dossier: DossierConfig) -> str | None:
         source = sage_source(dossier)
         source.open()
     except DossierSyncError as exc:
-        return scrub(str(exc), [*config.secrets(), *connection_secrets(dossier.connection)])
+        own = connection_secrets(dossier.connection, dossier.endpoint)
+        hidden = [*config.secrets(), *own]
+        return mapped(said_of(exc), lambda text: scrub(text, hidden))
     source.close()
     return None
 
@@ -199,8 +202,11 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
     unknown = [d for d in dossier_ids if d not in candidates]
     if unknown:
         raise DossierSyncError(
-            f"dossier(s) not in the configuration: {', '.join(unknown)}; add a "
-            "[dossiers.ID] table with its connection (see 'dossiersync dossiers discover')"
+            said(
+                "dossier(s) not in the configuration: {dossiers}; add a [dossiers.ID] table "
+                "with its connection (see 'dossiersync dossiers discover')",
+                dossiers=", ".join(unknown),
+            )
         )
     now = utcnow()
     triggers: dict[str, str] = {}
@@ -239,7 +245,9 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
     with store.session() as s:
         missing = [d for d in dossier_ids if s.get(Dossier, d) is None]
         if missing:
-            raise DossierSyncError(f"dossier(s) not activated before: {', '.join(missing)}")
+            raise DossierSyncError(
+                said("dossier(s) not activated before: {dossiers}", dossiers=", ".join(missing))
+            )
         for dossier_id in dossier_ids:
             row = s.get(Dossier, dossier_id)
             assert row is not None

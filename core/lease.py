@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .errors import LeaseTaken
 from .journal import utcnow
+from .lang import said
 from .state.models import Lease, Run
 from .state.store import StateStore
 
@@ -110,8 +111,13 @@ def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None
                 and not holder_is_dead(lease.holder)
             ):
                 raise LeaseTaken(
-                    f"dossier {dossier_id} is being synced by {lease.holder} "
-                    f"(lease until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); skipped"
+                    said(
+                        "dossier {dossier} is being synced by {holder} (lease until {until} "
+                        "UTC); skipped",
+                        dossier=dossier_id,
+                        holder=lease.holder,
+                        until=f"{lease.expires_at:%Y-%m-%d %H:%M:%S}",
+                    )
                 )
             else:
                 if lease.holder != holder:
@@ -121,7 +127,10 @@ def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None
                 lease.expires_at = now + timedelta(seconds=seconds)
     except IntegrityError:
         raise LeaseTaken(
-            f"dossier {dossier_id} is being synced by another process; skipped"
+            said(
+                "dossier {dossier} is being synced by another process; skipped",
+                dossier=dossier_id,
+            )
         ) from None
     return holder
 

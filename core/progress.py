@@ -1,11 +1,12 @@
 """The live line ``sync`` shows on a terminal: how far each process is, and how long it
-has left when that can be told."""
+has left when that can be told, in the command line's language."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from .journal import RunRecord
+from .lang import _, term
 
 WIDTH = 12
 SPINNER = "|/-\\"
@@ -37,17 +38,20 @@ def progress_line(run: RunRecord, now: datetime, tick: int = 0) -> str:
     elapsed = (now - run.started_at).total_seconds()
     per_second = done / elapsed if elapsed > 0 else 0.0
     spinner = SPINNER[tick % len(SPINNER)]
-    counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v and k != "read")
+    counts = ", ".join(
+        f"{term('count', k)} {v}" for k, v in run.counts.items() if v and k != "read"
+    )
     if run.total:
         total = max(run.total, done)  # records retried by key may come on top
         filled = min(WIDTH, WIDTH * done // total)
         bar = "#" * filled + "." * (WIDTH - filled)
         parts = [f"{done}/{total}", rate_text(per_second)]
         if per_second > 0:
-            parts.append(f"{seconds_left((total - done) / per_second)} left")
+            left = seconds_left((total - done) / per_second)
+            parts.append(_("{time} left").format(time=left))
     else:
         bar = "".join("#" if (tick + i) % 8 < 4 else "." for i in range(WIDTH))
-        parts = [f"{done} read", rate_text(per_second)]
+        parts = [_("{count} read").format(count=done), rate_text(per_second)]
     if counts:
         parts.append(counts)
     return f"{head} [{bar}] {spinner} {', '.join(parts)}"

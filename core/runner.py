@@ -16,6 +16,7 @@ from .dossiers import proposed, sage_source
 from .errors import DossierSyncError, LeaseTaken
 from .fence import Fence, LeaseLost, fenced
 from .journal import RunRecord
+from .lang import mapped, said, said_as, said_of
 from .lease import held
 from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import connection_secrets, scrub
@@ -46,13 +47,27 @@ class DossierResult:
         )
 
     def reasons(self) -> list[str]:
-        """One line per failed run (or per dossier that could not run)."""
-        if self.error:
-            return [f"{self.dossier_id}: {self.error}"]
-        if self.skipped:
-            return [f"{self.dossier_id}: {self.skipped}"]
+        """One line per failed run (or per dossier that could not run), in English; the
+        command line shows them in its language (``dossiersync.lang.spoken``)."""
+        if self.error or self.skipped:
+            return [
+                said(
+                    "{dossier}: {reason}",
+                    dossier=self.dossier_id,
+                    reason=self.error or self.skipped,
+                )
+            ]
         return [
-            f"{r.dossier_id} {r.entity} {r.direction}: {r.outcome}: {r.message or ''}".rstrip(": ")
+            said(
+                "{dossier} {entity} {direction}: {outcome}: {message}"
+                if r.message
+                else "{dossier} {entity} {direction}: {outcome}",
+                dossier=r.dossier_id,
+                entity=r.entity,
+                direction=r.direction,
+                outcome=said_as("outcome", r.outcome),
+                message=r.message,
+            )
             for r in self.runs
             if r.outcome != "succeeded"
         ]
@@ -110,16 +125,17 @@ def sync(
         for dossier_id in targets:
             row = rows.get(dossier_id)
             if row is None:
-                results.append(DossierResult(dossier_id, error="not activated (dossiers activate)"))
+                error = said("not activated (dossiers activate)")
+                results.append(DossierResult(dossier_id, error=error))
                 continue
             if row.state != "active":
-                results.append(DossierResult(dossier_id, skipped="inactive: not read or written"))
+                skipped = said("inactive: not read or written")
+                results.append(DossierResult(dossier_id, skipped=skipped))
                 continue
             cfg = candidates.get(dossier_id)
             if cfg is None:
-                results.append(
-                    DossierResult(dossier_id, error="no longer in the configuration; not synced")
-                )
+                error = said("no longer in the configuration; not synced")
+                results.append(DossierResult(dossier_id, error=error))
                 continue
             if client is None:
                 client = ssm_client(config)
@@ -175,7 +191,10 @@ def sync_dossier(
             if entity_names:
                 unknown = sorted(set(entity_names) - {e.name for e in enabled})
                 if unknown:
-                    result.error = f"entity not enabled for this dossier: {', '.join(unknown)}"
+                    result.error = said(
+                        "entity not enabled for this dossier: {entities}",
+                        entities=", ".join(unknown),
+                    )
                     return result
                 enabled = [e for e in enabled if e.name in entity_names]
             with store.session() as s:
@@ -192,7 +211,8 @@ def sync_dossier(
                 # said once for the dossier; each of its processes is still journaled as
                 # failed (with its run_failed incident), none shown as if it had run
                 opened = exc
-                result.error = scrub(str(exc), [*secrets, *connection_secrets(dossier.connection)])
+                hidden = [*secrets, *connection_secrets(dossier.connection, dossier.endpoint)]
+                result.error = mapped(said_of(exc), lambda text: scrub(text, hidden))
             # every write of this dossier's passes first makes sure its lease still holds
             fenced_client, fenced_sage = fenced(client, sage, fence)
             ctx = DossierContext(
@@ -215,7 +235,7 @@ def sync_dossier(
                 for entity in enabled:
                     for part in entity.parts():
                         if stop is not None and stop.is_set():
-                            result.skipped = "stopped before the end (service shutting down)"
+                            result.skipped = said("stopped before the end (service shutting down)")
                             break
                         fence.check()
                         told = on_run if opened is None else None
@@ -230,10 +250,10 @@ def sync_dossier(
                     if row is not None:
                         full_sync_done(row)
     except LeaseTaken as exc:
-        result.skipped = str(exc)
+        result.skipped = said_of(exc)
     except LeaseLost as exc:
         # its run ended "interrupted" naming the new holder; the others are its to run
-        result.error = str(exc)
+        result.error = said_of(exc)
     except DossierSyncError as exc:
-        result.error = scrub(str(exc), secrets)
+        result.error = mapped(said_of(exc), lambda text: scrub(text, secrets))
     return result

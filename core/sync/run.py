@@ -16,6 +16,7 @@ from ..journal import (
     resolve_incidents,
     start_run,
 )
+from ..lang import mapped, said, said_of
 from ..messages import Notice
 from ..refs import Refs
 from ..secrets import scrub
@@ -63,7 +64,7 @@ def run_pass(
         problems = run.counts["failed"] + run.counts["refused"]
         run.outcome = "partial" if problems else "succeeded"
         if problems:
-            run.message = f"{problems} record(s) not synced, see incidents"
+            run.message = said("{count} record(s) not synced, see incidents", count=problems)
         resolve_incidents(
             session, ctx.dossier_id, entity.name, direction=direction, kinds=("run_failed",)
         )
@@ -71,7 +72,7 @@ def run_pass(
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others
         session.rollback()
         if isinstance(exc, DossierSyncError):
-            message = scrub(str(exc), secrets_of(ctx))
+            message = mapped(said_of(exc), lambda text: scrub(text, secrets_of(ctx)))
         else:
             log.exception("internal error in %s/%s/%s", ctx.dossier_id, entity.name, direction)
             message = f"internal error: {type(exc).__name__}: {exc}"
@@ -100,9 +101,9 @@ def run_pass(
         session.rollback()
         run.outcome = "interrupted"
         run.message = (
-            str(exc)
+            said_of(exc)
             if isinstance(exc, LeaseLost)
-            else "interrupted before its end; the next sync goes on from where it was"
+            else said("interrupted before its end; the next sync goes on from where it was")
         )
         raise
     finally:
