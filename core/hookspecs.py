@@ -54,6 +54,21 @@ def dossiersync_source_identity(endpoint: str, connection: str) -> str | None:
     dossier whenever the configuration is read: answer without loading a driver."""
 
 
+@hookspec(firstresult=True)
+def dossiersync_connection_secrets(endpoint: str, connection: str) -> list[str] | None:
+    """The secret values of ``connection`` (a password written into it), if ``endpoint``
+    is this plugin's endpoint; ``None`` otherwise. They are masked in every message,
+    wherever one quotes them. Answer without loading a driver."""
+
+
+@hookspec
+def dossiersync_mask_secrets(text: str) -> str | None:
+    """``text`` with the secrets this plugin recognises in it masked (a connection
+    string's ``PWD=…`` written in its syntax), or ``None`` when it shows none. Called on
+    every message the connector prints, journals or shows; masking an already masked
+    text must change nothing (the core applies each plugin's masking in turn)."""
+
+
 # -- records -------------------------------------------------------------------------
 
 

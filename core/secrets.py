@@ -12,14 +12,8 @@ import re
 import stat
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, DossierSyncError
 
-#: a password already masked (``PWD=***`` in a message naming a source) is left as it is,
-#: or masking the message again would swallow the rest of it
-#: a braced value may hold ``;`` and ``}}`` (a ``}`` of the value itself)
-_CONN_SECRET = re.compile(
-    r"(?i)\b(PWD|PASSWORD)\s*=\s*(?!\*\*\*(?:[;:\s]|$))(\{(?:[^}]|\}\})*\}|[^;]*)"
-)
 #: the user and password of a URL (``scheme://user:pw@host``)
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
 #: query values that are secrets (``?password=…``, ``&token=…``)
@@ -115,17 +109,37 @@ def open_to_others(mode: int, system: str = os.name) -> bool:
     return system != "nt" and bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
-def connection_secrets(connection: Secret) -> list[Secret]:
-    """The passwords of an ODBC connection string: what must be masked in a message that
-    names the source (driver, database, DSN are shown, so a bad path can be read)."""
+def connection_secrets(connection: Secret, endpoint: str = "sage50fr_odbc") -> list[Secret]:
+    """The secrets written into a dossier's connection (its password), as the plugin of
+    its ``endpoint`` reads its connections (``dossiersync_connection_secrets``): what must
+    be masked in a message that names the source."""
+    from .registry import plugin_manager
+
     value = connection.known() or ""
-    found = [m.group(2).strip() for m in _CONN_SECRET.finditer(value)]
-    return [Secret(v.strip("{}")) for v in found if v]
+    try:
+        found = plugin_manager().hook.dossiersync_connection_secrets(
+            endpoint=endpoint, connection=value
+        )
+    except DossierSyncError:
+        return []  # no plugin to ask: the message names no connection of its
+    return [Secret(v) for v in found or () if v]
 
 
-def mask_connection(connection: str) -> str:
-    """An ODBC connection string with its password replaced by ``***``."""
-    return _CONN_SECRET.sub(lambda m: f"{m.group(1)}=***", connection)
+def _masked_by_plugins(text: str) -> str:
+    """``text`` with the secrets each plugin recognises in it masked (an ODBC password by
+    the Sage plugin: ``dossiersync_mask_secrets``), one plugin after the other."""
+    from .registry import plugin_manager
+
+    try:
+        hook = plugin_manager().hook.dossiersync_mask_secrets
+    except DossierSyncError:
+        return text
+    for _ in range(len(hook.get_hookimpls()) + 1):
+        changed = [m for m in hook(text=text) if m is not None and m != text]
+        if not changed:
+            break
+        text = changed[0]  # each masking leaves the others' work as it is: go round
+    return text
 
 
 def mask_urls(text: str) -> str:
@@ -137,8 +151,9 @@ def mask_urls(text: str) -> str:
 
 
 def scrub(text: str, secrets: list[Secret]) -> str:
-    """Remove every known secret value (and ODBC passwords) from a message."""
-    out = mask_urls(mask_connection(text))
+    """Remove every known secret value from a message, and what plugins recognise as one
+    (an ODBC password written in it) and the credentials of its URLs."""
+    out = mask_urls(_masked_by_plugins(text))
     for secret in secrets:
         value = secret.known()
         if value is not None and len(value) >= 3:

@@ -40,6 +40,19 @@ def dossiersync_configure(config):
          plugins=sorted(config.plugins))
 
 @hookimpl
+def dossiersync_source_identity(endpoint, connection):
+    _log("dossiersync_source_identity", endpoint=endpoint)  # the Sage plugin answers
+
+@hookimpl
+def dossiersync_connection_secrets(endpoint, connection):
+    _log("dossiersync_connection_secrets", endpoint=endpoint)
+
+@hookimpl
+def dossiersync_mask_secrets(text):
+    if "dossiersync_mask_secrets" not in open(LOG, encoding="utf-8").read():
+        _log("dossiersync_mask_secrets")  # once: it is called for every message
+
+@hookimpl
 def dossiersync_transform_record(dossier, entity, direction, record):
     _log("dossiersync_transform_record", dossier=dossier, entity=entity,
          direction=direction, keys=sorted(record))
@@ -118,8 +131,15 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
     by_hook: dict[str, list[dict]] = {}
     for c in calls:
         by_hook.setdefault(c["hook"], []).append(c)
-    # told the configuration before any other hook but the command's own set-up
-    during = [c["hook"] for c in calls if c["hook"] != "dossiersync_register_commands"]
+    # told the configuration before any other hook but the command's own set-up and those
+    # that help read the configuration (what a connection reaches and holds secret)
+    reading = {
+        "dossiersync_register_commands",
+        "dossiersync_source_identity",
+        "dossiersync_connection_secrets",
+        "dossiersync_mask_secrets",
+    }
+    during = [c["hook"] for c in calls if c["hook"] not in reading]
     assert during[0] == "dossiersync_configure"
     assert {c["implementation"] for c in by_hook["dossiersync_configure"]} == {"Groupe de test"}
     assert by_hook["dossiersync_dossier_activated"] == [

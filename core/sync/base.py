@@ -50,7 +50,8 @@ def secrets_of(ctx: DossierContext) -> list[Any]:
     """What a message about this dossier must not show: the API keys and the Sage
     password (the source itself is named, so that a bad path can be read)."""
     impl = ctx.implementation
-    return [impl.public_key, impl.private_key, *connection_secrets(ctx.dossier.connection)]
+    own = connection_secrets(ctx.dossier.connection, ctx.dossier.endpoint)
+    return [impl.public_key, impl.private_key, *own]
 
 
 class SyncPass:

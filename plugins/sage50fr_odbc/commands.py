@@ -1,5 +1,5 @@
 """The Sage 50FR plugin's hooks: the ``dossiersync demo-dossier`` command, and what a
-connection string reaches."""
+connection string reaches and holds secret."""
 
 from __future__ import annotations
 
@@ -15,6 +15,23 @@ def dossiersync_source_identity(endpoint: str, connection: str) -> str | None:
     from .connection import source_identity
 
     return source_identity(connection)
+
+
+@hookimpl
+def dossiersync_connection_secrets(endpoint: str, connection: str) -> list[str] | None:
+    if endpoint != "sage50fr_odbc":
+        return None
+    from .connection import connection_secrets
+
+    return connection_secrets(connection)
+
+
+@hookimpl
+def dossiersync_mask_secrets(text: str) -> str | None:
+    from .connection import mask_connection
+
+    masked = mask_connection(text)
+    return masked if masked != text else None
 
 
 @hookimpl

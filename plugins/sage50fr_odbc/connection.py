@@ -1,5 +1,6 @@
 """What a Sage connection string says, read without a driver: its attributes, the source
-it reaches (two dossiers must not reach the same one) and how messages name it.
+it reaches (two dossiers must not reach the same one), how messages name it, its
+password and how a message is rid of one.
 
 Kept apart from the endpoint so that the configuration can be checked without loading
 the ODBC driver manager (``dossiersync status`` loads no driver).
@@ -104,3 +105,30 @@ def source_identity(connection: str) -> str:
     if fields.get("dsn"):
         return f"dsn:{fields['dsn'].strip().casefold()}"
     return "connection:" + ";".join(f"{k}={v}" for k, v in sorted(fields.items()))
+
+
+#: a password written into an ODBC connection string; a braced value may hold ``;`` and
+#: ``}}`` (a ``}`` of the value itself); one already masked (``PWD=***`` in a message
+#: naming a source) is left as it is, or masking the message again would swallow the rest
+_PASSWORD = re.compile(
+    r"(?i)\b(PWD|PASSWORD)\s*=\s*(?!\*\*\*(?:[;:\s]|$))(\{(?:[^}]|\}\})*\}|[^;]*)"
+)
+
+
+def connection_secrets(connection: str) -> list[str]:
+    """The passwords of an ODBC connection string, as meant (braces unwrapped)."""
+    found = [m.group(2).strip() for m in _PASSWORD.finditer(connection)]
+    return [value.strip("{}") for value in found if value]
+
+
+def mask_connection(text: str) -> str:
+    """``text`` with every ODBC password written in it replaced by ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+def data_source_connection(name: str) -> str:
+    """The connection string of an ODBC data source (``DSN=name``; braced when the name
+    holds a ``;``, ``{`` or ``}``)."""
+    if any(c in name for c in ";{}") or name != name.strip():
+        return "DSN={" + name.replace("}", "}}") + "}"
+    return f"DSN={name}"

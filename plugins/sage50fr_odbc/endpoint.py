@@ -25,6 +25,7 @@ from dossiersync.plugin import SourceError, SourceUnavailable, Unreadable, shown
 
 from .connection import (
     _private_values,
+    data_source_connection,
     describe_source,
     source_identity,
 )
@@ -1395,6 +1396,11 @@ class Sage50OdbcEndpoint:
             conn.execute(f"RELEASE SAVEPOINT {name}")
 
     # -- discovery --------------------------------------------------------------------
+
+    @staticmethod
+    def data_source_connection(name: str) -> str:
+        """The connection string of a data source :meth:`data_sources` listed."""
+        return data_source_connection(name)
 
     @staticmethod
     def data_sources(patterns: Sequence[str]) -> dict[str, str]:

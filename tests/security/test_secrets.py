@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dossiersync.secrets import mask_connection, mask_urls, scrub
+from dossiersync.plugins.sage50fr_odbc.connection import mask_connection
+from dossiersync.secrets import mask_urls, scrub
 
 from support.workspace import Workspace
 
