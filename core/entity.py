@@ -400,9 +400,7 @@ class Entity:
         out: dict[str, Any] = {}
         for f in self.fields:
             if f.ssm and f.ssm in record:
-                value = record[f.ssm]
-                if isinstance(value, dict) and "id" in value:
-                    value = value["id"]
+                value = ctx.ssm_client.field_value(record[f.ssm])
                 if f.ref and value is not None:
                     out[f.name] = ctx.refs.sage_key(f.ref, int(value), f.name)
                 else:
@@ -516,9 +514,7 @@ class Entity:
         out: dict[str, Any] = {}
         for f in spec.fields:
             if f.ssm and f.ssm in record:
-                value = record[f.ssm]
-                if isinstance(value, dict) and "id" in value:
-                    value = value["id"]
+                value = ctx.ssm_client.field_value(record[f.ssm])
                 if f.ref and value is not None:
                     out[f.name] = ctx.refs.sage_key(f.ref, int(value), f"{spec.name}.{f.name}")
                 else:

@@ -200,7 +200,8 @@ class SsmProbe:
             )
             known = [r for r in answer if (r.get("id"), client.changed_at(r) or "") in seen]
             if len(answer) < limit and len(known) == len(answer):
-                self.seen[resource] = {m for m in seen if m[1] >= _minus(since, self.overlap)}
+                floor = client.earlier(since, self.overlap)
+                self.seen[resource] = {m for m in seen if m[1] >= floor}
                 continue
             self.stats.ssm_requests += 1  # at least one page of changes
             newest = since
@@ -217,7 +218,8 @@ class SsmProbe:
                 newest = max(newest, changed_at)
             self.since[resource] = newest
             # keep only what the next probe's overlap window can show again
-            self.seen[resource] = {m for m in seen if m[1] >= _minus(newest, self.overlap)}
+            floor = client.earlier(newest, self.overlap)
+            self.seen[resource] = {m for m in seen if m[1] >= floor}
             for record in fresh:
                 ext = str(record.get("extId") or "")
                 owner = ext.split(":", 1)[0] if ":" in ext else None
@@ -247,11 +249,6 @@ def plausible(stamp: str | None) -> datetime | None:
     if moment > now + timedelta(seconds=5) or moment < now - timedelta(days=1):
         return None
     return moment
-
-
-def _minus(stamp: str, seconds: int) -> str:
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
 
 
 class Probes:

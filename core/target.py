@@ -113,6 +113,16 @@ class SsmTarget(Protocol):
         """The id of a foreign key as read back (``{"id": 15, "value": "…"}``) or written."""
         ...
 
+    def field_value(self, value: Any) -> Any:
+        """A field's value as read back, plain: a foreign key's id, anything else as it is
+        (the entities never unpack the API's shapes)."""
+        ...
+
+    def earlier(self, stamp: str, seconds: int) -> str:
+        """A change date as :meth:`changed_at` gives it, ``seconds`` earlier, in the same
+        form: such dates compare as text."""
+        ...
+
 
 class SsmEndpoint(Protocol):
     """What ``implementation.endpoint`` names in ``dossiersync.endpoints``: the class of an

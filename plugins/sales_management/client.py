@@ -492,6 +492,21 @@ class SalesManagementClient:
             return int(value)
         raise ValueError(f"not a record id: {value!r}")
 
+    @classmethod
+    def field_value(cls, value: Any) -> Any:
+        """A field's value as read back, plain: a foreign key is read back as ``{"id": 15,
+        "value": "label"}`` and is its id; anything else is as it is."""
+        if isinstance(value, Mapping) and "id" in value:
+            return cls.fk_id(value)
+        return value
+
+    @staticmethod
+    def earlier(stamp: str, seconds: int) -> str:
+        """A change date of the API (``2026-12-01T07:02:03.123Z``), ``seconds`` earlier, in
+        the same form."""
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+
     # -- extra fields ------------------------------------------------------------------
 
     def list_extra_fields(self, resource: str) -> builtins.list[ExtraField]:

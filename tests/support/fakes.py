@@ -292,6 +292,13 @@ class FakeSsm:
             value = value.get("id")
         return None if value is None or value == "" else int(value)
 
+    def field_value(self, value: Any) -> Any:
+        return self.fk_id(value) if isinstance(value, Mapping) else value
+
+    def earlier(self, stamp: str, seconds: int) -> str:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+
     # -- inside ------------------------------------------------------------------------
 
     def _stamp(self) -> str:
