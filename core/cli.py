@@ -212,6 +212,10 @@ def translate_help(command: click.Command) -> None:
         english = vars(item).setdefault("_english_help", item.help)
         if english:
             item.help = _(inspect.cleandoc(english))
+    # click makes a command's --help option once, in the language of that moment
+    made = getattr(command, "_help_option", None)
+    if isinstance(made, click.Option):
+        made.help = _("Show this message and exit.")
     if isinstance(command, click.Group):
         for subcommand in command.commands.values():
             translate_help(subcommand)

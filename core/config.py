@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 from .errors import ConfigError
-from .lang import said
+from .lang import N_, said
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
@@ -280,9 +280,9 @@ def check_entities(config: Config) -> None:
         if unknown:
             raise ConfigError(
                 said(
-                    "{path}: {where}: unknown entities {names} (installed: {installed})"
+                    N_("{path}: {where}: unknown entities {names} (installed: {installed})")
                     if len(unknown) > 1
-                    else "{path}: {where}: unknown entity {names} (installed: {installed})",
+                    else N_("{path}: {where}: unknown entity {names} (installed: {installed})"),
                     path=str(config.path),
                     where=where,
                     names=", ".join(map(repr, unknown)),

@@ -110,13 +110,14 @@ def acquire(store: StateStore, dossier_id: str, seconds: int, holder: str | None
                 and lease.expires_at > now
                 and not holder_is_dead(lease.holder)
             ):
+                until = f"{lease.expires_at:%Y-%m-%d %H:%M:%S}"
                 raise LeaseTaken(
                     said(
                         "dossier {dossier} is being synced by {holder} (lease until {until} "
                         "UTC); skipped",
                         dossier=dossier_id,
                         holder=lease.holder,
-                        until=f"{lease.expires_at:%Y-%m-%d %H:%M:%S}",
+                        until=until,
                     )
                 )
             else:

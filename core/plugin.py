@@ -41,6 +41,11 @@ if TYPE_CHECKING:
     from .journal import IncidentRecord as IncidentRecord
     from .journal import RunRecord as RunRecord
     from .journal import iso_utc as iso_utc
+    from .lang import _ as gettext
+    from .lang import language as cli_language
+    from .lang import ngettext as ngettext
+    from .lang import said as said
+    from .lang import spoken as spoken
     from .messages import Cause as Cause
     from .messages import Problem as Problem
     from .messages import Words as Words
@@ -119,6 +124,12 @@ _WHERE: dict[str, tuple[str, str]] = {
     "load_endpoint": (".registry", "load_endpoint"),
     "load_entities": (".registry", "load_entities"),
     "proposed_dossiers": (".dossiers", "proposed"),
+    # a plugin's words in the command line's language
+    "gettext": (".lang", "_"),
+    "ngettext": (".lang", "ngettext"),
+    "said": (".lang", "said"),
+    "spoken": (".lang", "spoken"),
+    "cli_language": (".lang", "language"),
 }
 
 __all__ = [
@@ -160,16 +171,21 @@ __all__ = [
     "Unreadable",
     "Words",
     "WriteResult",
+    "cli_language",
     "field_label",
+    "gettext",
     "hookimpl",
     "iso_utc",
     "load_endpoint",
     "load_entities",
+    "ngettext",
     "normalise",
     "proposed_dossiers",
     "resolve",
+    "said",
     "scrub",
     "shown",
+    "spoken",
 ]
 
 if not TYPE_CHECKING:  # for the type checker the names are the imports above

@@ -16,7 +16,7 @@ from .dossiers import proposed, sage_source
 from .errors import DossierSyncError, LeaseTaken
 from .fence import Fence, LeaseLost, fenced
 from .journal import RunRecord
-from .lang import mapped, said, said_as, said_of
+from .lang import N_, mapped, said, said_as, said_of
 from .lease import held
 from .registry import dossier_hooks, load_endpoint, load_entities
 from .secrets import connection_secrets, scrub
@@ -59,9 +59,9 @@ class DossierResult:
             ]
         return [
             said(
-                "{dossier} {entity} {direction}: {outcome}: {message}"
+                N_("{dossier} {entity} {direction}: {outcome}: {message}")
                 if r.message
-                else "{dossier} {entity} {direction}: {outcome}",
+                else N_("{dossier} {entity} {direction}: {outcome}"),
                 dossier=r.dossier_id,
                 entity=r.entity,
                 direction=r.direction,

@@ -14,6 +14,11 @@ from dossiersync.testing import Workspace
 
 from support.postgres import PgServer, throwaway_postgres
 
+# the suite reads the command line's English: a French locale on the machine running it
+# must not translate it (LANGUAGE is the first locale variable the CLI reads; the tests
+# of the French remove it)
+os.environ["LANGUAGE"] = "en"
+
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgServer]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyodbc
 
-from dossiersync.plugin import SourceError
+from dossiersync.plugin import SourceError, said
 
 from .endpoint import Sage50OdbcEndpoint
 from .mapping import (
@@ -235,31 +235,60 @@ class Finding:
     found: str | None = None
 
     def text(self) -> str:
-        """The finding in words, logical names first, physical ones when they differ."""
-        where = f"table {self.table}"
+        """The finding in words, logical names first, physical ones when they differ: in
+        English (``--json``'s ``message``), said in the command line's language."""
+        where = said("table {table}", table=self.table)
         if self.physical_table and self.physical_table != self.table:
-            where += f" (physical table {self.physical_table})"
+            where = said(
+                "table {table} (physical table {physical})",
+                table=self.table,
+                physical=self.physical_table,
+            )
         if self.column is not None:
-            column = f"column {self.column}"
+            column = said("column {column}", column=self.column)
             if self.physical_column and self.physical_column != self.column:
-                column += f" (physical column {self.physical_column})"
-            where = f"{column} of {where}"
-        what = {
-            "not_mapped": f"{where}: the mapping has no such table"
-            if self.column is None
-            else f"{where}: the mapping has no such column, which the entity reads (mark it "
-            "absent when the source cannot hold it)",
-            "missing_table": f"{where}: the source has no such table",
-            "table_case": f"{where}: the source spells it {self.found}, and names are "
-            "case-sensitive there: write it so in the mapping",
-            "missing_column": f"{where}: the source has no such column",
-            "column_case": f"{where}: the source spells it {self.found}, and names are "
-            "case-sensitive there: write it so in the mapping",
-            "type": f"{where}: the mapping says {self.expected}, the source has {self.found}",
-            "length": f"{where}: the mapping says {self.expected}, the source holds only "
-            f"{self.found}: longer values would not fit",
-        }
-        return what[self.kind]
+                column = said(
+                    "column {column} (physical column {physical})",
+                    column=self.column,
+                    physical=self.physical_column,
+                )
+            where = said("{column} of {table}", column=column, table=where)
+        found, expected = self.found, self.expected
+        if self.kind == "not_mapped" and self.column is None:
+            return said("{where}: the mapping has no such table", where=where)
+        if self.kind == "not_mapped":
+            return said(
+                "{where}: the mapping has no such column, which the entity reads (mark it "
+                "absent when the source cannot hold it)",
+                where=where,
+            )
+        if self.kind == "missing_table":
+            return said("{where}: the source has no such table", where=where)
+        if self.kind in ("table_case", "column_case"):
+            return said(
+                "{where}: the source spells it {found}, and names are case-sensitive there: "
+                "write it so in the mapping",
+                where=where,
+                found=found,
+            )
+        if self.kind == "missing_column":
+            return said("{where}: the source has no such column", where=where)
+        if self.kind == "type":
+            return said(
+                "{where}: the mapping says {expected}, the source has {found}",
+                where=where,
+                expected=expected,
+                found=found,
+            )
+        if self.kind == "length":
+            return said(
+                "{where}: the mapping says {expected}, the source holds only {found}: longer "
+                "values would not fit",
+                where=where,
+                expected=expected,
+                found=found,
+            )
+        raise KeyError(self.kind)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -433,14 +462,23 @@ class Suggestion:
         return not self.findings
 
     def notes(self) -> list[str]:
-        said = [
-            f"starting from the built-in layout '{self.layout}': {self.tables_found} of "
-            f"{self.tables} tables and {self.columns_found} of {self.columns} columns found "
-            "under its names"
+        """What a person reviews, in English, said in the command line's language."""
+        notes: list[str] = [
+            said(
+                "starting from the built-in layout '{layout}': {tables_found} of {tables} "
+                "tables and {columns_found} of {columns} columns found under its names",
+                layout=self.layout,
+                tables_found=self.tables_found,
+                tables=self.tables,
+                columns_found=self.columns_found,
+                columns=self.columns,
+            )
         ]
-        said += [f"matched by name, to review: {text}" for text in self.matched_by_name]
-        said += [f"not found, to complete by hand: {f.text()}" for f in self.findings]
-        return said
+        notes += [said("matched by name, to review: {text}", text=t) for t in self.matched_by_name]
+        notes += [
+            said("not found, to complete by hand: {text}", text=f.text()) for f in self.findings
+        ]
+        return notes
 
 
 def suggest_mapping(
@@ -464,10 +502,22 @@ def suggest_mapping(
                 catalogue.tables, (logical, spec["table"]), taken_tables
             )
             by_name += [
-                f"table {logical} may be {u!r}, a name a mapping cannot hold" for u in unusable
+                said(
+                    "table {table} may be {name}, a name a mapping cannot hold",
+                    table=logical,
+                    name=repr(u),
+                )
+                for u in unusable
             ]
             if name is not None:
-                by_name.append(f"table {logical} (layout: {spec['table']}) is {name}")
+                by_name.append(
+                    said(
+                        "table {table} (layout: {layout}) is {name}",
+                        table=logical,
+                        layout=spec["table"],
+                        name=name,
+                    )
+                )
                 source = catalogue.tables[name]
         if source is None:
             continue
@@ -485,14 +535,23 @@ def suggest_mapping(
                     source.columns, (column_logical, column["column"]), found_here
                 )
                 by_name += [
-                    f"column {column_logical} of {logical} may be {u!r}, a name a mapping "
-                    "cannot hold"
+                    said(
+                        "column {column} of {table} may be {name}, a name a mapping cannot hold",
+                        column=column_logical,
+                        table=logical,
+                        name=repr(u),
+                    )
                     for u in unusable
                 ]
                 if name is not None:
                     by_name.append(
-                        f"column {column_logical} of {logical} (layout: {column['column']}) "
-                        f"is {name}"
+                        said(
+                            "column {column} of {table} (layout: {layout}) is {name}",
+                            column=column_logical,
+                            table=logical,
+                            layout=column["column"],
+                            name=name,
+                        )
                     )
                     found = source.columns[name]
                     found_here.add(name)
@@ -502,7 +561,9 @@ def suggest_mapping(
             plain = "values" not in column and "refers" not in column
             if column["type"] == "text" and plain and found.max_length is not None:
                 column["length"] = found.max_length
-    mapping = SageMapping.from_document(document, f"the mapping suggested for {origin}")
+    mapping = SageMapping.from_document(
+        document, said("the mapping suggested for {origin}", origin=origin)
+    )
     findings = [
         f for table in mapping.tables.values() for f in check_table(table, catalogue, mapping)
     ]

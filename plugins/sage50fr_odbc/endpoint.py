@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pyodbc
 
-from dossiersync.plugin import SourceError, SourceUnavailable, Unreadable, shown
+from dossiersync.plugin import SourceError, SourceUnavailable, Unreadable, said, shown
 
 from .connection import (
     _private_values,
@@ -307,9 +307,13 @@ class Sage50OdbcEndpoint:
             )
         except pyodbc.Error as exc:
             raise SourceUnavailable(
-                f"cannot connect to the ODBC data source {self.source}: {self._describe(exc)}. "
-                "Check that the data source exists, its driver is installed and the "
-                "database is reachable (the dossier's connection in the configuration)."
+                said(
+                    "cannot connect to the ODBC data source {source}: {error}. Check that the "
+                    "data source exists, its driver is installed and the database is reachable "
+                    "(the dossier's connection in the configuration).",
+                    source=self.source,
+                    error=self._describe(exc),
+                )
             ) from None
         try:
             dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME)).lower()
@@ -318,8 +322,11 @@ class Sage50OdbcEndpoint:
             with suppress(pyodbc.Error):
                 conn.close()
             raise SourceUnavailable(
-                f"the ODBC data source {self.source} does not describe itself: "
-                f"{self._describe(exc)}"
+                said(
+                    "the ODBC data source {source} does not describe itself: {error}",
+                    source=self.source,
+                    error=self._describe(exc),
+                )
             ) from None
         if "sqlite" in dbms:
             self._dialect, self._quote = "sqlite", '"'
@@ -1412,7 +1419,9 @@ class Sage50OdbcEndpoint:
         try:
             sources: dict[str, str] = pyodbc.dataSources()
         except pyodbc.Error as exc:
-            raise SourceUnavailable(f"cannot list the ODBC data sources: {exc}") from None
+            raise SourceUnavailable(
+                said("cannot list the ODBC data sources: {error}", error=str(exc))
+            ) from None
         if not patterns:
             return dict(sorted(sources.items()))
         lowered = [pattern.lower() for pattern in patterns]

@@ -32,7 +32,7 @@ from typing import Any, Literal, cast, get_args
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from dossiersync.plugin import SourceError
+from dossiersync.plugin import SourceError, said
 
 ColumnType = Literal["text", "int", "decimal", "timestamp", "date"]
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
@@ -46,7 +46,10 @@ LAYOUT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 SCHEMA_RESOURCE = "sage50fr-mapping.schema.json"
 REFERENCE_RESOURCE = "sage50fr/reference-mapping.json"
-REFERENCE_SOURCE = "the reference mapping (dossiersync.schemas/sage50fr/reference-mapping.json)"
+REFERENCE_SOURCE = said(
+    "the reference mapping ({resource})",
+    resource="dossiersync.schemas/sage50fr/reference-mapping.json",
+)
 
 
 def check_identifier(name: object, what: str) -> str:
@@ -304,11 +307,15 @@ class SageMapping:
             source = (
                 REFERENCE_SOURCE
                 if path == "reference"
-                else f"the {path} layout (dossiersync.schemas/{resource})"
+                else said(
+                    "the {layout} layout ({resource})",
+                    layout=path,
+                    resource="dossiersync.schemas/" + resource,
+                )
             )
             text = files("dossiersync.schemas").joinpath(resource).read_text("utf-8")
         else:
-            source = f"mapping file {Path(path)}"
+            source = said("mapping file {path}", path=str(Path(path)))
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:

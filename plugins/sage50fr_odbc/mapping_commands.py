@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dossiersync.plugin import gettext as _
+from dossiersync.plugin import ngettext, said, spoken
+
 if TYPE_CHECKING:
     from .endpoint import Sage50OdbcEndpoint
 
@@ -34,20 +37,29 @@ def _dossier_endpoint(
     dossiers = proposed_dossiers(ctx.config)
     dossier = dossiers.get(dossier_id)
     if dossier is None:
-        listed = ", ".join(sorted(dossiers)) or "none"
+        listed = ", ".join(sorted(dossiers)) or _("none")
         raise click.UsageError(
-            f"unknown dossier {dossier_id!r}: it is not in the configuration, nor an ODBC data "
-            f"source the discovery patterns match (known: {listed})"
+            _(
+                "unknown dossier {dossier}: it is not in the configuration, nor an ODBC data "
+                "source the discovery patterns match (known: {known})"
+            ).format(dossier=repr(dossier_id), known=listed)
         )
     endpoint = load_endpoint(dossier.endpoint)(
         dossier.connection.reveal(), mapping_file or dossier.mapping
     )
     if not isinstance(endpoint, Sage50OdbcEndpoint):
         raise click.UsageError(
-            f"dossier {dossier_id!r} uses the endpoint {dossier.endpoint!r}: the mapping "
-            "commands read ODBC catalogues through the sage50fr_odbc endpoint only"
+            _(
+                "dossier {dossier} uses the endpoint {endpoint}: the mapping commands read "
+                "ODBC catalogues through the sage50fr_odbc endpoint only"
+            ).format(dossier=repr(dossier_id), endpoint=repr(dossier.endpoint))
         )
     return dossier, endpoint
+
+
+def _said(error: Exception) -> str:
+    """An error's message in the command line's language."""
+    return spoken(error.args[0]) if len(error.args) == 1 else str(error)
 
 
 def _scrubbed(value: Any, secrets: list[Any]) -> Any:
@@ -130,7 +142,7 @@ def register_mapping_commands(cli: click.Group) -> None:
                 catalogue = read_catalogue(endpoint)
             checks = check_mapping(endpoint.mapping, catalogue, tables)
         except DossierSyncError as exc:
-            raise _CannotCheck(_scrubbed(str(exc), secrets)) from None
+            raise _CannotCheck(_scrubbed(_said(exc), secrets)) from None
         ok = all(not check.findings for check in checks)
         if as_json:
             text = json.dumps(
@@ -150,19 +162,29 @@ def register_mapping_commands(cli: click.Group) -> None:
             )
         else:
             lines = [
-                f"Dossier {dossier_id}: {endpoint.source} ({catalogue.dialect}), "
-                f"checked against {endpoint.mapping.source}"
+                _("Dossier {dossier}: {source} ({dialect}), checked against {mapping}").format(
+                    dossier=dossier_id,
+                    source=endpoint.source,
+                    dialect=catalogue.dialect,
+                    mapping=spoken(endpoint.mapping.source),
+                )
             ]
             for check in checks:
                 count = len(check.findings)
-                state = "ok" if not count else f"{count} problem{'s' if count > 1 else ''}"
+                state = (
+                    _("ok")
+                    if not count
+                    else ngettext("{count} problem", "{count} problems", count).format(count=count)
+                )
                 lines.append(f"{check.entity} ({', '.join(check.tables)}): {state}")
-                lines += [f"  - {finding.text()}" for finding in check.findings]
+                lines += [f"  - {spoken(finding.text())}" for finding in check.findings]
             lines.append(
-                "Everything the mapping needs is in the source."
+                _("Everything the mapping needs is in the source.")
                 if ok
-                else "The mapping names what the source lacks: correct the mapping file (see "
-                "'dossiersync mapping suggest') or the data source."
+                else _(
+                    "The mapping names what the source lacks: correct the mapping file (see "
+                    "'dossiersync mapping suggest') or the data source."
+                )
             )
             text = _scrubbed("\n".join(lines), secrets)
         click.echo(text)
@@ -192,16 +214,20 @@ def register_mapping_commands(cli: click.Group) -> None:
         secrets = ctx.config.secrets()
         if output is not None and Path(output).exists() and not overwrite:
             raise click.UsageError(
-                f"{output} exists: a suggestion does not replace a mapping file unless "
-                "--overwrite is given"
+                _(
+                    "{output} exists: a suggestion does not replace a mapping file unless "
+                    "--overwrite is given"
+                ).format(output=output)
             )
         try:
-            _, endpoint = _dossier_endpoint(ctx, dossier_id)
+            endpoint = _dossier_endpoint(ctx, dossier_id)[1]
             with endpoint:
                 catalogue = read_catalogue(endpoint)
-            suggestion = suggest_mapping(catalogue, origin=f"dossier {dossier_id}")
+            suggestion = suggest_mapping(
+                catalogue, origin=said("dossier {dossier}", dossier=dossier_id)
+            )
         except DossierSyncError as exc:
-            raise _CannotCheck(_scrubbed(str(exc), secrets)) from None
+            raise _CannotCheck(_scrubbed(_said(exc), secrets)) from None
         text = json.dumps(suggestion.document, indent=2, ensure_ascii=False) + "\n"
         if output is None:
             click.echo(text, nl=False)
@@ -209,11 +235,21 @@ def register_mapping_commands(cli: click.Group) -> None:
             try:
                 Path(output).write_text(text, encoding="utf-8")
             except OSError as exc:
-                raise _CannotCheck(f"cannot write {output}: {exc}") from None
-        notes = [f"Mapping suggested for dossier {dossier_id} from {endpoint.source}"]
-        notes += [f"  - {note}" for note in suggestion.notes()]
+                raise _CannotCheck(
+                    _("cannot write {output}: {error}").format(output=output, error=exc)
+                ) from None
+        notes = [
+            _("Mapping suggested for dossier {dossier} from {source}").format(
+                dossier=dossier_id, source=endpoint.source
+            )
+        ]
+        notes += [f"  - {spoken(note)}" for note in suggestion.notes()]
         if output is not None:
-            notes.append(f"Written to {output}: review it before pointing the dossier at it.")
+            notes.append(
+                _("Written to {output}: review it before pointing the dossier at it.").format(
+                    output=output
+                )
+            )
         click.echo(_scrubbed("\n".join(notes), secrets), err=True)
         if not suggestion.complete:
             sys.exit(1)
