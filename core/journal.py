@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -142,11 +145,15 @@ class RunRecord:
         )
 
 
+def holder_name() -> str:
+    """This process and thread, ``host:pid/thread``: who makes a run, and who holds a
+    dossier's lease (two threads never share one)."""
+    return f"{socket.gethostname()}:{os.getpid()}/{threading.get_native_id()}"
+
+
 def start_run(
     session: Session, dossier_id: str, entity: str, direction: str, trigger: str, full: bool
 ) -> RunRecord:
-    from .lease import holder_name
-
     holder = holder_name()
     run = Run(
         dossier_id=dossier_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,15 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import LeaseTaken
-from .journal import utcnow
+from .journal import holder_name, utcnow
 from .lang import said
 from .state.models import Lease, Run
 from .state.store import StateStore
-
-
-def holder_name() -> str:
-    """This process and thread: ``host:pid/thread`` (two threads never share a lease)."""
-    return f"{socket.gethostname()}:{os.getpid()}/{threading.get_native_id()}"
 
 
 def holder_is_dead(holder: str) -> bool:

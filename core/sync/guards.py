@@ -3,12 +3,15 @@ one owner of a dossier's full-sync flag."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ..entity import record_hash
+from ..context import DossierContext
+from ..entity import Entity, record_hash
 from ..errors import RecordInvalid
 from ..journal import Action, add_event, record_incident, resolve_incidents
 from ..messages import Cause, Notice
@@ -18,8 +21,31 @@ from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 from .base import SyncPass, batched, secrets_of
 from .links import Kept, LinkLabel, kept_in_sage, mark
 
-if TYPE_CHECKING:
-    from .to_ssm import SageToSsm
+
+class SagePass(Protocol):
+    """What the guards ask of a Sage -> SSM pass (``to_ssm.SageToSsm``, which calls them):
+    a pass's own, and its links held against the keys Sage still has."""
+
+    @property
+    def ctx(self) -> DossierContext: ...
+    @property
+    def session(self) -> Session: ...
+    @property
+    def dossier_id(self) -> str: ...
+    @property
+    def entity(self) -> Entity: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def table(self) -> str: ...
+
+    def pass_incident(
+        self, kind: str, message: str, params: dict[str, Any] | None = None
+    ) -> None: ...
+    def load(self, rows: list[dict[str, Any]]) -> None: ...
+    def canonical_from_sage(self, row: dict[str, Any], direction: str) -> dict[str, Any]: ...
+    def vanished_links(self) -> tuple[list[tuple[int, str]], int]: ...
+    def links_in_sage(self, *conditions: Any) -> Iterator[tuple[int, str, str, bool]]: ...
 
 
 class FullSyncTrigger(StrEnum):
@@ -49,7 +75,9 @@ def full_sync_done(dossier: Dossier) -> None:
     dossier.full_sync_trigger = None
 
 
-def mass_deletion_guard(sync_pass: SyncPass, vanishing: int, known: int, refusal: str) -> bool:
+def mass_deletion_guard(
+    sync_pass: SyncPass | SagePass, vanishing: int, known: int, refusal: str
+) -> bool:
     """Whether ``vanishing`` of ``known`` records may be handled as deleted.
 
     Above the configured share (and minimum), none is: a ``mass_deletion_refused``
@@ -71,7 +99,7 @@ def mass_deletion_guard(sync_pass: SyncPass, vanishing: int, known: int, refusal
     return False
 
 
-def deletions_allowed(sync_pass: SageToSsm, vanishing: int, known: int) -> bool:
+def deletions_allowed(sync_pass: SagePass, vanishing: int, known: int) -> bool:
     """The mass-deletion guard of a Sage -> SSM pass; refused, the dossier's next sync
     is a full realigning one."""
     refusal = Notice(
@@ -89,7 +117,7 @@ def deletions_allowed(sync_pass: SageToSsm, vanishing: int, known: int) -> bool:
     return False
 
 
-def restored(sync_pass: SageToSsm, before: str | None, now: str | None) -> bool:
+def restored(sync_pass: SagePass, before: str | None, now: str | None) -> bool:
     """A high-water mark that went backwards: the Sage database was restored.
 
     Unless deleted rows alone explain it: fewer vanished records than
@@ -114,7 +142,7 @@ def restored(sync_pass: SageToSsm, before: str | None, now: str | None) -> bool:
     return True
 
 
-def only_deletions(sync_pass: SageToSsm) -> bool:
+def only_deletions(sync_pass: SagePass) -> bool:
     """Whether deleted rows alone may explain a high-water mark that went backwards (the
     most recently modified row was deleted): known keys vanished, and every row still
     there holds what was last synced. A restore also brings rows back to older

@@ -92,7 +92,7 @@ def _refuse_without_csrf(site: Site, request: Request) -> None:
 
 @operation("get", "openapi", "This document", {"type": "object"}, "the OpenAPI document")
 def openapi(request: Request) -> Response:
-    return JSONResponse(document(), headers=NO_STORE)
+    return JSONResponse(document(ROUTES), headers=NO_STORE)
 
 
 @operation(

@@ -10,7 +10,6 @@ handler declares is an error, so the document cannot miss one.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -167,13 +166,14 @@ def generate(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     return spec.to_dict()
 
 
-@functools.cache
-def _document() -> dict[str, Any]:
-    from .api import ROUTES
-
-    return generate(ROUTES)
+#: each set of routes' document, made once per process (routes are not hashable)
+_DOCUMENTS: dict[tuple[int, ...], dict[str, Any]] = {}
 
 
-def document() -> dict[str, Any]:
-    """The document of the API's routes (made once per process)."""
-    return copy.deepcopy(_document())
+def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The document of the API's ``routes`` (``api.ROUTES``: given, not imported, so
+    that the API's module and this one do not import each other)."""
+    key = tuple(id(route) for route in routes)
+    if key not in _DOCUMENTS:
+        _DOCUMENTS[key] = generate(routes)
+    return copy.deepcopy(_DOCUMENTS[key])
