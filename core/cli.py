@@ -1059,34 +1059,6 @@ def scheduler_cmd(
 # -- tools -------------------------------------------------------------------------------
 
 
-@cli.command("demo")
-@click.option(
-    "--dir",
-    "directory",
-    default="demo",
-    show_default=True,
-    type=click.Path(),
-    help="Folder of the demo (emptied first).",
-)
-@click.option(
-    "--clients",
-    type=click.IntRange(1),
-    default=200,
-    show_default=True,
-    help="Client accounts per dossier.",
-)
-@click.option(
-    "--serve", is_flag=True, help="Then keep the service and its status page running (Ctrl-C)."
-)
-def demo(directory: str, clients: int, serve: bool) -> None:
-    """Three reference dossiers, the simulator, select all three, sync, show status."""
-    from .demo import run_demo
-
-    if serve:
-        logging.getLogger("dossiersync").setLevel(logging.INFO)
-    sys.exit(run_demo(directory, clients, serve))
-
-
 @cli.command("serve")
 @click.option("--bind", help="Address to listen on [default: web.bind, 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port [default: web.port, 8780].")
