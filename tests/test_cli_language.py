@@ -20,6 +20,7 @@ from babel.messages.pofile import read_po
 
 from dossiersync import lang
 from dossiersync.lang import LANGUAGES, LOCALE, said, said_as, spoken
+
 from support.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +98,7 @@ def test_every_message_of_the_command_line_has_its_words_in_both_languages(
             assert not message.fuzzy, (language, name)
             assert all(texts(message)), (language, name, "no text")
     french = {key(m): m for m in po("fr") if m.id}
-    for name, message in used.items():
+    for name in used:
         english = placeholders(" ".join([name[1]] if isinstance(name[1], str) else name[1]))
         for text in texts(french[name]):
             assert placeholders(text) <= english, name
@@ -247,7 +248,8 @@ def test_the_main_commands_speak_french_under_a_french_locale(
 
     incidents = workspace.subprocess("incidents").stdout
     header, row = lines_of(incidents)
-    assert header == ["ID", "DOSSIER", "ENTITÉ", "ENREGISTREMENT", "TYPE", "ÉTAT", "FOIS", "MESSAGE"]
+    assert header[:6] == ["ID", "DOSSIER", "ENTITÉ", "ENREGISTREMENT", "TYPE", "ÉTAT"]
+    assert header[6:] == ["FOIS", "MESSAGE"]
     assert row[4:7] == ["enregistrement invalide", "ouvert", "1"]
     assert row[7].startswith("Dossier nord, client CL00001 : ") and "pas-une-adresse" in row[7]
 
