@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path, PurePath, PureWindowsPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ if TYPE_CHECKING:
 
 from .errors import ConfigError
 from .lang import N_, said
+from .packaged import load_schema
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
 ENV_VAR = "DOSSIERSYNC_CONFIG"
@@ -27,13 +26,6 @@ DEFAULT_FILE = "dossiersync.toml"
 DEFAULT_ENTITIES = ("clients",)
 #: the status page's token, once read (``env:``/``file:``): shorter is guessable
 MIN_WEB_TOKEN = 32
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    """A JSON Schema shipped in ``dossiersync.schemas`` (``name`` relative to it)."""
-    ref = resources.files("dossiersync.schemas").joinpath(name)
-    data: dict[str, Any] = json.loads(ref.read_text(encoding="utf-8"))
-    return data
 
 
 @dataclass(frozen=True)

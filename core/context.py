@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,6 @@ from .state.store import StateStore
 from .target import SsmTarget
 
 if TYPE_CHECKING:
-    from .entity import Entity
     from .journal import RunRecord
 
 
@@ -34,9 +33,10 @@ class DossierContext:
     realign: bool = False
     #: called with the running pass's record after each batch (terminal progress)
     progress: Callable[[RunRecord], None] | None = None
-    #: every entity the dossier enables (those a sync runs may be fewer): who else writes
-    #: an SSM resource, so that each entity reads only the records it owns
-    entities: Sequence[Entity] = ()
+    #: each SSM resource's writers: the names of the entities (their parts) the dossier
+    #: enables that write it, those a sync runs or not; an entity reads only the records
+    #: it owns
+    writers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     refs: Refs = field(init=False)
     #: per-pass working data of an entity (reset at the start of every pass)
     scratch: dict[str, Any] = field(init=False, default_factory=dict)

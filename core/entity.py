@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import fastjsonschema
 import jsonschema
 
-from .config import load_schema as load_packaged_schema
 from .errors import RecordInvalid
 from .messages import Problem, Words, field_label, problem_of
+from .packaged import load_schema as load_packaged_schema
 from .source import Unreadable
 from .vocabulary import Direction
 
 if TYPE_CHECKING:
     from .context import DossierContext
-    from .sync.base import SyncPass
     from .vocabulary import SAGE_TO_SSM as SAGE_TO_SSM
     from .vocabulary import SSM_TO_SAGE as SSM_TO_SAGE
 else:
@@ -556,12 +555,6 @@ class Entity:
 
     def child_ext_id(self, parent_ext_id: str, spec: ChildSpec, line: Mapping[str, Any]) -> str:
         return f"{parent_ext_id}:{line.get(spec.key)}"
-
-    # -- custom passes ---------------------------------------------------------------
-
-    def pass_class(self, direction: str) -> type[SyncPass] | None:
-        """A SyncPass subclass running this direction, or None for the generic pass."""
-        return None
 
     # -- reading ---------------------------------------------------------------------
 

@@ -250,6 +250,14 @@ def _load_new_entities(wanted: list[str]) -> dict[str, Entity]:
     for ext in manager.extensions:
         if not isinstance(ext.obj, Entity):
             raise PluginError(f"{ENTITIES} plugin {ext.name!r} is not a dossiersync Entity")
+        if hasattr(ext.obj, "pass_class"):
+            # its sync would silently run the generic pass: said instead
+            raise PluginError(
+                f"{ENTITIES} plugin {ext.name!r} ({ext.entry_point_target}) defines "
+                "pass_class, which dossiersync no longer calls: its own passes are gone; "
+                "say what it needs with children, hooks and the override points of "
+                "dossiersync.plugin.Entity (docs/plugins.md)"
+            )
         entities[ext.name] = ext.obj
     return entities
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from .config import Config, DossierConfig
 from .context import DossierContext
 from .dossiers import proposed, sage_source
+from .entity import Entity
 from .errors import DossierSyncError, LeaseTaken
 from .fence import Fence, LeaseLost, fenced
 from .journal import RunRecord
@@ -80,6 +81,15 @@ class DossierResult:
             "error": self.error,
             "runs": [r.as_dict() for r in self.runs],
         }
+
+
+def writers(entities: list[Entity]) -> dict[str, tuple[str, ...]]:
+    """Each SSM resource and the entities (parts) of a dossier that write it."""
+    found: dict[str, tuple[str, ...]] = {}
+    for entity in entities:
+        for part in entity.parts():
+            found[part.ssm_resource] = (*found.get(part.ssm_resource, ()), part.name)
+    return found
 
 
 def ssm_client(config: Config, max_retries: int | None = None) -> Any:
@@ -227,7 +237,7 @@ def sync_dossier(
                 full=full or needs_full,
                 realign=run_trigger in REALIGNING,
                 progress=progress,
-                entities=everything,
+                writers=writers(everything),
             )
             if adapt is not None:
                 adapt(ctx)

@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from dossiersync.config import DossierConfig, ImplementationConfig, SyncConfig
 from dossiersync.context import DossierContext
-from dossiersync.engine import run_pass
 from dossiersync.errors import SsmUnavailable
 from dossiersync.journal import utcnow
 from dossiersync.plugin import SAGE_TO_SSM, SSM_TO_SAGE, ChildSpec, Entity, FieldSpec
@@ -26,6 +25,7 @@ from dossiersync.registry import dossier_hooks
 from dossiersync.secrets import Secret
 from dossiersync.state.models import Dossier, Incident, Link
 from dossiersync.state.store import StateStore
+from dossiersync.sync.run import run_pass
 
 from support.fakes import FakeSage, FakeSsm
 

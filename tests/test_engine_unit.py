@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from dossiersync.config import DossierConfig, ImplementationConfig, SyncConfig
 from dossiersync.context import DossierContext
-from dossiersync.engine import run_entity, run_pass
 from dossiersync.errors import SsmUnavailable
 from dossiersync.journal import utcnow
 from dossiersync.plugin import SAGE_TO_SSM, SSM_TO_SAGE, Entity
@@ -23,6 +22,7 @@ from dossiersync.registry import dossier_hooks, load_entities
 from dossiersync.secrets import Secret
 from dossiersync.state.models import Dossier, Incident, Link
 from dossiersync.state.store import StateStore
+from dossiersync.sync.run import run_entity, run_pass
 from dossiersync.target import WriteResult
 
 from support.fakes import FakeSage, FakeSsm

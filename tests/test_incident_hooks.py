@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from test_engine_unit import DOSSIER, FakeDossier, client
 
-from dossiersync.engine import run_pass
 from dossiersync.errors import SourceUnavailable
 from dossiersync.hookspecs import hookimpl
 from dossiersync.journal import IncidentRecord, RunRecord, record_incident, utcnow
@@ -19,6 +18,7 @@ from dossiersync.plugin import SAGE_TO_SSM, SSM_TO_SAGE
 from dossiersync.registry import dossier_hooks, plugin_manager
 from dossiersync.state.models import Dossier
 from dossiersync.state.store import StateStore
+from dossiersync.sync.run import run_pass
 
 
 class Recorder:

@@ -195,3 +195,32 @@ def test_an_endpoint_installed_while_the_process_runs_is_found(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert load_endpoint("late_odbc").name == "late_odbc"
+
+
+def test_an_entity_with_its_own_pass_is_refused_naming_it(tmp_path: Path) -> None:
+    """Custom passes are gone: an entity that still brings one would silently run the
+    generic pass instead, so it is refused when loaded."""
+    fake_distribution(
+        tmp_path,
+        "acme-snapshots",
+        "[dossiersync.entities]\nsnapshots = acme_snapshots:Snapshots\n",
+        module=(
+            "from dossiersync.entities.clients import ClientsEntity\n"
+            "class Snapshots(ClientsEntity):\n"
+            "    name = 'snapshots'\n"
+            "    def pass_class(self, direction):\n"
+            "        return None\n"
+        ),
+    )
+    loading = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dossiersync.registry import load_entities; load_entities(['snapshots'])",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert loading.returncode != 0
+    assert "plugin 'snapshots' (acme_snapshots:Snapshots) defines pass_class" in loading.stderr

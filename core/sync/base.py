@@ -55,11 +55,7 @@ def secrets_of(ctx: DossierContext) -> list[Any]:
 
 
 class SyncPass:
-    """Base of a sync pass: what every pass needs to journal its records.
-
-    Entities whose sync a declaration cannot express (orders: header + lines) subclass
-    it and return the subclass from ``Entity.pass_class``.
-    """
+    """Base of a sync pass: what both directions need to journal their records."""
 
     direction: str = SAGE_TO_SSM
 

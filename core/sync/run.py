@@ -56,9 +56,9 @@ def run_pass(
     try:
         if error is not None:
             raise error
-        custom = entity.pass_class(direction)
-        generic = SageToSsm if direction == SAGE_TO_SSM else SsmToSage
-        sync_pass: SyncPass = (custom or generic)(ctx, entity, run, session)
+        sync_pass: SyncPass = (SageToSsm if direction == SAGE_TO_SSM else SsmToSage)(
+            ctx, entity, run, session
+        )
         sync_pass.execute()
         sync_pass.publish_status()
         problems = run.counts["failed"] + run.counts["refused"]

@@ -173,12 +173,8 @@ class SsmToSage(SyncPass):
     def sibling_entities(self) -> list[str]:
         """The other entities of the dossier that write this pass's SSM resource."""
         if self._siblings is None:
-            self._siblings = [
-                part.name
-                for entity in self.ctx.entities
-                for part in entity.parts()
-                if part.ssm_resource == self.resource and part.name != self.entity.name
-            ]
+            writers = self.ctx.writers.get(self.resource, ())
+            self._siblings = [name for name in writers if name != self.entity.name]
         return self._siblings
 
     @staticmethod
