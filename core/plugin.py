@@ -19,10 +19,7 @@ if TYPE_CHECKING:
     from .config import ImplementationConfig as ImplementationConfig
     from .context import DossierContext as DossierContext
     from .dossiers import proposed as proposed_dossiers
-    from .entity import ChildSpec as ChildSpec
     from .entity import Entity as Entity
-    from .entity import FieldSpec as FieldSpec
-    from .entity import normalise as normalise
     from .errors import ConfigError as ConfigError
     from .errors import DossierSyncError as DossierSyncError
     from .errors import PluginError as PluginError
@@ -37,6 +34,9 @@ if TYPE_CHECKING:
     from .errors import SsmNotFound as SsmNotFound
     from .errors import SsmRefused as SsmRefused
     from .errors import SsmUnavailable as SsmUnavailable
+    from .fields import ChildSpec as ChildSpec
+    from .fields import FieldSpec as FieldSpec
+    from .fields import normalise as normalise
     from .hookspecs import hookimpl as hookimpl
     from .journal import IncidentRecord as IncidentRecord
     from .journal import RunRecord as RunRecord
@@ -72,12 +72,12 @@ if TYPE_CHECKING:
 _WHERE: dict[str, tuple[str, str]] = {
     # an entity: its declaration, its override points, what they are given
     "Entity": (".entity", "Entity"),
-    "FieldSpec": (".entity", "FieldSpec"),
-    "ChildSpec": (".entity", "ChildSpec"),
+    "FieldSpec": (".fields", "FieldSpec"),
+    "ChildSpec": (".fields", "ChildSpec"),
     "Direction": (".vocabulary", "Direction"),
     "SAGE_TO_SSM": (".vocabulary", "SAGE_TO_SSM"),
     "SSM_TO_SAGE": (".vocabulary", "SSM_TO_SAGE"),
-    "normalise": (".entity", "normalise"),
+    "normalise": (".fields", "normalise"),
     "DossierContext": (".context", "DossierContext"),
     "DossierConfig": (".config", "DossierConfig"),
     "ImplementationConfig": (".config", "ImplementationConfig"),

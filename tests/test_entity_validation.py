@@ -6,10 +6,11 @@ from typing import Any, ClassVar
 
 import pytest
 
+from dossiersync.derived import draft7_equivalent
 from dossiersync.entities.clients import ClientsEntity
 from dossiersync.entities.orders import OrdersEntity
 from dossiersync.entities.products import ProductsEntity
-from dossiersync.entity import Entity, draft7_equivalent
+from dossiersync.entity import Entity
 from dossiersync.errors import RecordInvalid
 
 CLIENT = {

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..context import DossierContext
-from ..entity import Entity, record_hash
+from ..derived import record_hash
+from ..entity import Entity
 from ..errors import RecordInvalid
 from ..journal import Action, add_event, record_incident, resolve_incidents
 from ..messages import Cause, Notice

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ..entity import record_hash
+from ..derived import record_hash
 from ..errors import (
     RecordInvalid,
     RecordMoved,

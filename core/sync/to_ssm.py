@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
-from ..entity import record_hash
+from ..derived import record_hash
 from ..errors import (
     RecordInvalid,
     RecordMoved,
