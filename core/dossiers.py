@@ -17,6 +17,7 @@ from .secrets import Secret, connection_secrets, scrub
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore
 from .sync.guards import FullSyncTrigger, request_full_sync
+from .vocabulary import DossierState
 
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -219,15 +220,15 @@ def activate(config: Config, store: StateStore, dossier_ids: list[str]) -> list[
                     id=dossier_id,
                     name=cfg.name,
                     origin=cfg.origin,
-                    state="active",
+                    state=DossierState.ACTIVE,
                     created_at=now,
                     activated_at=now,
                 )
                 request_full_sync(row, FullSyncTrigger.ACTIVATION)
                 s.add(row)
                 triggers[dossier_id] = FullSyncTrigger.ACTIVATION
-            elif row.state != "active":
-                row.state = "active"
+            elif row.state != DossierState.ACTIVE:
+                row.state = DossierState.ACTIVE
                 row.name = cfg.name
                 request_full_sync(row, FullSyncTrigger.REACTIVATION)
                 row.activated_at = now
@@ -251,8 +252,8 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
         for dossier_id in dossier_ids:
             row = s.get(Dossier, dossier_id)
             assert row is not None
-            if row.state != "inactive":
-                row.state = "inactive"
+            if row.state != DossierState.INACTIVE:
+                row.state = DossierState.INACTIVE
                 row.deactivated_at = now
     candidates = proposed(config)
     for dossier_id in dossier_ids:

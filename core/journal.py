@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from .state.models import Incident, Run
 from .state.store import PENDING_EVENTS, after_commit
+from .vocabulary import RunOutcome
 
 COUNTS = (
     "read",
@@ -113,7 +114,7 @@ class RunRecord:
     full: bool
     started_at: datetime
     finished_at: datetime | None = None
-    outcome: str = "running"
+    outcome: str = RunOutcome.RUNNING
     message: str | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     #: how many records the pass expects to read, when it knows at little cost (the Sage
@@ -162,7 +163,7 @@ def start_run(
         trigger=trigger,
         full=full,
         started_at=utcnow(),
-        outcome="running",
+        outcome=RunOutcome.RUNNING,
         holder=holder,
     )
     session.add(run)
@@ -192,7 +193,9 @@ def finish_run(session: Session, record: RunRecord) -> None:
             **record.counts,
         )
     )
-    record.failed_in_a_row = failed_in_a_row(session, record) if record.outcome == "failed" else 0
+    record.failed_in_a_row = (
+        failed_in_a_row(session, record) if record.outcome == RunOutcome.FAILED else 0
+    )
     session.commit()
 
 
@@ -206,13 +209,15 @@ def failed_in_a_row(session: Session, record: RunRecord) -> int:
         Run.direction == record.direction,
     )
     last_done = session.scalar(
-        select(func.max(Run.id)).where(*same, Run.outcome.in_(("succeeded", "partial")))
+        select(func.max(Run.id)).where(
+            *same, Run.outcome.in_((RunOutcome.SUCCEEDED, RunOutcome.PARTIAL))
+        )
     )
     return int(
         session.scalar(
             select(func.count())
             .select_from(Run)
-            .where(*same, Run.outcome == "failed", Run.id > (last_done or 0))
+            .where(*same, Run.outcome == RunOutcome.FAILED, Run.id > (last_done or 0))
         )
         or 0
     )

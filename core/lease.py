@@ -19,6 +19,7 @@ from .journal import holder_name, utcnow
 from .lang import said
 from .state.models import Lease, Run
 from .state.store import StateStore
+from .vocabulary import RunOutcome
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -69,9 +70,11 @@ def close_abandoned_runs(session: Session, dossier_id: str, holder: str, now: da
     interrupted, so the journal of a dossier taken over is complete."""
     result = session.execute(
         update(Run)
-        .where(Run.dossier_id == dossier_id, Run.holder == holder, Run.outcome == "running")
+        .where(
+            Run.dossier_id == dossier_id, Run.holder == holder, Run.outcome == RunOutcome.RUNNING
+        )
         .values(
-            outcome="interrupted",
+            outcome=RunOutcome.INTERRUPTED,
             finished_at=now,
             message=f"its process ({holder}) ended before the run did; the lease was taken over",
         )

@@ -26,6 +26,7 @@ from .state.store import StateStore
 from .sync.guards import REALIGNING, full_sync_done
 from .sync.run import run_entity
 from .target import SsmEndpoint
+from .vocabulary import DossierState, RunOutcome
 
 log = logging.getLogger("dossiersync.runner")
 
@@ -44,7 +45,7 @@ class DossierResult:
         return (
             self.error is None
             and self.skipped is None
-            and all(r.outcome == "succeeded" for r in self.runs)
+            and all(r.outcome == RunOutcome.SUCCEEDED for r in self.runs)
         )
 
     def reasons(self) -> list[str]:
@@ -70,7 +71,7 @@ class DossierResult:
                 message=r.message,
             )
             for r in self.runs
-            if r.outcome != "succeeded"
+            if r.outcome != RunOutcome.SUCCEEDED
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def sync(
     if dossier_ids:
         targets = list(dict.fromkeys(dossier_ids))
     else:
-        targets = sorted(d for d, row in rows.items() if row.state == "active")
+        targets = sorted(d for d, row in rows.items() if row.state == DossierState.ACTIVE)
     candidates = proposed(config)
     results: list[DossierResult] = []
     client = None
@@ -138,7 +139,7 @@ def sync(
                 error = said("not activated (dossiers activate)")
                 results.append(DossierResult(dossier_id, error=error))
                 continue
-            if row.state != "active":
+            if row.state != DossierState.ACTIVE:
                 skipped = said("inactive: not read or written")
                 results.append(DossierResult(dossier_id, skipped=skipped))
                 continue
@@ -253,7 +254,9 @@ def sync_dossier(
             finally:
                 if opened is None:
                     sage.close()
-            complete = result.skipped is None and all(r.outcome != "failed" for r in result.runs)
+            complete = result.skipped is None and all(
+                r.outcome != RunOutcome.FAILED for r in result.runs
+            )
             if needs_full and not entity_names and not directions and complete:
                 with store.session() as s:
                     row = s.get(Dossier, dossier.id)

@@ -24,7 +24,7 @@ from ..journal import (
 from ..messages import Cause, Notice, Problem, record_of
 from ..secrets import connection_secrets, scrub
 from ..state.models import DossierEntity, Incident, Link
-from ..vocabulary import SAGE_TO_SSM
+from ..vocabulary import SAGE_TO_SSM, IncidentKind
 from .links import RETRIED, Kept, LinkLabel, mark
 from .status import StatusFields
 from .stop import STOP, Interrupted
@@ -231,7 +231,7 @@ class SyncPass:
 
     def record_refused(self, link: Link | None, key: str, error: SsmError) -> None:
         """A record Sales Management refused: its incident quotes the API's own words."""
-        self.record_failed(link, key, "refused_by_ssm", error.answer or str(error))
+        self.record_failed(link, key, IncidentKind.REFUSED_BY_SSM, error.answer or str(error))
 
     def record_pending(self, link: Link, key: str, message: str) -> None:
         """Not written: a record it refers to is not synced yet; retried every pass."""

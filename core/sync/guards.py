@@ -18,7 +18,7 @@ from ..journal import Action, add_event, record_incident, resolve_incidents
 from ..messages import Cause, Notice
 from ..secrets import scrub
 from ..state.models import Dossier, Link
-from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
+from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, IncidentKind, LinkOrigin
 from .base import SyncPass, batched, secrets_of
 from .links import Kept, LinkLabel, kept_in_sage, mark
 
@@ -91,11 +91,11 @@ def mass_deletion_guard(
             sync_pass.dossier_id,
             sync_pass.entity.name,
             direction=sync_pass.direction,
-            kinds=("mass_deletion_refused",),
+            kinds=(IncidentKind.MASS_DELETION_REFUSED,),
         )
         return True
     sync_pass.pass_incident(
-        "mass_deletion_refused", refusal, {"vanishing": vanishing, "known": known}
+        IncidentKind.MASS_DELETION_REFUSED, refusal, {"vanishing": vanishing, "known": known}
     )
     return False
 
@@ -104,7 +104,7 @@ def deletions_allowed(sync_pass: SagePass, vanishing: int, known: int) -> bool:
     """The mass-deletion guard of a Sage -> SSM pass; refused, the dossier's next sync
     is a full realigning one."""
     refusal = Notice(
-        "mass_deletion_refused",
+        IncidentKind.MASS_DELETION_REFUSED,
         sync_pass.dossier_id,
         entity=sync_pass.entity.name,
         direction=sync_pass.direction,
@@ -133,13 +133,13 @@ def restored(sync_pass: SagePass, before: str | None, now: str | None) -> bool:
         return False
     params = {"table": sync_pass.table, "now": now, "before": before, "vanished": vanished}
     notice = Notice(
-        "restored_database",
+        IncidentKind.RESTORED_DATABASE,
         sync_pass.dossier_id,
         entity=sync_pass.entity.name,
         direction=sync_pass.direction,
         params=params,
     )
-    sync_pass.pass_incident("restored_database", notice.text(), params)
+    sync_pass.pass_incident(IncidentKind.RESTORED_DATABASE, notice.text(), params)
     return True
 
 
@@ -191,7 +191,7 @@ def deleted_in_ssm(sync_pass: SyncPass, link: Link, *, edited: bool = False) -> 
     again in SSM without a person asking); the incident counts one more occurrence."""
     key = link.sage_key or ""
     if not kept_in_sage(link):
-        reason = Kept.IN_SAGE if link.origin == "sage" else Kept.IN_SAGE_WRITTEN
+        reason = Kept.IN_SAGE if link.origin == LinkOrigin.SAGE else Kept.IN_SAGE_WRITTEN
         mark(link, LinkLabel.PENDING_REVIEW, reason)
         add_event(sync_pass.session, sync_pass.run, key, Action.KEPT, reason)
     elif edited:
@@ -214,7 +214,7 @@ def deleted_in_ssm(sync_pass: SyncPass, link: Link, *, edited: bool = False) -> 
         entity=sync_pass.entity.name,
         record_key=key,
         direction=SSM_TO_SAGE,
-        kind="deleted_in_ssm",
+        kind=IncidentKind.DELETED_IN_SSM,
         message=scrub(notice.text(), secrets_of(sync_pass.ctx)),
         run_id=sync_pass.run.id,
         detail=notice.as_dict(),

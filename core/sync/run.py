@@ -20,7 +20,7 @@ from ..lang import mapped, said, said_of
 from ..messages import Notice
 from ..refs import Refs
 from ..secrets import scrub
-from ..vocabulary import SAGE_TO_SSM
+from ..vocabulary import SAGE_TO_SSM, IncidentKind, RunOutcome
 from .base import SyncPass, secrets_of
 from .stop import STOP, Interrupted
 from .to_sage import SsmToSage
@@ -62,11 +62,15 @@ def run_pass(
         sync_pass.execute()
         sync_pass.publish_status()
         problems = run.counts["failed"] + run.counts["refused"]
-        run.outcome = "partial" if problems else "succeeded"
+        run.outcome = RunOutcome.PARTIAL if problems else RunOutcome.SUCCEEDED
         if problems:
             run.message = said("{count} record(s) not synced, see incidents", count=problems)
         resolve_incidents(
-            session, ctx.dossier_id, entity.name, direction=direction, kinds=("run_failed",)
+            session,
+            ctx.dossier_id,
+            entity.name,
+            direction=direction,
+            kinds=(IncidentKind.RUN_FAILED,),
         )
         session.commit()
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others
@@ -77,10 +81,14 @@ def run_pass(
             log.exception("internal error in %s/%s/%s", ctx.dossier_id, entity.name, direction)
             message = f"internal error: {type(exc).__name__}: {exc}"
             message = scrub(message, secrets_of(ctx))
-        run.outcome = "failed"
+        run.outcome = RunOutcome.FAILED
         run.message = message
         notice = Notice(
-            "run_failed", ctx.dossier_id, entity=entity.name, direction=direction, reason=message
+            IncidentKind.RUN_FAILED,
+            ctx.dossier_id,
+            entity=entity.name,
+            direction=direction,
+            reason=message,
         )
         record_incident(
             session,
@@ -89,7 +97,7 @@ def run_pass(
             entity=entity.name,
             record_key=None,
             direction=direction,
-            kind="run_failed",
+            kind=IncidentKind.RUN_FAILED,
             message=message,
             run_id=run.id,
             detail=notice.as_dict(),
@@ -99,7 +107,7 @@ def run_pass(
         # interrupted (Ctrl-C, SIGTERM, its lease lost): what the pass committed stays,
         # its cursor did not move; the run says so instead of staying "running"
         session.rollback()
-        run.outcome = "interrupted"
+        run.outcome = RunOutcome.INTERRUPTED
         run.message = (
             said_of(exc)
             if isinstance(exc, LeaseLost)

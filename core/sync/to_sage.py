@@ -26,7 +26,7 @@ from ..journal import (
 )
 from ..messages import LANGUAGES, Cause, field_label
 from ..state.models import DossierEntity, Incident, Link
-from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
+from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, IncidentKind, LinkOrigin
 from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import merge_children, name_ssm_children, shared_view, write_sage_children
@@ -268,7 +268,7 @@ class SsmToSage(SyncPass):
         a record in Sage; one created in SSM and not settled in Sage is dropped, or kept
         for review when its Sage row was written."""
         entity, key = self.entity, link.sage_key or ""
-        if link.origin != "ssm" or link.sage_hash is not None or not key:
+        if link.origin != LinkOrigin.SSM or link.sage_hash is not None or not key:
             return
         if self.ctx.sage.get(self.table, entity.key_from_text(key)) is not None:
             mark(link, LinkLabel.PENDING_REVIEW, Kept.IN_SAGE_WRITTEN)
@@ -327,7 +327,7 @@ class SsmToSage(SyncPass):
         is finished, never written twice.
         """
         key = self.record_key(link, record)
-        intent = link is not None and link.origin == "ssm" and link.sage_hash is None
+        intent = link is not None and link.origin == LinkOrigin.SSM and link.sage_hash is None
         if link is not None and intent and record.get("deleted"):
             self.gone_from_ssm(link)
             return
@@ -342,7 +342,9 @@ class SsmToSage(SyncPass):
             self.run.add("pending")
             add_event(self.session, self.run, key, Action.PENDING, str(exc))
         except RecordMoved as exc:
-            self.record_failed(link, key, "moved_between_dossiers", str(exc), cause=exc.cause)
+            self.record_failed(
+                link, key, IncidentKind.MOVED_BETWEEN_DOSSIERS, str(exc), cause=exc.cause
+            )
         except RecordInvalid as exc:
             # the Sage row it would be written over holds a value that cannot be read
             self.record_failed(
@@ -363,7 +365,7 @@ class SsmToSage(SyncPass):
         """How incidents name an SSM record: its Sage key once it is in Sage."""
         if link is not None and link.sage_key and link.sage_hash is not None:
             return link.sage_key
-        if link is not None and link.sage_key and link.origin != "ssm":
+        if link is not None and link.sage_key and link.origin != LinkOrigin.SSM:
             return link.sage_key
         return f"ssm:{self.resource}/{record['id']}"
 
@@ -403,7 +405,7 @@ class SsmToSage(SyncPass):
         if link.label == LinkLabel.PENDING_REVIEW:
             self.run.add("unchanged")
             return
-        if link.origin == "sage" and link.base is None:
+        if link.origin == LinkOrigin.SAGE and link.base is None:
             # created in Sage, its first write to SSM not settled (its children, say): no
             # agreed record to compare with yet; the Sage pass finishes it
             self.run.add("unchanged")
@@ -481,7 +483,7 @@ class SsmToSage(SyncPass):
                     ctx.sage.update(self.table, sage_key, values)
                 write_sage_children(entity, ctx.sage, sage_key, current, merged, changed)
         except SourceError as exc:
-            self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
+            self.record_failed(link, key, IncidentKind.SAGE_WRITE_FAILED, str(exc), refused=False)
             return
         self.settle(link, key, sage_key, merged, changed, Action.UPDATED)
 
@@ -505,7 +507,7 @@ class SsmToSage(SyncPass):
     def deleted_in_ssm(self, record: dict[str, Any], link: Link) -> None:
         ctx, entity = self.ctx, self.entity
         key = link.sage_key or ""
-        if entity.ssm_deletions == "origin" and link.origin == "ssm":
+        if entity.ssm_deletions == "origin" and link.origin == LinkOrigin.SSM:
             try:
                 with ctx.sage.transaction():
                     sage_key = entity.key_from_text(key)
@@ -516,7 +518,9 @@ class SsmToSage(SyncPass):
                             ctx.sage.delete(child.sage_table, [row[c] for c in columns])
                     ctx.sage.delete(self.table, sage_key)
             except SourceError as exc:
-                self.record_failed(link, key, "sage_write_failed", str(exc), refused=False)
+                self.record_failed(
+                    link, key, IncidentKind.SAGE_WRITE_FAILED, str(exc), refused=False
+                )
                 return
             link.deleted = True
             self.succeeded(link, key, Action.DELETED)
@@ -603,7 +607,9 @@ class SsmToSage(SyncPass):
                     f"the new Sage 50FR key {key} is held by another linked record "
                     f"(SSM id {holder.ssm_id}); nothing written"
                 )
-                self.record_failed(None, ref, "sage_write_failed", message, refused=False)
+                self.record_failed(
+                    None, ref, IncidentKind.SAGE_WRITE_FAILED, message, refused=False
+                )
                 return
             link = Link(
                 dossier_id=self.dossier_id,
@@ -611,7 +617,7 @@ class SsmToSage(SyncPass):
                 sage_key=key,
                 ssm_id=ssm_id,
                 ext_id=entity.ext_id(self.dossier_id, key),
-                origin="ssm",
+                origin=LinkOrigin.SSM,
                 label=LinkLabel.PENDING,
                 deleted=False,
                 updated_at=utcnow(),
@@ -628,7 +634,7 @@ class SsmToSage(SyncPass):
                     ctx.sage.insert(self.table, entity.to_sage(candidate, names, ctx, True))
                     write_sage_children(entity, ctx.sage, sage_key, {}, candidate, names)
         except SourceError as exc:
-            self.record_failed(link, ref, "sage_write_failed", str(exc), refused=False)
+            self.record_failed(link, ref, IncidentKind.SAGE_WRITE_FAILED, str(exc), refused=False)
             return
         self.settle(link, key, sage_key, candidate, names, Action.CREATED)
 

@@ -31,7 +31,7 @@ from ..journal import (
 from ..messages import Cause
 from ..source import Unreadable, may_hide_edits
 from ..state.models import Incident, Link
-from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
+from ..vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, LinkOrigin, WriteKind
 from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import ChildWrites, send_ssm_children, ssm_child_writes
@@ -326,7 +326,7 @@ class SageToSsm(SyncPass):
                 self.edited_after_ssm_deletion(link, row)
                 continue
             if link is not None and (
-                link.origin == "ssm" and link.sage_hash is None and not link.deleted
+                link.origin == LinkOrigin.SSM and link.sage_hash is None and not link.deleted
             ):
                 # created in SSM and not settled in Sage yet (the SSM pass finishes it)
                 self.run.add("unchanged")
@@ -356,7 +356,7 @@ class SageToSsm(SyncPass):
                     link.deleted = False
                     link.ssm_id = None
                     link.label = LinkLabel.PENDING
-                    write = Write("create", link, canonical, digest, all_names, body)
+                    write = Write(WriteKind.CREATE, link, canonical, digest, all_names, body)
                     write.children = children
                     writes.append(write)
                     continue
@@ -380,12 +380,14 @@ class SageToSsm(SyncPass):
             except RecordPending as exc:
                 self.record_pending(link or self.new_link(key), key, str(exc))
                 continue
-            write = Write("update", link, canonical, digest, names, body, ssm_id=link.ssm_id)
+            write = Write(
+                WriteKind.UPDATE, link, canonical, digest, names, body, ssm_id=link.ssm_id
+            )
             write.children = children
             writes.append(write)
         # intent rows are durable before any create is sent
         self.commit()
-        creates = [w for w in writes if w.kind == "create"]
+        creates = [w for w in writes if w.kind == WriteKind.CREATE]
         if creates and self.adopt is None and len(creates) >= INDEX_FROM:
             self.adopt = self.ssm_index()  # one scan serves the rest of the pass
         # before creating, look for the record in SSM: an earlier attempt, a lost state,
@@ -411,7 +413,7 @@ class SageToSsm(SyncPass):
                 )
                 w.outcome = RecordMoved(cause.text(), cause)
                 continue
-            w.kind, w.ssm_id = "adopt", existing
+            w.kind, w.ssm_id = WriteKind.ADOPT, existing
             w.body = entity.to_ssm(w.canonical, w.names, ctx, create=False)
             w.children = self.child_writes(w.canonical, None, w.link.sage_key or "")
         refused = [w for w in writes if w.outcome is not None]
@@ -426,7 +428,7 @@ class SageToSsm(SyncPass):
                 cause=getattr(w.outcome, "cause", None),
             )
         for w in writes:
-            if w.kind == "create":
+            if w.kind == WriteKind.CREATE:
                 w.body["extId"] = w.link.ext_id
             if self.status is not None and w.body:
                 # in the write made anyway (a write of children only stays without)
@@ -440,8 +442,8 @@ class SageToSsm(SyncPass):
         """Send writes from the pool: as many records per request as the API takes
         (bulk), creates and updates apart, the requests in parallel."""
         limit = self.ctx.ssm_client.bulk_limit(self.resource)
-        chunks = list(batched([w for w in writes if w.kind == "create"], limit))
-        chunks += batched([w for w in writes if w.kind != "create"], limit)
+        chunks = list(batched([w for w in writes if w.kind == WriteKind.CREATE], limit))
+        chunks += batched([w for w in writes if w.kind != WriteKind.CREATE], limit)
         self.in_flight.append((writes, [self.pool.submit(self.send, c) for c in chunks]))
 
     def resolve_unknown(self) -> None:
@@ -464,11 +466,11 @@ class SageToSsm(SyncPass):
                 w.outcome, w.children_error = None, None
                 ssm_id = w.link.ssm_id or found.get(w.link.ext_id or "")
                 if ssm_id is None:
-                    w.kind = "create"  # not created: sent again, with its extId
+                    w.kind = WriteKind.CREATE  # not created: sent again, with its extId
                     continue
                 # created (or updated), its children not complete: children only
-                w.recovered = w.recovered or w.kind == "create"
-                w.kind, w.ssm_id, w.body = "adopt", ssm_id, {}
+                w.recovered = w.recovered or w.kind == WriteKind.CREATE
+                w.kind, w.ssm_id, w.body = WriteKind.ADOPT, ssm_id, {}
             self.submit(todo)
             self.settle()
         for w in self.unknown:
@@ -529,14 +531,14 @@ class SageToSsm(SyncPass):
         """Runs in the pool: one bulk create or update (HTTP only, no state-store access)."""
         client = self.ctx.ssm_client
         # a record whose children alone changed has no field of its own to send
-        bare = [w for w in chunk if w.kind != "create" and not w.body]
+        bare = [w for w in chunk if w.kind != WriteKind.CREATE and not w.body]
         for w in bare:
             w.outcome = (Action.UPDATED, w.ssm_id or 0)
         chunk = [w for w in chunk if w not in bare]
         try:
             if not chunk:
                 results = []
-            elif chunk[0].kind == "create":
+            elif chunk[0].kind == WriteKind.CREATE:
                 results = client.bulk_create(self.resource, [w.body for w in chunk])
             else:
                 items = [(w.ssm_id or 0, w.body) for w in chunk]
@@ -549,13 +551,13 @@ class SageToSsm(SyncPass):
             if result.error is not None:
                 w.outcome = result.error
             else:
-                action = Action.CREATED if w.kind == "create" else Action.UPDATED
+                action = Action.CREATED if w.kind == WriteKind.CREATE else Action.UPDATED
                 w.outcome = (action, result.id or w.ssm_id or 0)
         for w in [*bare, *chunk]:
             if w.children and isinstance(w.outcome, tuple):
                 try:
                     send_ssm_children(
-                        self.ctx.ssm_client, w.children, w.outcome[1], w.kind == "create"
+                        self.ctx.ssm_client, w.children, w.outcome[1], w.kind == WriteKind.CREATE
                     )
                 except BaseException as exc:  # noqa: BLE001 - sorted out in apply(), even Ctrl-C
                     w.children_error = exc
@@ -572,14 +574,22 @@ class SageToSsm(SyncPass):
         outage, or Ctrl-C while the request was out)."""
         link, outcome = w.link, w.outcome
         key = link.sage_key or ""
-        if isinstance(outcome, SsmNotFound) and w.kind == "update" and link.origin == "sage":
+        if (
+            isinstance(outcome, SsmNotFound)
+            and w.kind == WriteKind.UPDATE
+            and link.origin == LinkOrigin.SAGE
+        ):
             # deleted in SSM: it stays in Sage, where it was created, and is not sent again
             # (this pass changed it: the incident says that change was not sent)
             guards.deleted_in_ssm(self, link, edited=True)
             link.sage_hash = w.digest
             self.run.add("unchanged")
             return None
-        if w.kind == "create" and isinstance(outcome, BaseException) and unknown_outcome(outcome):
+        if (
+            w.kind == WriteKind.CREATE
+            and isinstance(outcome, BaseException)
+            and unknown_outcome(outcome)
+        ):
             # perhaps created: looked up by extId before the pass ends, never sent blind
             self.unknown.append(w)
             return None
@@ -603,7 +613,7 @@ class SageToSsm(SyncPass):
             return w.children_error  # linked: a later pass completes its children
         link.base = w.canonical
         link.sage_hash = w.digest
-        detail = ",".join(w.names) if w.kind == "update" else None
+        detail = ",".join(w.names) if w.kind == WriteKind.UPDATE else None
         self.succeeded(link, key, action, detail)
         if w.status_sent and self.status is not None:
             self.status.shown_synced(link)
@@ -621,7 +631,9 @@ class SageToSsm(SyncPass):
         if not vanished:
             return
         kept = [
-            i for i, origin in vanished if entity.sage_deletions == "origin" and origin != "sage"
+            i
+            for i, origin in vanished
+            if entity.sage_deletions == "origin" and origin != LinkOrigin.SAGE
         ]
         if kept:
             # created in SSM: a deletion in Sage does not reach SSM
