@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -48,11 +49,15 @@ class StatusFieldsConfig:
 
 @dataclass(frozen=True)
 class ImplementationConfig:
+    """``[implementation]``: its name, its SSM endpoint plugin, the status fields, and the
+    endpoint's own settings (``settings``, as its plugin declares them; the built-in
+    ``sales_management`` endpoint's are also the typed fields below)."""
+
     name: str
     endpoint: str
-    api_url: str
-    public_key: Secret
-    private_key: Secret
+    api_url: str = ""
+    public_key: Secret = field(default_factory=lambda: Secret(""))
+    private_key: Secret = field(default_factory=lambda: Secret(""))
     default_branch_id: int = 1
     default_sales_rep_id: int = 1
     client_type_id: int = 1
@@ -66,6 +71,9 @@ class ImplementationConfig:
     request_deadline_seconds: float = 120.0
     #: None: the records' dossiers and states are not written in Sales Management
     status_fields: StatusFieldsConfig | None = None
+    #: every key of the table but ``name``, ``endpoint`` and ``status_fields``, as read:
+    #: the endpoint's settings (those its schema marks secret as ``Secret``)
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,9 @@ class Config:
 
     def secrets(self) -> list[Secret]:
         """Every secret value of this configuration, for scrubbing messages."""
-        out = [self.implementation.public_key, self.implementation.private_key]
+        impl = self.implementation
+        out = [impl.public_key, impl.private_key]
+        out += [v for v in impl.settings.values() if isinstance(v, Secret) and v not in out]
         for dossier in self.dossiers.values():
             out.extend(connection_secrets(dossier.connection, dossier.endpoint))
         if self.web.token is not None:
@@ -171,8 +181,8 @@ def config_path(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(DEFAULT_FILE)
 
 
-def _json_path(error: jsonschema.ValidationError) -> str:
-    path = "$"
+def _json_path(error: jsonschema.ValidationError, root: str = "$") -> str:
+    path = root
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
@@ -183,17 +193,39 @@ def validate(data: dict[str, Any], source: str) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    found = [("$", e) for e in validator.iter_errors(data)]
+    impl = data.get("implementation")
+    if isinstance(impl, dict):
+        # the endpoint's settings, as its plugin declares them
+        schema = endpoint_settings(str(impl.get("endpoint", "sales_management")))
+        if schema is not None:
+            own = {k: v for k, v in impl.items() if k not in IMPLEMENTATION_KEYS}
+            check = jsonschema.Draft202012Validator(schema)
+            found += [("$.implementation", e) for e in check.iter_errors(own)]
+    errors = sorted(found, key=lambda f: (f[0], [str(p) for p in f[1].absolute_path]))
     if errors:
         lines = []
-        for e in errors:
+        for root, e in errors:
             message = e.message
             if e.validator in ("pattern", "minLength", "type", "enum") and _is_secret(e):
                 message = f"invalid value ({e.validator})"
-            lines.append(f"  {_json_path(e)}: {message}")
+            lines.append(f"  {_json_path(e, root)}: {message}")
         raise ConfigError(
             said("{source} is invalid:\n{problems}", source=source, problems="\n".join(lines))
         )
+
+
+#: the keys of ``[implementation]`` that are the core's: the others are its endpoint's
+IMPLEMENTATION_KEYS = frozenset({"name", "endpoint", "status_fields"})
+
+
+def endpoint_settings(endpoint: str) -> dict[str, Any] | None:
+    """The JSON Schema of an SSM endpoint's settings, as its plugin declares it
+    (``dossiersync_endpoint_settings``), or None when no plugin does."""
+    from .registry import plugin_manager
+
+    schema = plugin_manager().hook.dossiersync_endpoint_settings(endpoint=endpoint)
+    return dict(schema) if schema is not None else None
 
 
 def _is_secret(error: jsonschema.ValidationError) -> bool:
@@ -379,15 +411,26 @@ def sqlite_url(base: PurePath, url: str) -> str:
 def from_dict(data: dict[str, Any], path: Path) -> Config:
     base = path.resolve().parent
     impl = dict(data["implementation"])
+    name, endpoint = impl.pop("name"), impl.pop("endpoint", "sales_management")
+    status_fields = _status_fields(impl.pop("status_fields", False), path)
+    declared = (endpoint_settings(endpoint) or {}).get("properties", {})
+    # a secret is read when the endpoint first uses it: local views need no keys
+    settings: dict[str, Any] = {
+        key: DeferredSecret(value, f"implementation.{key}")
+        if isinstance(declared.get(key), dict) and declared[key].get("secret")
+        else value
+        for key, value in impl.items()
+    }
+    typed = {f.name for f in dataclasses.fields(ImplementationConfig)} - {"settings"}
+    known: dict[str, Any] = {key: value for key, value in settings.items() if key in typed}
+    if isinstance(known.get("api_url"), str):
+        known["api_url"] = known["api_url"].rstrip("/")
     implementation = ImplementationConfig(
-        name=impl.pop("name"),
-        endpoint=impl.pop("endpoint", "sales_management"),
-        api_url=impl.pop("api_url").rstrip("/"),
-        # read when Sales Management is first called: local views need no keys
-        public_key=DeferredSecret(impl.pop("public_key"), "implementation.public_key"),
-        private_key=DeferredSecret(impl.pop("private_key"), "implementation.private_key"),
-        status_fields=_status_fields(impl.pop("status_fields", False), path),
-        **impl,
+        name=name,
+        endpoint=endpoint,
+        status_fields=status_fields,
+        settings=MappingProxyType(settings),
+        **known,
     )
     state_secret = resolve(
         data.get("state", {}).get("url", "sqlite:///dossiersync.db"), "state.url"

@@ -55,6 +55,16 @@ def dossiersync_source_identity(endpoint: str, connection: str) -> str | None:
 
 
 @hookspec(firstresult=True)
+def dossiersync_endpoint_settings(endpoint: str) -> dict[str, Any] | None:
+    """The JSON Schema of the settings ``endpoint`` reads from ``[implementation]`` (every
+    key but ``name``, ``endpoint`` and ``status_fields``), if it is this plugin's SSM
+    endpoint; ``None`` otherwise. The settings are validated against it with the rest of
+    the configuration when it is read (a key it does not declare is refused, a value
+    marked ``"secret": true`` is never quoted) and handed to the endpoint as
+    ``implementation.settings``. Answer without loading the endpoint."""
+
+
+@hookspec(firstresult=True)
 def dossiersync_connection_secrets(endpoint: str, connection: str) -> list[str] | None:
     """The secret values of ``connection`` (a password written into it), if ``endpoint``
     is this plugin's endpoint; ``None`` otherwise. They are masked in every message,

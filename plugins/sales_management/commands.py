@@ -1,13 +1,26 @@
-"""The Sales Management plugin's commands: ``dossiersync simulator`` and ``dossiersync demo``."""
+"""The Sales Management plugin's hooks: its settings' schema, and the commands
+``dossiersync simulator`` and ``dossiersync demo``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from importlib import resources
+from typing import Any
 
 import click
 
 from dossiersync.plugin import hookimpl
+
+
+@hookimpl
+def dossiersync_endpoint_settings(endpoint: str) -> dict[str, Any] | None:
+    if endpoint != "sales_management":
+        return None
+    text = resources.files(__package__).joinpath("settings.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @hookimpl
