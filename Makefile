@@ -57,8 +57,10 @@ typecheck: venv
 	# the unit tests' fakes must keep implementing the endpoint protocols
 	MYPYPATH=build/typecheck:tests $(BIN)/mypy tests/support/fakes.py --config-file pyproject.toml
 
+# two workers (pytest-xdist), one per core: each test starts its own servers on free
+# ports and works in its own folders; PYTEST_ARGS="-n 0" runs them one at a time
 pytest: setup
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 $(PYTEST_ARGS)
 
 test: setup lint typecheck pytest
 
