@@ -847,6 +847,24 @@ def test_rate_limit_is_waited_out(tmp_path: Path) -> None:
         assert_no_refusals(limited)
 
 
+def test_clients_of_one_tenant_share_its_request_budget(tmp_path: Path) -> None:
+    """Each dossier's sync has a client of its own, and the service runs several at a
+    time: together they stay within the configured rate, which the tenant enforces."""
+    with running_simulator(str(tmp_path / "ssm.sqlite"), rate_limit=5) as limited:
+        clients = [client_for(limited, max_requests_per_second=5) for _ in range(3)]
+        try:
+            assert clients[0]._pacer is clients[1]._pacer is clients[2]._pacer
+            for client in clients:
+                client.login()
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                list(pool.map(lambda c: [c.get("users", 1) for _ in range(6)], clients))
+            # 18 requests at most 5 a second, never one refused with a 429
+            assert stats(limited)["refusals"] == 0, stats(limited)["reasons"]
+        finally:
+            for client in clients:
+                client.close()
+
+
 def test_many_threads_share_one_client(
     client: SalesManagementClient, simulator: SimulatorProcess
 ) -> None:

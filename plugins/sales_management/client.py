@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -171,6 +172,27 @@ class RequestPacer:
         return self._interval
 
 
+#: held by the clients using them: a tenant no client uses any more starts afresh
+_TENANT_PACERS: weakref.WeakValueDictionary[tuple[str, float], RequestPacer] = (
+    weakref.WeakValueDictionary()
+)
+_TENANT_PACERS_LOCK = threading.Lock()
+
+
+def tenant_pacer(api_url: str, rate: float) -> RequestPacer:
+    """The one pacer of a tenant (an API URL and its rate) in this process.
+
+    The tenant counts requests, not clients: each dossier's sync has a client of its own,
+    and the service syncs several dossiers at a time beside its probes; with one pacer
+    each, they would together send several times the configured rate. Workers of the
+    distributed engine are separate processes: each has its own (docs/deployment.md)."""
+    with _TENANT_PACERS_LOCK:
+        pacer = _TENANT_PACERS.get((api_url, rate))
+        if pacer is None:
+            pacer = _TENANT_PACERS[(api_url, rate)] = RequestPacer(rate)
+        return pacer
+
+
 class SalesManagementClient:
     """Generic record I/O against one Sales Management implementation."""
 
@@ -218,7 +240,9 @@ class SalesManagementClient:
         self._largest_page: dict[str, int] = {}
         self._auth_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._pacer = RequestPacer(max_requests_per_second)
+        # shared by every client of this tenant in the process: dossiers synced side by
+        # side and the service's probes stay within one budget together
+        self._pacer = tenant_pacer(self.api_url, max_requests_per_second)
         self._sleep: Callable[[float], None] = time.sleep
         self._http = httpx.Client(
             base_url=self.api_url,
