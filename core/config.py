@@ -17,13 +17,22 @@ if TYPE_CHECKING:
     import jsonschema
 
 
+# where the file is: said here too, as before
+from .config_file import DEFAULT_FILE as DEFAULT_FILE
+from .config_file import ENV_VAR as ENV_VAR
+from .config_file import config_path as config_path
 from .errors import ConfigError
 from .lang import N_, said
 from .packaged import load_schema
+from .registry import (
+    configure,
+    hook_only_plugins,
+    installed_entities,
+    installed_plugins,
+    plugin_manager,
+)
 from .secrets import DeferredSecret, Secret, connection_secrets, resolve
 
-ENV_VAR = "DOSSIERSYNC_CONFIG"
-DEFAULT_FILE = "dossiersync.toml"
 DEFAULT_ENTITIES = ("clients",)
 #: the status page's token, once read (``env:``/``file:``): shorter is guessable
 MIN_WEB_TOKEN = 32
@@ -171,16 +180,6 @@ class Config:
         return out
 
 
-def config_path(explicit: str | os.PathLike[str] | None) -> Path:
-    """``--config`` wins, then ``DOSSIERSYNC_CONFIG``, then ``./dossiersync.toml``."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    return Path(DEFAULT_FILE)
-
-
 def _json_path(error: jsonschema.ValidationError, root: str = "$") -> str:
     path = root
     for part in error.absolute_path:
@@ -222,8 +221,6 @@ IMPLEMENTATION_KEYS = frozenset({"name", "endpoint", "status_fields"})
 def endpoint_settings(endpoint: str) -> dict[str, Any] | None:
     """The JSON Schema of an SSM endpoint's settings, as its plugin declares it
     (``dossiersync_endpoint_settings``), or None when no plugin does."""
-    from .registry import plugin_manager
-
     schema = plugin_manager().hook.dossiersync_endpoint_settings(endpoint=endpoint)
     return dict(schema) if schema is not None else None
 
@@ -285,8 +282,6 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     check_entities(config)
     check_plugins(config)
     check_dossiers_apart(config)
-    from .registry import configure
-
     configure(config)
     return config
 
@@ -294,8 +289,6 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 def check_entities(config: Config) -> None:
     """Refuse an entity name no installed plugin provides, naming the ones that exist
     (a typo is found when the configuration is read, not when a sync runs)."""
-    from .registry import installed_entities
-
     known = installed_entities()
     places = [("discovery.entities", config.discovery.entities)]
     places += [(f"dossiers.{d.id}.entities", d.entities) for d in config.dossiers.values()]
@@ -319,8 +312,6 @@ def source_identity(dossier: DossierConfig) -> str:
     """What a dossier's connection reaches, as its endpoint plugin tells it (a file's real
     path, a data source, a server's database), or the connection as written when the
     plugin cannot say."""
-    from .registry import plugin_manager
-
     connection = dossier.connection.reveal()
     # asked of the plugins' hooks, not of the endpoint class: reading the configuration
     # loads no driver (``status`` stays light)
@@ -363,8 +354,6 @@ def check_dossiers_apart(config: Config) -> None:
 def check_plugins(config: Config) -> None:
     """Refuse a ``[plugins.<name>]`` table that no installed plugin is named for, and a
     dossier's ``plugins`` naming no installed hook-only plugin."""
-    from .registry import hook_only_plugins, installed_plugins
-
     known = installed_plugins()
     unknown = [name for name in config.plugins if name not in known]
     if unknown:

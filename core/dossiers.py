@@ -17,6 +17,7 @@ from .secrets import Secret, connection_secrets, scrub
 from .state.models import Dossier, Incident, Link
 from .state.store import StateStore
 from .sync.guards import FullSyncTrigger, request_full_sync
+from .sync.status import after_deactivation
 from .vocabulary import DossierState
 
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -261,7 +262,5 @@ def deactivate(config: Config, store: StateStore, dossier_ids: list[str]) -> lis
         enabled = load_entities(cfg.entities) if cfg else []
         hooks = dossier_hooks(enabled, cfg.plugins if cfg else None)
         hooks.dossiersync_dossier_deactivated(dossier=dossier_id)
-    from .ssm_fields import after_deactivation
-
     after_deactivation(config, store, dossier_ids)  # their records say "inactive" in SSM
     return [v for v in views(config, store) if v.id in dossier_ids]

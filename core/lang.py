@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .config_file import config_path
+
 LANGUAGES = ("en", "fr")
 DEFAULT_LANGUAGE = "en"
 LOCALE = Path(__file__).parent / "locale"
@@ -91,8 +93,6 @@ def config_from_arguments(arguments: Sequence[str]) -> str | None:
 def configured(path: str | os.PathLike[str] | None) -> str | None:
     """The configuration's ``[cli] language`` (``fr``/``en``), read without validating
     the file: a file that cannot be read says nothing here (loading it says why)."""
-    from .config import config_path
-
     try:
         data = tomllib.loads(config_path(path).read_bytes().decode("utf-8-sig"))
     except (OSError, ValueError):

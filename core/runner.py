@@ -19,13 +19,13 @@ from .fence import Fence, LeaseLost, fenced
 from .journal import RunRecord
 from .lang import N_, mapped, said, said_as, said_of
 from .lease import held
-from .registry import dossier_hooks, load_endpoint, load_entities
+from .registry import dossier_hooks, load_entities
 from .secrets import connection_secrets, scrub
 from .state.models import Dossier
 from .state.store import StateStore
 from .sync.guards import REALIGNING, full_sync_done
 from .sync.run import run_entity
-from .target import SsmEndpoint
+from .target import ssm_client as ssm_client
 from .vocabulary import DossierState, RunOutcome
 
 log = logging.getLogger("dossiersync.runner")
@@ -91,13 +91,6 @@ def writers(entities: list[Entity]) -> dict[str, tuple[str, ...]]:
         for part in entity.parts():
             found[part.ssm_resource] = (*found.get(part.ssm_resource, ()), part.name)
     return found
-
-
-def ssm_client(config: Config, max_retries: int | None = None) -> Any:
-    """The implementation's endpoint client, made by its plugin from the implementation's
-    settings (``SsmEndpoint.from_settings``; ``max_retries`` overrides the setting)."""
-    endpoint: SsmEndpoint = load_endpoint(config.implementation.endpoint)
-    return endpoint.from_settings(config.implementation, max_retries=max_retries)
 
 
 def sync(

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from .errors import ConfigError, DossierSyncError
+from .registry import plugin_manager
 
 #: the user and password of a URL (``scheme://user:pw@host``)
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
@@ -113,8 +114,6 @@ def connection_secrets(connection: Secret, endpoint: str = "sage50fr_odbc") -> l
     """The secrets written into a dossier's connection (its password), as the plugin of
     its ``endpoint`` reads its connections (``dossiersync_connection_secrets``): what must
     be masked in a message that names the source."""
-    from .registry import plugin_manager
-
     value = connection.known() or ""
     try:
         found = plugin_manager().hook.dossiersync_connection_secrets(
@@ -128,8 +127,6 @@ def connection_secrets(connection: Secret, endpoint: str = "sage50fr_odbc") -> l
 def _masked_by_plugins(text: str) -> str:
     """``text`` with the secrets each plugin recognises in it masked (an ODBC password by
     the Sage plugin: ``dossiersync_mask_secrets``), one plugin after the other."""
-    from .registry import plugin_manager
-
     try:
         hook = plugin_manager().hook.dossiersync_mask_secrets
     except DossierSyncError:

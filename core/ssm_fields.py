@@ -291,34 +291,6 @@ def label_inactive_dossiers(config: Config, store: StateStore, client: Any) -> i
     return sum(label_inactive(config, store, client, d) for d in inactive)
 
 
-def after_deactivation(config: Config, store: StateStore, dossier_ids: list[str]) -> None:
-    """Label the records of dossiers just deactivated ``inactive`` in Sales Management;
-    what cannot be written now (the API out of reach) is said, and written by the next
-    ``dossiersync ssm fields``."""
-    if config.implementation.status_fields is None:
-        return
-    with store.session() as session:
-        setup = load_setup(session)
-    if setup is None or setup.usable(config.implementation.status_fields.names()):
-        return
-    from .lease import held
-    from .runner import ssm_client
-
-    try:
-        with ssm_client(config) as client:
-            for dossier_id in dossier_ids:
-                # a sync still finishing would write its records' states over "inactive"
-                with held(store, dossier_id, config.sync.lease_seconds, wait_seconds=30):
-                    label_inactive(config, store, client, dossier_id)
-    except DossierSyncError as exc:
-        log.warning(
-            "records of %s not labelled inactive in Sales Management (run 'dossiersync ssm "
-            "fields' to label them): %s",
-            ", ".join(dossier_ids),
-            exc,
-        )
-
-
 def view(config: Config, store: StateStore) -> dict[str, Any] | None:
     """What the status page's set-up screen shows of the status fields: what ``ssm
     fields`` last found (read from the state store, nothing asked of Sales Management);

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .registry import load_endpoint
+
 if TYPE_CHECKING:
-    from .config import ImplementationConfig
+    from .config import Config, ImplementationConfig
 
 Record = dict[str, Any]
 
@@ -136,3 +138,10 @@ class SsmEndpoint(Protocol):
         """The endpoint of this implementation (``max_retries``, when given, overrides the
         configured number of retries: the status page's quick checks retry once)."""
         ...
+
+
+def ssm_client(config: Config, max_retries: int | None = None) -> Any:
+    """The implementation's endpoint client, made by its plugin from the implementation's
+    settings (``SsmEndpoint.from_settings``; ``max_retries`` overrides the setting)."""
+    endpoint: SsmEndpoint = load_endpoint(config.implementation.endpoint)
+    return endpoint.from_settings(config.implementation, max_retries=max_retries)

@@ -173,7 +173,7 @@ class SyncPass:
         """At the end of the pass: show in SSM the state of the records whose state moved
         without a write of theirs (``status.StatusFields.publish``)."""
         if self.status is not None:
-            self.status.publish(self)
+            self.status.publish(self.session)
 
     def record_failed(
         self,

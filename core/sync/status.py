@@ -35,10 +35,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from ..errors import SsmRefused
+from ..errors import DossierSyncError, SsmRefused
 from ..journal import utcnow
+from ..lease import held
 from ..messages import Notice, incident_text
 from ..state.models import Dossier, Incident, Link, Setting, StatusShown
+from ..target import ssm_client
 from .links import LinkLabel
 from .stop import STOP
 
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
     from ..context import DossierContext
     from ..entity import Entity
     from ..state.store import StateStore
-    from .base import SyncPass
 
 log = logging.getLogger("dossiersync.status_fields")
 
@@ -299,11 +300,11 @@ class StatusFields:
         remember(session, self.shown, self.context)
         self.shown = {}
 
-    def publish(self, sync_pass: SyncPass) -> None:
+    def publish(self, session: Session) -> None:
         """Write the state of the records whose state moved without a write of theirs, in
         bulk updates carrying the status fields only; what cannot be written now (the API
         out of reach) is written by a later pass."""
-        session, client = sync_pass.session, self.ctx.ssm_client
+        client = self.ctx.ssm_client
         self.flush(session)
         session.commit()
         last, written, refused = 0, 0, 0
@@ -397,6 +398,31 @@ def remember(session: Session, shown: Mapping[int, tuple[str, str | None]], cont
 
 
 # -- a deactivated dossier ---------------------------------------------------------------
+
+
+def after_deactivation(config: Config, store: StateStore, dossier_ids: list[str]) -> None:
+    """Label the records of dossiers just deactivated ``inactive`` in Sales Management;
+    what cannot be written now (the API out of reach) is said, and written by the next
+    ``dossiersync ssm fields``."""
+    if config.implementation.status_fields is None:
+        return
+    with store.session() as session:
+        setup = load_setup(session)
+    if setup is None or setup.usable(config.implementation.status_fields.names()):
+        return
+    try:
+        with ssm_client(config) as client:
+            for dossier_id in dossier_ids:
+                # a sync still finishing would write its records' states over "inactive"
+                with held(store, dossier_id, config.sync.lease_seconds, wait_seconds=30):
+                    label_inactive(config, store, client, dossier_id)
+    except DossierSyncError as exc:
+        log.warning(
+            "records of %s not labelled inactive in Sales Management (run 'dossiersync ssm "
+            "fields' to label them): %s",
+            ", ".join(dossier_ids),
+            exc,
+        )
 
 
 def label_inactive(config: Config, store: StateStore, client: Any, dossier_id: str) -> int:
