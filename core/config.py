@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import re
@@ -59,25 +58,11 @@ class StatusFieldsConfig:
 @dataclass(frozen=True)
 class ImplementationConfig:
     """``[implementation]``: its name, its SSM endpoint plugin, the status fields, and the
-    endpoint's own settings (``settings``, as its plugin declares them; the built-in
-    ``sales_management`` endpoint's are also the typed fields below)."""
+    endpoint's own settings (``settings``, as its plugin declares them and reads them: the
+    core holds none of Sales Management's, no API address, key or id)."""
 
     name: str
     endpoint: str
-    api_url: str = ""
-    public_key: Secret = field(default_factory=lambda: Secret(""))
-    private_key: Secret = field(default_factory=lambda: Secret(""))
-    default_branch_id: int = 1
-    default_sales_rep_id: int = 1
-    client_type_id: int = 1
-    prospect_type_id: int = 2
-    timeout_seconds: float = 30.0
-    max_retries: int = 5
-    max_concurrency: int = 4
-    max_requests_per_second: float = 20.0
-    page_size: int = 500
-    max_response_bytes: int = 32 * 1024 * 1024
-    request_deadline_seconds: float = 120.0
     #: None: the records' dossiers and states are not written in Sales Management
     status_fields: StatusFieldsConfig | None = None
     #: every key of the table but ``name``, ``endpoint`` and ``status_fields``, as read:
@@ -170,9 +155,7 @@ class Config:
 
     def secrets(self) -> list[Secret]:
         """Every secret value of this configuration, for scrubbing messages."""
-        impl = self.implementation
-        out = [impl.public_key, impl.private_key]
-        out += [v for v in impl.settings.values() if isinstance(v, Secret) and v not in out]
+        out = [v for v in self.implementation.settings.values() if isinstance(v, Secret)]
         for dossier in self.dossiers.values():
             out.extend(connection_secrets(dossier.connection, dossier.endpoint))
         if self.web.token is not None:
@@ -410,16 +393,11 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         else value
         for key, value in impl.items()
     }
-    typed = {f.name for f in dataclasses.fields(ImplementationConfig)} - {"settings"}
-    known: dict[str, Any] = {key: value for key, value in settings.items() if key in typed}
-    if isinstance(known.get("api_url"), str):
-        known["api_url"] = known["api_url"].rstrip("/")
     implementation = ImplementationConfig(
         name=name,
         endpoint=endpoint,
         status_fields=status_fields,
         settings=MappingProxyType(settings),
-        **known,
     )
     state_secret = resolve(
         data.get("state", {}).get("url", "sqlite:///dossiersync.db"), "state.url"

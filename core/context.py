@@ -45,6 +45,12 @@ class DossierContext:
     def dossier_id(self) -> str:
         return self.dossier.id
 
+    @property
+    def ssm_settings(self) -> Any:
+        """The SSM endpoint's settings, as its plugin reads them (``SsmTarget.settings``):
+        the core knows none of them; an entity reads those of the endpoint it is for."""
+        return self.ssm_client.settings
+
     def transform(self, entity: str, direction: str, record: dict[str, Any]) -> None:
         self.hooks.dossiersync_transform_record(
             dossier=self.dossier.id, entity=entity, direction=direction, record=record

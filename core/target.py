@@ -43,6 +43,13 @@ class WriteResult:
 class SsmTarget(Protocol):
     """Record I/O against one Sales Management implementation; safe across threads."""
 
+    #: how many requests it takes at once: the engine keeps as many writes in flight
+    concurrency: int
+    #: its own settings, as its plugin reads them from ``[implementation]`` (the built-in
+    #: endpoint's ``SalesManagementSettings``): what the entities written for it read,
+    #: such as the SSM ids a record is created with (``DossierContext.ssm_settings``)
+    settings: Any
+
     def list_changed(
         self,
         resource: str,

@@ -74,10 +74,10 @@ class ClientsEntity(Entity):
     def from_ssm(self, record: Mapping[str, Any], ctx: DossierContext) -> dict[str, Any]:
         out = super().from_ssm(record, ctx)
         type_id = ctx.ssm_client.fk_id(record.get("typeId"))
-        impl = ctx.implementation
-        if type_id == impl.client_type_id:
+        ids = ctx.ssm_settings
+        if type_id == ids.client_type_id:
             out["is_prospect"] = False
-        elif type_id == impl.prospect_type_id:
+        elif type_id == ids.prospect_type_id:
             out["is_prospect"] = True
         else:
             out.pop("is_prospect", None)
@@ -88,14 +88,14 @@ class ClientsEntity(Entity):
     ) -> dict[str, Any]:
         names = list(names)
         body = super().to_ssm(record, [n for n in names if n != "is_prospect"], ctx, create)
-        impl = ctx.implementation
+        ids = ctx.ssm_settings
         if "is_prospect" in names or create:
             prospect = bool(record.get("is_prospect"))
-            body["typeId"] = impl.prospect_type_id if prospect else impl.client_type_id
+            body["typeId"] = ids.prospect_type_id if prospect else ids.client_type_id
             body["readOnly"] = not prospect
         if create:
-            body["branchId"] = ctx.dossier.branch_id or impl.default_branch_id
-            body["salesRepId1"] = impl.default_sales_rep_id
+            body["branchId"] = ctx.dossier.branch_id or ids.default_branch_id
+            body["salesRepId1"] = ids.default_sales_rep_id
         return body
 
     def to_sage(

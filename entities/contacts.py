@@ -81,7 +81,7 @@ class ContactsEntity(Entity):
         body = super().to_ssm(record, names, ctx, create)
         if create:
             # required by the API; the implementation's sales rep, as for accounts
-            body["salesRepId"] = ctx.implementation.default_sales_rep_id
+            body["salesRepId"] = ctx.ssm_settings.default_sales_rep_id
         return body
 
     def belongs_to_dossier(self, record: Mapping[str, Any], ctx: DossierContext) -> bool:

@@ -161,10 +161,10 @@ class OrdersEntity(Entity):
         shown.update(total_ht="total", number="number", readOnly="readOnly")
         body = self.born_body(view, [v for n, v in shown.items() if n in wanted], ctx)
         if create:
-            impl = ctx.implementation
+            ids = ctx.ssm_settings
             body.update(
-                branchId=ctx.dossier.branch_id or impl.default_branch_id,
-                salesRepId=impl.default_sales_rep_id,
+                branchId=ctx.dossier.branch_id or ids.default_branch_id,
+                salesRepId=ids.default_sales_rep_id,
             )
         return body
 

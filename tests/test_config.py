@@ -54,7 +54,7 @@ def write(tmp_path: Path, text: str, name: str = "dossiersync.toml") -> Path:
 def test_the_documented_example_loads(tmp_path: Path) -> None:
     config = load(write(tmp_path, VALID))
     assert config.implementation.name == "Acme group"
-    assert config.implementation.private_key.reveal() == "priv-abcdef"
+    assert config.implementation.settings["private_key"].reveal() == "priv-abcdef"
     assert "priv-abcdef" not in repr(config)
     dossier = config.dossiers["acme-fr"]
     assert dossier.entities == ("clients",)
@@ -85,7 +85,7 @@ def test_missing_environment_variable_is_named_not_shown(
     monkeypatch.delenv("SSM_PRIVATE_KEY")
     config = load(write(tmp_path, VALID))  # the API keys are read when first needed
     with pytest.raises(ConfigError, match="implementation.private_key: environment variable"):
-        config.implementation.private_key.reveal()
+        config.implementation.settings["private_key"].reveal()
 
 
 def test_local_views_need_no_api_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,9 +107,11 @@ def test_secret_file_must_be_private(tmp_path: Path) -> None:
     secret.chmod(0o644)
     text = VALID.replace('"env:SSM_PRIVATE_KEY"', f'"file:{secret}"')
     with pytest.raises(ConfigError, match="readable by others"):
-        load(write(tmp_path, text)).implementation.private_key.reveal()
+        load(write(tmp_path, text)).implementation.settings["private_key"].reveal()
     secret.chmod(0o600)
-    assert load(write(tmp_path, text)).implementation.private_key.reveal() == "from-a-file"
+    assert (
+        load(write(tmp_path, text)).implementation.settings["private_key"].reveal() == "from-a-file"
+    )
 
 
 def test_config_option_then_environment_then_current_folder(

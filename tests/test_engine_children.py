@@ -112,9 +112,7 @@ class Quotes:
             implementation=ImplementationConfig(
                 name="Test",
                 endpoint="fake",
-                api_url="http://ssm.invalid",
-                public_key=Secret("public"),
-                private_key=Secret("private"),
+                settings={"public_key": Secret("public"), "private_key": Secret("private")},
             ),
             sync=SyncConfig(),
             store=self.store,

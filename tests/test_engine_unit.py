@@ -18,6 +18,7 @@ from dossiersync.context import DossierContext
 from dossiersync.errors import SsmUnavailable
 from dossiersync.journal import utcnow
 from dossiersync.plugin import SAGE_TO_SSM, SSM_TO_SAGE, Entity
+from dossiersync.plugins.sales_management.settings import SalesManagementSettings
 from dossiersync.registry import dossier_hooks, load_entities
 from dossiersync.secrets import Secret
 from dossiersync.state.models import Dossier, Incident, Link
@@ -54,6 +55,10 @@ class FakeDossier:
     def __init__(self, root: Path, **sync: Any) -> None:
         self.sage = FakeSage({"F_COMPTET": ["CT_Num"], "F_CONTACTT": ["CT_Num", "CT_No"]})
         self.ssm = FakeSsm(bulk_limit=2)  # several bulk calls per batch
+        # the account types are the SSM endpoint's settings, read by the clients entity
+        self.ssm.settings = SalesManagementSettings(
+            client_type_id=CLIENT_TYPE, prospect_type_id=PROSPECT_TYPE
+        )
         self.store = StateStore(f"sqlite:///{root / 'state.db'}")
         with self.store.session() as s:
             s.add(Dossier(id=DOSSIER, name="Nord", created_at=utcnow(), needs_full_sync=False))
@@ -69,11 +74,7 @@ class FakeDossier:
             implementation=ImplementationConfig(
                 name="Test",
                 endpoint="fake",
-                api_url="http://ssm.invalid",
-                public_key=Secret("public"),
-                private_key=Secret("private"),
-                client_type_id=CLIENT_TYPE,
-                prospect_type_id=PROSPECT_TYPE,
+                settings={"public_key": Secret("public"), "private_key": Secret("private")},
             ),
             sync=SyncConfig(**sync),
             store=self.store,

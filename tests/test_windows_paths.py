@@ -186,4 +186,4 @@ def test_files_saved_by_notepad_are_read_without_their_byte_order_mark(tmp_path:
     path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
     config = load(path)
     assert config.implementation.name == "Cabinet Martin"
-    assert config.implementation.private_key.reveal() == "priv-abcdef"
+    assert config.implementation.settings["private_key"].reveal() == "priv-abcdef"

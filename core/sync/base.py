@@ -22,7 +22,7 @@ from ..journal import (
     resolve_incidents,
 )
 from ..messages import Cause, Notice, Problem, record_of
-from ..secrets import connection_secrets, scrub
+from ..secrets import Secret, connection_secrets, scrub
 from ..state.models import DossierEntity, Incident, Link
 from ..vocabulary import SAGE_TO_SSM, IncidentKind
 from .links import RETRIED, Kept, LinkLabel, mark
@@ -47,11 +47,11 @@ def cursor_row(session: Session, dossier_id: str, entity: str, direction: str) -
 
 
 def secrets_of(ctx: DossierContext) -> list[Any]:
-    """What a message about this dossier must not show: the API keys and the Sage
-    password (the source itself is named, so that a bad path can be read)."""
-    impl = ctx.implementation
+    """What a message about this dossier must not show: the endpoint's secret settings
+    (the API keys) and the Sage password (the source itself is named, so that a bad path
+    can be read)."""
     own = connection_secrets(ctx.dossier.connection, ctx.dossier.endpoint)
-    return [impl.public_key, impl.private_key, *own]
+    return [v for v in ctx.implementation.settings.values() if isinstance(v, Secret)] + own
 
 
 class SyncPass:

@@ -155,7 +155,7 @@ class SageToSsm(SyncPass):
         changed = ctx.sage.count(self.table, since=since, where=entity.sage_where())
         self.run.total = changed + len(retry)
         rows = ctx.sage.read(self.table, columns, since=since, where=entity.sage_where())
-        with ThreadPoolExecutor(max_workers=ctx.implementation.max_concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=ctx.ssm_client.concurrency) as pool:
             self.pool = pool
             self.in_flight: deque[tuple[list[Write], list[Future[None]]]] = deque()
             self.unknown: list[Write] = []
@@ -436,7 +436,7 @@ class SageToSsm(SyncPass):
                 w.status_sent = True
         # the next batch is read and resolved while these requests are in flight
         self.submit(writes)
-        self.settle(keep=self.ctx.implementation.max_concurrency)
+        self.settle(keep=self.ctx.ssm_client.concurrency)
 
     def submit(self, writes: list[Write]) -> None:
         """Send writes from the pool: as many records per request as the API takes

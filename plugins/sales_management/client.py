@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 from . import extra_fields
 from .extra_fields import ExtraField, definitions
+from .settings import SalesManagementSettings
 
 log = logging.getLogger("dossiersync.ssm")
 T = TypeVar("T")
@@ -216,6 +217,7 @@ class SalesManagementClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         request_deadline: float = REQUEST_DEADLINE,
         transport: httpx.BaseTransport | None = None,
+        settings: SalesManagementSettings | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -226,6 +228,10 @@ class SalesManagementClient:
         if request_deadline <= 0:
             raise ValueError("request_deadline must be positive")
         self.api_url = api_url.rstrip("/")
+        #: the implementation's settings (its SSM ids are the entities', ``ctx.ssm_settings``)
+        self.settings = settings if settings is not None else SalesManagementSettings()
+        #: the requests it sends at once: as many writes as the engine keeps in flight
+        self.concurrency = max_concurrency
         # what messages show of the URL: never a user or password written into it
         self._where = str(httpx.URL(self.api_url).copy_with(username=None, password=None))
         self.max_response_bytes = max_response_bytes
@@ -260,17 +266,19 @@ class SalesManagementClient:
     ) -> SalesManagementClient:
         """The client of an implementation, from its ``[implementation]`` settings: how the
         connector makes its SSM endpoint (``max_retries`` overrides the setting)."""
+        settings = SalesManagementSettings.of(implementation)
         return cls(
-            implementation.api_url,
-            implementation.public_key.reveal(),
-            implementation.private_key.reveal(),
-            timeout=implementation.timeout_seconds,
-            max_retries=implementation.max_retries if max_retries is None else max_retries,
-            max_concurrency=implementation.max_concurrency,
-            max_requests_per_second=implementation.max_requests_per_second,
-            page_size=implementation.page_size,
-            max_response_bytes=implementation.max_response_bytes,
-            request_deadline=implementation.request_deadline_seconds,
+            settings.api_url,
+            settings.public_key.reveal(),
+            settings.private_key.reveal(),
+            timeout=settings.timeout_seconds,
+            max_retries=settings.max_retries if max_retries is None else max_retries,
+            max_concurrency=settings.max_concurrency,
+            max_requests_per_second=settings.max_requests_per_second,
+            page_size=settings.page_size,
+            max_response_bytes=settings.max_response_bytes,
+            request_deadline=settings.request_deadline_seconds,
+            settings=settings,
         )
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dossiersync.errors import SourceError, SsmNotFound, SsmRefused
+from dossiersync.plugins.sales_management.settings import SalesManagementSettings
 from dossiersync.target import Record, WriteResult
 
 if TYPE_CHECKING:
@@ -159,6 +160,9 @@ class FakeSsm:
     """
 
     def __init__(self, bulk_limit: int = 200) -> None:
+        self.concurrency = 4
+        # the built-in endpoint's settings, defaults but the test's own
+        self.settings = SalesManagementSettings()
         self.records: dict[str, dict[int, Record]] = {}
         self.refusals: dict[tuple[str, str | int], str] = {}
         self.limit = bulk_limit
