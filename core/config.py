@@ -84,6 +84,10 @@ class DossierConfig:
     interval_seconds: float | None = None
     #: the hook-only plugins its syncs and lifecycle tell (``None``: every installed one)
     plugins: tuple[str, ...] | None = None
+    #: its endpoint's own keys as read (``connection``, ``mapping`` for Sage 50FR), as
+    #: the endpoint's plugin declares them; a secret one held as a Secret
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,16 @@ def validate(data: dict[str, Any], source: str) -> None:
             own = {k: v for k, v in impl.items() if k not in IMPLEMENTATION_KEYS}
             check = jsonschema.Draft202012Validator(schema)
             found += [("$.implementation", e) for e in check.iter_errors(own)]
+    dossiers = data.get("dossiers")
+    for dossier_id, dossier in dossiers.items() if isinstance(dossiers, dict) else ():
+        if not isinstance(dossier, dict):
+            continue
+        # the Sage side's settings of the dossier, as its endpoint's plugin declares them
+        schema = dossier_settings(str(dossier.get("endpoint", "sage50fr_odbc")))
+        if schema is not None:
+            own = {k: v for k, v in dossier.items() if k not in DOSSIER_KEYS}
+            check = jsonschema.Draft202012Validator(schema)
+            found += [(f"$.dossiers.{dossier_id}", e) for e in check.iter_errors(own)]
     errors = sorted(found, key=lambda f: (f[0], [str(p) for p in f[1].absolute_path]))
     if errors:
         lines = []
@@ -206,6 +220,47 @@ def endpoint_settings(endpoint: str) -> dict[str, Any] | None:
     (``dossiersync_endpoint_settings``), or None when no plugin does."""
     schema = plugin_manager().hook.dossiersync_endpoint_settings(endpoint=endpoint)
     return dict(schema) if schema is not None else None
+
+
+#: the keys of a dossier's table that are the core's: the others are its endpoint's
+DOSSIER_KEYS = frozenset(
+    {"name", "endpoint", "entities", "plugins", "branch_id", "code_prefix", "interval_seconds"}
+)
+
+
+def dossier_settings(endpoint: str) -> dict[str, Any] | None:
+    """The JSON Schema of a Sage-side endpoint's settings in a dossier's table, as its
+    plugin declares it (``dossiersync_dossier_settings``), or None when no plugin does."""
+    schema = plugin_manager().hook.dossiersync_dossier_settings(endpoint=endpoint)
+    return dict(schema) if schema is not None else None
+
+
+def _dossier(base: Path, dossier_id: str, d: dict[str, Any]) -> DossierConfig:
+    endpoint = d.get("endpoint", "sage50fr_odbc")
+    declared = (dossier_settings(endpoint) or {}).get("properties", {})
+    settings: dict[str, Any] = {
+        key: resolve(value, f"dossiers.{dossier_id}.{key}")
+        if isinstance(declared.get(key), dict) and declared[key].get("secret")
+        else value
+        for key, value in d.items()
+        if key not in DOSSIER_KEYS
+    }
+    if "mapping" in settings:
+        settings["mapping"] = _mapping(base, settings["mapping"])
+    connection = settings.get("connection", "")
+    return DossierConfig(
+        id=dossier_id,
+        name=d.get("name", dossier_id),
+        connection=connection if isinstance(connection, Secret) else Secret(str(connection)),
+        endpoint=endpoint,
+        entities=tuple(d.get("entities", DEFAULT_ENTITIES)),
+        mapping=settings.get("mapping"),
+        branch_id=d.get("branch_id"),
+        code_prefix=d.get("code_prefix", "SM"),
+        interval_seconds=d.get("interval_seconds"),
+        plugins=tuple(d["plugins"]) if "plugins" in d else None,
+        settings=MappingProxyType(settings),
+    )
 
 
 def _is_secret(error: jsonschema.ValidationError) -> bool:
@@ -412,18 +467,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     )
     dossiers: dict[str, DossierConfig] = {}
     for dossier_id, d in data.get("dossiers", {}).items():
-        dossiers[dossier_id] = DossierConfig(
-            id=dossier_id,
-            name=d.get("name", dossier_id),
-            connection=resolve(d["connection"], f"dossiers.{dossier_id}.connection"),
-            endpoint=d.get("endpoint", "sage50fr_odbc"),
-            entities=tuple(d.get("entities", DEFAULT_ENTITIES)),
-            mapping=_mapping(base, d.get("mapping")),
-            branch_id=d.get("branch_id"),
-            code_prefix=d.get("code_prefix", "SM"),
-            interval_seconds=d.get("interval_seconds"),
-            plugins=tuple(d["plugins"]) if "plugins" in d else None,
-        )
+        dossiers[dossier_id] = _dossier(base, dossier_id, d)
     return Config(
         path=path,
         implementation=implementation,

@@ -65,6 +65,19 @@ def dossiersync_endpoint_settings(endpoint: str) -> dict[str, Any] | None:
 
 
 @hookspec(firstresult=True)
+def dossiersync_dossier_settings(endpoint: str) -> dict[str, Any] | None:
+    """The JSON Schema of the settings ``endpoint`` reads from a dossier's table
+    (``[dossiers.<id>]``: every key but the core's ``name``, ``endpoint``, ``entities``,
+    ``plugins``, ``branch_id``, ``code_prefix`` and ``interval_seconds``), if it is this
+    plugin's Sage-side endpoint; ``None`` otherwise. Each dossier's settings are validated
+    against it with the rest of the configuration when it is read (a key it does not
+    declare is refused with its path, a value marked ``"secret": true`` is never quoted
+    and is held as a ``Secret``) and kept as ``DossierConfig.settings``; ``connection``
+    and ``mapping``, when declared, are also ``DossierConfig.connection`` and
+    ``DossierConfig.mapping``. Answer without loading the endpoint."""
+
+
+@hookspec(firstresult=True)
 def dossiersync_connection_secrets(endpoint: str, connection: str) -> list[str] | None:
     """The secret values of ``connection`` (a password written into it), if ``endpoint``
     is this plugin's endpoint; ``None`` otherwise. They are masked in every message,

@@ -118,3 +118,93 @@ def test_the_built_in_endpoint_declares_its_settings_the_same_way(tmp_path: Path
         "$.implementation.max_retries: -1 is less than the minimum of 0",
     ):
         assert problem in done.stderr, done.stderr
+
+
+# A dossier's Sage-side settings are its endpoint's too: declared by its plugin
+# (``dossiersync_dossier_settings``), checked with the rest, kept as DossierConfig.settings.
+
+SSM = 'api_url = "http://ssm"\npublic_key = "p"\nprivate_key = "k"\n'
+
+ACME_ERP = """
+from dossiersync.plugin import hookimpl
+
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["company"],
+    "properties": {
+        "company": {"type": "string", "pattern": "^[A-Z]+$"},
+        "password": {"type": "string", "minLength": 8, "secret": True},
+    },
+}
+
+
+@hookimpl
+def dossiersync_dossier_settings(endpoint):
+    return SCHEMA if endpoint == "acme_erp" else None
+
+
+class Endpoint:
+    pass
+"""
+
+LOAD = """
+import json, sys
+from dossiersync.config import load
+config = load(sys.argv[1])
+print(json.dumps({
+    d.id: {k: repr(v) if k == "password" else v for k, v in d.settings.items()}
+    | {"secret": d.settings["password"].reveal()}
+    for d in config.dossiers.values()
+}))
+"""
+
+
+def load_with_acme_erp(tmp_path: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    fake_distribution(
+        tmp_path / "site",
+        "acme-erp",
+        "[dossiersync.endpoints]\nacme_erp = acme_erp:Endpoint\n"
+        "[dossiersync]\nacme_erp = acme_erp\n",
+        ACME_ERP,
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "ERP_PASSWORD": "s3cret-erp-7"}
+    return subprocess.run(
+        [sys.executable, "-c", LOAD, str(config)], capture_output=True, text=True, env=env
+    )
+
+
+def test_a_third_party_sage_side_endpoint_declares_its_dossier_keys(tmp_path: Path) -> None:
+    config = configuration(
+        tmp_path,
+        SSM + '[dossiers.nord]\nendpoint = "acme_erp"\ncompany = "NORD"\n'
+        'password = "env:ERP_PASSWORD"\nentities = []\n',
+    )
+    done = load_with_acme_erp(tmp_path, config)
+    assert done.returncode == 0, done.stderr
+    nord = json.loads(done.stdout)["nord"]
+    assert nord["company"] == "NORD" and nord["secret"] == "s3cret-erp-7"
+    assert "s3cret" not in nord["password"]  # a key declared secret is held as a Secret
+
+
+def test_a_dossiers_keys_are_checked_against_its_endpoints_schema(tmp_path: Path) -> None:
+    config = configuration(
+        tmp_path,
+        SSM + '[dossiers.nord]\nendpoint = "acme_erp"\ncompany = "Nord"\npassword = "short"\n'
+        'connection = "DSN=x"\n'
+        '[dossiers.sage]\nconnection = ""\nmapings = "v2"\n'
+        '[dossiers.sud]\nmapping = "v2"\n',
+    )
+    done = load_with_acme_erp(tmp_path, config)
+    assert done.returncode != 0
+    for problem in (
+        "$.dossiers.nord.company: 'Nord' does not match '^[A-Z]+$'",
+        "$.dossiers.nord.password: invalid value (minLength)",
+        "$.dossiers.nord: Additional properties are not allowed ('connection' was unexpected)",
+        # the built-in Sage 50FR endpoint declares connection and mapping the same way
+        "$.dossiers.sage.connection: invalid value (minLength)",
+        "$.dossiers.sage: Additional properties are not allowed ('mapings' was unexpected)",
+        "$.dossiers.sud: 'connection' is a required property",
+    ):
+        assert problem in done.stderr, done.stderr
+    assert "short" not in done.stderr  # a secret's value is never quoted

@@ -52,6 +52,10 @@ def dossiersync_endpoint_settings(endpoint):
     _log("dossiersync_endpoint_settings", endpoint=endpoint)  # the SSM plugin answers
 
 @hookimpl
+def dossiersync_dossier_settings(endpoint):
+    _log("dossiersync_dossier_settings", endpoint=endpoint)  # the Sage plugin answers
+
+@hookimpl
 def dossiersync_mask_secrets(text):
     if "dossiersync_mask_secrets" not in open(LOG, encoding="utf-8").read():
         _log("dossiersync_mask_secrets")  # once: it is called for every message
@@ -143,6 +147,7 @@ def test_every_hookspec_fires_for_a_hook_only_plugin(
         "dossiersync_connection_secrets",
         "dossiersync_mask_secrets",
         "dossiersync_endpoint_settings",
+        "dossiersync_dossier_settings",
     }
     during = [c["hook"] for c in calls if c["hook"] not in reading]
     assert during[0] == "dossiersync_configure"

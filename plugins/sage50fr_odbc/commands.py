@@ -1,7 +1,11 @@
-"""The Sage 50FR plugin's hooks: the ``dossiersync demo-dossier`` command, and what a
-connection string reaches and holds secret."""
+"""The Sage 50FR plugin's hooks: the ``dossiersync demo-dossier`` command, the schema of
+a dossier's settings, and what a connection string reaches and holds secret."""
 
 from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
 
 import click
 
@@ -24,6 +28,15 @@ def dossiersync_connection_secrets(endpoint: str, connection: str) -> list[str] 
     from .connection import connection_secrets
 
     return connection_secrets(connection)
+
+
+@hookimpl
+def dossiersync_dossier_settings(endpoint: str) -> dict[str, Any] | None:
+    if endpoint != "sage50fr_odbc":
+        return None
+    text = resources.files(__package__).joinpath("dossier.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @hookimpl
