@@ -16,7 +16,14 @@ Fixtures:
   have refused no request, unless the test is marked ``ssm_refusals``;
 - ``sync_runner``: ``sync_runner("--full")`` runs ``dossiersync sync --json`` on the
   workspace in a new process, as a user does (an installed plugin's entry points read
-  afresh), and returns its answer.
+  afresh), and returns its answer;
+- ``cli_speaks``: ``cli_speaks("fr")`` has the command line speak French for the rest
+  of the test (in its process and the ones it starts).
+
+The command line speaks English in the tests whatever the machine's locale (``LANGUAGE``
+is set to ``en`` when pytest starts), so that what they read of it is the same
+everywhere; the ini option ``dossiersync_language`` says otherwise for a whole suite
+(``fr``, or ``locale``: the machine's locale variables as they are).
 
 Nothing here is imported before a fixture is used, but pytest: every pytest run of an
 environment where dossiersync is installed loads this module.
@@ -45,8 +52,19 @@ if TYPE_CHECKING:
 __all__ = ["SAGE_NOW", "Workspace", "assert_no_refusals", "totals", "write_demo_dossier"]
 
 REFUSALS_MARKER = "ssm_refusals"
+#: the ini option naming the command line's language in the tests (``en`` by default)
+LANGUAGE_OPTION = "dossiersync_language"
 #: a Sage write's modification time, from SQLite's clock (``YYYY-MM-DD hh:mm:ss.fff``)
 SAGE_NOW = "strftime('%Y-%m-%d %H:%M:%f','now')"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        LANGUAGE_OPTION,
+        "the language dossiersync's command line speaks in the tests: en (the default), "
+        "fr, or locale (the machine's locale variables decide)",
+        default="en",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,6 +72,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{REFUSALS_MARKER}: the test makes the SSM simulator refuse requests on purpose",
     )
+    # LANGUAGE is the first locale variable the command line reads: a French machine
+    # would otherwise translate what a plugin's tests read of it
+    language = str(config.getini(LANGUAGE_OPTION) or "en").strip()
+    if language != "locale":
+        if language not in ("en", "fr"):
+            raise pytest.UsageError(f"{LANGUAGE_OPTION}: en, fr or locale, not {language!r}")
+        os.environ["LANGUAGE"] = language
 
 
 # -- the parts ---------------------------------------------------------------------------
@@ -354,6 +379,29 @@ def dossiersync_workspace(
     yield workspace
     if request.node.get_closest_marker(REFUSALS_MARKER) is None:
         assert_no_refusals(ssm_simulator)
+
+
+@pytest.fixture
+def cli_speaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """``cli_speaks("fr")``: the command line speaks ``fr`` (or ``en``) for the rest of
+    the test, in the test's process (``Workspace.cli``) and in the processes it starts
+    (``Workspace.subprocess``, ``sync_runner``); as the suite's language after it."""
+    from . import lang
+
+    before = os.environ.get("LANGUAGE")
+
+    def speak(language: str) -> None:
+        if language not in lang.LANGUAGES:
+            raise ValueError(f"the command line speaks {', '.join(lang.LANGUAGES)}")
+        monkeypatch.setenv("LANGUAGE", language)
+        lang.choose(language)
+
+    yield speak
+    restored = dict(os.environ)
+    restored.pop("LANGUAGE", None)
+    if before is not None:
+        restored["LANGUAGE"] = before
+    lang.choose(lang.from_environment(restored))
 
 
 @pytest.fixture

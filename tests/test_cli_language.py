@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gettext
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -306,3 +307,37 @@ def test_the_configuration_chooses_the_language_and_lang_comes_first(
     workspace.extra_config = ""
     workspace.write_config()
     assert workspace.cli("status").stdout.split()[:3] == ["DOSSIER", "NAME", "STATE"]
+
+
+def test_the_test_kit_has_plugins_tests_read_english_unless_asked(tmp_path: Path) -> None:
+    """dossiersync.testing, loaded in a plugin's own suite (no conftest of ours): the
+    command line speaks English on a French machine, French when the suite asks for it."""
+    (tmp_path / "test_language.py").write_text(
+        "import os\n"
+        "from dossiersync.testing import Workspace\n\n"
+        "def test_language(cli_speaks):\n"
+        "    assert os.environ['LANGUAGE'] == os.environ['EXPECTED']\n"
+        "    cli_speaks('fr')\n"
+        "    assert os.environ['LANGUAGE'] == 'fr'\n",
+        encoding="utf-8",
+    )
+    french_machine = {k: v for k, v in os.environ.items() if k not in lang.ENVIRONMENT}
+    french_machine.update(LANGUAGE="fr", LANG="fr_FR.UTF-8")
+
+    def run(expected: str, *options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options]
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=dict(french_machine, EXPECTED=expected),
+            timeout=120,
+        )
+
+    pinned = run("en")
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    asked = run("fr", "-o", "dossiersync_language=locale")
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    wrong = run("en", "-o", "dossiersync_language=de")
+    assert wrong.returncode != 0 and "dossiersync_language" in wrong.stderr
