@@ -747,13 +747,41 @@ def records_cmd(
                     r["ssm_id"],
                     r["ext_id"],
                     term("label", r["label"]),
-                    r["error"],
+                    error,
                 ]
-                for r in data
+                for r, error in zip(data, record_errors(c, dossier_id, data), strict=True)
             ],
             ["entity", "sage key", "ssm id", "ext id", "label", "error"],
         )
     )
+
+
+def record_errors(c: Ctx, dossier_id: str, data: list[dict[str, Any]]) -> list[str | None]:
+    """Each record's error in the command line's language: kept in English, it is shown
+    from the notice of the record's open incident (as ``incidents`` shows it), or, for a
+    reason the connector words itself (kept for review, pending), from the catalogue."""
+    language = lang.language()
+    if language == "en" or not any(r["error"] for r in data):
+        return [r["error"] for r in data]
+    from .messages import incident_text
+    from .reports import incidents
+
+    # an incident's record key is the record's Sage key; the latest seen comes last
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for i in sorted(incidents(c.store, dossier_id, state="open"), key=lambda i: i["last_seen"]):
+        found.setdefault((i["entity"], i["record_key"]), []).append(i)
+
+    def shown(r: dict[str, Any]) -> str | None:
+        text: str | None = r["error"]
+        if not text:
+            return text
+        opened = found.get((r["entity"], r["sage_key"]), [])
+        same = [i for i in opened if i["message"] == text]
+        if same or (opened and r["label"] == "error"):
+            return incident_text((same or opened)[-1], language)
+        return _(text)  # one of the connector's reasons, or the English as it is
+
+    return [shown(r) for r in data]
 
 
 @cli.group("deletions")
@@ -877,8 +905,13 @@ def ssm_fields(c: Ctx, yes: bool, as_json: bool) -> None:
         click.echo(table(rows(report), HEADERS))
         shown = True
         try:
+            count = len(report.missing)
             return click.confirm(
-                f"Create the {len(report.missing)} missing field(s) in Sales Management?"
+                ngettext(
+                    "Create the {count} missing field in Sales Management?",
+                    "Create the {count} missing fields in Sales Management?",
+                    count,
+                ).format(count=count)
             )
         except click.Abort:  # no answer (no terminal): nothing is created
             click.echo()
@@ -889,7 +922,9 @@ def ssm_fields(c: Ctx, yes: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report.as_dict())
     else:
-        created = [r for r in rows(report) if r[-1] == "created"]
+        created = [
+            row for row, r in zip(rows(report), report.rows, strict=True) if r.state == "created"
+        ]
         if report.rows and (not shown or created):
             click.echo(table(created if shown else rows(report), HEADERS))
         for line in lines(report):
@@ -918,7 +953,7 @@ def plugins_cmd(as_json: bool) -> None:
                         p.version,
                         p.target,
                         ", ".join(p.hooks) or "-",
-                        p.error or _("ok"),
+                        spoken(p.error) or _("ok"),
                     ]
                     for p in found
                 ],
@@ -942,7 +977,7 @@ def run_cmd(c: Ctx, cycles: int | None, no_web: bool) -> None:
     if not c.verbose:
         logging.getLogger("dossiersync").setLevel(logging.INFO)
     service = Service(
-        c.config_path, web=not no_web, announce=lambda line: click.echo(line, err=True)
+        c.config_path, web=not no_web, announce=lambda line: click.echo(spoken(line), err=True)
     )
     service.install_signal_handlers()
     service.run(max_cycles=cycles)
@@ -1068,7 +1103,7 @@ def serve(c: Ctx, bind: str | None, port: int | None) -> None:
     from .web import serve as serve_web
 
     # the store is opened once the address is taken: a bad one creates no state file
-    say = lambda line: click.echo(line, err=True)  # noqa: E731
+    say = lambda line: click.echo(spoken(line), err=True)  # noqa: E731
     serve_web(c.config, lambda: c.store, bind=bind, port=port, echo=say)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PureWindowsPath
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import jsonschema
@@ -21,7 +21,7 @@ from .config_file import DEFAULT_FILE as DEFAULT_FILE
 from .config_file import ENV_VAR as ENV_VAR
 from .config_file import config_path as config_path
 from .errors import ConfigError
-from .lang import N_, said
+from .lang import N_, said, said_joined
 from .packaged import load_schema
 from .registry import (
     configure,
@@ -202,13 +202,93 @@ def validate(data: dict[str, Any], source: str) -> None:
     if errors:
         lines = []
         for root, e in errors:
-            message = e.message
+            message: str
             if e.validator in ("pattern", "minLength", "type", "enum") and _is_secret(e):
-                message = f"invalid value ({e.validator})"
-            lines.append(f"  {_json_path(e, root)}: {message}")
+                message = said("invalid value ({validator})", validator=e.validator)
+            else:
+                message = _problem(e)
+            lines.append(said("  {path}: {message}", path=_json_path(e, root), message=message))
         raise ConfigError(
-            said("{source} is invalid:\n{problems}", source=source, problems="\n".join(lines))
+            said(
+                "{source} is invalid:\n{problems}",
+                source=source,
+                problems=said_joined("\n", lines),
+            )
         )
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """What a problem of the file is, as jsonschema words it (the English, kept as it
+    is), said so that the command line shows the usual ones in its language; another
+    one, or one jsonschema words otherwise, stays in jsonschema's words."""
+    value, argument = repr(error.instance), cast(Any, error.validator_value)
+    english = error.message
+    candidates: list[str] = []
+    match error.validator:
+        case "required":
+            name = english.removesuffix(" is a required property")
+            candidates = [said("{name} is a required property", name=name)]
+        case "type":
+            types = [argument] if isinstance(argument, str) else list(argument)
+            shown = ", ".join(repr(t) for t in types)
+            candidates = [said("{value} is not of type {types}", value=value, types=shown)]
+        case "enum":
+            choices = repr(argument)
+            candidates = [said("{value} is not one of {choices}", value=value, choices=choices)]
+        case "pattern":
+            pattern = repr(argument)
+            candidates = [said("{value} does not match {pattern}", value=value, pattern=pattern)]
+        case "minimum":
+            limit = repr(argument)
+            candidates = [
+                said("{value} is less than the minimum of {limit}", value=value, limit=limit)
+            ]
+        case "maximum":
+            limit = repr(argument)
+            candidates = [
+                said("{value} is greater than the maximum of {limit}", value=value, limit=limit)
+            ]
+        case "exclusiveMinimum":
+            limit = repr(argument)
+            candidates = [
+                said(
+                    "{value} is less than or equal to the minimum of {limit}",
+                    value=value,
+                    limit=limit,
+                )
+            ]
+        case "exclusiveMaximum":
+            limit = repr(argument)
+            candidates = [
+                said(
+                    "{value} is greater than or equal to the maximum of {limit}",
+                    value=value,
+                    limit=limit,
+                )
+            ]
+        case "minLength" | "minItems":
+            candidates = [
+                said("{value} should be non-empty", value=value),
+                said("{value} is too short", value=value),
+            ]
+        case "maxLength" | "maxItems":
+            candidates = [
+                said("{value} is expected to be empty", value=value),
+                said("{value} is too long", value=value),
+            ]
+        case "const":
+            candidates = [said("{value} was expected", value=repr(argument))]
+        case "additionalProperties":
+            names = english.removeprefix("Additional properties are not allowed (")
+            names = names.removesuffix(" was unexpected)").removesuffix(" were unexpected)")
+            candidates = [
+                said("Additional properties are not allowed ({names} was unexpected)", names=names),
+                said(
+                    "Additional properties are not allowed ({names} were unexpected)", names=names
+                ),
+            ]
+    # the words jsonschema used, or its own when it words them otherwise than expected
+    return next((c for c in candidates if c == english), english)
 
 
 #: the keys of ``[implementation]`` that are the core's: the others are its endpoint's

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
+from .lang import said
 from .lease import renew
 from .source import SageSource
 from .state.store import StateStore
@@ -98,16 +99,28 @@ class Fence:
                 if self._clock() < self._valid_until:
                     log.warning("lease of %s not renewed: %s", self.dossier_id, exc)
                     return  # still valid: tried again at the next beat
-                self._lost = (
-                    f"dossier {self.dossier_id}: its lease could not be renewed before it "
-                    f"expired ({type(exc).__name__}); stopped before its next write"
+                self._lost = said(
+                    "dossier {dossier}: its lease could not be renewed before it expired "
+                    "({error}); stopped before its next write",
+                    dossier=self.dossier_id,
+                    error=type(exc).__name__,
                 )
                 raise LeaseLost(self._lost) from None
             if now_held_by != self.holder:
-                by = f"by {now_held_by}" if now_held_by else "(released by another process)"
                 self._lost = (
-                    f"dossier {self.dossier_id}: its lease was taken over {by}; "
-                    "stopped before its next write, the dossier is left to its new holder"
+                    said(
+                        "dossier {dossier}: its lease was taken over by {holder}; stopped "
+                        "before its next write, the dossier is left to its new holder",
+                        dossier=self.dossier_id,
+                        holder=now_held_by,
+                    )
+                    if now_held_by
+                    else said(
+                        "dossier {dossier}: its lease was taken over (released by another "
+                        "process); stopped before its next write, the dossier is left to its "
+                        "new holder",
+                        dossier=self.dossier_id,
+                    )
                 )
                 raise LeaseLost(self._lost)
             self._valid_until = started + self.seconds

@@ -212,6 +212,17 @@ def said_as(context: str, msgid: str) -> Said:
     return Said(msgid, {}, context)
 
 
+def said_joined(separator: str, parts: Sequence[str]) -> str:
+    """``parts`` joined by ``separator``, each one shown in the language of the moment
+    when it is :func:`said` (a list of problems said one by one).  The joined message is
+    its parts' placeholders only: no catalogue holds it, it reads as itself."""
+    if not parts:
+        return ""
+    glue = separator.replace("{", "{{").replace("}", "}}")
+    msgid = glue.join(f"{{p{i}}}" for i in range(len(parts)))
+    return Said(msgid, {f"p{i}": part for i, part in enumerate(parts)})
+
+
 def spoken(value: object) -> str:
     """A :class:`Said` message in the command line's language; anything else as it is."""
     if not isinstance(value, Said):

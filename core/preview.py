@@ -35,6 +35,8 @@ from sqlalchemy.orm import Session
 
 from .config import Config
 from .context import DossierContext
+from .lang import N_, _, language, spoken, term
+from .messages import incident_text
 from .source import SageSource
 from .state.models import Dossier, DossierEntity, Event, Incident, Link, Setting, StatusShown
 from .state.store import StateStore
@@ -94,6 +96,9 @@ class Step:
     counts: dict[str, int] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
+    #: a failed record's incident (its English message and its notice), by record key:
+    #: the preview in words says it in the command line's language; JSON keeps the English
+    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -339,21 +344,25 @@ class DossierPreview:
     error: str | None = None
 
     def lines(self) -> list[str]:
-        """The preview in words, a line per pass and per record it would touch."""
+        """The preview in words, a line per pass and per record it would touch, in the
+        command line's language."""
         if self.error or self.skipped:
-            return [f"{self.dossier_id}: {self.error or self.skipped}"]
+            reason = spoken(self.error or self.skipped)
+            return [_("{dossier}: {reason}").format(dossier=self.dossier_id, reason=reason)]
         out = []
+        nothing = _("nothing to do")
         for step in self.steps:
             head = f"{self.dossier_id:<16} {step.entity:<16} {step.direction:<12}"
             if step.outcome == "failed":
-                out.append(f"{head} would fail: {step.message}")
+                failing = _("would fail: {message}").format(message=spoken(step.message))
+                out.append(f"{head} {failing}")
                 continue
-            summary = ", ".join(
-                f"{WOULD.get(k, k)} {v}" for k, v in step.counts.items() if k in WOULD
-            )
-            out.append(f"{head} {summary or 'nothing to do'}")
+            summary = ", ".join(f"{_(WOULD[k])} {v}" for k, v in step.counts.items() if k in WOULD)
+            out.append(f"{head} {summary or nothing}")
             for entry in step.records:
-                out.append(f"    {entry['action']:<9} {entry['key']:<20} {_said(entry)}".rstrip())
+                action = term("action", entry["action"])
+                said = _said(entry, step.notices.get(entry["key"]))
+                out.append(f"    {action:<9} {entry['key']:<20} {said}".rstrip())
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -418,6 +427,14 @@ def _dossier(session: Session, result: Any, book: Book) -> DossierPreview:
             .where(Event.run_id == run.id)
             .order_by(Event.id)
         ).all()
+        opened = session.execute(
+            select(Incident.record_key, Incident.message, Incident.detail).where(
+                Incident.last_run_id == run.id, Incident.record_key.is_not(None)
+            )
+        ).all()
+        step.notices = {
+            str(key): {"message": message, "detail": detail} for key, message, detail in opened
+        }
         for key, action, detail in events:
             if action in QUIET_ACTIONS:
                 continue
@@ -435,12 +452,12 @@ def _dossier(session: Session, result: Any, book: Book) -> DossierPreview:
 
 #: run counts a preview speaks of, in the words of a preview
 WOULD = {
-    "created": "would create",
-    "updated": "would update",
-    "deleted": "would delete",
-    "pending": "would wait for",
-    "refused": "would refuse",
-    "failed": "would fail on",
+    "created": N_("would create"),
+    "updated": N_("would update"),
+    "deleted": N_("would delete"),
+    "pending": N_("would wait for"),
+    "refused": N_("would refuse"),
+    "failed": N_("would fail on"),
 }
 
 
@@ -449,8 +466,11 @@ def _value(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _said(entry: Mapping[str, Any], shown: int = 4) -> str:
-    """A record's line: its changes, the fields it would be created with, or why."""
+def _said(
+    entry: Mapping[str, Any], incident: Mapping[str, Any] | None = None, shown: int = 4
+) -> str:
+    """A record's line, in the command line's language: its changes, the fields it would
+    be created with, or why (a failed record's from the notice of its ``incident``)."""
     parts: list[str] = []
     for write in entry.get("writes", ()):
         side = "Sales Management" if write["side"] == "ssm" else "Sage"
@@ -463,10 +483,20 @@ def _said(entry: Mapping[str, Any], shown: int = 4) -> str:
             fields = [
                 f"{k}={_value(v, 24)}" for k, v in write["fields"].items() if v not in (None, "")
             ]
-            more = f" (+{len(fields) - shown} more)" if len(fields) > shown else ""
-            parts.append(f"in {side} {write['target']}: " + ", ".join(fields[:shown]) + more)
-    if not parts and entry.get("detail"):
-        parts.append(str(entry["detail"]))
+            more = ""
+            if len(fields) > shown:
+                more = " " + _("(+{count} more)").format(count=len(fields) - shown)
+            parts.append(
+                _("in {side} {target}: {fields}").format(
+                    side=side, target=write["target"], fields=", ".join(fields[:shown]) + more
+                )
+            )
+    detail = entry.get("detail")
+    if not parts and detail:
+        if entry.get("action") == "failed" and incident is not None:
+            parts.append(incident_text(incident, language()))
+        else:
+            parts.append(_(str(detail)))  # a reason the connector words, or as it is
     return "; ".join(parts)
 
 

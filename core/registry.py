@@ -26,6 +26,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
+from .lang import said, said_of
 
 if TYPE_CHECKING:
     from .config import Config
@@ -84,13 +85,20 @@ def _distribution(group: str, name: str) -> metadata.Distribution | None:
 
 def _describe(group: str, name: str, target: str) -> str:
     dist = _distribution(group, name)
-    named = dist.name if dist else "an unknown distribution"
-    return f"{group} plugin {name!r} ({target}, from {named})"
+    named = dist.name if dist else said("an unknown distribution")
+    return said(
+        "{group} plugin {name} ({target}, from {distribution})",
+        group=group,
+        name=repr(name),
+        target=target,
+        distribution=named,
+    )
 
 
 def _raise_load_failure(manager: Any, ep: metadata.EntryPoint, exc: BaseException) -> None:
+    described = _describe(manager.namespace, ep.name, ep.value)
     raise PluginError(
-        f"cannot load {_describe(manager.namespace, ep.name, ep.value)}: {exc}"
+        said("cannot load {plugin}: {error}", plugin=described, error=str(exc))
     ) from exc
 
 
@@ -148,7 +156,7 @@ def list_plugins() -> list[PluginInfo]:
     try:
         pm = plugin_manager()
     except PluginError as exc:
-        found.append(PluginInfo(HOOKS, "?", "?", None, None, error=str(exc)))
+        found.append(PluginInfo(HOOKS, "?", "?", None, None, error=said_of(exc)))
         return found
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     for name in sorted(_hook_plugins):
@@ -181,9 +189,14 @@ def load_endpoint(name: str) -> Any:
             on_load_failure_callback=_raise_load_failure,
         )
     except NoMatches:
-        available = ", ".join(ep.name for ep in _entry_points(ENDPOINTS)) or "none"
+        available = ", ".join(ep.name for ep in _entry_points(ENDPOINTS)) or said("none")
         raise PluginError(
-            f"endpoint plugin {name!r} not found in {ENDPOINTS} (available: {available})"
+            said(
+                "endpoint plugin {name} not found in {group} (available: {available})",
+                name=repr(name),
+                group=ENDPOINTS,
+                available=available,
+            )
         ) from None
     return manager.driver
 
@@ -241,22 +254,38 @@ def _load_new_entities(wanted: list[str]) -> dict[str, Entity]:
         on_missing_entrypoints_callback=lambda names: missing.extend(sorted(names)),
     )
     if missing:
-        available = ", ".join(ep.name for ep in _entry_points(ENTITIES)) or "none"
+        available = ", ".join(ep.name for ep in _entry_points(ENTITIES)) or said("none")
         raise PluginError(
-            f"entity plugin(s) {', '.join(missing)} not found in {ENTITIES} "
-            f"(available: {available}); check the dossier's 'entities' list"
+            said(
+                "entity plugin(s) {names} not found in {group} (available: {available}); "
+                "check the dossier's 'entities' list",
+                names=", ".join(missing),
+                group=ENTITIES,
+                available=available,
+            )
         )
     entities: dict[str, Entity] = {}
     for ext in manager.extensions:
         if not isinstance(ext.obj, Entity):
-            raise PluginError(f"{ENTITIES} plugin {ext.name!r} is not a dossiersync Entity")
+            raise PluginError(
+                said(
+                    "{group} plugin {name} is not a dossiersync Entity",
+                    group=ENTITIES,
+                    name=repr(ext.name),
+                )
+            )
         if hasattr(ext.obj, "pass_class"):
             # its sync would silently run the generic pass: said instead
             raise PluginError(
-                f"{ENTITIES} plugin {ext.name!r} ({ext.entry_point_target}) defines "
-                "pass_class, which dossiersync no longer calls: its own passes are gone; "
-                "say what it needs with children, hooks and the override points of "
-                "dossiersync.plugin.Entity (docs/plugins.md)"
+                said(
+                    "{group} plugin {name} ({target}) defines pass_class, which dossiersync "
+                    "no longer calls: its own passes are gone; say what it needs with "
+                    "children, hooks and the override points of dossiersync.plugin.Entity "
+                    "(docs/plugins.md)",
+                    group=ENTITIES,
+                    name=repr(ext.name),
+                    target=ext.entry_point_target,
+                )
             )
         entities[ext.name] = ext.obj
     return entities
@@ -271,7 +300,8 @@ def dependency_order(entities: dict[str, Entity]) -> list[Entity]:
         if state.get(name) == "done" or name not in entities:
             return
         if state.get(name) == "visiting":
-            raise PluginError("entity dependency cycle: " + " -> ".join((*chain, name)))
+            cycle = " -> ".join((*chain, name))
+            raise PluginError(said("entity dependency cycle: {cycle}", cycle=cycle))
         state[name] = "visiting"
         for dep in entities[name].depends_on:
             visit(dep, (*chain, name))
@@ -301,7 +331,9 @@ def _manager_locked() -> pluggy.PluginManager:
             pm.load_setuptools_entrypoints(HOOKS)
             pm.check_pending()
         except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback
-            raise PluginError(f"cannot load the {HOOKS} hook plugins: {exc}") from exc
+            raise PluginError(
+                said("cannot load the {group} hook plugins: {error}", group=HOOKS, error=str(exc))
+            ) from exc
         _hook_plugins.update(name for name, _ in pm.list_name_plugin() if name)
         _manager = pm
         if _config is not None:

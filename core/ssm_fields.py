@@ -27,6 +27,7 @@ from .config import Config
 from .dossiers import proposed
 from .errors import DossierSyncError, SsmNotFound
 from .journal import iso_utc, utcnow
+from .lang import NP_, _, ngettext, said, said_as, spoken, term
 from .registry import load_entities
 from .state.models import Dossier, Link
 from .state.store import StateStore
@@ -63,16 +64,23 @@ class FieldRow:
     def conflict(self) -> str | None:
         """Why dossiersync must not write this field, in words."""
         where = f"{self.resource}.{self.name}"
+        role = said_as("field role", self.role)
         if self.state == OTHER_TYPE:
-            return (
-                f"{where} exists as a {self.found_type} field, not a {self.type} one: "
-                f"dossiersync neither changes nor writes it; name the {self.role} field "
-                "otherwise in [implementation.status_fields]"
+            return said(
+                "{field} exists as a {found} field, not a {wanted} one: dossiersync neither "
+                "changes nor writes it; name the {role} field otherwise in "
+                "[implementation.status_fields]",
+                field=where,
+                found=self.found_type,
+                wanted=self.type,
+                role=role,
             )
         if self.state == NOT_OURS:
-            return (
-                f"{where} exists and dossiersync did not create it: it is left to whoever "
-                f"did; name the {self.role} field otherwise in [implementation.status_fields]"
+            return said(
+                "{field} exists and dossiersync did not create it: it is left to whoever "
+                "did; name the {role} field otherwise in [implementation.status_fields]",
+                field=where,
+                role=role,
             )
         return None
 
@@ -133,7 +141,10 @@ def check(config: Config, store: StateStore, client: Any) -> FieldsReport:
     settings = config.implementation.status_fields
     if not hasattr(client, "list_extra_fields"):
         raise DossierSyncError(
-            f"the endpoint plugin {config.implementation.endpoint!r} has no extra fields"
+            said(
+                "the endpoint plugin {endpoint} has no extra fields",
+                endpoint=repr(config.implementation.endpoint),
+            )
         )
     entities, resources, skipped = synced_resources(config, client)
     report = FieldsReport(enabled=settings is not None)
@@ -227,9 +238,12 @@ def find_shape(report: FieldsReport, store: StateStore, config: Config, client: 
         setup.shape = finding.get("shape")
         if setup.shape is None:
             tried = "; ".join(f"{t['shape']}: {t['said']}" for t in finding.get("trials", []))
-            setup.problem = (
-                f"{resource} {record_id} did not show a value written in any known shape "
-                f"({tried}): the status fields are not written"
+            setup.problem = said(
+                "{resource} {id} did not show a value written in any known shape ({tried}): "
+                "the status fields are not written",
+                resource=resource,
+                id=record_id,
+                tried=tried,
             )
         else:
             setup.problem = finding.get("problem")
@@ -310,45 +324,84 @@ def view(config: Config, store: StateStore) -> dict[str, Any] | None:
     }
 
 
-HEADERS = ["resource", "role", "field", "type", "state"]
+HEADERS = [
+    *(NP_("column", "resource"), NP_("column", "role"), NP_("column", "field")),
+    *(NP_("column", "type"), NP_("column", "state")),
+]
+#: a field's role and state as the table shows them (a state's ``_`` as a space)
+WORDS = (
+    *(NP_("field role", "dossier"), NP_("field role", "state"), NP_("field role", "problem")),
+    *(NP_("field state", "present"), NP_("field state", "created")),
+    *(NP_("field state", "missing"), NP_("field state", "other type")),
+    NP_("field state", "not ours"),
+)
 
 
 def rows(report: FieldsReport) -> list[list[str]]:
-    """Each status field on each resource, as a table's rows (``HEADERS``)."""
-    return [[r.resource, r.role, r.name, r.type, r.state.replace("_", " ")] for r in report.rows]
+    """Each status field on each resource, as a table's rows (``HEADERS``), in the
+    command line's language."""
+    return [
+        [
+            r.resource,
+            term("field role", r.role),
+            r.name,
+            r.type,
+            term("field state", r.state.replace("_", " ")),
+        ]
+        for r in report.rows
+    ]
 
 
 def lines(report: FieldsReport) -> list[str]:
-    """What the report says besides its table, for the terminal."""
+    """What the report says besides its table, for the terminal, in the command line's
+    language."""
     setup = report.setup
     if not report.enabled:
-        out = ["The status fields are off (see [implementation.status_fields])."]
+        out = [_("The status fields are off (see [implementation.status_fields]).")]
         if report.listed:
-            out.append("Extra fields of the synced resources:")
+            out.append(_("Extra fields of the synced resources:"))
             out += [
-                f"  {f['resource']}.{f['name']} ({f['type'] or 'type not shown'})"
+                "  "
+                + _("{field} ({type})").format(
+                    field=f"{f['resource']}.{f['name']}", type=f["type"] or _("type not shown")
+                )
                 for f in report.listed
             ]
         else:
-            out.append("The synced resources have no extra field.")
+            out.append(_("The synced resources have no extra field."))
         return out
-    out = [f"error: {c}" for c in report.conflicts]
+    out = [_("error: {message}").format(message=spoken(c)) for c in report.conflicts]
     if setup is None or report.conflicts:
         return out
     if report.missing:
         names = ", ".join(f"{r.resource}.{r.name}" for r in report.missing)
-        out.append(f"Not created: {names}; the status fields are not written on their resources.")
+        out.append(
+            _(
+                "Not created: {fields}; the status fields are not written on their resources."
+            ).format(fields=names)
+        )
     if setup.shape == "flat":
-        out.append("Values are written as fields of the record (shape: flat).")
+        out.append(_("Values are written as fields of the record (shape: flat)."))
     elif setup.shape == "nested":
-        out.append("Values are written in the record's extraFields (shape: nested).")
+        out.append(_("Values are written in the record's extraFields (shape: nested)."))
     if setup.problem:
-        out.append(f"The status fields are not written: {setup.problem}")
+        out.append(
+            _("The status fields are not written: {problem}").format(problem=spoken(setup.problem))
+        )
     elif setup.shape is None and setup.resources:
         out.append(
-            "How the implementation takes a value is not known yet: no record is linked. "
-            "Run a sync, then this command again; until then the sync writes no status field."
+            _(
+                "How the implementation takes a value is not known yet: no record is linked. "
+                "Run a sync, then this command again; until then the sync writes no status "
+                "field."
+            )
         )
     if report.labelled:
-        out.append(f"{report.labelled} record(s) of inactive dossiers labelled inactive.")
+        out.append(
+            ngettext(
+                "{count} record of inactive dossiers labelled inactive.",
+                "{count} records of inactive dossiers labelled inactive.",
+                report.labelled,
+            ).format(count=report.labelled)
+        )
     return out

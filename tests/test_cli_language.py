@@ -15,18 +15,28 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
+from sqlalchemy import update
 
 from dossiersync import lang
-from dossiersync.lang import LANGUAGES, LOCALE, said, said_as, spoken
+from dossiersync.fence import Fence, LeaseLost
+from dossiersync.lang import LANGUAGES, LOCALE, said, said_as, said_of, spoken
+from dossiersync.lease import acquire
+from dossiersync.state.models import Lease
+from dossiersync.state.store import StateStore
 
 from support.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = re.compile(r"\{(\w+)(?:![rs])?(?::[^}]*)?\}|%\((\w+)\)s")
 BAD_EMAIL = "UPDATE F_COMPTET SET CT_EMail = 'pas-une-adresse' WHERE CT_Num = 'CL00001'"
+NEW_CITY = (
+    "UPDATE F_COMPTET SET CT_Ville = 'Albi', "
+    "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = 'CL00002'"
+)
 
 
 def po(language: str) -> Catalog:
@@ -260,6 +270,53 @@ def test_the_main_commands_speak_french_under_a_french_locale(
     assert "vérifié d’après" in checked.stdout
     assert checked.stdout.strip().endswith("Tout ce dont le mapping a besoin est dans la source.")
 
+    # a record's error, from the notice of its incident
+    records = lines_of(
+        workspace.subprocess("records", "--dossier", "nord", "--label", "error").stdout
+    )
+    assert records[0][0] == "ENTITÉ" and records[0][-2:] == ["ÉTIQUETTE", "ERREUR"]
+    assert records[1][-2] == "erreur"
+    assert records[1][-1].startswith("Dossier nord, client CL00001 : adresse e-mail non valide")
+
+    # what the next sync would do: its counts, its actions and why a record would fail
+    workspace.sage_execute("nord", NEW_CITY)
+    dry = workspace.subprocess("sync", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    said_lines = dry.stdout.splitlines()
+
+    def said_once(pattern: str) -> None:
+        assert len([x for x in said_lines if re.fullmatch(pattern, x)]) == 1, (pattern, dry.stdout)
+
+    said_once(r"nord\s+clients\s+sage_to_ssm\s+modifierait 1, refuserait 1")
+    said_once(r"\s+modifié\s+CL00002\s+city: '.+' -> 'Albi'")
+    said_once(
+        r"\s+échec\s+CL00001\s+Dossier nord, client CL00001 : adresse e-mail non valide : "
+        r"'pas-une-adresse'\. .+"
+    )
+    said_once(r"nord\s+clients\s+ssm_to_sage\s+rien à faire")
+    assert said_lines[-1] == "(simulation : rien n’a été écrit)"
+    previewed = json.loads(workspace.subprocess("sync", "--dry-run", "--json").stdout)
+    failed = [r for r in previewed[0]["entities"][0]["records"] if r["action"] == "failed"]
+    assert failed[0]["detail"].startswith(
+        "Dossier nord, client CL00001: e-mail address is not valid"
+    )
+
+    # each problem of a configuration that is not valid, its JSON path kept
+    text = workspace.config_path.read_text(encoding="utf-8")
+    incomplete = text.replace('name = "Groupe de test"\n', "", 1) + "[cli]\ncolour = 1\n"
+    (workspace.root / "incomplet.toml").write_text(incomplete, encoding="utf-8")
+    invalid = [sys.executable, "-m", "dossiersync.cli", "--config", "incomplet.toml", "status"]
+    refused = subprocess.run(invalid, capture_output=True, text=True, cwd=workspace.root)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "erreur : incomplet.toml n’est pas valide :",
+        "  $.cli : Clé non autorisée ici : 'colour'",
+        "  $.implementation : 'name' est une clé obligatoire",
+    ]
+    invalid[3:3] = ["--lang", "en"]
+    in_english = subprocess.run(invalid, capture_output=True, text=True, cwd=workspace.root)
+    assert "  $.implementation: 'name' is a required property" in in_english.stderr.splitlines()
+
     # an error of the command line and one of the connector, in French
     unknown = workspace.subprocess("status", "--dossier", "sud")
     assert unknown.returncode == 2
@@ -288,6 +345,61 @@ def test_the_main_commands_speak_french_under_a_french_locale(
     english = workspace.subprocess("--lang", "en", "status").stdout
     assert english.splitlines()[0].split()[:3] == ["DOSSIER", "NAME", "STATE"]
 
+    # the status fields: the table of fields, the question and what was not done
+    workspace.extra_config = '\n[implementation.status_fields]\nlanguage = "fr"\n'
+    workspace.write_config()
+    fields = workspace.subprocess("ssm", "fields", stdin=subprocess.DEVNULL)
+    assert fields.returncode == 0, fields.stderr
+    shown = fields.stdout.splitlines()
+    assert lines_of(shown[0])[0] == ["RESSOURCE", "RÔLE", "CHAMP", "TYPE", "ÉTAT"]
+    assert lines_of("\n".join(shown[1:4])) == [
+        ["accounts", "dossier", "Z_dossier", "list", "manquant"],
+        ["accounts", "état", "Z_sync_state", "list", "manquant"],
+        ["accounts", "problème", "Z_sync_problem", "text", "manquant"],
+    ]
+    assert shown[4].startswith("Créer les 3 champs manquants dans Sales Management ?")
+    assert shown[-1].startswith("Non créés : accounts.Z_dossier, accounts.Z_sync_state")
+    assert workspace.http.get("/extrafields/accounts").json() == []
+
+    # the status page's address, as serve prints it at start
+    command = [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+    serving = subprocess.Popen(
+        [*command, "serve", "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serving.stderr is not None
+        first, second = serving.stderr.readline(), serving.stderr.readline()
+        # stopped once it serves: a SIGTERM before then is the CLI's, which only asks the
+        # running pass to stop
+        address = re.search(r"http://127\.0\.0\.1:\d+/", first)
+        assert address, first
+        assert httpx.get(f"{address.group(0)}api/status", timeout=30).status_code == 401
+    finally:
+        serving.terminate()
+        serving.wait(30)
+    assert re.match(r"Page d’état : http://127\.0\.0\.1:\d+/\?token=\S+$", first), first
+    assert second.startswith("(jeton généré et conservé dans "), second
+
+    # a key Sales Management refuses: the connector's words in French, not the API's
+    login = subprocess.run(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+        + ["sync", "--json"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SSM_PRIVATE_KEY="pas-la-bonne"),
+    )
+    assert login.returncode == 1
+    assert re.search(
+        r"^ÉCHEC nord clients sage_to_ssm : échec : http://\S+ : connexion refusée : "
+        r"vérifiez la clé publique/privée$",
+        login.stderr,
+        re.M,
+    ), login.stderr
+    assert "login refused: check the public/private key" in login.stdout  # --json: English
+
 
 def test_the_configuration_chooses_the_language_and_lang_comes_first(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
@@ -307,6 +419,84 @@ def test_the_configuration_chooses_the_language_and_lang_comes_first(
     workspace.extra_config = ""
     workspace.write_config()
     assert workspace.cli("status").stdout.split()[:3] == ["DOSSIER", "NAME", "STATE"]
+
+
+def test_a_lost_lease_is_journaled_in_english_and_told_in_french(tmp_path: Path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    holder = acquire(store, "nord", 10)
+    now = [0.0]
+    fence = Fence(store, "nord", holder, 10, clock=lambda: now[0])
+    now[0] = 11.0  # held up past its lease, which another process took over meanwhile
+    with store.session() as s:
+        s.execute(update(Lease).where(Lease.dossier_id == "nord").values(holder="machine-b:42"))
+    with pytest.raises(LeaseLost) as lost:
+        fence.check()
+    store.dispose()
+    message = said_of(lost.value)
+    english = (
+        "dossier nord: its lease was taken over by machine-b:42; stopped before its next "
+        "write, the dossier is left to its new holder"
+    )
+    assert message == english and str(lost.value) == english
+    try:
+        lang.choose("fr")
+        assert spoken(message) == (
+            "dossier nord : son bail a été repris par machine-b:42 ; arrêté avant sa prochaine "
+            "écriture, le dossier est laissé à son nouveau détenteur"
+        )
+        assert str(message) == english  # what the journal and the log keep
+    finally:
+        lang.choose(lang.from_environment())
+
+
+def test_a_plugin_that_cannot_be_found_is_said_in_french() -> None:
+    from dossiersync.errors import PluginError
+    from dossiersync.registry import load_endpoint
+
+    with pytest.raises(PluginError) as missing:
+        load_endpoint("nulle-part")
+    assert str(missing.value).startswith(
+        "endpoint plugin 'nulle-part' not found in dossiersync.endpoints (available: "
+    )
+    try:
+        lang.choose("fr")
+        assert lang.error_text(missing.value).startswith(
+            "plugin de point d’accès 'nulle-part' introuvable dans dossiersync.endpoints "
+            "(disponibles : "
+        )
+    finally:
+        lang.choose(lang.from_environment())
+
+
+def test_the_demo_speaks_french(tmp_path: Path, french: None) -> None:
+    demo = subprocess.run(
+        [sys.executable, "-m", "dossiersync.cli", "demo", "--clients", "1", "--dir", "demo"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    said_lines = demo.stdout.splitlines()
+    assert said_lines[0] == "== Écriture de trois dossiers Sage 50FR de référence dans demo/"
+    written = next(line for line in said_lines if line.startswith("demo/nord.db"))
+    assert re.fullmatch(
+        r"demo/nord\.db : 1 client \(\d+ prospects?, \d+ en sommeil\), \d+ contacts?, "
+        r"\d+ familles?, \d+ articles?, \d+ lignes? de stock, \d+ commandes? \(\d+ lignes?\), "
+        r"\d+ factures? \(\d+ lignes?\)",
+        written,
+    )
+    status = said_lines.index("== État : dossiersync status")
+    assert said_lines[status + 1].split()[:4] == ["DOSSIER", "NOM", "ÉTAT", "ENTITÉ"]
+    assert "== Nouvelle synchronisation : dossiersync sync" in said_lines
+    orders = next(i for i, line in enumerate(said_lines) if line.startswith("== Les commandes"))
+    assert said_lines[orders + 1].startswith("RÉF. SSM  EXT ID")
+    assert said_lines[orders + 1].endswith("TOTAL (SSM)  LECTURE SEULE")
+    assert said_lines[orders + 2].split()[-1] == "oui"
+    assert re.search(
+        r"^== Simulateur de Sales Management : \d+ requêtes, 0 refusées$", demo.stdout, re.M
+    )
+    assert "Les fichiers de la démonstration sont dans demo/." in demo.stdout
 
 
 def test_the_test_kit_has_plugins_tests_read_english_unless_asked(tmp_path: Path) -> None:

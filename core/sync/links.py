@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..journal import utcnow
+from ..lang import N_
 from ..state.models import Link
 
 
@@ -35,22 +36,23 @@ RETRIED = (LinkLabel.ERROR, LinkLabel.PENDING)
 class Kept(StrEnum):
     """Why a record deleted (or missing) on one side is kept on the other for review.
 
-    The value is also what a person reads: it is the link's ``last_error``.
+    The value is also what a person reads: it is the link's ``last_error`` (in English;
+    the command line shows it in its language).
     """
 
     #: created in Sage, deleted in SSM: its Sage side is not pushed again
-    IN_SAGE = "deleted in Sales Management; kept in Sage 50FR where it was created"
+    IN_SAGE = N_("deleted in Sales Management; kept in Sage 50FR where it was created")
     #: created in SSM and written to Sage, then deleted in SSM
-    IN_SAGE_WRITTEN = "deleted in Sales Management; kept in Sage 50FR"
+    IN_SAGE_WRITTEN = N_("deleted in Sales Management; kept in Sage 50FR")
     #: created in SSM, deleted in Sage: the deletion does not reach SSM
-    IN_SSM = "deleted in Sage 50FR; kept in Sales Management where it was created"
+    IN_SSM = N_("deleted in Sage 50FR; kept in Sales Management where it was created")
     #: not in a restored Sage database
-    NOT_RESTORED = "not in the restored Sage 50FR database; kept in SSM"
+    NOT_RESTORED = N_("not in the restored Sage 50FR database; kept in SSM")
     #: one of too many records that vanished from Sage at once
-    MASS_DELETION = "vanished from Sage with many others; deletion refused"
+    MASS_DELETION = N_("vanished from Sage with many others; deletion refused")
     #: not in Sage any more, its deletion in SSM confirmed by a person
     #: (``dossiersync deletions confirm``): the next Sage -> SSM pass deletes it there
-    DELETION_CONFIRMED = (
+    DELETION_CONFIRMED = N_(
         "not in Sage 50FR; its deletion in Sales Management was confirmed and is done at "
         "the next sync"
     )
@@ -82,7 +84,7 @@ def kept_in_sage(link: Link) -> bool:
 
 #: what a record deleted in SSM and asked back (``dossiersync deletions recreate``) says
 #: until the next Sage -> SSM pass creates it there again
-RECREATE = "deleted in Sales Management; created there again from Sage 50FR at the next sync"
+RECREATE = N_("deleted in Sales Management; created there again from Sage 50FR at the next sync")
 
 
 def awaiting_confirmation(

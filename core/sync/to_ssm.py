@@ -28,6 +28,7 @@ from ..journal import (
     resolve_incidents,
     utcnow,
 )
+from ..lang import N_
 from ..messages import Cause
 from ..source import Unreadable, may_hide_edits
 from ..state.models import Incident, Link
@@ -78,10 +79,12 @@ INDEX_FROM = 200
 UNKNOWN_ROUNDS = 3
 
 #: what the journal says of a deletion a person confirmed
-CONFIRMED = "gone from Sage 50FR; deletion confirmed with dossiersync deletions confirm"
+CONFIRMED = N_("gone from Sage 50FR; deletion confirmed with dossiersync deletions confirm")
 
 #: what a record whose create kept an unknown outcome says until the next pass
-UNKNOWN_OUTCOME = "the API's answer to its creation was lost; looked up by extId at the next pass"
+UNKNOWN_OUTCOME = N_(
+    "the API's answer to its creation was lost; looked up by extId at the next pass"
+)
 
 
 def unknown_outcome(error: BaseException | None) -> bool:
@@ -687,7 +690,7 @@ class SageToSsm(SyncPass):
         back = [i for i, _key, _origin, there in self.links_in_sage(*confirmed) if there]
         for chunk in batched(back, 500):
             for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
-                self.record_pending(link, link.sage_key or "", "back in Sage 50FR: not deleted")
+                self.record_pending(link, link.sage_key or "", N_("back in Sage 50FR: not deleted"))
         self.commit()
         while True:
             links = list(

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from ..config import Config
 from ..errors import ConfigError
+from ..lang import said
 from ..state.store import StateStore
 from .app import create_app
 from .auth import AccessToken, access_token
@@ -36,15 +37,31 @@ def _url(host: str, port: int) -> str:
 
 
 def announcement(url: str, token: AccessToken) -> list[str]:
-    """What to print at start: the address, and the token only the time it was made."""
+    """What to print at start: the address, and the token only the time it was made.
+
+    The lines are printed on the terminal by the command line, in its language (its
+    catalogue, not the page's): said, they stay English where they are kept."""
     if token.created:
         return [
-            f"Status page: {url}?token={token.secret.reveal()}",
-            f"(token generated and kept in {token.path}, readable by its owner only; "
-            "it is printed this once)",
+            said("Status page: {url}?token={token}", url=url, token=token.secret.reveal()),
+            said(
+                "(token generated and kept in {path}, readable by its owner only; it is "
+                "printed this once)",
+                path=str(token.path),
+            ),
         ]
-    where = "web.token in the configuration" if token.source == "configuration" else token.path
-    return [f"Status page: {url} (open it with ?token=<token>; the token is in {where})"]
+    where = (
+        said("web.token in the configuration")
+        if token.source == "configuration"
+        else str(token.path)
+    )
+    return [
+        said(
+            "Status page: {url} (open it with ?token=<token>; the token is in {where})",
+            url=url,
+            where=where,
+        )
+    ]
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -56,8 +73,13 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConfigError(
-            f"cannot serve the status page on {host}:{port}: {exc.strerror}; "
-            "change web.bind / web.port (or --bind / --port)"
+            said(
+                "cannot serve the status page on {host}:{port}: {error}; change web.bind / "
+                "web.port (or --bind / --port)",
+                host=host,
+                port=port,
+                error=exc.strerror,
+            )
         ) from None
     sock.listen(128)
     sock.set_inheritable(True)
@@ -140,7 +162,7 @@ def serve_in_thread(
         server.should_exit = True
         thread.join(STOP_TIMEOUT)
         sock.close()
-        raise ConfigError(f"the status page did not start on {host}")
+        raise ConfigError(said("the status page did not start on {host}", host=host))
     return WebServer(app, host, int(sock.getsockname()[1]), token, server, thread)
 
 

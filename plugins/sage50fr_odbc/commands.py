@@ -114,7 +114,10 @@ def dossiersync_register_commands(cli: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(asdict(summary), indent=2, ensure_ascii=False, default=str))
         else:
-            click.echo(f"{path}: {summary}")
+            from dossiersync.plugin import gettext, ngettext
+
+            said = summary.words(gettext, ngettext)
+            click.echo(gettext("{path}: {summary}").format(path=path, summary=said))
 
     from .mapping_commands import register_mapping_commands
 

@@ -24,7 +24,7 @@ import sqlite3
 import tempfile
 import unicodedata
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -383,8 +383,12 @@ _MONTHS = (
 )
 
 
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+def _same(message: str) -> str:
+    return message
+
+
+def _english(singular: str, plural: str, count: int) -> str:
+    return singular if count == 1 else plural
 
 
 @dataclass(frozen=True)
@@ -407,15 +411,37 @@ class DemoSummary:
     layout: str = "reference"
 
     def __str__(self) -> str:
-        layout = "" if self.layout == "reference" else f" (layout {self.layout})"
+        return self.words()
+
+    def words(
+        self,
+        gettext: Callable[[str], str] = _same,
+        ngettext: Callable[[str, str, int], str] = _english,
+    ) -> str:
+        """What it holds, on one line: in English, or in the language of ``gettext`` and
+        ``ngettext`` (``dossiersync demo-dossier`` gives the command line's)."""
+        n = {
+            "clients": ngettext("{count} client", "{count} clients", self.clients),
+            "prospects": ngettext("{count} prospect", "{count} prospects", self.prospects),
+            "dormant": ngettext("{count} dormant", "{count} dormant", self.dormant),
+            "contacts": ngettext("{count} contact", "{count} contacts", self.contacts),
+            "families": ngettext("{count} family", "{count} families", self.families),
+            "products": ngettext("{count} product", "{count} products", self.products),
+            "stock": ngettext("{count} stock row", "{count} stock rows", self.stock),
+            "orders": ngettext("{count} order", "{count} orders", self.orders),
+            "order_lines": ngettext("{count} line", "{count} lines", self.order_lines),
+            "invoices": ngettext("{count} invoice", "{count} invoices", self.invoices),
+            "invoice_lines": ngettext("{count} line", "{count} lines", self.invoice_lines),
+        }
+        said = {name: text.format(count=getattr(self, name)) for name, text in n.items()}
+        layout = ""
+        if self.layout != "reference":
+            layout = " (" + gettext("layout {layout}").format(layout=self.layout) + ")"
         return (
-            f"{_plural(self.clients, 'client')} ({_plural(self.prospects, 'prospect')}, "
-            f"{self.dormant} dormant), {_plural(self.contacts, 'contact')}, "
-            f"{_plural(self.families, 'family', 'families')}, "
-            f"{_plural(self.products, 'product')}, {_plural(self.stock, 'stock row')}, "
-            f"{_plural(self.orders, 'order')} ({_plural(self.order_lines, 'line')}), "
-            f"{_plural(self.invoices, 'invoice')} ({_plural(self.invoice_lines, 'line')})"
-            f"{layout}"
+            f"{said['clients']} ({said['prospects']}, {said['dormant']}), {said['contacts']}, "
+            f"{said['families']}, {said['products']}, {said['stock']}, "
+            f"{said['orders']} ({said['order_lines']}), "
+            f"{said['invoices']} ({said['invoice_lines']}){layout}"
         )
 
 

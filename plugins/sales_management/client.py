@@ -35,6 +35,7 @@ from dossiersync.plugin import (
     SsmRefused,
     SsmUnavailable,
     WriteResult,
+    said,
 )
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ BULK_LIMITS = {
 }
 #: extIds or ids looked up per request (an OR of "=", kept short for the URL)
 LOOKUP_CHUNK = 40
-LOGIN_REFUSED = "login refused: check the public/private key"
 #: the largest answer read, by default: a page of 500 records of a few kB each fits many
 #: times over; beyond, the server is not answering what was asked
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -328,7 +328,8 @@ class SalesManagementClient:
             response = self._call("GET", f"/{resource}", params=params, headers=headers)
             records = _json(response)
             if not isinstance(records, builtins.list):
-                raise SsmError(f"GET /{resource} answered something else than a list", 200)
+                call = f"GET /{resource}"
+                raise SsmError(said("{call} answered something else than a list", call=call), 200)
             return records, response.headers.get("X-FM-Next-Page", "").strip()
 
         page = 0
@@ -408,7 +409,8 @@ class SalesManagementClient:
         )
         records = _json(response)
         if not isinstance(records, builtins.list):
-            raise SsmError(f"GET /{resource} answered something else than a list", 200)
+            call = f"GET /{resource}"
+            raise SsmError(said("{call} answered something else than a list", call=call), 200)
         return [r for r in records if isinstance(r, dict)][:limit]
 
     def find(
@@ -435,7 +437,8 @@ class SalesManagementClient:
         response = self._call("GET", f"/{resource}/{int(record_id)}")
         record = _json(response)
         if not isinstance(record, dict):
-            raise SsmError(f"GET /{resource}/{record_id} answered something else than a record")
+            call = f"GET /{resource}/{record_id}"
+            raise SsmError(said("{call} answered something else than a record", call=call))
         return record
 
     def create(self, resource: str, body: Mapping[str, Any]) -> int:
@@ -443,7 +446,8 @@ class SalesManagementClient:
         response = self._call("POST", f"/{resource}", json=dict(body))
         new_id = _record_id(_json(response))
         if new_id is None:
-            raise SsmError(f"POST /{resource} answered without the new record's id")
+            call = f"POST /{resource}"
+            raise SsmError(said("{call} answered without the new record's id", call=call))
         return new_id
 
     def update(self, resource: str, record_id: int, body: Mapping[str, Any]) -> None:
@@ -722,14 +726,21 @@ class SalesManagementClient:
             token = self._renew_session(token)
             response = self._send(method, path, token, **request)
             if response.status_code == 401:
+                call = f"{method} {path}"
                 raise SsmAuthError(
-                    f"{method} {path}: session refused right after a fresh login", 401
+                    said("{call}: session refused right after a fresh login", call=call), 401
                 )
         if response.status_code >= 400:
             text = self._message(response)
             error = SsmNotFound if _not_found(method, response.status_code, text) else SsmRefused
+            call = f"{method} {path}"
             raise error(
-                f"{method} {path} refused (HTTP {response.status_code}): {text}",
+                said(
+                    "{call} refused (HTTP {status}): {answer}",
+                    call=call,
+                    status=response.status_code,
+                    answer=text,
+                ),
                 response.status_code,
                 text,
             )
@@ -763,16 +774,27 @@ class SalesManagementClient:
     def _open_session(self) -> str:
         response = self._send("POST", "/login", None, json=self._credentials)
         if response.status_code in (401, 403):
-            raise SsmAuthError(f"{self._where}: {LOGIN_REFUSED}", response.status_code)
+            raise SsmAuthError(
+                said("{where}: login refused: check the public/private key", where=self._where),
+                response.status_code,
+            )
         if response.status_code >= 400:
             raise SsmRefused(
-                f"POST /login refused (HTTP {response.status_code}): {self._message(response)}",
+                said(
+                    "{call} refused (HTTP {status}): {answer}",
+                    call="POST /login",
+                    status=response.status_code,
+                    answer=self._message(response),
+                ),
                 response.status_code,
             )
         answer = _json(response)
         token = answer.get("token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
-            raise SsmError("POST /login answered without a session token", response.status_code)
+            raise SsmError(
+                said("{call} answered without a session token", call="POST /login"),
+                response.status_code,
+            )
         return token
 
     def _send(self, method: str, path: str, token: str | None, **request: Any) -> httpx.Response:
@@ -794,11 +816,21 @@ class SalesManagementClient:
                     response = self._exchange(method, path, headers, request)
             except AnswerTooLarge as exc:
                 # the same request would get the same answer: not retried
-                how = "announced" if exc.announced else "reading stopped at"
+                values = {"call": f"{method} {path}", "limit": self.max_response_bytes}
                 raise SsmUnavailable(
-                    f"{method} {path}: answer larger than max_response_bytes = "
-                    f"{self.max_response_bytes} ({how} {exc.size} bytes); the server does "
-                    "not answer as the API does",
+                    said(
+                        "{call}: answer larger than max_response_bytes = {limit} (announced "
+                        "{size} bytes); the server does not answer as the API does",
+                        size=exc.size,
+                        **values,
+                    )
+                    if exc.announced
+                    else said(
+                        "{call}: answer larger than max_response_bytes = {limit} (reading "
+                        "stopped at {size} bytes); the server does not answer as the API does",
+                        size=exc.size,
+                        **values,
+                    ),
                     may_have_acted=not idempotent,
                 ) from None
             except httpx.TransportError as exc:
@@ -806,15 +838,24 @@ class SalesManagementClient:
                 if attempt >= self.max_retries or not (
                     idempotent or isinstance(exc, NOT_SENT_ERRORS)
                 ):
+                    seconds = format(self.request_deadline, "g")
+                    call = f"{method} {self._where}{path}"
                     what = (
-                        f"not answered in full within request_deadline = "
-                        f"{self.request_deadline:g} s"
+                        said(
+                            "not answered in full within request_deadline = {seconds} s",
+                            seconds=seconds,
+                        )
                         if isinstance(exc, DeadlinePassed)
                         else type(exc).__name__
                     )
                     raise SsmUnavailable(
-                        f"{method} {self._where}{path}: {what} after "
-                        f"{attempt + 1} attempt(s); check the API URL and the network",
+                        said(
+                            "{call}: {what} after {attempts} attempt(s); check the API URL "
+                            "and the network",
+                            call=call,
+                            what=what,
+                            attempts=attempt + 1,
+                        ),
                         may_have_acted=not (idempotent or isinstance(exc, NOT_SENT_ERRORS)),
                     ) from None
                 self._sleep(self._backoff(attempt, None))
@@ -829,9 +870,15 @@ class SalesManagementClient:
             if attempt >= self.max_retries or not (
                 idempotent or response.status_code in NOT_PROCESSED_STATUSES
             ):
+                call = f"{method} {self._where}{path}"
                 raise SsmUnavailable(
-                    f"{method} {self._where}{path}: HTTP {response.status_code} after "
-                    f"{attempt + 1} attempt(s): {self._message(response)}",
+                    said(
+                        "{call}: HTTP {status} after {attempts} attempt(s): {answer}",
+                        call=call,
+                        status=response.status_code,
+                        attempts=attempt + 1,
+                        answer=self._message(response),
+                    ),
                     response.status_code,
                     may_have_acted=not (
                         idempotent or response.status_code in NOT_PROCESSED_STATUSES
@@ -990,9 +1037,9 @@ def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
+        call = f"{response.request.method} {response.request.url.path}"
         raise SsmError(
-            f"{response.request.method} {response.request.url.path} answered non-JSON content",
-            response.status_code,
+            said("{call} answered non-JSON content", call=call), response.status_code
         ) from None
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from dossiersync.plugin import load_endpoint
+from dossiersync.plugin import gettext as _
+from dossiersync.plugin import load_endpoint, ngettext
 
 DEMO_DOSSIERS = (
     # id, display name, seed, SSM branch for accounts created in SSM
@@ -73,7 +74,7 @@ def run_demo(cli: click.Group, directory: str, clients: int, serve: bool = False
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    click.echo(f"== Writing three reference Sage 50FR dossiers in {root}/")
+    click.echo(_("== Writing three reference Sage 50FR dossiers in {folder}/").format(folder=root))
     for dossier_id, name, seed, _branch in DEMO_DOSSIERS:
         click.echo(f"   {dossier_id:<6} {name}")
         path = str(root / f"{dossier_id}.db")
@@ -85,47 +86,71 @@ def run_demo(cli: click.Group, directory: str, clients: int, serve: bool = False
     with running_simulator(
         str(root / "simulator.db"), public_key=public, private_key=private
     ) as sim:
-        click.echo(f"== Sales Management simulator on {sim.url}")
+        click.echo(_("== Sales Management simulator on {url}").format(url=sim.url))
         config = write_config(root, sim.url)
         base = ["--config", str(config)]
         code = 0
 
         def step(title: str, *args: str) -> None:
             nonlocal code
-            click.echo(f"\n== {title}: dossiersync {' '.join(args)}")
+            click.echo(
+                "\n"
+                + _("== {step}: {command}").format(
+                    step=title, command=f"dossiersync {' '.join(args)}"
+                )
+            )
             try:
                 cli.main([*base, *args], standalone_mode=False)
             except SystemExit as exc:
                 code = code or int(exc.code or 0)
 
-        step("Dossiers proposed", "dossiers", "discover")
-        step("Selecting all three", "dossiers", "activate", *[d[0] for d in DEMO_DOSSIERS])
-        step("Syncing", "sync")
-        step("Status", "status")
+        step(_("Dossiers proposed"), "dossiers", "discover")
+        step(_("Selecting all three"), "dossiers", "activate", *[d[0] for d in DEMO_DOSSIERS])
+        step(_("Syncing"), "sync")
+        step(_("Status"), "status")
         orders = enter_orders(sim.url, public, private, "sud")
-        click.echo(f"\n== {len(orders)} orders entered in Sales Management for clients of 'sud'")
-        step("Syncing again", "sync")
+        entered = ngettext(
+            "== {count} order entered in Sales Management for clients of '{dossier}'",
+            "== {count} orders entered in Sales Management for clients of '{dossier}'",
+            len(orders),
+        )
+        click.echo("\n" + entered.format(count=len(orders), dossier="sud"))
+        step(_("Syncing again"), "sync")
         show_orders(root / "sud.db", sim.url, public, private, orders)
         stats = sim.stats()  # none refused is expected: only what the API documents is sent
         click.echo(
-            f"\n== Sales Management simulator: {stats['requests']} requests, "
-            f"{stats['refusals']} refused"
+            "\n"
+            + _("== Sales Management simulator: {requests} requests, {refusals} refused").format(
+                requests=stats["requests"], refusals=stats["refusals"]
+            )
         )
         for reason, count in stats["reasons"].items():
             click.echo(f"   {count} x {reason}")
         if stats["refusals"]:
             code = code or 1
         if serve:
-            click.echo("\n== The service: every dossier on its schedule, and the status page")
-            click.echo("(Ctrl-C stops it)")
-            step("The service", "run")
+            click.echo(
+                "\n" + _("== The service: every dossier on its schedule, and the status page")
+            )
+            click.echo(_("(Ctrl-C stops it)"))
+            step(_("The service"), "run")
             return code
         click.echo(
-            f"\nThe demo's files are in {root}/. To look around, start the simulator again with\n"
-            f"  dossiersync simulator --port {sim.port} --db {root}/simulator.db\n"
-            f"and, with {PUBLIC_ENV}={public} and {PRIVATE_ENV}=… set,\n"
-            f"  dossiersync --config {config} status\n"
-            "or run the demo with --serve to keep the service and its status page running."
+            "\n"
+            + _(
+                "The demo's files are in {folder}/. To look around, start the simulator again "
+                "with\n"
+                "  {simulator}\n"
+                "and, with {public} and {private} set,\n"
+                "  {status}\n"
+                "or run the demo with --serve to keep the service and its status page running."
+            ).format(
+                folder=root,
+                simulator=f"dossiersync simulator --port {sim.port} --db {root}/simulator.db",
+                public=f"{PUBLIC_ENV}={public}",
+                private=f"{PRIVATE_ENV}=…",
+                status=f"dossiersync --config {config} status",
+            )
         )
     return code
 
@@ -195,25 +220,34 @@ def show_orders(dossier: Path, api_url: str, public: str, private: str, ids: lis
                     len(lines),
                     header["DO_TotalHT"] if header else "-",
                     order.get("total"),
-                    order.get("readOnly"),
+                    "-" if order.get("readOnly") is None else _yes_no(order["readOnly"]),
                 ]
             )
-    click.echo("\n== The orders, now in Sage 50FR (dossier 'sud') and back in Sales Management")
+    click.echo(
+        "\n"
+        + _(
+            "== The orders, now in Sage 50FR (dossier '{dossier}') and back in Sales Management"
+        ).format(dossier="sud")
+    )
     click.echo(
         _table(
             rows,
             [
-                "ssm ref",
-                "ext id",
-                "sage piece",
-                "client",
-                "lines",
-                "total HT (sage)",
-                "total (ssm)",
-                "read-only",
+                _("ssm ref"),
+                _("ext id"),
+                _("sage piece"),
+                _("client"),
+                _("lines"),
+                _("total HT (sage)"),
+                _("total (ssm)"),
+                _("read-only"),
             ],
         )
     )
+
+
+def _yes_no(value: Any) -> str:
+    return _("yes") if value else _("no")
 
 
 def _table(rows: list[list[Any]], headers: list[str]) -> str:
