@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from .derived import Derivations, missing_field
 from .errors import RecordInvalid
 from .fields import FALSE_WORDS, TRUE_WORDS, ChildSpec, FieldSpec, Kind, Owner, normalise, sage_flag
-from .messages import Words
+from .messages import Words, declare
 from .packaged import load_schema as load_packaged_schema
 from .source import Unreadable
 from .vocabulary import Direction
@@ -81,12 +81,26 @@ class Entity(Derivations):
     ssm_copies: ClassVar[dict[str, str]] = {}
     #: what one record is called in messages, per language (``{"en": "client", …}``)
     record_noun: ClassVar[Mapping[str, str]] = {}
+    #: what several records are called in messages, per language (``{"en": "clients",
+    #: "fr": "clients"}``; English messages say the entity's name)
+    record_plural: ClassVar[Mapping[str, str]] = {}
+    #: the causes of a refusal this entity gives (``Cause(code, figures)``), each a text
+    #: per language with its figures as ``{name}`` placeholders: ``{"no_account": {"en":
+    #: "order {ssm_id} has no account", "fr": …}}``; the core's are in dossiersync.messages
+    causes: ClassVar[Mapping[str, Words]] = {}
     #: each canonical field in words, per language (``{"email": {"en": "e-mail address",
     #: "fr": "adresse e-mail"}}``; a line field as ``lines.quantity``); a field with none
     #: is named by its schema ``title``, else by its name
     labels: ClassVar[Mapping[str, Words]] = {}
     #: records read, compared and written with each record of this entity (its lines)
     children: ClassVar[tuple[ChildSpec, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = getattr(cls, "name", None)
+        if isinstance(name, str):
+            # the messages know an entity's words once its class exists, loaded or not
+            declare(name, cls.record_noun, cls.record_plural, cls.causes)
 
     def load_schema(self) -> dict[str, Any]:
         """The JSON Schema of the canonical record (default: ``schema`` in the core's schemas)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -359,7 +359,8 @@ def _plain(value: Any) -> Any:
 
 #: why a record cannot be written as it is, with its figures filled in; ``{what}`` is
 #: the kind of record referred to (``client``…), ``{field}`` the referring field's name,
-#: ``{cause}``/``{items}`` nested causes
+#: ``{cause}``/``{items}`` nested causes. These are the core's; an entity's own
+#: (``Entity.causes``) join them when its class is defined (``declare``)
 CAUSES: dict[str, dict[str, str]] = {
     "other_dossier": {
         "en": "{field} {ssm_id} belongs to dossier {other}, not {dossier}",
@@ -382,44 +383,6 @@ CAUSES: dict[str, dict[str, str]] = {
         "en": "{fields} changed in Sales Management ({before} -> {after})",
         "fr": "{fields} modifié dans Sales Management ({before} -> {after})",
     },
-    "order_moved": {
-        "en": "order {ssm_id} ({piece}) was re-pointed in Sales Management to account "
-        "{account}{label} of dossier {other}",
-        "fr": "la commande {ssm_id} ({piece}) a été rattachée dans Sales Management au "
-        "compte {account}{label} du dossier {other}",
-    },
-    "order_account_changed": {
-        "en": "order {ssm_id} ({piece}) is in Sage 50FR for account {before}; its account "
-        "was changed to {account}{label}, which is read-only once synced; nothing written",
-        "fr": "la commande {ssm_id} ({piece}) est dans Sage 50FR pour le compte {before} ; "
-        "son compte a été changé en {account}{label}, ce qui n’est plus possible une fois "
-        "synchronisée ; rien n’a été écrit",
-    },
-    "no_account": {
-        "en": "order {ssm_id} has no account: give it a client of dossier {dossier}; "
-        "nothing written",
-        "fr": "la commande {ssm_id} n’a pas de compte : donnez-lui un client du dossier "
-        "{dossier} ; rien n’a été écrit",
-    },
-    "account_unknown": {
-        "en": "order {ssm_id}: account {account}{label} is not a client of dossier "
-        "{dossier} ({cause}); nothing written",
-        "fr": "commande {ssm_id} : le compte {account}{label} n’est pas un client du "
-        "dossier {dossier} ({cause}) ; rien n’a été écrit",
-    },
-    "products_unknown": {
-        "en": "order {ssm_id}: product(s) unknown to dossier {dossier}: {items}; nothing written",
-        "fr": "commande {ssm_id} : article(s) inconnu(s) du dossier {dossier} : {items} ; "
-        "rien n’a été écrit",
-    },
-    "line_product": {
-        "en": "line {line} ({field}): product {product}{label} ({cause})",
-        "fr": "ligne {line} ({field}) : article {product}{label} ({cause})",
-    },
-    "line_no_product": {
-        "en": "line {line} ({field}): no product",
-        "fr": "ligne {line} ({field}) : pas d’article",
-    },
     "deleted_in_ssm": {
         "en": "deleted in Sales Management; kept in Sage 50FR, which a deletion made in Sales "
         "Management does not reach (label pending_review)",
@@ -436,10 +399,6 @@ CAUSES: dict[str, dict[str, str]] = {
         "Elle a été modifiée dans Sage 50FR après cette suppression : la modification n’a "
         "pas été envoyée et rien n’a été recréé dans Sales Management",
     },
-    "line_not_in_sage": {
-        "en": "line {line} ({field}): article {ref} is no longer in Sage",
-        "fr": "ligne {line} ({field}) : l’article {ref} n’est plus dans Sage",
-    },
 }
 
 
@@ -455,7 +414,7 @@ class Cause:
 
     def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
         lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
-        template = CAUSES.get(self.code, {}).get(lang)
+        template = CAUSES.get(self.code, {}).get(lang) if _known(CAUSES, self.code) else None
         values: dict[str, Any] = {}
         for name, value in self.params.items():
             if isinstance(value, Cause):
@@ -465,6 +424,7 @@ class Cause:
             elif isinstance(value, Mapping) and value and set(value) <= set(LANGUAGES):
                 values[name] = value.get(lang) or value.get(DEFAULT_LANGUAGE)
             elif name == "what":
+                _known(NOUNS, str(value))
                 values[name] = NOUNS.get(str(value), {}).get(lang, str(value))
             else:
                 values[name] = "" if value is None else value
@@ -617,21 +577,49 @@ PASS_KINDS: dict[str, dict[str, str]] = {
     },
 }
 
-#: what a record of each built-in entity is called (a plugin's own says ``record_noun``)
-NOUNS: dict[str, dict[str, str]] = {
-    "clients": {"en": "client", "fr": "client"},
-    "contacts": {"en": "contact", "fr": "contact"},
-    "products": {"en": "product", "fr": "article"},
-    "product_families": {"en": "product family", "fr": "famille d’articles"},
-    "orders": {"en": "order", "fr": "commande"},
-}
-PLURALS: dict[str, str] = {
-    "clients": "clients",
-    "contacts": "contacts",
-    "products": "articles",
-    "product_families": "familles d’articles",
-    "orders": "commandes",
-}
+#: what a record of each entity is called, by entity name (``Entity.record_noun``, added
+#: when its class is defined); "" is a record of no entity
+NOUNS: dict[str, dict[str, str]] = {"": {"en": "record", "fr": "fiche"}}
+#: what records of each entity are called in French, by entity name
+#: (``Entity.record_plural``; English says the entity's name)
+PLURALS: dict[str, str] = {}
+
+#: loads the installed entities' classes, so that a process which never synced (the
+#: incidents' page, ``dossiersync incidents``) knows their words: set by the registry,
+#: which this module may not import
+entity_loader: Callable[[], object] | None = None
+_loaded = False
+
+
+def declare(
+    entity: str,
+    noun: Mapping[str, str],
+    plural: Mapping[str, str],
+    causes: Mapping[str, Mapping[str, str]],
+) -> None:
+    """Add an entity's words: what one record is called, what several are, and the
+    causes of a refusal it gives (a code another entity gives in other words is refused)."""
+    for code, words in causes.items():
+        held = CAUSES.get(code)
+        if held is not None and held != dict(words):
+            raise ValueError(f"entity {entity}: cause {code!r} is already said otherwise")
+        CAUSES[code] = dict(words)
+    if noun:
+        NOUNS[entity] = dict(noun)
+    if plural.get("fr"):
+        PLURALS[entity] = plural["fr"]
+
+
+def _known(table: Mapping[str, Any], name: str) -> bool:
+    """Whether ``name`` is in ``table``, the installed entities' words loaded once if not."""
+    global _loaded
+    if name not in table and not _loaded and entity_loader is not None:
+        _loaded = True
+        try:
+            entity_loader()
+        except Exception:  # noqa: BLE001 - a broken plugin leaves its names as they are
+            pass
+    return name in table
 
 
 @dataclass(frozen=True)
@@ -672,8 +660,10 @@ class Notice:
         return f"{self.subject(lang)}: {body}" if lang == "en" else f"{self.subject(lang)} : {body}"
 
     def subject(self, lang: str) -> str:
-        noun = self.noun.get(lang) or NOUNS.get(self.entity or "", {}).get(lang)
-        noun = noun or (self.entity or {"en": "record", "fr": "fiche"}[lang])
+        noun = self.noun.get(lang)
+        if not noun and _known(NOUNS, self.entity or ""):
+            noun = NOUNS[self.entity or ""].get(lang)
+        noun = noun or self.entity or NOUNS[""][lang]
         if self.key and self.ssm_id is not None:
             form = "key_and_id"
         elif self.key:
@@ -699,7 +689,7 @@ class Notice:
         values["confirm"] = f"dossiersync deletions confirm --dossier {self.dossier_id}"
         if entity:
             values["confirm"] += f" --entity {entity}"
-        values["entity_fr"] = PLURALS.get(entity, entity)
+        values["entity_fr"] = PLURALS.get(entity, entity) if _known(PLURALS, entity) else entity
         try:
             return template.format(**values) if template else reason
         except (KeyError, IndexError):

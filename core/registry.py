@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, messages
 from .errors import PluginError
 from .lang import said, said_of
 
@@ -413,3 +413,16 @@ def dossier_hooks(enabled: Sequence[Entity], plugins: Sequence[str] | None = Non
     """The hook caller of a dossier whose enabled entities are ``enabled`` and whose
     hook-only plugins are ``plugins`` (``None``: every installed one)."""
     return DossierHooks(enabled, plugins)
+
+
+def _load_installed_entities() -> None:
+    for name in sorted(installed_entities()):
+        try:
+            load_entities([name])
+        except PluginError:
+            continue  # a broken plugin's records keep their names as written
+
+
+# an incident's words of an entity no sync of this process has loaded (the incidents'
+# page, ``dossiersync incidents``): its class, once loaded, declares them
+messages.entity_loader = _load_installed_entities

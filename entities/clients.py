@@ -30,6 +30,7 @@ class ClientsEntity(Entity):
     conflict_winner = "sage"
     key_fields = ("code",)
     record_noun = {"en": "client", "fr": "client"}
+    record_plural = {"en": "clients", "fr": "clients"}
     labels = {
         "code": {"en": "client code", "fr": "code client"},
         "name": {"en": "name", "fr": "intitulé"},

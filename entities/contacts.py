@@ -34,6 +34,7 @@ class ContactsEntity(Entity):
     ssm_deletions = "origin"
     key_fields = ("account", "number")
     record_noun = {"en": "contact", "fr": "contact"}
+    record_plural = {"en": "contacts", "fr": "contacts"}
     labels = {
         "account": {"en": "client account", "fr": "compte client"},
         "number": {"en": "contact number", "fr": "numéro du contact"},

@@ -105,6 +105,52 @@ class OrdersEntity(Entity):
     # an order created in SSM and deleted in Sage stays in SSM, where it was created
     sage_deletions = "origin"
     record_noun = {"en": "order", "fr": "commande"}
+    record_plural = {"en": "orders", "fr": "commandes"}
+    causes = {
+        "order_moved": {
+            "en": "order {ssm_id} ({piece}) was re-pointed in Sales Management to account "
+            "{account}{label} of dossier {other}",
+            "fr": "la commande {ssm_id} ({piece}) a été rattachée dans Sales Management au "
+            "compte {account}{label} du dossier {other}",
+        },
+        "order_account_changed": {
+            "en": "order {ssm_id} ({piece}) is in Sage 50FR for account {before}; its account "
+            "was changed to {account}{label}, which is read-only once synced; nothing written",
+            "fr": "la commande {ssm_id} ({piece}) est dans Sage 50FR pour le compte {before} ; "
+            "son compte a été changé en {account}{label}, ce qui n’est plus possible une fois "
+            "synchronisée ; rien n’a été écrit",
+        },
+        "no_account": {
+            "en": "order {ssm_id} has no account: give it a client of dossier {dossier}; "
+            "nothing written",
+            "fr": "la commande {ssm_id} n’a pas de compte : donnez-lui un client du dossier "
+            "{dossier} ; rien n’a été écrit",
+        },
+        "account_unknown": {
+            "en": "order {ssm_id}: account {account}{label} is not a client of dossier "
+            "{dossier} ({cause}); nothing written",
+            "fr": "commande {ssm_id} : le compte {account}{label} n’est pas un client du "
+            "dossier {dossier} ({cause}) ; rien n’a été écrit",
+        },
+        "products_unknown": {
+            "en": "order {ssm_id}: product(s) unknown to dossier {dossier}: {items}; "
+            "nothing written",
+            "fr": "commande {ssm_id} : article(s) inconnu(s) du dossier {dossier} : {items} ; "
+            "rien n’a été écrit",
+        },
+        "line_product": {
+            "en": "line {line} ({field}): product {product}{label} ({cause})",
+            "fr": "ligne {line} ({field}) : article {product}{label} ({cause})",
+        },
+        "line_no_product": {
+            "en": "line {line} ({field}): no product",
+            "fr": "ligne {line} ({field}) : pas d’article",
+        },
+        "line_not_in_sage": {
+            "en": "line {line} ({field}): article {ref} is no longer in Sage",
+            "fr": "ligne {line} ({field}) : l’article {ref} n’est plus dans Sage",
+        },
+    }
     labels = {
         "domain": {"en": "document domain", "fr": "domaine du document"},
         "type": {"en": "document type", "fr": "type de document"},

@@ -36,6 +36,7 @@ class ProductFamiliesEntity(Entity):
     ssm_copies = {"description": "descriptionFR", "descriptionEN": "descriptionFR"}
     key_fields = ("code",)
     record_noun = {"en": "product family", "fr": "famille d’articles"}
+    record_plural = {"en": "product families", "fr": "familles d’articles"}
     labels = {
         "code": {"en": "family code", "fr": "code famille"},
         "label": {"en": "family name", "fr": "intitulé de la famille"},
@@ -55,6 +56,7 @@ class ProductsEntity(Entity):
     ssm_copies = {"description": "model"}
     key_fields = ("ref",)
     record_noun = {"en": "product", "fr": "article"}
+    record_plural = {"en": "products", "fr": "articles"}
     labels = {
         "ref": {"en": "product reference", "fr": "référence article"},
         "designation": {"en": "description", "fr": "désignation"},
