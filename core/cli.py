@@ -18,6 +18,7 @@ from .config import Config, load
 from .display import visible
 from .errors import DossierSyncError
 from .lang import N_, NN_, NP_, _, error_text, ngettext, pgettext, spoken, term
+from .vocabulary import Direction, DossierState
 
 if TYPE_CHECKING:
     from .state.store import StateStore
@@ -368,7 +369,7 @@ def dossiers_list(c: Ctx, as_json: bool) -> None:
     """Dossiers attached to the implementation (active and inactive)."""
     from .dossiers import views
 
-    items = [v for v in views(c.config, c.store) if v.state != "new"]
+    items = [v for v in views(c.config, c.store) if v.state != DossierState.NEW]
     if as_json:
         emit_json([v.as_dict() for v in items])
     else:
@@ -528,8 +529,8 @@ def status(c: Ctx, dossier_id: str | None, as_json: bool) -> None:
             rows.append([d["id"], d["name"], state, "", "-", "-", 0, 0, 0, 0, 0, 0])
         for e in d["entities"]:
             last = {r["direction"]: r for r in e["last_runs"]}
-            out = last.get("sage_to_ssm")
-            inn = last.get("ssm_to_sage")
+            out = last.get(Direction.SAGE_TO_SSM)
+            inn = last.get(Direction.SSM_TO_SAGE)
             rec = e["records"]
             rows.append(
                 [

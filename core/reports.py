@@ -13,6 +13,7 @@ from .dossiers import views
 from .journal import COUNTS, iso_utc, run_json, utcnow
 from .state.models import Event, Incident, Latency, Lease, Link, Run, Watch
 from .state.store import StateStore
+from .vocabulary import DossierState
 
 
 def run_dict(run: Run) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def status(
     for view in views(config, store):
         if dossier_id and view.id != dossier_id:
             continue
-        if view.state == "new" and not dossier_id:
+        if view.state == DossierState.NEW and not dossier_id:
             continue
         with store.session() as s:
             labels: dict[str, dict[str, int]] = {}

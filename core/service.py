@@ -29,7 +29,7 @@ from .journal import utcnow
 from .runner import DossierResult, sync
 from .state.models import Dossier, Event, Incident, Latency, Run, Watch
 from .state.store import StateStore
-from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
+from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, DossierState, RunOutcome
 
 log = logging.getLogger("dossiersync.service")
 
@@ -171,7 +171,9 @@ class Service:
                     with store.session() as s:
                         rows = {
                             d.id: d
-                            for d in s.scalars(select(Dossier).where(Dossier.state == "active"))
+                            for d in s.scalars(
+                                select(Dossier).where(Dossier.state == DossierState.ACTIVE)
+                            )
                         }
                     active = sorted(rows)
                     candidates = proposed(config)
@@ -287,7 +289,8 @@ class Service:
         if results is None:
             return
         ok = all(
-            r.error is None and all(run.outcome != "failed" for run in r.runs) for r in results
+            r.error is None and all(run.outcome != RunOutcome.FAILED for run in r.runs)
+            for r in results
         )
         if not ok:
             if direction == SAGE_TO_SSM:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ..dossiers import activate, deactivate
 from ..errors import DossierSyncError
 from ..reports import LABELS, records, status
+from ..vocabulary import DossierState
 from . import params
 from .answers import (
     DossierFilter,
@@ -188,7 +189,7 @@ def sync_dossier(request: Request) -> Response:
         return site.json({"job": job.as_dict() if job else None})
     _refuse_without_csrf(site, request)
     entities = request.query_params.getlist("entity") or None
-    if dossier["state"] != "active":
+    if dossier["state"] != DossierState.ACTIVE:
         raise HTTPException(409, f"dossier {dossier_id} is not active: activate it first")
     unknown = sorted(set(entities or ()) - set(dossier["entities"]))
     if unknown:
@@ -218,7 +219,7 @@ def preview_dossier(request: Request) -> Response:
     dossier_id = request.path_params["dossier_id"]
     dossier = _known(site, dossier_id)
     _refuse_without_csrf(site, request)
-    if dossier["state"] != "active":
+    if dossier["state"] != DossierState.ACTIVE:
         raise HTTPException(409, f"dossier {dossier_id} is not active: activate it first")
     entities = request.query_params.getlist("entity") or None
     unknown = sorted(set(entities or ()) - set(dossier["entities"]))

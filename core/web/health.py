@@ -19,11 +19,18 @@ from sqlalchemy import select
 from ..journal import iso_utc, utcnow
 from ..state.models import Latency, Run
 from ..state.store import StateStore
+from ..vocabulary import RunOutcome
 
 DAYS = 14
 RUNS = 30
 #: bottom to top in a day's bar
-OUTCOMES = ("succeeded", "partial", "interrupted", "failed", "running")
+OUTCOMES = (
+    RunOutcome.SUCCEEDED,
+    RunOutcome.PARTIAL,
+    RunOutcome.INTERRUPTED,
+    RunOutcome.FAILED,
+    RunOutcome.RUNNING,
+)
 
 
 @dataclass
@@ -82,9 +89,9 @@ class Health:
 
 
 def _outcome(outcome: str, held: bool) -> str:
-    if outcome == "running" and not held:
-        return "interrupted"
-    return outcome if outcome in OUTCOMES else "failed"
+    if outcome == RunOutcome.RUNNING and not held:
+        return RunOutcome.INTERRUPTED
+    return outcome if outcome in OUTCOMES else RunOutcome.FAILED
 
 
 def dossier_health(

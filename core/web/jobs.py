@@ -27,6 +27,7 @@ from ..journal import RunRecord, iso_utc, utcnow
 from ..secrets import scrub
 from ..state.models import Link
 from ..state.store import StateStore
+from ..vocabulary import DossierState, RunOutcome
 from .schedule import leases
 
 log = logging.getLogger("dossiersync.web")
@@ -75,20 +76,22 @@ class SyncJob:
         if self.running:
             return None
         if self.error or self.skipped:
-            return "failed"
+            return RunOutcome.FAILED
         outcomes = {r["outcome"] for r in self.runs}
-        if outcomes - {"succeeded", "partial"}:
-            return "failed"
-        if "partial" in outcomes or self.not_synced:
-            return "partial"
-        return "succeeded"
+        if outcomes - {RunOutcome.SUCCEEDED, RunOutcome.PARTIAL}:
+            return RunOutcome.FAILED
+        if RunOutcome.PARTIAL in outcomes or self.not_synced:
+            return RunOutcome.PARTIAL
+        return RunOutcome.SUCCEEDED
 
     @property
     def message(self) -> str | None:
         """Why it failed: the dossier's error, why it did not run, or its failed runs."""
         if self.error or self.skipped:
             return self.error or self.skipped
-        failed = [r for r in self.runs if r["outcome"] not in ("succeeded", "partial")]
+        failed = [
+            r for r in self.runs if r["outcome"] not in (RunOutcome.SUCCEEDED, RunOutcome.PARTIAL)
+        ]
         lines = [f"{r['entity']} ({r['outcome']}): {r['message'] or ''}" for r in failed]
         return "; ".join(line.rstrip(": ") for line in lines) or None
 
@@ -265,7 +268,7 @@ def retry_incident(
     """
     dossier_id = incident["dossier_id"]
     view = next((v for v in views(config, store) if v.id == dossier_id), None)
-    if view is None or view.state != "active":
+    if view is None or view.state != DossierState.ACTIVE:
         raise DossierInactive(f"dossier {dossier_id} is not active: activate it first")
     entity, key = incident.get("entity"), incident.get("record_key")
     by_key = False

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from ..dossiers import activate, deactivate
 from ..errors import DossierSyncError
 from ..reports import status
+from ..vocabulary import DossierState, IncidentKind
 from . import params
 from .api import MAX_EXPORT, csv_response
 from .auth import SESSION_COOKIE, auth_of
@@ -43,11 +44,11 @@ PAGE_SIZE = 25
 MAX_EVENTS_SHOWN = 1000
 LABELS = ("synced", "pending", "pending_review", "error", "deleted")
 KINDS = (
-    "invalid_record",
-    "refused_by_ssm",
-    "sage_write_failed",
-    "run_failed",
-    "mass_deletion_refused",
+    IncidentKind.INVALID_RECORD,
+    IncidentKind.REFUSED_BY_SSM,
+    IncidentKind.SAGE_WRITE_FAILED,
+    IncidentKind.RUN_FAILED,
+    IncidentKind.MASS_DELETION_REFUSED,
 )
 NOTICES = {
     "sync.started",
@@ -190,7 +191,7 @@ async def sync_now(request: Request) -> Response:
     dossier = next((d for d in dossiers if d["id"] == dossier_id), None)
     if dossier is None:
         raise HTTPException(404, f"no dossier {params.echo(dossier_id)}")
-    if dossier["state"] != "active":
+    if dossier["state"] != DossierState.ACTIVE:
         return _redirect(back, [*query, ("notice", f"error.inactive|{dossier_id}")])
     try:
         await run_in_threadpool(site.jobs.start, dossier_id)
@@ -211,7 +212,7 @@ async def preview_page(request: Request) -> Response:
     dossier = next((d for d in dossiers if d["id"] == dossier_id), None)
     if dossier is None:
         raise HTTPException(404, f"no dossier {params.echo(dossier_id)}")
-    if dossier["state"] != "active":
+    if dossier["state"] != DossierState.ACTIVE:
         return _redirect("/", [("dossier", dossier_id), ("notice", f"error.inactive|{dossier_id}")])
     (found,) = await run_in_threadpool(preview, site.config, site.store, [dossier_id])
     context = _context(site, request, "status", dossiers, dossier_id)
@@ -225,7 +226,7 @@ async def preview_page(request: Request) -> Response:
 def _journal_ids(dossiers: list[dict[str, Any]], selected: str) -> list[str]:
     if selected != "all":
         return [selected]
-    return [d["id"] for d in dossiers if d["state"] != "new"]
+    return [d["id"] for d in dossiers if d["state"] != DossierState.NEW]
 
 
 def journal_list(request: Request) -> Response:
@@ -332,7 +333,7 @@ def incident_page(request: Request) -> Response:
     context.update(
         incident=incident,
         dossier_name=dossier["name"] if dossier else incident["dossier_id"],
-        dossier_state=dossier["state"] if dossier else "inactive",
+        dossier_state=dossier["state"] if dossier else DossierState.INACTIVE,
     )
     return site.html(request, "incident.html", context)
 
@@ -388,8 +389,8 @@ def _apply_setup(
     dossiers = dossier_list(site.config, site.store)
     by_id = {d["id"]: d for d in dossiers}
     shown = [i for i in dict.fromkeys(shown) if i in by_id]
-    arriving = [i for i in shown if i in ticked and by_id[i]["state"] != "active"]
-    leaving = [i for i in shown if i not in ticked and by_id[i]["state"] == "active"]
+    arriving = [i for i in shown if i in ticked and by_id[i]["state"] != DossierState.ACTIVE]
+    leaving = [i for i in shown if i not in ticked and by_id[i]["state"] == DossierState.ACTIVE]
     if leaving and not confirmed:
         context = _context(site, request, "setup", dossiers)
         context.update(

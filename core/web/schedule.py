@@ -20,6 +20,7 @@ from ..config import Config
 from ..journal import iso_utc, utcnow
 from ..state.models import Lease
 from ..state.store import StateStore
+from ..vocabulary import DossierState, RunOutcome
 
 
 def leases(store: StateStore) -> dict[str, str]:
@@ -61,10 +62,10 @@ def schedule(
         if starts:
             newest = max(starts)
             pass_start = min(t for t in starts if t > newest - timedelta(seconds=every))
-        active = dossier["state"] == "active"
+        active = dossier["state"] == DossierState.ACTIVE
         next_run = pass_start + timedelta(seconds=every) if active and pass_start else None
         holder = held.get(dossier["id"])
-        running = [r for r in runs if r["outcome"] == "running"]
+        running = [r for r in runs if r["outcome"] == RunOutcome.RUNNING]
         out.append(
             {
                 "dossier_id": dossier["id"],
