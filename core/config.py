@@ -89,7 +89,6 @@ class DossierConfig:
     settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-
 @dataclass(frozen=True)
 class SyncConfig:
     overlap_seconds: int = 300
@@ -445,7 +444,11 @@ def check_dossiers_apart(config: Config) -> None:
     accounts created in that branch), before anything is read or written."""
     problems = []
     for what, values in (
-        ("Sage source", {d.id: source_identity(d) for d in config.dossiers.values()}),
+        # a dossier whose endpoint takes no connection reaches no source another can share
+        (
+            "Sage source",
+            {d.id: source_identity(d) for d in config.dossiers.values() if d.connection.reveal()},
+        ),
         (
             "branch_id",
             {d.id: str(d.branch_id) for d in config.dossiers.values() if d.branch_id is not None},

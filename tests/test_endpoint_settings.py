@@ -178,6 +178,9 @@ def test_a_third_party_sage_side_endpoint_declares_its_dossier_keys(tmp_path: Pa
     config = configuration(
         tmp_path,
         SSM + '[dossiers.nord]\nendpoint = "acme_erp"\ncompany = "NORD"\n'
+        'password = "env:ERP_PASSWORD"\nentities = []\n'
+        # no connection: two such dossiers share no Sage source
+        '[dossiers.sud]\nendpoint = "acme_erp"\ncompany = "SUD"\n'
         'password = "env:ERP_PASSWORD"\nentities = []\n',
     )
     done = load_with_acme_erp(tmp_path, config)
@@ -185,6 +188,7 @@ def test_a_third_party_sage_side_endpoint_declares_its_dossier_keys(tmp_path: Pa
     nord = json.loads(done.stdout)["nord"]
     assert nord["company"] == "NORD" and nord["secret"] == "s3cret-erp-7"
     assert "s3cret" not in nord["password"]  # a key declared secret is held as a Secret
+    assert json.loads(done.stdout)["sud"]["company"] == "SUD"
 
 
 def test_a_dossiers_keys_are_checked_against_its_endpoints_schema(tmp_path: Path) -> None:
