@@ -151,7 +151,9 @@ def _wait_until_answering(simulator: SimulatorProcess) -> bool:
         if simulator.process.poll() is not None:
             return False
         try:
-            httpx.post(f"{simulator.url}/login", json=body, timeout=1.0)
+            # a refused connection fails at once; an answer may take the latency asked
+            # for (--latency-ms), so it is waited for longer than that
+            httpx.post(f"{simulator.url}/login", json=body, timeout=10.0)
         except httpx.TransportError:
             time.sleep(0.05)
             continue
