@@ -214,6 +214,20 @@ class SyncPass:
             mark(link, LinkLabel.ERROR, message)
         self.run.add("refused" if refused else "failed")
         add_event(self.session, self.run, key, Action.FAILED, message)
+        self.incident_for_record(key, kind, notice, message, field_name=field_name)
+
+    def incident_for_record(
+        self,
+        key: str,
+        kind: str,
+        notice: Notice,
+        message: str,
+        *,
+        field_name: str | None = None,
+        direction: str | None = None,
+    ) -> None:
+        """Open (or count) the incident of record ``key`` that ``notice`` words in every
+        language and ``message`` says as journaled (its secrets already masked)."""
         self.has_open_incidents = True
         record_incident(
             self.session,
@@ -221,7 +235,7 @@ class SyncPass:
             self.dossier_id,
             entity=self.entity.name,
             record_key=key,
-            direction=self.direction,
+            direction=direction or self.direction,
             kind=kind,
             message=message,
             field_name=field_name,

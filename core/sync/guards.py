@@ -14,7 +14,7 @@ from ..context import DossierContext
 from ..derived import record_hash
 from ..entity import Entity
 from ..errors import RecordInvalid
-from ..journal import Action, add_event, record_incident, resolve_incidents
+from ..journal import Action, add_event, resolve_incidents
 from ..messages import Cause, Notice
 from ..secrets import scrub
 from ..state.models import Dossier, Link
@@ -206,16 +206,7 @@ def deleted_in_ssm(sync_pass: SyncPass, link: Link, *, edited: bool = False) -> 
         noun=sync_pass.entity.record_noun,
         cause=Cause("deleted_in_ssm_then_changed" if edited else "deleted_in_ssm"),
     )
-    sync_pass.has_open_incidents = True
-    record_incident(
-        sync_pass.session,
-        sync_pass.ctx.hooks,
-        sync_pass.dossier_id,
-        entity=sync_pass.entity.name,
-        record_key=key,
-        direction=SSM_TO_SAGE,
-        kind=IncidentKind.DELETED_IN_SSM,
-        message=scrub(notice.text(), secrets_of(sync_pass.ctx)),
-        run_id=sync_pass.run.id,
-        detail=notice.as_dict(),
+    message = scrub(notice.text(), secrets_of(sync_pass.ctx))
+    sync_pass.incident_for_record(
+        key, IncidentKind.DELETED_IN_SSM, notice, message, direction=SSM_TO_SAGE
     )
