@@ -26,19 +26,18 @@ import struct
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+
+from support.local_proxy import HOP, LocalProxy
 
 FAULTS = ("500_before", "500_after", "429", "401", "reset", "hold")
 #: requests a session serves before it may expire
 SESSION_GRACE = 5
-#: request headers not forwarded (hop by hop, or recomputed)
-HOP = {"host", "connection", "keep-alive", "content-length", "transfer-encoding"}
 
 
-class FaultProxy:
+class FaultProxy(LocalProxy):
     """``with FaultProxy(upstream, rate=0.2, seed=1) as proxy:`` — ``proxy.url`` replaces
     the simulator's URL in the connector's configuration."""
 
@@ -52,7 +51,7 @@ class FaultProxy:
         retry_after: str = "1",
         faults: tuple[str, ...] = FAULTS,
     ) -> None:
-        self.upstream = upstream.rstrip("/")
+        super().__init__(upstream, timeout=120)
         self.rate = rate
         self.hold_seconds = hold_seconds
         self.retry_after = retry_after
@@ -62,37 +61,6 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._served: Counter[str] = Counter()  # requests per session key
         self._expired: set[str] = set()
-        self._http = httpx.Client(timeout=120)
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body leave in two writes: without TCP_NODELAY the body waits
-            # for the client's delayed ACK (40 ms a request)
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                proxy.handle(self)
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_GET  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        base = httpx.URL(self.upstream)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{base.path}".rstrip("/")
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._http.close()
 
     # -- one request -------------------------------------------------------------------
 
@@ -150,10 +118,6 @@ class FaultProxy:
             self.answer(handler, upstream.status_code, upstream.content, None, upstream.headers)
         except OSError:
             handler.close_connection = True  # the client gave up waiting
-
-    def upstream_url(self, path: str) -> str:
-        base = httpx.URL(self.upstream)
-        return f"{base.scheme}://{base.host}:{base.port}{path}"
 
     @staticmethod
     def answer(

@@ -12,67 +12,35 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 
+from support.local_proxy import HOP, LocalProxy
+
 Items = list[dict[str, Any]]
 Forward = Callable[[Items], Items]
 BulkHandler = Callable[[str, Items, Forward], Any]
-#: request headers not forwarded (hop by hop, or recomputed)
-HOP = {"host", "connection", "keep-alive", "content-length", "transfer-encoding"}
 
 
-class BulkProxy:
+class BulkProxy(LocalProxy):
     """``with BulkProxy(simulator.url, bulk) as proxy:`` — ``proxy.url`` is the API URL."""
 
     def __init__(self, upstream: str, bulk: BulkHandler) -> None:
-        self.upstream = httpx.URL(upstream.rstrip("/"))
+        super().__init__(upstream, timeout=30)
         self.bulk = bulk
         self.bulk_calls = 0
-        self._http = httpx.Client(timeout=30)
         self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body leave in two writes: without TCP_NODELAY the body waits
-            # for the client's delayed ACK (40 ms a request)
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                proxy.handle(self)
-
-            do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{port}{self.upstream.path}"
-
-    def __enter__(self) -> BulkProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._http.close()
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP}
-        target = f"{self.upstream.scheme}://{self.upstream.host}:{self.upstream.port}"
 
         def send(content: bytes) -> httpx.Response:
             return self._http.request(
-                handler.command, target + handler.path, headers=headers, content=content
+                handler.command, self.upstream_url(handler.path), headers=headers, content=content
             )
 
         if handler.path.split("?")[0].endswith("/bulk"):
