@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from dossiersync.plugin import ImplementationConfig
 
 from . import extra_fields
+from .combine import tenant_combiner
 from .extra_fields import ExtraField, definitions
 from .settings import SalesManagementSettings
 
@@ -249,6 +250,8 @@ class SalesManagementClient:
         # shared by every client of this tenant in the process: dossiers synced side by
         # side and the service's probes stay within one budget together
         self._pacer = tenant_pacer(self.api_url, max_requests_per_second)
+        # and so is the bulk: items of dossiers written side by side share calls
+        self._combiner = tenant_combiner(self.api_url, public_key)
         self._sleep: Callable[[float], None] = time.sleep
         self._http = httpx.Client(
             base_url=self.api_url,
@@ -586,15 +589,25 @@ class SalesManagementClient:
     def _bulk(
         self, method: str, resource: str, items: builtins.list[dict[str, Any]], *, creating: bool
     ) -> builtins.list[WriteResult]:
-        """One bulk call; each item's result found by its ``guid`` and read tolerantly
+        """One bulk call, perhaps shared with other dossiers' items (``combine``); each
+        item's result found by its ``guid`` and read tolerantly
         (``item_verdict``): an answer that says neither done nor refused is an
         ``SsmUnavailable`` with ``may_have_acted``, verified by the caller."""
         path = f"/{resource}/bulk"
+
+        def send(take: Callable[[], builtins.list[dict[str, Any]]]) -> Any:
+            return _json(self._call(method, path, json=Later(take)))
+
         try:
-            response = self._call(method, path, json=items)
+            answers = self._combiner.exchange(
+                (method, resource.lower()),
+                items,
+                limit=self.bulk_limit(resource),
+                slots=self.concurrency,
+                send=send,
+            )
         except SsmError as exc:
             return [WriteResult(error=exc) for _ in items]
-        answers = _json(response)
         if not isinstance(answers, builtins.list):
             error = _unclear(method, path, "answered something else than a list")
             return [WriteResult(error=error) for _ in items]
@@ -812,6 +825,9 @@ class SalesManagementClient:
                 # not sent late, right on the heels of the next
                 with self._slots:
                     self._pacer.wait()
+                    if isinstance(request.get("json"), Later):
+                        # what a combined bulk call carries: what waits when it leaves
+                        request["json"] = request["json"]()
                     started = time.monotonic()
                     response = self._exchange(method, path, headers, request)
             except AnswerTooLarge as exc:
@@ -970,6 +986,20 @@ class SalesManagementClient:
             return min(self.backoff_max, announced)
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
         return random.uniform(ceiling / 2, ceiling)
+
+
+class Later:
+    """A request body made when the request leaves (once: a retry sends the same)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._made = False
+        self._body: Any = None
+
+    def __call__(self) -> Any:
+        if not self._made:
+            self._body, self._made = self._make(), True
+        return self._body
 
 
 class _Exchange:

@@ -1,0 +1,176 @@
+"""Bulk writes of dossiers synced side by side, sent together.
+
+Every dossier's pass writes its records with ``POST|PUT /{resource}/bulk``, 100 or 200
+items a call. A dossier of 100 clients fills a call to half, and an accounting firm's
+30 small dossiers would each send their own half-empty calls to one tenant whose budget
+is a few requests a second. The tenant does not care whose records share a call: the
+items of a call are answered one by one, each matched by its ``guid``.
+
+So the bulk calls of one tenant (an API URL and its public key) in a process go through
+one :class:`BulkCombiner`. A pass hands it its items and waits for their answers; the
+items waiting together when a request's turn comes (its connection slot taken and its
+pace waited) travel in that request, up to the resource's bulk limit. Nothing waits on
+purpose: with no other dossier writing, a call leaves as soon as it would have; under
+load, while requests queue for the tenant's pace, the items of several dossiers pile up
+and leave together.
+
+What stays each dossier's own: its items and their ``guid``s, and the reading of their
+answers (``SalesManagementClient._bulk``, then ``_recover`` and ``_verify_updates``),
+so each result goes back to its own pass — its run, links and incidents. A refused item
+is refused for its record alone; a call refused as a whole (a 4xx) that carried several
+passes' items is sent again for each pass alone, so that the refusal reaches only the
+pass whose records caused it; any other failure of a call (the API out, an unclear
+answer) is the failure of each item it carried, read by each pass as its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dossiersync.plugin import SsmRefused, SsmUnavailable, said
+
+
+class NothingLeft(Exception):
+    """A request's turn came and every item it was to carry had left with another one:
+    it is not sent."""
+
+
+class _Waiting:
+    """One pass's items, waiting for their request's answer."""
+
+    __slots__ = ("items", "taken", "done", "answer", "error", "alone")
+
+    def __init__(self, items: Sequence[dict[str, Any]]) -> None:
+        self.items = items
+        self.taken = False  # in a request on its way
+        self.done = False  # its answer (or the failure of its request) is in
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.alone = False  # to go in a request of its own (see ``exchange``)
+
+
+class BulkCombiner:
+    """The bulk calls of one tenant in a process: items of one method and resource that
+    wait together leave in one request (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._queues: dict[tuple[str, str], deque[_Waiting]] = {}
+        self._sending: dict[tuple[str, str], int] = {}
+        #: requests sent, and the passes' item lists they carried (for the logs and tests)
+        self.requests = 0
+        self.carried = 0
+
+    def exchange(
+        self,
+        key: tuple[str, str],
+        items: Sequence[dict[str, Any]],
+        *,
+        limit: int,
+        slots: int,
+        send: Callable[[Callable[[], list[dict[str, Any]]]], Any],
+    ) -> Any:
+        """Send ``items`` (at most ``limit``), perhaps with other passes' items of the same
+        ``key`` (method, resource); the parsed answer of the request that carried them.
+
+        ``send(take)`` makes one request: it calls ``take()`` once its turn has come, for
+        the items to send (raising :class:`NothingLeft` when none is left), and returns
+        the parsed answer. At most ``slots`` requests of a key are on their way at once.
+        An error of the request is raised to every pass whose items it carried.
+        """
+        mine = _Waiting(items)
+        with self._ready:
+            queue = self._queues.setdefault(key, deque())
+            queue.append(mine)
+        while True:
+            with self._ready:
+                while not mine.done and (mine.taken or self._sending.get(key, 0) >= slots):
+                    self._ready.wait()
+                if mine.done:
+                    return self._outcome(mine)
+                self._sending[key] = self._sending.get(key, 0) + 1
+            carried: list[_Waiting] = []
+
+            def take(carried: list[_Waiting] = carried) -> list[dict[str, Any]]:
+                with self._ready:
+                    count = 0
+                    while queue and (not carried or count + len(queue[0].items) <= limit):
+                        if carried and queue[0].alone:
+                            break
+                        waiting = queue.popleft()
+                        waiting.taken = True
+                        carried.append(waiting)
+                        count += len(waiting.items)
+                        if waiting.alone:
+                            break
+                if not carried:
+                    raise NothingLeft
+                return [item for waiting in carried for item in waiting.items]
+
+            answer: Any = None
+            error: BaseException | None = None
+            try:
+                answer = send(take)
+            except NothingLeft:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to every pass it concerns
+                error = exc
+            with self._ready:
+                self._sending[key] -= 1
+                sent = bool(carried)
+                if sent:
+                    self.requests += 1
+                    self.carried += len(carried)
+                if isinstance(error, SsmRefused) and len(carried) > 1:
+                    # refused as a whole: whose record made it refuse is not said, so
+                    # each pass's items go again alone, and the refusal stays with the
+                    # pass concerned
+                    for waiting in reversed(carried):
+                        waiting.taken, waiting.alone = False, True
+                        queue.appendleft(waiting)
+                    carried = []
+                for waiting in carried:
+                    waiting.done, waiting.answer, waiting.error = True, answer, error
+                if error is not None and not sent and not mine.taken:
+                    # failed before it took anything (a login refused): this pass's items
+                    # fail with it; the others wait for a request of their own
+                    queue.remove(mine)
+                    mine.done, mine.error = True, error
+                interrupted = error is not None and not isinstance(error, Exception)
+                if interrupted and not mine.taken and mine in queue:
+                    queue.remove(mine)  # this pass stops: its items are not sent
+                self._ready.notify_all()
+            if interrupted:
+                assert error is not None
+                raise error  # this pass interrupted; the others see an unknown outcome
+
+    @staticmethod
+    def _outcome(waiting: _Waiting) -> Any:
+        if waiting.error is None:
+            return waiting.answer
+        if isinstance(waiting.error, Exception):
+            raise waiting.error
+        raise SsmUnavailable(
+            said("the bulk call carrying this record was interrupted on its way"),
+            may_have_acted=True,
+        )
+
+
+#: held by the clients using them, as the tenant pacers are
+_COMBINERS: weakref.WeakValueDictionary[tuple[str, str], BulkCombiner] = (
+    weakref.WeakValueDictionary()
+)
+_COMBINERS_LOCK = threading.Lock()
+
+
+def tenant_combiner(api_url: str, public_key: str) -> BulkCombiner:
+    """The one combiner of a tenant (an API URL and a public key) in this process."""
+    with _COMBINERS_LOCK:
+        combiner = _COMBINERS.get((api_url, public_key))
+        if combiner is None:
+            combiner = _COMBINERS[(api_url, public_key)] = BulkCombiner()
+        return combiner
