@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -468,6 +469,8 @@ def sync(
         return
     live = not as_json and sys.stdout.isatty()
     ticks = [0]
+    # dossiers are synced several at a time: one line written at a time
+    writing = threading.Lock()
 
     def describe(run: Any) -> tuple[str, str]:
         return f"{run.dossier_id:<16} {run.entity:<16} {run.direction:<12}", counted(run.counts)
@@ -477,15 +480,17 @@ def sync(
         from .journal import utcnow
         from .progress import progress_line
 
-        ticks[0] += 1
-        click.echo(f"\r{progress_line(run, utcnow(), ticks[0])}\x1b[K", nl=False)
+        with writing:
+            ticks[0] += 1
+            click.echo(f"\r{progress_line(run, utcnow(), ticks[0])}\x1b[K", nl=False)
 
     def progress(run: Any) -> None:
         if not as_json:
             head, counts = describe(run)
             prefix = "\r" if live else ""
             suffix = "\x1b[K" if live else ""
-            click.echo(f"{prefix}{head} {term('outcome', run.outcome):<10} {counts}{suffix}")
+            with writing:
+                click.echo(f"{prefix}{head} {term('outcome', run.outcome):<10} {counts}{suffix}")
 
     results = run_sync(
         c.config,

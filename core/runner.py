@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from .state.models import Dossier
 from .state.store import StateStore
 from .sync.guards import REALIGNING, full_sync_done
 from .sync.run import run_entity
+from .sync.stop import STOP
 from .target import ssm_client as ssm_client
 from .vocabulary import DossierState, RunOutcome
 
@@ -123,49 +125,59 @@ def sync(
     else:
         targets = sorted(d for d, row in rows.items() if row.state == DossierState.ACTIVE)
     candidates = proposed(config)
-    results: list[DossierResult] = []
-    client = None
-    try:
-        for dossier_id in targets:
-            row = rows.get(dossier_id)
-            if row is None:
-                error = said("not activated (dossiers activate)")
-                results.append(DossierResult(dossier_id, error=error))
-                continue
-            if row.state != DossierState.ACTIVE:
-                skipped = said("inactive: not read or written")
-                results.append(DossierResult(dossier_id, skipped=skipped))
-                continue
-            cfg = candidates.get(dossier_id)
-            if cfg is None:
-                error = said("no longer in the configuration; not synced")
-                results.append(DossierResult(dossier_id, error=error))
-                continue
-            if client is None:
-                client = ssm_client(config)
-            if stop is not None and stop.is_set():
-                break
-            results.append(
-                sync_dossier(
-                    config,
-                    store,
-                    cfg,
-                    client,
-                    entity_names,
-                    full,
-                    trigger,
-                    on_run,
-                    stop=stop,
-                    wait_seconds=wait_seconds,
-                    progress=progress,
-                    adapt=adapt,
-                    directions=directions,
-                )
+    slots: list[DossierResult | None] = []
+    due: list[tuple[int, DossierConfig]] = []
+    for dossier_id in targets:
+        row = rows.get(dossier_id)
+        cfg = candidates.get(dossier_id)
+        if row is None:
+            slots.append(DossierResult(dossier_id, error=said("not activated (dossiers activate)")))
+        elif row.state != DossierState.ACTIVE:
+            slots.append(DossierResult(dossier_id, skipped=said("inactive: not read or written")))
+        elif cfg is None:
+            error = said("no longer in the configuration; not synced")
+            slots.append(DossierResult(dossier_id, error=error))
+        else:
+            due.append((len(slots), cfg))
+            slots.append(None)
+    if due:
+        client = ssm_client(config)
+
+        def one(cfg: DossierConfig) -> DossierResult | None:
+            if (stop is not None and stop.is_set()) or STOP.is_set():
+                return None
+            return sync_dossier(
+                config,
+                store,
+                cfg,
+                client,
+                entity_names,
+                full,
+                trigger,
+                on_run,
+                stop=stop,
+                wait_seconds=wait_seconds,
+                progress=progress,
+                adapt=adapt,
+                directions=directions,
             )
-    finally:
-        if client is not None:
+
+        # several dossiers at a time (``service.parallel_dossiers``), each on its own —
+        # its lease, Sage connection, runs and incidents — while their bulk writes to the
+        # tenant may share calls (the endpoint's to combine)
+        workers = max(1, min(config.service.parallel_dossiers, len(due)))
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="dossier") as pool:
+                futures = [(n, pool.submit(one, cfg)) for n, cfg in due]
+                try:
+                    for n, future in futures:
+                        slots[n] = future.result()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
             client.close()
-    return results
+    return [r for r in slots if r is not None]
 
 
 def sync_dossier(
