@@ -104,7 +104,7 @@ class SyncConfig:
 class ServiceConfig:
     #: the complete pass of every dossier (deletions by key set, reconciliation)
     interval_seconds: float = 3600
-    parallel_dossiers: int = 2
+    parallel_dossiers: int = 4
     journal_retention_days: int = 90
     #: change probes: each dossier's Sage tables, every implementation's SSM resources
     sage_probe_seconds: float = 1

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,8 +199,11 @@ def sync_dossier(
 ) -> DossierResult:
     result = DossierResult(dossier.id)
     secrets = config.secrets()
+    # an endpoint sharing calls between dossiers synced at once is told of this one
+    syncing = getattr(client, "dossier_syncing", None)
     try:
         with (
+            syncing() if syncing is not None else nullcontext(),
             held(store, dossier.id, config.sync.lease_seconds, wait_seconds) as holder,
             Fence(store, dossier.id, holder, config.sync.lease_seconds) as fence,
         ):

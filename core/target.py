@@ -41,7 +41,13 @@ class WriteResult:
 
 
 class SsmTarget(Protocol):
-    """Record I/O against one Sales Management implementation; safe across threads."""
+    """Record I/O against one Sales Management implementation; safe across threads.
+
+    Optionally, ``dossier_syncing()`` returns a context manager the engine holds while it
+    syncs a dossier through the target: an endpoint that shares its calls between the
+    dossiers synced at once (the built-in one combines their bulk writes) learns from it
+    how many are syncing.
+    """
 
     #: how many requests it takes at once: the engine keeps as many writes in flight
     concurrency: int

@@ -21,6 +21,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -217,6 +218,7 @@ class SalesManagementClient:
         page_size: int = 500,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         request_deadline: float = REQUEST_DEADLINE,
+        bulk_linger: float = 0.0,
         transport: httpx.BaseTransport | None = None,
         settings: SalesManagementSettings | None = None,
     ) -> None:
@@ -237,6 +239,8 @@ class SalesManagementClient:
         self._where = str(httpx.URL(self.api_url).copy_with(username=None, password=None))
         self.max_response_bytes = max_response_bytes
         self.request_deadline = request_deadline
+        #: how long a bulk call not full waits for other dossiers' items (``combine``)
+        self.bulk_linger = bulk_linger
         self.page_size = page_size
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -281,6 +285,7 @@ class SalesManagementClient:
             page_size=settings.page_size,
             max_response_bytes=settings.max_response_bytes,
             request_deadline=settings.request_deadline_seconds,
+            bulk_linger=settings.bulk_linger_seconds,
             settings=settings,
         )
 
@@ -295,6 +300,12 @@ class SalesManagementClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def dossier_syncing(self) -> AbstractContextManager[None]:
+        """Held while a dossier is synced through this client: the bulk calls of the
+        dossiers syncing at once in this process may wait a little for one another's
+        items (``bulk_linger_seconds``) and share requests (``combine``)."""
+        return self._combiner.joined()
 
     # -- records -----------------------------------------------------------------------
 
@@ -605,6 +616,7 @@ class SalesManagementClient:
                 limit=self.bulk_limit(resource),
                 slots=self.concurrency,
                 send=send,
+                linger=self.bulk_linger,
             )
         except SsmError as exc:
             return [WriteResult(error=exc) for _ in items]

@@ -9,10 +9,11 @@ items of a call are answered one by one, each matched by its ``guid``.
 So the bulk calls of one tenant (an API URL and its public key) in a process go through
 one :class:`BulkCombiner`. A pass hands it its items and waits for their answers; the
 items waiting together when a request's turn comes (its connection slot taken and its
-pace waited) travel in that request, up to the resource's bulk limit. Nothing waits on
-purpose: with no other dossier writing, a call leaves as soon as it would have; under
-load, while requests queue for the tenant's pace, the items of several dossiers pile up
-and leave together.
+pace waited) travel in that request, up to the resource's bulk limit. While several
+dossiers are being synced, a request not full first waits a moment (``bulk_linger_seconds``)
+for the others' items, until every dossier syncing has items waiting: their passes run
+side by side and reach the same resource within moments of one another. A dossier
+synced alone never waits, and a full request never does.
 
 What stays each dossier's own: its items and their ``guid``s, and the reading of their
 answers (``SalesManagementClient._bulk``, then ``_recover`` and ``_verify_updates``),
@@ -26,9 +27,11 @@ answer) is the failure of each item it carried, read by each pass as its own.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dossiersync.plugin import SsmRefused, SsmUnavailable, said
@@ -61,9 +64,24 @@ class BulkCombiner:
         self._ready = threading.Condition()
         self._queues: dict[tuple[str, str], deque[_Waiting]] = {}
         self._sending: dict[tuple[str, str], int] = {}
+        #: dossiers being synced through this tenant in the process (``joined``)
+        self.participants = 0
         #: requests sent, and the passes' item lists they carried (for the logs and tests)
         self.requests = 0
         self.carried = 0
+
+    @contextmanager
+    def joined(self) -> Iterator[None]:
+        """While a dossier is synced: its passes may write through this combiner, and a
+        call of another dossier may wait a little for their items (``linger``)."""
+        with self._ready:
+            self.participants += 1
+        try:
+            yield
+        finally:
+            with self._ready:
+                self.participants -= 1
+                self._ready.notify_all()
 
     def exchange(
         self,
@@ -73,6 +91,7 @@ class BulkCombiner:
         limit: int,
         slots: int,
         send: Callable[[Callable[[], list[dict[str, Any]]]], Any],
+        linger: float = 0.0,
     ) -> Any:
         """Send ``items`` (at most ``limit``), perhaps with other passes' items of the same
         ``key`` (method, resource); the parsed answer of the request that carried them.
@@ -81,11 +100,17 @@ class BulkCombiner:
         the items to send (raising :class:`NothingLeft` when none is left), and returns
         the parsed answer. At most ``slots`` requests of a key are on their way at once.
         An error of the request is raised to every pass whose items it carried.
+
+        While other dossiers are being synced (``joined``), a request not full waits up to
+        ``linger`` seconds for their items, until each dossier syncing has items waiting
+        or the request is full: their writes, due about together, leave together. A
+        dossier synced alone never waits.
         """
         mine = _Waiting(items)
         with self._ready:
             queue = self._queues.setdefault(key, deque())
             queue.append(mine)
+            self._ready.notify_all()  # a request lingering for this pass's items
         while True:
             with self._ready:
                 while not mine.done and (mine.taken or self._sending.get(key, 0) >= slots):
@@ -93,6 +118,14 @@ class BulkCombiner:
                 if mine.done:
                     return self._outcome(mine)
                 self._sending[key] = self._sending.get(key, 0) + 1
+                until = time.monotonic() + linger
+                while (
+                    not mine.taken
+                    and len(queue) < self.participants
+                    and sum(len(w.items) for w in queue) < limit
+                    and time.monotonic() < until
+                ):
+                    self._ready.wait(until - time.monotonic())
             carried: list[_Waiting] = []
 
             def take(carried: list[_Waiting] = carried) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ class SalesManagementSettings:
     page_size: int = 500
     max_response_bytes: int = 32 * 1024 * 1024
     request_deadline_seconds: float = 120.0
+    bulk_linger_seconds: float = 0.5
 
     @classmethod
     def of(cls, implementation: ImplementationConfig) -> SalesManagementSettings:
