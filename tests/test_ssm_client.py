@@ -2138,3 +2138,24 @@ def test_a_record_that_does_not_exist_is_told_apart(
         else:
             client.delete("accounts", 9)
     assert isinstance(caught.value, SsmNotFound) is not_found
+
+
+def test_a_reference_list_is_read_once_for_every_dossier_of_the_tenant(
+    simulator: SimulatorProcess,
+) -> None:
+    """Order statuses are read by each dossier's order passes: the clients of one tenant
+    in a process read them once a minute, not once per dossier and pass."""
+    def calls() -> int:
+        return int(stats(simulator)["calls"].get("GET /salesorderStatuses", 0))
+
+    first, second = client_for(simulator), client_for(simulator)
+    try:
+        before = calls()
+        read = [list(first.list_changed("salesorderStatuses"))]
+        one_listing = calls() - before  # its pages, and the empty one that ends it
+        read += [list(c.list_changed("salesorderStatuses")) for c in (second, first)]
+    finally:
+        first.close()
+        second.close()
+    assert read[0] and read[0] == read[1] == read[2]
+    assert calls() - before == one_listing

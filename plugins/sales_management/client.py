@@ -175,6 +175,12 @@ class RequestPacer:
         return self._interval
 
 
+#: reference lists read whole, kept for ``REFERENCE_SECONDS`` per tenant in a process
+REFERENCE_LISTS = frozenset({"salesorderstatuses", "branches", "accounttypes", "currencies"})
+REFERENCE_SECONDS = 60.0
+_REFERENCE_CACHE: dict[tuple[str, str, str], tuple[float, builtins.list[dict[str, Any]]]] = {}
+_REFERENCE_LOCK = threading.Lock()
+
 #: held by the clients using them: a tenant no client uses any more starts afresh
 _TENANT_PACERS: weakref.WeakValueDictionary[tuple[str, float], RequestPacer] = (
     weakref.WeakValueDictionary()
@@ -390,6 +396,15 @@ class SalesManagementClient:
         Deleted records are listed by the API and filtered here; a deletion does not
         move ``dateUpdated``, so deletions are found by ``dateDeleted``.
         """
+        if (
+            resource.lower() in REFERENCE_LISTS
+            and since is None
+            and ext_prefix is None
+            and not equals
+            and not deleted
+        ):
+            yield from self._reference_list(resource)
+            return
         base = []
         if ext_prefix is not None:
             base.append(f"extId LIKE {where_literal(ext_prefix + '%')}")
@@ -411,6 +426,20 @@ class SalesManagementClient:
                 continue  # a record that moved between two pages while they were read
             seen.add(record.get("id"))
             yield record
+
+    def _reference_list(self, resource: str) -> builtins.list[dict[str, Any]]:
+        """A reference list (order statuses, branches…) read once a minute per tenant in
+        this process, not once per dossier and pass: administrators change them rarely."""
+        key = (self.api_url, self._credentials["username"], resource.lower())
+        now = time.monotonic()
+        with _REFERENCE_LOCK:
+            kept = _REFERENCE_CACHE.get(key)
+        if kept is not None and now - kept[0] < REFERENCE_SECONDS:
+            return kept[1]
+        records = [r for r in self.query(resource) if not r.get("deleted")]
+        with _REFERENCE_LOCK:
+            _REFERENCE_CACHE[key] = (now, records)
+        return records
 
     def changes_since(
         self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1
