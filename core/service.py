@@ -110,6 +110,11 @@ class Service:
         self.cycles = 0
         self._flushed = 0.0
         self.probes: Any = None
+        #: the dossiers whose first complete pass in this service has not ended, and how
+        #: long those that ended took: what the start-up estimate is made of
+        self.first_due: set[str] = set()
+        self.first_took: list[float] = []
+        self._first_lock = threading.Lock()
 
     def interval(self, config: Config, dossier_id: str) -> float:
         dossier = config.dossiers.get(dossier_id)
@@ -161,6 +166,7 @@ class Service:
         client: Any = None
         waiting: dict[str, set[str]] = {}  # SSM changes of dossiers busy when seen
         self.starting(config)
+        first = True
         try:
             with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
                 while not self.stop.is_set():
@@ -177,6 +183,9 @@ class Service:
                         }
                     active = sorted(rows)
                     candidates = proposed(config)
+                    if first:
+                        self.first_passes(config, active)
+                        first = False
                     now = time.monotonic()
                     self.collect(store, probes)
                     for dossier_id in active:
@@ -265,7 +274,45 @@ class Service:
         )
 
     def sync_one(self, config: Config, store: StateStore, dossier_id: str) -> None:
+        started = time.monotonic()
         self._sync(config, store, dossier_id, trigger="schedule")
+        self.first_pass_ended(config, dossier_id, time.monotonic() - started)
+
+    def first_passes(self, config: Config, active: list[str]) -> None:
+        """At start: every active dossier is due for a complete pass. They run
+        ``parallel_dossiers`` at a time, their requests within the tenant's one budget
+        (the pacer all the process's clients share), so the start is no burst."""
+        with self._first_lock:
+            self.first_due = set(active)
+        if active:
+            log.info(
+                "first passes: %d dossier(s) due, %d at a time, within the tenant's request budget",
+                len(active),
+                config.service.parallel_dossiers,
+            )
+
+    def first_pass_ended(self, config: Config, dossier_id: str, seconds: float) -> None:
+        """How many dossiers still wait for their first pass, and about how long until
+        every one has had it (from the passes that ended so far)."""
+        with self._first_lock:
+            if dossier_id not in self.first_due:
+                return
+            self.first_due.discard(dossier_id)
+            self.first_took.append(seconds)
+            left = len(self.first_due)
+            done = len(self.first_took)
+            average = sum(self.first_took) / done
+        if left == 0:
+            log.info("first passes: all %d done", done)
+            return
+        parallel = max(1, config.service.parallel_dossiers)
+        log.info(
+            "first passes: %d done, %d to go, about %d s until every dossier has had its "
+            "first pass",
+            done,
+            left,
+            round(average * left / parallel),
+        )
 
     def sync_changes(
         self,

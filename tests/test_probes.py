@@ -192,3 +192,33 @@ def test_a_quiet_dossier_costs_one_query_a_probe_and_is_probed_less_often(
         assert probes.sage_pace["nord"] == 1
     finally:
         probes.close()
+
+
+def test_the_service_says_how_long_until_every_dossier_has_had_its_first_pass(
+    workspace: Workspace, tmp_path: Any
+) -> None:
+    for n in range(3):
+        workspace.add_dossier(f"d{n}", clients=10, seed=n)
+    workspace.extra_config = "[service]\nparallel_dossiers = 1\n"
+    workspace.write_config()
+    workspace.activate_all()
+    log = tmp_path / "service.log"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
+            + ["run", "--no-web"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+        try:
+            wait_for(lambda: "first passes: all 3 done" in log.read_text(), timeout=120)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    text = log.read_text()
+    assert process.returncode == 0, text
+    assert "first passes: 3 dossier(s) due, 1 at a time" in text
+    # after each of the first two: how many are left, and about how long for them
+    assert "first passes: 1 done, 2 to go, about " in text
+    assert "first passes: 2 done, 1 to go, about " in text
