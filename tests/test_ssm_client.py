@@ -2145,6 +2145,7 @@ def test_a_reference_list_is_read_once_for_every_dossier_of_the_tenant(
 ) -> None:
     """Order statuses are read by each dossier's order passes: the clients of one tenant
     in a process read them once a minute, not once per dossier and pass."""
+
     def calls() -> int:
         return int(stats(simulator)["calls"].get("GET /salesorderStatuses", 0))
 
