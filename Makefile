@@ -9,7 +9,7 @@ APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql postgresql chromium chrom
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv demo demo-serve test lint typecheck pytest catalogues bench bench-latency bench-changes bench-distributed faults clean
+.PHONY: setup system venv demo demo-serve test lint typecheck pytest catalogues bench bench-latency bench-multi bench-changes bench-distributed faults clean
 
 setup: system venv
 
@@ -100,6 +100,10 @@ bench: setup
 # how fast a change reaches the other side under `dossiersync run`, and an idle dossier's cost
 bench-latency: setup
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_latency.py $(BENCH_ARGS)
+
+# many dossiers on one tenant: first sync against one dossier of the same size, idle cost, edits
+bench-multi: setup
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python tests/benchmarks/bench_multi.py $(BENCH_ARGS)
 
 # a sync's cost with nothing changed and with a few changes, against the first sync
 bench-changes: setup
