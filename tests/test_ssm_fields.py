@@ -280,7 +280,8 @@ def test_set_up_then_every_record_shows_its_dossier_and_state(
     before = calls(workspace)
     workspace.sync()
     used = spent(before, calls(workspace))
-    assert used.get("PUT /accounts/bulk") == 2  # 12 + 9 accounts, one bulk per dossier
+    # 12 + 9 accounts: one bulk per dossier, or one shared by both (synced side by side)
+    assert used.get("PUT /accounts/bulk") in (1, 2)
     assert used.get("PUT /contacts/bulk") == 1
     assert "POST /accounts/bulk" not in used
     for dossier_id, name in (("nord", "Dossier nord"), ("sud", "Dossier sud")):
