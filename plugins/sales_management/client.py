@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
     from dossiersync.plugin import ImplementationConfig
 
 from . import extra_fields
-from .combine import tenant_combiner
+from .combine import PerTenant, tenant_combiner
 from .extra_fields import ExtraField, definitions
 from .settings import SalesManagementSettings
 
@@ -181,11 +180,10 @@ REFERENCE_SECONDS = 60.0
 _REFERENCE_CACHE: dict[tuple[str, str, str], tuple[float, builtins.list[dict[str, Any]]]] = {}
 _REFERENCE_LOCK = threading.Lock()
 
-#: held by the clients using them: a tenant no client uses any more starts afresh
-_TENANT_PACERS: weakref.WeakValueDictionary[tuple[str, float], RequestPacer] = (
-    weakref.WeakValueDictionary()
+#: one pacer per tenant (an API URL and its rate), held by the clients using it
+_TENANT_PACERS: PerTenant[tuple[str, float], RequestPacer] = PerTenant(
+    lambda key: RequestPacer(key[1])
 )
-_TENANT_PACERS_LOCK = threading.Lock()
 
 
 def tenant_pacer(api_url: str, rate: float) -> RequestPacer:
@@ -195,11 +193,7 @@ def tenant_pacer(api_url: str, rate: float) -> RequestPacer:
     and the service syncs several dossiers at a time beside its probes; with one pacer
     each, they would together send several times the configured rate. Workers of the
     distributed engine are separate processes: each has its own (docs/deployment.md)."""
-    with _TENANT_PACERS_LOCK:
-        pacer = _TENANT_PACERS.get((api_url, rate))
-        if pacer is None:
-            pacer = _TENANT_PACERS[(api_url, rate)] = RequestPacer(rate)
-        return pacer
+    return _TENANT_PACERS((api_url, rate))
 
 
 class SalesManagementClient:

@@ -32,9 +32,12 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from dossiersync.plugin import SsmRefused, SsmUnavailable, said
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class NothingLeft(Exception):
@@ -66,9 +69,6 @@ class BulkCombiner:
         self._sending: dict[tuple[str, str], int] = {}
         #: dossiers being synced through this tenant in the process (``joined``)
         self.participants = 0
-        #: requests sent, and the passes' item lists they carried (for the logs and tests)
-        self.requests = 0
-        self.carried = 0
 
     @contextmanager
     def joined(self) -> Iterator[None]:
@@ -155,9 +155,6 @@ class BulkCombiner:
             with self._ready:
                 self._sending[key] -= 1
                 sent = bool(carried)
-                if sent:
-                    self.requests += 1
-                    self.carried += len(carried)
                 if isinstance(error, SsmRefused) and len(carried) > 1:
                     # refused as a whole: whose record made it refuse is not said, so
                     # each pass's items go again alone, and the refusal stays with the
@@ -193,17 +190,26 @@ class BulkCombiner:
         )
 
 
-#: held by the clients using them, as the tenant pacers are
-_COMBINERS: weakref.WeakValueDictionary[tuple[str, str], BulkCombiner] = (
-    weakref.WeakValueDictionary()
-)
-_COMBINERS_LOCK = threading.Lock()
+class PerTenant(Generic[K, V]):
+    """One ``V`` per tenant key in this process, made on first use and held by the
+    clients using it: a tenant no client uses any more starts afresh."""
+
+    def __init__(self, make: Callable[[K], V]) -> None:
+        self._make = make
+        self._made: weakref.WeakValueDictionary[K, V] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: K) -> V:
+        with self._lock:
+            found = self._made.get(key)
+            if found is None:
+                found = self._made[key] = self._make(key)
+            return found
+
+
+_COMBINERS: PerTenant[tuple[str, str], BulkCombiner] = PerTenant(lambda _key: BulkCombiner())
 
 
 def tenant_combiner(api_url: str, public_key: str) -> BulkCombiner:
     """The one combiner of a tenant (an API URL and a public key) in this process."""
-    with _COMBINERS_LOCK:
-        combiner = _COMBINERS.get((api_url, public_key))
-        if combiner is None:
-            combiner = _COMBINERS[(api_url, public_key)] = BulkCombiner()
-        return combiner
+    return _COMBINERS((api_url, public_key))
