@@ -167,24 +167,21 @@ def sync(
         # its lease, Sage connection, runs and incidents — while their bulk writes to the
         # tenant may share calls (the endpoint's to combine)
         workers = max(1, min(config.service.parallel_dossiers, len(due)))
-        if workers == 1 or adapt is not None:
-            # one at a time, in this thread (the preview records each dossier's calls as
-            # its passes make them, one dossier after the other)
-            try:
+        try:
+            if workers == 1 or adapt is not None:
+                # one at a time, in this thread (the preview records each dossier's calls
+                # as its passes make them, one dossier after the other)
                 for n, cfg in due:
                     slots[n] = one(cfg)
-            finally:
-                client.close()
-            return [r for r in slots if r is not None]
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="dossier") as pool:
-                futures = [(n, pool.submit(one, cfg)) for n, cfg in due]
-                try:
-                    for n, future in futures:
-                        slots[n] = future.result()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="dossier") as pool:
+                    futures = [(n, pool.submit(one, cfg)) for n, cfg in due]
+                    try:
+                        for n, future in futures:
+                            slots[n] = future.result()
+                    except BaseException:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise
         finally:
             client.close()
     return [r for r in slots if r is not None]

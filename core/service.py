@@ -305,13 +305,12 @@ class Service:
         if left == 0:
             log.info("first passes: all %d done", done)
             return
-        parallel = max(1, config.service.parallel_dossiers)
         log.info(
             "first passes: %d done, %d to go, about %d s until every dossier has had its "
             "first pass",
             done,
             left,
-            round(average * left / parallel),
+            round(average * left / config.service.parallel_dossiers),
         )
 
     def sync_changes(
