@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,16 @@ def strict_simulator(root: Path) -> Any:
 
 
 def write_config(
-    root: Path, api_url: str, dossier: Path, entities: list[str], branch_id: int | None = None
+    root: Path,
+    api_url: str,
+    dossier: Path | Mapping[str, Path],
+    entities: list[str],
+    branch_id: int | None = None,
 ) -> Path:
-    """A configuration of one dossier that sets nothing but the API, its keys (from the
-    environment), the state file and the dossier: every other setting is the default."""
+    """A configuration that sets nothing but the API, its keys (from the environment), the
+    state file and the dossiers — one file (dossier ``nord``), or several by id — each
+    with ``entities``: every other setting is the default."""
+    dossiers = {"nord": dossier} if isinstance(dossier, Path) else dossier
     lines = [
         "[implementation]",
         'name = "Bench"',
@@ -92,13 +99,16 @@ def write_config(
         'private_key = "env:SSM_PRIVATE_KEY"',
         "[state]",
         f'url = "sqlite:///{root / "state.db"}"',
-        "[dossiers.nord]",
-        'name = "Nord"',
-        f'connection = "DRIVER={{SQLite3}};Database={dossier}"',
-        "entities = [" + ", ".join(f'"{e}"' for e in entities) + "]",
     ]
-    if branch_id is not None:
-        lines.append(f"branch_id = {branch_id}")
+    for dossier_id, path in dossiers.items():
+        lines += [
+            f"[dossiers.{dossier_id}]",
+            f'name = "Dossier {dossier_id}"',
+            f'connection = "DRIVER={{SQLite3}};Database={path}"',
+            "entities = [" + ", ".join(f'"{e}"' for e in entities) + "]",
+        ]
+        if branch_id is not None:
+            lines.append(f"branch_id = {branch_id}")
     config = root / "dossiersync.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_latency import BIN, KEYS, cli, percentile, strict_simulator, wait_for
+from bench_latency import BIN, KEYS, cli, percentile, strict_simulator, wait_for, write_config
 
 ENTITIES = ["clients", "contacts", "products", "orders"]
 #: the tenant's rate (``--rate-limit 20`` of ``strict_simulator``): requests a second
@@ -125,30 +125,6 @@ def write_dossiers(folder: Path, count: int, clients: int) -> dict[str, Path]:
         )
         list(done)  # raise the first failure
     return dossiers
-
-
-def write_config(root: Path, api_url: str, dossiers: dict[str, Path]) -> Path:
-    """A configuration that sets nothing but the API, its keys (from the environment),
-    the state file and the dossiers: every other setting is the default."""
-    lines = [
-        "[implementation]",
-        'name = "Bench"',
-        f'api_url = "{api_url}"',
-        'public_key = "env:SSM_PUBLIC_KEY"',
-        'private_key = "env:SSM_PRIVATE_KEY"',
-        "[state]",
-        f'url = "sqlite:///{root / "state.db"}"',
-    ]
-    for dossier_id, path in dossiers.items():
-        lines += [
-            f"[dossiers.{dossier_id}]",
-            f'name = "Dossier {dossier_id}"',
-            f'connection = "DRIVER={{SQLite3}};Database={path}"',
-            "entities = [" + ", ".join(f'"{e}"' for e in ENTITIES) + "]",
-        ]
-    config = root / "dossiersync.toml"
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return config
 
 
 def first_sync(config: Path, sim: Any, ids: list[str]) -> FirstSync:
@@ -384,7 +360,7 @@ def bench(n: int, args: argparse.Namespace, folder: Path) -> Row:
     demo_dossier(base / "base.db", n * args.clients, 0)
     with strict_simulator(base) as sim:
         baseline = first_sync(
-            write_config(base, sim.url, {"base": base / "base.db"}), sim, ["base"]
+            write_config(base, sim.url, {"base": base / "base.db"}, ENTITIES), sim, ["base"]
         )
         if sim.stats()["refusals"]:
             sys.exit(f"the simulator refused requests (baseline): {sim.stats()['reasons']}")
@@ -394,7 +370,7 @@ def bench(n: int, args: argparse.Namespace, folder: Path) -> Row:
     multi.mkdir()
     ids = sorted(dossiers)
     with strict_simulator(multi) as sim:
-        config = write_config(multi, sim.url, dossiers)
+        config = write_config(multi, sim.url, dossiers, ENTITIES)
         first = first_sync(config, sim, ids)
         print(f"{n} dossiers, first sync: {first}", file=sys.stderr)
         service = Service(config)
