@@ -110,6 +110,9 @@ class ServiceConfig:
     sage_probe_seconds: float = 1
     #: a quiet dossier is probed less and less often, down to this pace
     sage_probe_max_seconds: float = 4
+    #: a Sage file unchanged since the last probe needs no statement (its modification
+    #: time and size say so, where the endpoint sees the file)
+    sage_file_marks: bool = True
     ssm_probe_seconds: float = 6
     ssm_probe_overlap_seconds: int = 2
 

@@ -306,7 +306,7 @@ class Producer(Service):
         self._warned = -1e9
 
     def run(self, max_cycles: int | None = None) -> None:
-        config = load(self.config_path)
+        config = self.reload(None)
         store = StateStore(config.state_url)
         try:
             self.loop(config, store, max_cycles)

@@ -4,8 +4,11 @@ dossier × entity × direction that changed.
 - **Sage**, per dossier and watched table: the high-water mark of the modification
   column and the number of rows (the entity's own, for its own table): a deletion moves
   no modification time, it moves the count. One small query per dossier asks them all
-  (``marks``, where the endpoint has it). A dossier that stays quiet is probed less and
-  less often (``sage_probe_max_seconds``), and at the first pace again after a change.
+  (``marks``, where the endpoint has it). Where the source is a file this machine sees,
+  the endpoint's ``change_mark`` (its modification time and size, and its journal's) is
+  read first, and a file unchanged since well before the last statement needs none. A
+  dossier that stays quiet is probed less and less often (``sage_probe_max_seconds``),
+  and at the first pace again after a change.
 - **Sales Management**, per resource, for the whole implementation: "anything updated
   or deleted after T?" — one request of one record (plus as many as the small overlap
   window shows again, already known). Only on a yes are the changes
@@ -43,6 +46,9 @@ from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE
 
 log = logging.getLogger("dossiersync.probes")
 
+#: what ``SageProbe._file_mark`` says of a file unchanged since the last statement
+_UNCHANGED = object()
+
 
 @dataclass
 class ProbeStats:
@@ -50,6 +56,8 @@ class ProbeStats:
 
     sage_probes: int = 0
     sage_queries: int = 0
+    #: Sage probes the file's change mark answered, with no statement
+    sage_file_marks: int = 0
     ssm_probes: int = 0
     ssm_requests: int = 0
     changes_seen: int = 0
@@ -62,11 +70,25 @@ def watched(entities: Iterable[Entity], direction: str) -> list[Entity]:
     return [p for e in entities for p in e.parts() if direction in p.directions]
 
 
+#: a file written this close (seconds) before a statement may be written again within
+#: the same tick of its file system's clock, leaving its mark as it was: only a file
+#: older than that at the last statement is trusted unchanged
+FILE_MARK_SETTLED_SECONDS = 2.0
+#: however quiet its file looks, a dossier's statement is asked again this often
+#: (seconds): a file system whose times cannot be trusted costs a minute at worst
+FILE_MARK_TRUSTED_SECONDS = 60.0
+
+
 class SageProbe:
     """Per dossier: has anything changed in the Sage tables its entities read?"""
 
-    def __init__(self, stats: ProbeStats) -> None:
+    def __init__(self, stats: ProbeStats, *, file_marks: bool = True) -> None:
         self.stats = stats
+        #: read the source's file change mark before asking a statement
+        self.file_marks = file_marks
+        #: per dossier: the file's mark when the last statement was asked, that
+        #: statement's wall-clock and monotonic time
+        self.files: dict[str, tuple[Any, float, float]] = {}
         self.marks: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         #: the latest modification time the last probe that found a change saw
@@ -82,6 +104,10 @@ class SageProbe:
         the whole dossier) where the endpoint can; else two queries per table."""
         found: list[str] = []
         self.stats.sage_probes += 1
+        file_mark = self._file_mark(dossier.id, sage)
+        if file_mark is _UNCHANGED:
+            self.stats.sage_file_marks += 1
+            return found
         last, now = self.looked.get(dossier.id), None
         parts = watched(load_entities(dossier.entities), SAGE_TO_SSM)
         asked: dict[tuple[str, str], tuple[str, Any]] = {}
@@ -120,7 +146,39 @@ class SageProbe:
                 for (d, _name, _table), value in list(self.marks.items()):
                     if d == dossier.id and value[0]:
                         self.newest = max(self.newest or "", str(value[0]))
+        if file_mark is not None:
+            with self._lock:
+                self.files[dossier.id] = file_mark
         return found
+
+    def _file_mark(self, dossier_id: str, sage: Any) -> Any:
+        """``_UNCHANGED`` when the source's file says nothing was written since the last
+        statement; else what to keep of it once the statement is asked (``None``: the
+        source has no file mark, or file marks are off).
+
+        The mark is read before the statement: a write between the two moves the next
+        mark, and costs one more statement, never a change missed. A mark equal to the
+        kept one is trusted only if every file of it was older than
+        :data:`FILE_MARK_SETTLED_SECONDS` at that statement (two writes within one tick
+        of the file system's clock can leave the same mark), and for at most
+        :data:`FILE_MARK_TRUSTED_SECONDS`."""
+        if not self.file_marks or not callable(getattr(sage, "change_mark", None)):
+            return None
+        mark = sage.change_mark()
+        if mark is None:
+            return None
+        wall, mono = time.time(), time.monotonic()
+        kept = self.files.get(dossier_id)
+        if kept is not None:
+            kept_mark, kept_wall, kept_mono = kept
+            written = max((f[0] for f in kept_mark if f is not None), default=0) / 1e9
+            if (
+                kept_mark == mark
+                and written < kept_wall - FILE_MARK_SETTLED_SECONDS
+                and mono - kept_mono < FILE_MARK_TRUSTED_SECONDS
+            ):
+                return _UNCHANGED
+        return (mark, wall, mono)
 
     def _look(self, dossier_id: str, sage: Any) -> str:
         """The source's clock now, kept as the time of this probe (tables dated by the
@@ -137,6 +195,7 @@ class SageProbe:
             for mark in [m for m in self.marks if m[0] == dossier_id]:
                 del self.marks[mark]
             self.looked.pop(dossier_id, None)
+            self.files.pop(dossier_id, None)
 
 
 class SsmProbe:
@@ -256,7 +315,7 @@ class Probes:
 
     def __init__(self, config: Config) -> None:
         self.stats = ProbeStats()
-        self.sage = SageProbe(self.stats)
+        self.sage = SageProbe(self.stats, file_marks=config.service.sage_file_marks)
         self.ssm = SsmProbe(self.stats, config.service.ssm_probe_overlap_seconds)
         self.next_sage: dict[str, float] = {}
         #: per dossier, the time between two Sage probes now (it grows while quiet)

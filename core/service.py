@@ -3,9 +3,10 @@
 Each dossier is due every ``service.interval_seconds`` (or its own ``interval_seconds``)
 after its last sync started.  Due dossiers run in parallel (``service.parallel_dossiers``
 threads), each isolated: its own Sage connection, lease, runs and incidents.  The
-configuration is read again every cycle, so enabling an entity or deactivating a dossier
-takes effect at the next cycle.  SIGTERM/SIGINT stop the service at the next safe point
-(between two passes); the journal is pruned to ``service.journal_retention_days``.
+configuration is read again at the first cycle after its file changed, so enabling an
+entity or deactivating a dossier takes effect at the next cycle.  SIGTERM/SIGINT stop
+the service at the next safe point (between two passes); the journal is pruned to
+``service.journal_retention_days``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from .config import Config, DossierConfig, load
+from .config_file import config_path
 from .errors import DossierSyncError
 from .journal import utcnow
 from .runner import DossierResult, sync
@@ -109,6 +111,8 @@ class Service:
         self.running: dict[str, Future[Any]] = {}
         self.cycles = 0
         self._flushed = 0.0
+        #: the configuration file's bytes when it was last read (``reload``)
+        self._config_bytes: bytes | None = None
         self.probes: Any = None
         #: the dossiers whose first complete pass in this service has not ended, and how
         #: long those that ended took: what the start-up estimate is made of
@@ -137,7 +141,7 @@ class Service:
     def run(self, max_cycles: int | None = None) -> None:
         from .web import SyncJobs, serve_in_thread
 
-        config = load(self.config_path)
+        config = self.reload(None)
         store = StateStore(config.state_url)
         # syncs started from the page and scheduled ones share one claim per dossier
         self.jobs = SyncJobs(config, store)
@@ -170,10 +174,7 @@ class Service:
         try:
             with ThreadPoolExecutor(max_workers=config.service.parallel_dossiers) as pool:
                 while not self.stop.is_set():
-                    try:
-                        config = load(self.config_path)
-                    except DossierSyncError as exc:
-                        log.error("configuration not reloaded, keeping the previous one: %s", exc)
+                    config = self.reload(config)
                     with store.session() as s:
                         rows = {
                             d.id: d
@@ -240,6 +241,26 @@ class Service:
             if client is not None:
                 client.close()
             self.flush_watch(store, probes, force=True)
+
+    def reload(self, config: Config | None) -> Config:
+        """The configuration as its file says now: read again only when the file's bytes
+        differ from those of the last reading (a cycle comes several times a second); a
+        file that cannot be read or is not valid keeps the previous configuration, said
+        once per change of the file (with no previous one, ``None``, the error is raised)."""
+        try:
+            raw: bytes | None = config_path(self.config_path).read_bytes()
+        except OSError:
+            raw = None
+        if config is not None and raw is not None and raw == self._config_bytes:
+            return config
+        self._config_bytes = raw
+        try:
+            return load(self.config_path)
+        except DossierSyncError as exc:
+            if config is None:
+                raise
+            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+            return config
 
     def starting(self, config: Config) -> None:
         log.info("service start parallel_dossiers=%d", config.service.parallel_dossiers)

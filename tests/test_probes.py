@@ -168,12 +168,13 @@ def test_a_quiet_dossier_costs_one_query_a_probe_and_is_probed_less_often(
     workspace: Workspace,
 ) -> None:
     """Every watched table of a dossier is asked in one statement, and the probe slows
-    down while nothing changes, back to its first pace at the first change."""
+    down while nothing changes, back to its first pace at the first change (the file's
+    change mark off: every probe asks its statement)."""
     from dossiersync.config import load
     from dossiersync.probes import Probes
 
     ws = workspace
-    probed(ws, "sage_probe_seconds = 1\nsage_probe_max_seconds = 4")
+    probed(ws, "sage_probe_seconds = 1\nsage_probe_max_seconds = 4\nsage_file_marks = false")
     config = load(ws.config_path)
     dossier = config.dossiers["nord"]
     probes = Probes(config)
@@ -190,6 +191,88 @@ def test_a_quiet_dossier_costs_one_query_a_probe_and_is_probed_less_often(
         ws.sage_execute("nord", "DELETE FROM F_COMPTET WHERE CT_Num = ?", (code,))
         assert "clients" in probes.probe_sage(config, dossier)  # a count moved: found
         assert probes.sage_pace["nord"] == 1
+    finally:
+        probes.close()
+
+
+def test_a_quiet_dossier_file_needs_no_statement_and_any_write_is_still_seen(
+    workspace: Workspace,
+) -> None:
+    """Where the dossier is a file, a probe reads its modification time and size first:
+    a file unchanged since well before the last statement is quiet without a statement;
+    a write — even within a second of the last statement, even one that changes neither
+    the file's size nor, within a tick, its time — is found by the next probe."""
+    import os
+
+    from dossiersync import probes as probes_module
+    from dossiersync.config import load
+    from dossiersync.probes import Probes
+
+    ws = workspace
+    probed(ws, "sage_probe_seconds = 1\nsage_probe_max_seconds = 4")
+    config = load(ws.config_path)
+    assert config.service.sage_file_marks  # the default
+    dossier = config.dossiers["nord"]
+    path = ws.dossiers["nord"]["path"]
+    probes = Probes(config)
+
+    def statements() -> int:
+        return probes.stats.sage_queries
+
+    def age(seconds: float) -> None:
+        """The file and its journals as if last written ``seconds`` ago."""
+        for name in (path, f"{path}-wal", f"{path}-journal"):
+            if os.path.exists(name):
+                then = time.time() - seconds
+                os.utime(name, (then, then))
+
+    try:
+        age(10)
+        assert set(probes.probe_sage(config, dossier)) == {"clients", "contacts"}  # first
+        before = statements()
+        for _ in range(3):
+            assert probes.probe_sage(config, dossier) == []
+        assert statements() == before  # the file said it all
+        assert probes.stats.sage_file_marks == 3
+
+        # a write: the file moves, the statement runs and finds it
+        code = sorted(ws.sage_clients("nord"))[0]
+        ws.sage_execute(
+            "nord",
+            "UPDATE F_COMPTET SET CT_Ville = 'Rodez', "
+            "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+            (code,),
+        )
+        assert probes.probe_sage(config, dossier) == ["clients"]
+        assert statements() == before + 1
+
+        # written within a second of that statement: the same mark is not trusted, as a
+        # second write in the same tick of the file system's clock could leave it as it was
+        mark = os.stat(path)
+        ws.sage_execute(
+            "nord",
+            "UPDATE F_COMPTET SET CT_Ville = 'Millau', "
+            "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+            (code,),
+        )
+        os.utime(path, ns=(mark.st_atime_ns, mark.st_mtime_ns))  # the same tick, same size
+        assert os.stat(path).st_size == mark.st_size
+        assert probes.probe_sage(config, dossier) == ["clients"]
+
+        # settled again: quiet without a statement, until the mark is a minute old
+        age(10)
+        assert probes.probe_sage(config, dossier) == []  # one statement: a mark to keep
+        counted = statements()
+        assert probes.probe_sage(config, dossier) == []
+        assert statements() == counted
+        kept_mark, wall, mono = probes.sage.files["nord"]
+        probes.sage.files["nord"] = (
+            kept_mark,
+            wall,
+            mono - probes_module.FILE_MARK_TRUSTED_SECONDS,
+        )
+        assert probes.probe_sage(config, dossier) == []
+        assert statements() == counted + 1
     finally:
         probes.close()
 

@@ -25,6 +25,7 @@ from dossiersync.plugin import SourceError, SourceUnavailable, Unreadable, said,
 
 from .connection import (
     _private_values,
+    connection_fields,
     data_source_connection,
     describe_source,
     source_identity,
@@ -653,6 +654,33 @@ class Sage50OdbcEndpoint:
                 return format_timestamp(moment)
         finally:
             self._release()
+
+    def change_mark(self) -> tuple[Any, ...] | None:
+        """A sign, read without a statement, that the source's file may have changed: the
+        modification time, size and file number of the database file this connection
+        names, and of the journal files beside it (SQLite's ``-wal`` and ``-journal``,
+        which a write touches before the file itself). ``None`` when the connection names
+        no file this machine sees (a DSN, a server): the probe then asks its statement.
+
+        A mark equal to the one before says nothing was written in between only if the
+        file was last written well before that one was read (a file system keeps times
+        to a tick); the probe takes care of that (``core.probes.SageProbe``)."""
+        fields = connection_fields(self._connection_string)
+        if any(fields.get(key) for key in ("server", "servername", "host", "dsn")):
+            return None
+        database = fields.get("database") or fields.get("dbq") or ""
+        if not database:
+            return None
+        path = Path(database).expanduser()
+        found: list[tuple[int, int, int] | None] = []
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
+            try:
+                info = name.stat()
+            except OSError:
+                found.append(None)
+                continue
+            found.append((info.st_mtime_ns, info.st_size, info.st_ino))
+        return None if found[0] is None else tuple(found)
 
     def marks(
         self, watched: Sequence[tuple[str, Mapping[str, Any] | None]]
