@@ -171,7 +171,7 @@ class SageProbe:
         kept = self.files.get(dossier_id)
         if kept is not None:
             kept_mark, kept_wall, kept_mono = kept
-            written = max((f[0] for f in kept_mark if f is not None), default=0) / 1e9
+            written = float(kept_mark[0])
             if (
                 kept_mark == mark
                 and written < kept_wall - FILE_MARK_SETTLED_SECONDS

@@ -655,16 +655,18 @@ class Sage50OdbcEndpoint:
         finally:
             self._release()
 
-    def change_mark(self) -> tuple[Any, ...] | None:
-        """A sign, read without a statement, that the source's file may have changed: the
-        modification time, size and file number of the database file this connection
-        names, and of the journal files beside it (SQLite's ``-wal`` and ``-journal``,
-        which a write touches before the file itself). ``None`` when the connection names
-        no file this machine sees (a DSN, a server): the probe then asks its statement.
+    def change_mark(self) -> tuple[float, Any] | None:
+        """A sign, read without a statement, that the source may have been written: when
+        its files were last written (seconds since the epoch) and a value that moves
+        with every write — the modification time, size and file number of the database
+        file this connection names, and of the journal files beside it (SQLite's
+        ``-wal`` and ``-journal``, which a write touches before the file itself).
+        ``None`` when the connection names no file this machine sees (a DSN, a server):
+        the probe then asks its statement.
 
-        A mark equal to the one before says nothing was written in between only if the
-        file was last written well before that one was read (a file system keeps times
-        to a tick); the probe takes care of that (``core.probes.SageProbe``)."""
+        An unchanged mark says nothing was written in between only if the file was last
+        written well before the earlier mark was read (a file system keeps times to a
+        tick); the probe takes care of that (``core.probes.SageProbe``)."""
         fields = connection_fields(self._connection_string)
         if any(fields.get(key) for key in ("server", "servername", "host", "dsn")):
             return None
@@ -680,7 +682,10 @@ class Sage50OdbcEndpoint:
                 found.append(None)
                 continue
             found.append((info.st_mtime_ns, info.st_size, info.st_ino))
-        return None if found[0] is None else tuple(found)
+        if found[0] is None:
+            return None
+        written = max(f[0] for f in found if f is not None) / 1e9
+        return written, tuple(found)
 
     def marks(
         self, watched: Sequence[tuple[str, Mapping[str, Any] | None]]
