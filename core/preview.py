@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -177,13 +177,27 @@ class PreviewTarget:
         changes = self.book.updated.get((resource, record_id))
         return dict(record, **changes) if changes else record
 
-    def list_changed(self, resource: str, **kwargs: Any) -> Iterator[Record]:
-        for record in self.real.list_changed(resource, **kwargs):
+    def _listed(self, resource: str, records: Iterable[Record], deleted: bool) -> Iterator[Record]:
+        """A listing as read after the recorded writes (one deleted: left out, or shown
+        deleted where the listing shows deleted records)."""
+        for record in records:
             after = self._after(resource, record)
             if after is not None:
                 yield after
-            elif kwargs.get("deleted"):
+            elif deleted:
                 yield dict(record, deleted=True)
+
+    def list_changed(self, resource: str, **kwargs: Any) -> Iterator[Record]:
+        listing = self.real.list_changed(resource, **kwargs)
+        return self._listed(resource, listing, bool(kwargs.get("deleted")))
+
+    def list_with_unlinked(
+        self, resource: str, ext_prefix: str, *, overlap_seconds: int = 0, deleted: bool = False
+    ) -> Iterator[Record]:
+        from .sync.to_sage import with_unlinked
+
+        listing = with_unlinked(self.real, resource, ext_prefix, overlap_seconds, deleted)
+        return self._listed(resource, listing, deleted)
 
     def find(
         self, resource: str, *, ext_ids: Sequence[str] = (), ids: Sequence[int] = ()

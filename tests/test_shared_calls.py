@@ -152,3 +152,49 @@ def test_a_lost_lease_or_a_gone_source_changes_nothing_for_the_others(
         lent = Counter(a["extId"] for a in ws.accounts("lent"))
         assert len(lent) == LENT and max(lent.values()) == 1
         assert Counter(a["extId"] for a in ws.accounts("kept")) == kept
+
+
+def test_complete_passes_of_contacts_share_one_listing_and_keep_their_own_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each dossier's complete pass of contacts reads every contact with no extId (one
+    created in SSM may be any dossier's): the dossiers' passes are served from one
+    listing of the tenant, topped up with what changed since, and each still takes
+    into Sage only the contacts of its own accounts."""
+    with running_simulator(str(tmp_path / "ssm.sqlite")) as sim:
+        ws = paced_workspace(tmp_path, sim, monkeypatch, 0)
+        for n in range(1, 5):
+            ws.add_dossier(f"d{n}", clients=10, seed=n, entities=("clients", "contacts"))
+        pace(ws, 0, "page_size = 5")  # a listing of the tenant takes many pages
+        ws.activate_all()
+        ws.sync()
+        contacts = ws.ssm_list("contacts")
+        tenant_pages = len(contacts) // 5 + 1
+        for n in range(2, 4):  # created in SSM under an account of d2, and of d3
+            code = sorted(ws.sage_clients(f"d{n}"))[0]
+            ws.ssm_post(
+                "contacts",
+                {
+                    "accountId": ws.account(f"d{n}:{code}")["id"],
+                    "firstName": "Solène",
+                    "lastName": f"Née-en-SSM {n}",
+                    "salesRepId": 2,
+                },
+            )
+        before = ws.simulator_stats()["calls"].get("GET /contacts", 0)
+
+        results = ws.sync("--full")
+
+        listed = ws.simulator_stats()["calls"]["GET /contacts"] - before
+        # four listings of the tenant would be 4 × tenant_pages: one dossier lists it
+        # for itself, one for the index, the two others read what changed since
+        assert listed <= 2 * tenant_pages + 4, (listed, tenant_pages)
+        assert all(r["outcome"] == "succeeded" for d in results for r in d["runs"]), results
+        for n in range(1, 5):
+            born = ws.sage_rows(
+                f"d{n}", "SELECT CT_Num FROM F_CONTACTT WHERE CT_Nom LIKE 'Née-en-SSM%'"
+            )
+            assert len(born) == (1 if n in (2, 3) else 0), (n, born)
+        in_ssm = Counter(c["extId"] for c in ws.ssm_list("contacts"))
+        assert max(in_ssm.values()) == 1 and None not in in_ssm and "" not in in_ssm
+        assert len(in_ssm) == len(contacts) + 2

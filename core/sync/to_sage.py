@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +41,22 @@ RETRY_CHUNK = 40
 BOTH_SIDES = "deleted in Sales Management too: gone from both sides"
 
 
+def with_unlinked(
+    client: Any, resource: str, ext_prefix: str, overlap_seconds: int, deleted: bool
+) -> Iterator[dict[str, Any]]:
+    """Every record of ``resource`` with an extId starting with ``ext_prefix`` or with
+    none: the endpoint's ``list_with_unlinked`` where it has one (it may serve several
+    dossiers from one listing), else the whole resource listed and filtered."""
+    own = getattr(client, "list_with_unlinked", None)
+    if callable(own):
+        yield from own(resource, ext_prefix, overlap_seconds=overlap_seconds, deleted=deleted)
+        return
+    for record in client.list_changed(resource, deleted=deleted):
+        ext_id = str(record.get("extId") or "")
+        if not ext_id or ext_id.startswith(ext_prefix):
+            yield record
+
+
 class SsmToSage(SyncPass):
     """Sales Management -> Sage 50FR for one entity of one dossier."""
 
@@ -72,13 +88,18 @@ class SsmToSage(SyncPass):
         # records created in SSM, with no extId yet, may be this dossier's: when the
         # entity cannot narrow them down, one listing of every record serves both
         everything = unlinked is not None and not unlinked
-        listing = client.list_changed(
-            self.resource,
-            since=since,
-            overlap_seconds=overlap,
-            deleted=deleted,
-            ext_prefix=None if everything else prefix,
-        )
+        if everything and since is None:
+            # every dossier's complete pass reads the same resource: the endpoint may
+            # serve them all from one listing
+            listing = with_unlinked(client, self.resource, prefix, overlap, deleted)
+        else:
+            listing = client.list_changed(
+                self.resource,
+                since=since,
+                overlap_seconds=overlap,
+                deleted=deleted,
+                ext_prefix=None if everything else prefix,
+            )
         seen: set[int] = set()
         for batch in batched(listing, ctx.sync.batch_size):
             mine = self.mine(batch)

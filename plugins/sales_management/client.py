@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 from . import extra_fields
 from .combine import PerTenant, tenant_combiner
 from .extra_fields import ExtraField, definitions
+from .listing import shared_listing
 from .settings import SalesManagementSettings
 
 log = logging.getLogger("dossiersync.ssm")
@@ -420,6 +421,29 @@ class SalesManagementClient:
                 continue  # a record that moved between two pages while they were read
             seen.add(record.get("id"))
             yield record
+
+    def list_with_unlinked(
+        self, resource: str, ext_prefix: str, *, overlap_seconds: int = 0, deleted: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """See ``dossiersync.target.SsmTarget.list_with_unlinked``: from the tenant's
+        shared index of the resource once several dossiers ask (``listing``), else as
+        ``list_changed`` of the whole resource, filtered here."""
+        shared = shared_listing(self.api_url, self._credentials["username"], resource)
+        served = shared.records(
+            self.list_changed,
+            self.changed_at,
+            resource,
+            ext_prefix,
+            overlap_seconds=overlap_seconds,
+            deleted=deleted,
+        )
+        if served is not None:
+            yield from served
+            return
+        for record in self.list_changed(resource, deleted=deleted):
+            ext_id = str(record.get("extId") or "")
+            if not ext_id or ext_id.startswith(ext_prefix):
+                yield record
 
     def _reference_list(self, resource: str) -> builtins.list[dict[str, Any]]:
         """A reference list (order statuses, branches…) read once a minute per tenant in
