@@ -76,8 +76,9 @@ def record_latency(
 
 def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]) -> None:
     with store.session() as s:
+        rows = {(w.dossier_id, w.side): w for w in s.scalars(select(Watch))}  # one query
         for (dossier_id, side), figures in counts.items():
-            row = s.get(Watch, (dossier_id, side))
+            row = rows.get((dossier_id, side))
             if row is None:
                 row = Watch(dossier_id=dossier_id, side=side, probes=0)
                 s.add(row)
@@ -90,9 +91,13 @@ def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]
 class Service:
     """The scheduling loop; ``stop`` ends it at the next safe point."""
 
-    #: the shortest wait between two cycles (seconds): while a dossier is busy its probe
-    #: is overdue, and the loop comes back this often
-    min_pause = 0.05
+    #: the shortest wait between two cycles (seconds): the probes due within it are made
+    #: together, so a cycle's own cost (the active dossiers read, the schedule) is paid
+    #: a few times a second, not once per probe of hundreds of dossiers
+    min_pause = 0.2
+    #: the longest: a stop asked from outside (the distributed scheduler's) is seen
+    #: within it
+    max_pause = 1.0
 
     def __init__(
         self,
@@ -106,6 +111,8 @@ class Service:
         self.web = web
         self.announce = announce
         self.stop = threading.Event()
+        #: set when a dossier's work ends, or a stop is asked: the loop's wait ends
+        self.wake = threading.Event()
         self.on_result = on_result
         self.started: dict[str, float] = {}
         self.running: dict[str, Future[Any]] = {}
@@ -134,6 +141,7 @@ class Service:
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.warning("signal %d: stopping at the next safe point", signum)
             self.stop.set()
+            self.wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -176,25 +184,31 @@ class Service:
                 while not self.stop.is_set():
                     config = self.reload(config)
                     with store.session() as s:
-                        rows = {
-                            d.id: d
-                            for d in s.scalars(
-                                select(Dossier).where(Dossier.state == DossierState.ACTIVE)
+                        # two columns, not the ORM rows: read a few times a second
+                        full_sync_needed = {
+                            dossier_id: bool(needed)
+                            for dossier_id, needed in s.execute(
+                                select(Dossier.id, Dossier.needs_full_sync).where(
+                                    Dossier.state == DossierState.ACTIVE
+                                )
                             )
                         }
-                    active = sorted(rows)
+                    active = sorted(full_sync_needed)
                     candidates = proposed(config)
                     if first:
                         self.first_passes(config, active)
                         first = False
                     now = time.monotonic()
                     self.collect(store, probes)
+                    # the dossiers at work: looked at again when their work ends (``wake``)
+                    working: set[str] = set()
                     for dossier_id in active:
                         if self.busy(store, dossier_id):
+                            working.add(dossier_id)
                             continue
                         cfg = candidates.get(dossier_id)
                         complete = self.next_due(config, dossier_id) <= now or (
-                            rows[dossier_id].needs_full_sync
+                            full_sync_needed[dossier_id]
                             and now - self.started.get(dossier_id, -1e9) > 60
                         )
                         if complete or cfg is None:
@@ -205,14 +219,17 @@ class Service:
                                 probes.probe_sage(config, cfg)  # marks from now on
                             waiting.pop(dossier_id, None)
                             self.dispatch(pool, config, store, dossier_id)
+                            working.add(dossier_id)
                             continue
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
                             self.dispatch(pool, config, store, cfg, entities, SSM_TO_SAGE)
+                            working.add(dossier_id)
                         elif probes.sage_due(config, dossier_id, now):
                             changed = probes.probe_sage(config, cfg)
                             if changed:
                                 self.dispatch(pool, config, store, cfg, changed, SAGE_TO_SSM)
+                                working.add(dossier_id)
                     if probes.next_ssm <= time.monotonic() and active:
                         if client is None:
                             client = ssm_client(config)
@@ -229,11 +246,13 @@ class Service:
                     self.cycles += 1
                     if max_cycles is not None and self.cycles >= max_cycles:
                         break
-                    soon = [self.next_due(config, d) for d in active]
-                    soon += [probes.next_sage.get(d, 0.0) for d in active]
+                    idle = [d for d in active if d not in working]
+                    soon = [self.next_due(config, d) for d in idle]
+                    soon += [probes.next_sage.get(d, 0.0) for d in idle if d in candidates]
                     soon.append(probes.next_ssm)
-                    pause = min(soon, default=time.monotonic() + 5) - time.monotonic()
-                    self.stop.wait(min(5.0, max(self.min_pause, pause)))
+                    pause = min(soon) - time.monotonic()
+                    self.wake.wait(min(self.max_pause, max(self.min_pause, pause)))
+                    self.wake.clear()
                 for future in list(self.running.values()):
                     future.result()
         finally:
@@ -288,11 +307,12 @@ class Service:
         ``entities`` in ``direction`` a probe found changes for."""
         if isinstance(dossier, str) or direction is None:
             dossier_id = dossier if isinstance(dossier, str) else dossier.id
-            self.running[dossier_id] = pool.submit(self.sync_one, config, store, dossier_id)
-            return
-        self.running[dossier.id] = pool.submit(
-            self.sync_changes, config, store, dossier, entities or [], direction
-        )
+            work = pool.submit(self.sync_one, config, store, dossier_id)
+        else:
+            dossier_id = dossier.id
+            work = pool.submit(self.sync_changes, config, store, dossier, entities or [], direction)
+        self.running[dossier_id] = work
+        work.add_done_callback(lambda _done: self.wake.set())
 
     def sync_one(self, config: Config, store: StateStore, dossier_id: str) -> None:
         started = time.monotonic()

@@ -305,3 +305,34 @@ def test_the_service_says_how_long_until_every_dossier_has_had_its_first_pass(
     # after each of the first two: how many are left, and about how long for them
     assert "first passes: 1 done, 2 to go, about " in text
     assert "first passes: 2 done, 1 to go, about " in text
+
+
+def test_the_service_reads_its_configuration_again_only_when_the_file_changed(
+    workspace: Workspace, caplog: Any
+) -> None:
+    """A cycle comes several times a second: the file is parsed and checked again only
+    when its bytes changed; a mistake in it keeps the configuration running and is said
+    once, not at every cycle."""
+    import logging
+
+    from dossiersync.service import Service
+
+    ws = workspace
+    probed(ws, "sage_probe_seconds = 1")
+    service = Service(ws.config_path, web=False)
+    first = service.reload(None)
+    assert service.reload(first) is first  # the same bytes: not read again
+    ws.config_path.write_text(
+        ws.config_path.read_text(encoding="utf-8").replace(
+            "sage_probe_seconds = 1", "sage_probe_seconds = 2"
+        ),
+        encoding="utf-8",
+    )
+    second = service.reload(first)
+    assert second is not first and second.service.sage_probe_seconds == 2
+    ws.config_path.write_text("[implementation\n", encoding="utf-8")  # not TOML
+    with caplog.at_level(logging.ERROR, logger="dossiersync.service"):
+        for _ in range(5):
+            assert service.reload(second) is second
+    said = [r for r in caplog.records if "configuration not reloaded" in r.getMessage()]
+    assert len(said) == 1
