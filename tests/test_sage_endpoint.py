@@ -772,6 +772,30 @@ def test_a_locked_sqlite_file_is_unavailable(sqlite_template: Path, tmp_path: Pa
         writer.close()
 
 
+def test_sage_can_save_while_a_long_read_hands_out_its_rows(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """A pass takes its time with each row it reads (an API call per batch): the read of
+    a SQLite dossier ends its transaction before handing a page out, so Sage writing
+    the file meanwhile is not kept waiting until the pass ends."""
+    path = tmp_path / "dossier.db"
+    shutil.copyfile(sqlite_template, path)
+    endpoint = Sage50OdbcEndpoint(f"DRIVER={{SQLite3}};Database={path}")
+    try:
+        with endpoint.transaction():
+            for n in range(1, 4):
+                endpoint.insert("F_COMPTET", _client(f"CL{n}"))
+        rows = endpoint.read("F_COMPTET", ["CT_Num"])
+        assert next(rows)["CT_Num"] == "CL1"  # the read is under way
+        sage = sqlite3.connect(path, timeout=0.2)  # Sage saving a client
+        with sage:
+            sage.execute("UPDATE F_COMPTET SET CT_Ville = 'Rodez' WHERE CT_Num = 'CL3'")
+        sage.close()
+        assert [r["CT_Num"] for r in rows] == ["CL2", "CL3"]
+    finally:
+        endpoint.close()
+
+
 @pytest.mark.postgres
 def test_an_unreachable_server_is_unavailable_and_the_password_stays_secret(
     pg: PgServer,

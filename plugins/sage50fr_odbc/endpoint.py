@@ -393,6 +393,17 @@ class Sage50OdbcEndpoint:
             with suppress(pyodbc.Error):
                 self._conn.rollback()
 
+    def _end_sqlite_read(self) -> None:
+        """Right after a SQLite statement ran, outside a write: end its transaction.
+
+        The SQLite3 driver holds a statement's whole result in memory once it has run (it
+        is still fetched ``fetch_size`` rows at a time), while a reader's open
+        transaction blocks every writer of the file: a pass that takes its time with
+        each row (an API call per batch) would keep Sage from saving until it ended."""
+        if self._dialect == "sqlite" and self._conn is not None and not self._writing:
+            with suppress(pyodbc.Error):
+                self._conn.rollback()
+
     # -- errors -----------------------------------------------------------------------
 
     def _describe(self, exc: BaseException) -> str:
@@ -1193,6 +1204,7 @@ class Sage50OdbcEndpoint:
                 try:
                     with self._errors("read", table):
                         cursor.execute(sql, params)
+                    self._end_sqlite_read()
                     while True:
                         with self._errors("read", table):
                             rows = cursor.fetchmany(self.fetch_size)
