@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -77,6 +78,14 @@ INDEX_FROM = 200
 
 #: times a pass looks up and sends again the writes whose outcome stayed unknown
 UNKNOWN_ROUNDS = 3
+
+#: a complete pass reads, this often (seconds), the rows edited in Sage since it began
+#: (or since it last looked) and sends them at once: an edit made during a long pass —
+#: the first of a large dossier, a realignment — is not left waiting for its end
+CATCH_UP_SECONDS = 5.0
+#: how far back each catch-up reads again (seconds): an edit it misses is still read by
+#: the next pass, from the complete pass's start with the full overlap window
+CATCH_UP_OVERLAP_SECONDS = 5
 
 #: what the journal says of a deletion a person confirmed
 CONFIRMED = N_("gone from Sage 50FR; deletion confirmed with dossiersync deletions confirm")
@@ -162,9 +171,15 @@ class SageToSsm(SyncPass):
             self.pool = pool
             self.in_flight: deque[tuple[list[Write], list[Future[None]]]] = deque()
             self.unknown: list[Write] = []
+            # a complete pass takes in the edits made while it runs (``catch_up``); rows
+            # dated by the day cannot tell them apart from the day's others
+            self.caught_up_at = time.monotonic()
+            by_day = may_hide_edits(ctx.sage, self.table, high_water, None)
+            self.caught_up_to: str | None = clock if full and not by_day else None
             try:
                 for batch in batched(rows, ctx.sync.batch_size):
                     self.process(batch, seen, retry)
+                    self.catch_up()
                 todo = sorted(k for k in retry if k and k not in seen)
                 if todo:
                     keys = [entity.key_from_text(k) for k in todo]
@@ -205,6 +220,28 @@ class SageToSsm(SyncPass):
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
+
+    def catch_up(self) -> None:
+        """During a complete pass, every :data:`CATCH_UP_SECONDS`: the rows edited in
+        Sage since the pass began (or since the last catch-up, a few seconds back) are
+        sent now, as a batch of their own, instead of when the pass ends. The writes
+        in flight are recorded first, so a row whose create is on its way is not created
+        twice; a row the pass has not reached yet is sent now, and found unchanged when
+        the pass reaches it."""
+        if self.caught_up_to is None or time.monotonic() - self.caught_up_at < CATCH_UP_SECONDS:
+            return
+        ctx, entity = self.ctx, self.entity
+        clock = ctx.sage.clock()
+        since = shift_sage_time(self.caught_up_to, -CATCH_UP_OVERLAP_SECONDS)
+        edited = list(
+            ctx.sage.read(self.table, entity.sage_columns, since=since, where=entity.sage_where())
+        )
+        self.caught_up_to, self.caught_up_at = clock, time.monotonic()
+        if edited:
+            self.settle()
+            for batch in batched(edited, ctx.sync.batch_size):
+                self.process(batch, set(), None)
+            self.settle()
 
     def source_mark(self, last: str | None) -> str | None:
         """What the entity's Sage tables look like now: the latest modification time and

@@ -1,0 +1,69 @@
+"""An edit made in Sage while a long complete pass runs reaches SSM during that pass, not
+after it (``SageToSsm.catch_up``): the first pass of a large dossier or a realignment
+takes minutes, and the dossier's lease keeps its change passes waiting meanwhile."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dossiersync.plugins.sales_management.simulator.process import running_simulator
+from dossiersync.sync import to_ssm
+
+from support.workspace import Workspace
+
+CLIENTS = 60
+
+
+def test_an_edit_made_during_a_complete_pass_is_sent_by_that_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every batch looks for edits (5 s by default: this pass is short)
+    monkeypatch.setattr(to_ssm, "CATCH_UP_SECONDS", 0.0)
+    with running_simulator(str(tmp_path / "ssm.sqlite")) as sim:
+        monkeypatch.setenv("SSM_PUBLIC_KEY", sim.public_key)
+        monkeypatch.setenv("SSM_PRIVATE_KEY", sim.private_key)
+        ws = Workspace(tmp_path, sim)
+        ws.sync_settings.update(batch_size=5)  # a dozen bulk calls: a long pass
+        ws.add_dossier("nord", clients=CLIENTS, seed=3)
+        # a tenant of 4 requests a second, one at a time: the pass reads a batch as the
+        # one before is answered
+        text = ws.config_path.read_text(encoding="utf-8")
+        text = text.replace(
+            "max_requests_per_second = 0", "max_requests_per_second = 4\nmax_concurrency = 1"
+        )
+        ws.config_path.write_text(text, encoding="utf-8")
+        ws.activate_all()
+        first = sorted(ws.sage_clients("nord"))[0]
+        edited = threading.Event()
+
+        def edit_once_sent() -> None:
+            """Once the first client is in SSM (the pass is past it), edit it in Sage."""
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if ws.ssm_list("accounts", f"extId = 'nord:{first}'"):
+                    break
+                time.sleep(0.05)
+            ws.sage_execute(
+                "nord",
+                "UPDATE F_COMPTET SET CT_Ville = 'Espalion', cbModification = "
+                "strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+                (first,),
+            )
+            edited.set()
+
+        editor = threading.Thread(target=edit_once_sent)
+        editor.start()
+        results = ws.sync("--entity", "clients")
+        editor.join(60)
+        assert edited.is_set()
+        accounts = Counter(a["extId"] for a in ws.accounts("nord"))
+        assert len(accounts) == CLIENTS and max(accounts.values()) == 1
+        # sent by the pass that was running when the edit was made, before it ended
+        assert ws.account(f"nord:{first}")["city"] == "Espalion", results
+        runs = results[0]["runs"]
+        assert [r["outcome"] for r in runs if r["direction"] == "sage_to_ssm"] == ["succeeded"]
