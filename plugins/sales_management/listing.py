@@ -10,9 +10,9 @@ that grew as the square of the dossiers.
 :class:`SharedListing` keeps one resource's records of a tenant (an API URL and its
 public key) in this process, indexed by the dossier their extId names, once a second
 dossier asks for them: a complete listing of the resource at first, then, for each
-dossier that asks, the changes since the newest date it holds (with the overlap window
-of the pass: usually one request, an empty page), so that what a dossier is handed was
-read after it asked, as its own listing would have been. Each dossier is handed its
+dossier that asks, the changes since the newest date it holds (a few seconds back:
+usually one request, an empty page), so that what a dossier is handed was read after
+it asked, as its own listing would have been. Each dossier is handed its
 own records and those with no extId, never another dossier's.
 
 Its limits, each on the safe side:
@@ -38,6 +38,11 @@ from typing import Any
 MAX_RECORDS = 50_000
 #: how long the index serves before the resource is listed again in full (seconds)
 REBUILD_SECONDS = 600.0
+#: how far back a top-up reads again (seconds; at most the pass's own overlap): a
+#: change whose date arrives later than that is read by the dossier's next pass, whose
+#: cursor comes from what this one was handed, with its whole overlap window — and by
+#: the index's next complete listing
+TOP_UP_OVERLAP_SECONDS = 5
 
 Lister = Callable[..., Iterator[dict[str, Any]]]
 
@@ -92,7 +97,8 @@ class SharedListing:
                 if not self._build(list_changed, changed_at, resource):
                     return None
             elif self._asked_at < asked:
-                self._top_up(list_changed, changed_at, resource, overlap_seconds)
+                overlap = min(overlap_seconds, TOP_UP_OVERLAP_SECONDS)
+                self._top_up(list_changed, changed_at, resource, overlap)
             if ext_prefix.endswith(":") and owner_of(ext_prefix) == ext_prefix:
                 # a dossier's prefix: its own records, from the index
                 ids = self._owned.get(ext_prefix, set()) | self._owned.get(None, set())
