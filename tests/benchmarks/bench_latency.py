@@ -19,7 +19,14 @@ In one temporary directory, removed at the end:
    poll that sees it; the edits are spaced by random gaps of 0.5–7 s (seeded), as edits
    come at any time, not in step with the probes;
 5. **SSM → Sage**: ``--samples`` times, a prospect's phone is changed through the API and
-   the dossier file is polled (10 times a second) until the row shows it.
+   the dossier file is polled (10 times a second) until the row shows it;
+6. with ``--during-complete N``: ``dossiers deactivate`` then ``activate``, so that the
+   service runs the dossier's complete pass (a realignment: every record sent again),
+   and while it runs, N clients already in SSM are edited in Sage, 1–3 s apart, each
+   timed as in 4 (how many were made while the pass still ran is said).
+
+``--entities`` (default the four) sets the dossier's entities: ``--clients 100000
+--entities clients`` is the large dossier of one entity.
 
 Prints a Markdown table for docs/benchmarks.md (p50 and p95 of each direction, idle
 requests and Sage queries per minute). Exits non-zero if the service fails or the
@@ -40,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +142,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--idle", type=float, default=60, help="seconds of idle measurement")
+    parser.add_argument(
+        "--entities", nargs="+", default=["clients", "contacts", "products", "orders"]
+    )
+    parser.add_argument(
+        "--during-complete",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then N Sage edits while the dossier's complete pass after a reactivation runs",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="dossiersync-bench-latency-") as folder:
@@ -151,9 +169,7 @@ def main() -> None:
             capture_output=True,
         )
         with strict_simulator(root) as sim:
-            config = write_config(
-                root, sim.url, dossier, ["clients", "contacts", "products", "orders"], branch_id=1
-            )
+            config = write_config(root, sim.url, dossier, args.entities, branch_id=1)
             cli(config, "dossiers", "activate", "nord")
             service = subprocess.Popen(
                 [str(BIN / "dossiersync"), "--config", str(config), "run", "--no-web"],
@@ -187,7 +203,8 @@ def measure(
     def first_pass_done() -> bool:
         runs = cli(config, "journal", "--dossier", "nord", "--json", "--limit", "50")
         done = {(r["entity"], r["direction"]) for r in runs if r["outcome"] != "running"}
-        return len(done) >= 7  # clients, contacts, orders both ways; families, products one
+        # each entity both ways; products: families and products one way each
+        return len(done) >= 2 * len(args.entities) - ("products" in args.entities)
 
     started = time.monotonic()
     wait_for(first_pass_done, 1800, 1.0)
@@ -254,9 +271,58 @@ def measure(
 
         to_sage.append(wait_for(in_sage, 120, 0.1))
         time.sleep(pause.uniform(0.5, 7))
+    during = edits_during_complete(config, conn, codes, account, args.during_complete, pause)
     conn.close()
     return {"first_pass_seconds": round(first_pass, 1), "idle": idle, "sage_to_ssm": to_ssm,
-            "ssm_to_sage": to_sage}  # fmt: skip
+            "ssm_to_sage": to_sage, "during_complete": during}  # fmt: skip
+
+
+def edits_during_complete(
+    config: Path,
+    conn: sqlite3.Connection,
+    codes: list[str],
+    account: Any,
+    samples: int,
+    pause: random.Random,
+) -> dict[str, Any]:
+    """``dossiers deactivate`` then ``activate``: the service runs the dossier's complete
+    pass (a realignment, every record sent again). While it runs, ``samples`` clients
+    already in SSM are edited in Sage, 1–3 s apart, each timed until SSM shows it."""
+    if not samples:
+        return {}
+
+    def running() -> bool:
+        runs = cli(config, "journal", "--dossier", "nord", "--json", "--limit", "5")
+        return any(r["outcome"] == "running" and r["trigger"] == "reactivation" for r in runs)
+
+    cli(config, "dossiers", "deactivate", "nord")
+    cli(config, "dossiers", "activate", "nord")
+    wait_for(running, 120, 0.2)
+    seconds, during = [], 0
+    for n in range(samples):
+        code = codes[(n * 7919) % len(codes)]
+        city = f"Pendant {n} {time.time():.0f}"
+        still = running()
+        with conn:
+            conn.execute(
+                "UPDATE F_COMPTET SET CT_Ville = ?, "
+                "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+                (city, code),
+            )
+        during += still
+
+        def in_ssm(code: str = code, city: str = city) -> bool:
+            return account(code).get("city") == city
+
+        seconds.append(wait_for(in_ssm, 300, 0.25))
+        time.sleep(pause.uniform(1, 3))
+    wait_for(lambda: not running(), 1800, 1.0)
+    runs = cli(config, "journal", "--dossier", "nord", "--json", "--limit", "20")
+    realigned = [r for r in runs if r["trigger"] == "reactivation"]
+    first = min(datetime.fromisoformat(r["started_at"]) for r in realigned)
+    last = max(datetime.fromisoformat(r["finished_at"]) for r in realigned)
+    return {"seconds": seconds, "made_during_the_pass": during,
+            "pass_seconds": round((last - first).total_seconds(), 1)}  # fmt: skip
 
 
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
@@ -270,11 +336,20 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
             f"| {label} | {statistics.median(values):.1f} s | {percentile(values, 0.95):.1f} s "
             f"| {max(values):.1f} s |"
         )
+    during = figures["during_complete"]
+    if during:
+        values = during["seconds"]
+        print(
+            f"| Sage edit → SSM during a complete pass ({during['made_during_the_pass']} of "
+            f"{len(values)} made while it ran; it took {during['pass_seconds']} s) "
+            f"| {statistics.median(values):.1f} s | {percentile(values, 0.95):.1f} s "
+            f"| {max(values):.1f} s |"
+        )
     idle = figures["idle"]
     print(
         f"\nidle: {idle['ssm_requests_per_minute']} SSM requests/min, "
         f"{idle['sage_probes_per_minute']} Sage probes/min "
-        f"({idle['sage_queries_per_minute']} queries/min)"
+        f"(at most {idle['sage_queries_per_minute']} queries/min: a file unchanged needs none)"
     )
     print(json.dumps(figures))
 
