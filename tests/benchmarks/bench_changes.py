@@ -12,6 +12,9 @@ process, with the simulator's request count around it:
 3. a third after ``--changed`` articles were edited in the dossier file (their
    modification time set, as Sage does).
 
+With ``--products 0 --clients N``, the dossier is N clients alone (entity clients), and
+the third sync follows ``--changed`` clients edited.
+
 The measured commands keep their compiled modules (in the temporary directory), as an
 installed connector does: the first sync compiles them, the later ones do not.
 
@@ -65,28 +68,43 @@ def installed_env(folder: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=200,
+        help="with --products 0, the dossier of clients alone (entity clients)",
+    )
     parser.add_argument("--changed", type=int, default=100)
     args = parser.parse_args()
+    # the rows changed by the third sync: articles, or clients in a dossier of clients
+    table, key, column = (
+        ("F_ARTICLE", "AR_Ref", "AR_Design")
+        if args.products
+        else ("F_COMPTET", "CT_Num", "CT_Intitule")
+    )
+    what = "articles" if args.products else "clients"
     with tempfile.TemporaryDirectory(prefix="dossiersync-bench-changes-") as folder:
         root = Path(folder)
         dossier = root / "nord.db"
         subprocess.run(
-            [BIN / "dossiersync", "demo-dossier", dossier, "--clients", "200"]
+            [BIN / "dossiersync", "demo-dossier", dossier, "--clients", str(args.clients)]
             + ["--products", str(args.products), "--contacts", "0", "--orders", "0"],
             check=True,
             capture_output=True,
         )
         with strict_simulator(root) as sim:
-            config = write_config(root, sim.url, dossier, ["clients", "products"])
+            entities = ["clients", "products"] if args.products else ["clients"]
+            config = write_config(root, sim.url, dossier, entities)
             timed(config, "dossiers", "activate", "nord")
             rows = []
-            for label in ("first sync", "nothing changed", f"{args.changed} articles changed"):
+            for label in ("first sync", "nothing changed", f"{args.changed} {what} changed"):
                 if label.endswith("changed") and label[0].isdigit():
                     with sqlite3.connect(dossier) as conn:
+                        # the table and column names are the benchmark's own, never data
                         conn.execute(
-                            "UPDATE F_ARTICLE SET AR_Design = AR_Design || ' *', "
+                            f"UPDATE {table} SET {column} = {column} || ' *', "  # noqa: S608
                             "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') "
-                            "WHERE rowid IN (SELECT rowid FROM F_ARTICLE ORDER BY AR_Ref "
+                            f"WHERE rowid IN (SELECT rowid FROM {table} ORDER BY {key} "
                             "LIMIT ?)",
                             (args.changed,),
                         )
@@ -94,7 +112,7 @@ def main() -> None:
                 seconds, rss = timed(config, "sync")
                 rows.append((label, seconds, sim.stats()["requests"] - before, rss))
     first = rows[0][1]
-    print(f"{args.products} articles and 200 clients, default settings\n")
+    print(f"{args.products} articles and {args.clients} clients, default settings\n")
     print("| sync | seconds | API requests | share of the first | peak RSS |")
     print("|---|---|---|---|---|")
     for label, seconds, requests, rss in rows:
