@@ -196,7 +196,8 @@ class Service:
                     active = sorted(full_sync_needed)
                     candidates = proposed(config)
                     if first:
-                        self.first_passes(config, active)
+                        self.resume(config, store, active, full_sync_needed)
+                        self.first_passes(config, [d for d in active if d not in self.started])
                         first = False
                     now = time.monotonic()
                     self.collect(store, probes)
@@ -318,6 +319,70 @@ class Service:
         started = time.monotonic()
         self._sync(config, store, dossier_id, trigger="schedule")
         self.first_pass_ended(config, dossier_id, time.monotonic() - started)
+
+    def resume(
+        self,
+        config: Config,
+        store: StateStore,
+        active: list[str],
+        full_sync_needed: dict[str, bool],
+    ) -> None:
+        """At start: a dossier whose every pass (each entity, each direction it runs) ran
+        to its end, outside a change pass, less than its interval ago is due at that
+        interval after the oldest of them, not at once. A restart, or ``run`` after a
+        first ``sync``, does not pass every dossier again: 300 dossiers would keep the
+        tenant busy for many minutes for nothing. A dossier needing a full sync, or one
+        whose last pass of some entity failed or was interrupted, is due at once."""
+        from sqlalchemy import func
+
+        from .registry import load_entities
+
+        ended = (RunOutcome.SUCCEEDED, RunOutcome.PARTIAL)
+        last = (
+            select(
+                Run.dossier_id,
+                Run.entity,
+                Run.direction,
+                func.max(Run.started_at).label("started_at"),
+            )
+            .where(Run.trigger != "change", Run.dossier_id.in_(active))
+            .group_by(Run.dossier_id, Run.entity, Run.direction)
+            .subquery()
+        )
+        with store.session() as s:
+            rows = s.execute(
+                select(Run.dossier_id, Run.entity, Run.direction, Run.started_at, Run.outcome)
+                .join(
+                    last,
+                    (Run.dossier_id == last.c.dossier_id)
+                    & (Run.entity == last.c.entity)
+                    & (Run.direction == last.c.direction)
+                    & (Run.started_at == last.c.started_at),
+                )
+                .where(Run.trigger != "change")
+            ).all()
+        # per dossier, entity and direction: when its last pass started, if it ended
+        latest: dict[tuple[str, str, str], Any] = {}
+        failed: set[tuple[str, str, str]] = set()
+        for dossier_id, entity, direction, started, outcome in rows:
+            key = (dossier_id, entity, direction)
+            latest[key] = started
+            if outcome not in ended:
+                failed.add(key)
+        wall, mono = utcnow(), time.monotonic()
+        for dossier_id in active:
+            dossier = config.dossiers.get(dossier_id)
+            if dossier is None or full_sync_needed.get(dossier_id):
+                continue
+            passes = [
+                (dossier_id, part.name, direction)
+                for part in (p for e in load_entities(dossier.entities) for p in e.parts())
+                for direction in part.directions
+            ]
+            if not passes or any(p in failed or p not in latest for p in passes):
+                continue
+            oldest = min(latest[p] for p in passes)
+            self.started[dossier_id] = mono - (wall - oldest).total_seconds()
 
     def first_passes(self, config: Config, active: list[str]) -> None:
         """At start: every active dossier is due for a complete pass. They run

@@ -336,3 +336,39 @@ def test_the_service_reads_its_configuration_again_only_when_the_file_changed(
             assert service.reload(second) is second
     said = [r for r in caplog.records if "configuration not reloaded" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_a_restart_does_not_pass_again_the_dossiers_passed_within_their_interval(
+    workspace: Workspace, tmp_path: Any
+) -> None:
+    """``run`` after a ``sync`` (or a restart): a dossier whose every pass ended less
+    than its interval ago is not passed again at start; one never synced is."""
+    ws = workspace
+    for n in range(2):
+        ws.add_dossier(f"d{n}", clients=10, seed=n, entities=("clients", "contacts"))
+    ws.activate_all()
+    ws.sync("--dossier", "d0")
+    log = tmp_path / "service.log"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
+            + ["run", "--no-web"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+        try:
+            wait_for(lambda: "first passes: all 1 done" in log.read_text(), timeout=120)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    text = log.read_text()
+    assert process.returncode == 0, text
+    assert "first passes: 1 dossier(s) due" in text
+    passed = {
+        d: [r for r in ws.cli_json("journal", "--dossier", d) if r["trigger"] != "change"]
+        for d in ("d0", "d1")
+    }
+    assert len(passed["d0"]) == 4  # the sync's own passes, none by the service
+    assert {r["trigger"] for r in passed["d1"]} == {"activation"}
+    assert len(passed["d1"]) == 4
