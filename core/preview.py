@@ -192,11 +192,17 @@ class PreviewTarget:
         return self._listed(resource, listing, bool(kwargs.get("deleted")))
 
     def list_with_unlinked(
-        self, resource: str, ext_prefix: str, *, overlap_seconds: int = 0, deleted: bool = False
+        self,
+        resource: str,
+        ext_prefix: str,
+        *,
+        since: str | None = None,
+        overlap_seconds: int = 0,
+        deleted: bool = False,
     ) -> Iterator[Record]:
         from .sync.to_sage import with_unlinked
 
-        listing = with_unlinked(self.real, resource, ext_prefix, overlap_seconds, deleted)
+        listing = with_unlinked(self.real, resource, ext_prefix, overlap_seconds, deleted, since)
         return self._listed(resource, listing, deleted)
 
     def find(

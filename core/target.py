@@ -76,14 +76,14 @@ class SsmTarget(Protocol):
         """
         ...
 
-    # Optionally: ``list_with_unlinked(resource, ext_prefix, *, overlap_seconds=0,
-    # deleted=False)``, every record of ``resource`` whose extId starts with ``ext_prefix``
-    # and every one with no extId (deleted ones too with ``deleted``), as
-    # ``list_changed(resource, deleted=…)`` filtered so would stream them, read after
-    # the call: the complete pass of an entity whose records created in SSM may be any
-    # dossier's. An endpoint serving several dossiers may answer them all from one
-    # listing (``listing.py`` of the built-in one); without it, the engine lists the
-    # whole resource (``core.sync.to_sage.with_unlinked``).
+    # Optionally: ``list_with_unlinked(resource, ext_prefix, *, since=None,
+    # overlap_seconds=0, deleted=False)``, every record of ``resource`` whose extId starts
+    # with ``ext_prefix`` and every one with no extId (deleted ones too with
+    # ``deleted``), as ``list_changed(resource, since=…, overlap_seconds=…, deleted=…)``
+    # filtered so would stream them, read after the call: the pass of an entity whose
+    # records created in SSM may be any dossier's. An endpoint serving several dossiers
+    # may answer them all from one listing (``listing.py`` of the built-in one); without
+    # it, the engine lists the whole resource (``core.sync.to_sage.with_unlinked``).
 
     def changes_since(
         self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1

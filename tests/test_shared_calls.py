@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import update
 
 from dossiersync.journal import utcnow
+from dossiersync.plugins.sales_management import listing
 from dossiersync.plugins.sales_management.simulator.process import running_simulator
 from dossiersync.state.models import Lease
 from dossiersync.state.store import StateStore
@@ -161,6 +162,9 @@ def test_complete_passes_of_contacts_share_one_listing_and_keep_their_own_record
     created in SSM may be any dossier's): the dossiers' passes are served from one
     listing of the tenant, topped up with what changed since, and each still takes
     into Sage only the contacts of its own accounts."""
+    # a top-up reads again only what changed after the newest date held (5 s back by
+    # default: here, every contact is seconds old, and the count would depend on timing)
+    monkeypatch.setattr(listing, "TOP_UP_OVERLAP_SECONDS", 0)
     with running_simulator(str(tmp_path / "ssm.sqlite")) as sim:
         ws = paced_workspace(tmp_path, sim, monkeypatch, 0)
         for n in range(1, 5):
@@ -198,3 +202,24 @@ def test_complete_passes_of_contacts_share_one_listing_and_keep_their_own_record
         in_ssm = Counter(c["extId"] for c in ws.ssm_list("contacts"))
         assert max(in_ssm.values()) == 1 and None not in in_ssm and "" not in in_ssm
         assert len(in_ssm) == len(contacts) + 2
+
+        # the passes since each dossier's cursor are served from the same listing
+        code = sorted(ws.sage_clients("d4"))[1]
+        ws.ssm_post(
+            "contacts",
+            {
+                "accountId": ws.account(f"d4:{code}")["id"],
+                "firstName": "Maëlle",
+                "lastName": "Née-en-SSM 4",
+                "salesRepId": 2,
+            },
+        )
+        results = ws.sync()
+        assert all(r["outcome"] == "succeeded" for d in results for r in d["runs"]), results
+        for n in range(1, 5):
+            born = ws.sage_rows(
+                f"d{n}", "SELECT CT_Num FROM F_CONTACTT WHERE CT_Nom = ?", ("Née-en-SSM 4",)
+            )
+            assert [r[0] for r in born] == ([code] if n == 4 else []), n
+        in_ssm = Counter(c["extId"] for c in ws.ssm_list("contacts"))
+        assert max(in_ssm.values()) == 1 and len(in_ssm) == len(contacts) + 3

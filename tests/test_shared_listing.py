@@ -184,3 +184,32 @@ def test_dossiers_asking_together_share_one_listing(tenant: Tenant) -> None:
     assert results == {"b:": [11, 12, 13, 30], "a:": [1, 2, 3, 30], "c:": [21, 22, 23, 30]}
     # b's complete listing, then one listing of what changed since, for a and c
     assert len(tenant.listings) == 2
+
+
+def test_a_pass_since_its_cursor_is_handed_what_changed_after_it(tenant: Tenant) -> None:
+    """An incremental pass is served from the index too, kept to what the API's
+    ``dateUpdated > T OR dateDeleted > T`` would list; a date that cannot be read is
+    kept (read once more, never missed)."""
+    from dossiersync.plugins.sales_management.client import changed_after
+
+    keep = changed_after("2026-12-07T10:00:05.000Z")
+    assert not keep({"dateUpdated": "2026-12-07T10:00:05.000Z"})
+    assert keep({"dateUpdated": "2026-12-07T10:00:05.001Z"})
+    assert keep({"dateUpdated": "2026-12-07T09:00:00Z", "dateDeleted": "2026-12-07T10:00:06Z"})
+    assert keep({"dateUpdated": "yesterday"})
+    assert not keep({})
+
+    index = SharedListing()
+    served(index, tenant, "a:")
+    served(index, tenant, "b:")
+    tenant.put(12, "b:2", city="Rodez")
+    found = index.records(
+        tenant.list_changed,
+        changed_at,
+        "contacts",
+        "b:",
+        overlap_seconds=0,
+        deleted=False,
+        keep=lambda r: r["dateUpdated"] > "2026-12-07T10:00:10",
+    )
+    assert found is not None and [r["id"] for r in found] == [12]

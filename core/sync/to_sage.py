@@ -42,16 +42,31 @@ BOTH_SIDES = "deleted in Sales Management too: gone from both sides"
 
 
 def with_unlinked(
-    client: Any, resource: str, ext_prefix: str, overlap_seconds: int, deleted: bool
+    client: Any,
+    resource: str,
+    ext_prefix: str,
+    overlap_seconds: int,
+    deleted: bool,
+    since: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every record of ``resource`` with an extId starting with ``ext_prefix`` or with
-    none: the endpoint's ``list_with_unlinked`` where it has one (it may serve several
-    dossiers from one listing), else the whole resource listed and filtered."""
+    """Every record of ``resource`` (changed since ``since``, minus ``overlap_seconds``)
+    with an extId starting with ``ext_prefix`` or with none: the endpoint's
+    ``list_with_unlinked`` where it has one (it may serve several dossiers from one
+    listing), else the resource listed and filtered."""
     own = getattr(client, "list_with_unlinked", None)
     if callable(own):
-        yield from own(resource, ext_prefix, overlap_seconds=overlap_seconds, deleted=deleted)
+        yield from own(
+            resource,
+            ext_prefix,
+            since=since,
+            overlap_seconds=overlap_seconds,
+            deleted=deleted,
+        )
         return
-    for record in client.list_changed(resource, deleted=deleted):
+    listing = client.list_changed(
+        resource, since=since, overlap_seconds=overlap_seconds, deleted=deleted
+    )
+    for record in listing:
         ext_id = str(record.get("extId") or "")
         if not ext_id or ext_id.startswith(ext_prefix):
             yield record
@@ -88,10 +103,10 @@ class SsmToSage(SyncPass):
         # records created in SSM, with no extId yet, may be this dossier's: when the
         # entity cannot narrow them down, one listing of every record serves both
         everything = unlinked is not None and not unlinked
-        if everything and since is None:
-            # every dossier's complete pass reads the same resource: the endpoint may
-            # serve them all from one listing
-            listing = with_unlinked(client, self.resource, prefix, overlap, deleted)
+        if everything:
+            # every dossier's pass reads the same resource: the endpoint may serve them
+            # all from one listing
+            listing = with_unlinked(client, self.resource, prefix, overlap, deleted, since)
         else:
             listing = client.list_changed(
                 self.resource,

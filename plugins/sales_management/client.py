@@ -423,7 +423,13 @@ class SalesManagementClient:
             yield record
 
     def list_with_unlinked(
-        self, resource: str, ext_prefix: str, *, overlap_seconds: int = 0, deleted: bool = False
+        self,
+        resource: str,
+        ext_prefix: str,
+        *,
+        since: str | None = None,
+        overlap_seconds: int = 0,
+        deleted: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """See ``dossiersync.target.SsmTarget.list_with_unlinked``: from the tenant's
         shared index of the resource once several dossiers ask (``listing``), else as
@@ -436,11 +442,15 @@ class SalesManagementClient:
             ext_prefix,
             overlap_seconds=overlap_seconds,
             deleted=deleted,
+            keep=None if since is None else changed_after(shift_date(since, -overlap_seconds)),
         )
         if served is not None:
             yield from served
             return
-        for record in self.list_changed(resource, deleted=deleted):
+        listing = self.list_changed(
+            resource, since=since, overlap_seconds=overlap_seconds, deleted=deleted
+        )
+        for record in listing:
             ext_id = str(record.get("extId") or "")
             if not ext_id or ext_id.startswith(ext_prefix):
                 yield record
@@ -1326,6 +1336,26 @@ def where_literal(value: int | str) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def changed_after(after: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a record was updated or deleted after ``after`` (an API date), as the
+    API's ``dateUpdated > after OR dateDeleted > after`` keeps it; a date that cannot
+    be read keeps the record (read once more, never missed)."""
+    bound = _moment(after)
+
+    def keep(record: Mapping[str, Any]) -> bool:
+        if bound is None:
+            return True
+        for name in ("dateUpdated", "dateDeleted"):
+            value = record.get(name)
+            if value:
+                moment = _moment(str(value))
+                if moment is None or moment > bound:
+                    return True
+        return False
+
+    return keep
 
 
 def shift_date(value: str, seconds: int) -> str:

@@ -83,11 +83,13 @@ class SharedListing:
         *,
         overlap_seconds: int,
         deleted: bool,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Iterator[dict[str, Any]] | None:
         """The records of ``resource`` whose extId starts with ``ext_prefix`` and those
-        with no extId — deleted ones too with ``deleted`` —, read after this call began;
-        None where the index does not serve (a first dossier alone, a tenant too large):
-        the caller lists the resource itself."""
+        with no extId — deleted ones too with ``deleted``, only those ``keep`` keeps (a
+        dossier's pass since its cursor) —, read after this call began; None where the
+        index does not serve (a first dossier alone, a tenant too large): the caller
+        lists the resource itself."""
         asked = time.monotonic()
         with self._lock:
             self._askers.add(ext_prefix)
@@ -112,6 +114,8 @@ class SharedListing:
             if ext_id and not ext_id.startswith(ext_prefix):
                 continue
             if record.get("deleted") and not deleted:
+                continue
+            if keep is not None and not keep(record):
                 continue
             found.append(record)
         found.sort(key=lambda r: (str(type(r.get("id"))), r.get("id")))
