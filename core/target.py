@@ -82,8 +82,9 @@ class SsmTarget(Protocol):
     # ``deleted``), as ``list_changed(resource, since=…, overlap_seconds=…, deleted=…)``
     # filtered so would stream them, read after the call: the pass of an entity whose
     # records created in SSM may be any dossier's. An endpoint serving several dossiers
-    # may answer them all from one listing (``listing.py`` of the built-in one); without
-    # it, the engine lists the whole resource (``core.sync.to_sage.with_unlinked``).
+    # may answer them all from one listing (``listing.py`` of the built-in one); where it
+    # answers None, or has no such method, the engine lists the resource
+    # (``core.sync.to_sage.with_unlinked``).
 
     def changes_since(
         self, resource: str, since: str, *, overlap_seconds: int = 0, limit: int = 1

@@ -277,6 +277,27 @@ def test_a_quiet_dossier_file_needs_no_statement_and_any_write_is_still_seen(
         probes.close()
 
 
+def run_until(ws: Workspace, log: Any, said: str) -> str:
+    """``dossiersync run`` as a process until its log says ``said``, then SIGTERM: its
+    log (it must have exited with status 0)."""
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
+            + ["run", "--no-web"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+        try:
+            wait_for(lambda: said in log.read_text(), timeout=120)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    text: str = log.read_text()
+    assert process.returncode == 0, text
+    return text
+
+
 def test_the_service_says_how_long_until_every_dossier_has_had_its_first_pass(
     workspace: Workspace, tmp_path: Any
 ) -> None:
@@ -285,22 +306,7 @@ def test_the_service_says_how_long_until_every_dossier_has_had_its_first_pass(
     workspace.extra_config = "[service]\nparallel_dossiers = 1\n"
     workspace.write_config()
     workspace.activate_all()
-    log = tmp_path / "service.log"
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dossiersync.cli", "--config", str(workspace.config_path)]
-            + ["run", "--no-web"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-        )
-        try:
-            wait_for(lambda: "first passes: all 3 done" in log.read_text(), timeout=120)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
-    text = log.read_text()
-    assert process.returncode == 0, text
+    text = run_until(workspace, tmp_path / "service.log", "first passes: all 3 done")
     assert "first passes: 3 dossier(s) due, 1 at a time" in text
     # after each of the first two: how many are left, and about how long for them
     assert "first passes: 1 done, 2 to go, about " in text
@@ -348,22 +354,7 @@ def test_a_restart_does_not_pass_again_the_dossiers_passed_within_their_interval
         ws.add_dossier(f"d{n}", clients=10, seed=n, entities=("clients", "contacts"))
     ws.activate_all()
     ws.sync("--dossier", "d0")
-    log = tmp_path / "service.log"
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
-            + ["run", "--no-web"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-        )
-        try:
-            wait_for(lambda: "first passes: all 1 done" in log.read_text(), timeout=120)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
-    text = log.read_text()
-    assert process.returncode == 0, text
+    text = run_until(ws, tmp_path / "service.log", "first passes: all 1 done")
     assert "first passes: 1 dossier(s) due" in text
     passed = {
         d: [r for r in ws.cli_json("journal", "--dossier", d) if r["trigger"] != "change"]

@@ -51,17 +51,16 @@ def with_unlinked(
 ) -> Iterator[dict[str, Any]]:
     """Every record of ``resource`` (changed since ``since``, minus ``overlap_seconds``)
     with an extId starting with ``ext_prefix`` or with none: the endpoint's
-    ``list_with_unlinked`` where it has one (it may serve several dossiers from one
-    listing), else the resource listed and filtered."""
+    ``list_with_unlinked`` where it has one and serves (it may serve several dossiers
+    from one listing), else the resource listed and filtered."""
     own = getattr(client, "list_with_unlinked", None)
-    if callable(own):
-        yield from own(
-            resource,
-            ext_prefix,
-            since=since,
-            overlap_seconds=overlap_seconds,
-            deleted=deleted,
-        )
+    served = (
+        own(resource, ext_prefix, since=since, overlap_seconds=overlap_seconds, deleted=deleted)
+        if callable(own)
+        else None
+    )
+    if served is not None:
+        yield from served
         return
     listing = client.list_changed(
         resource, since=since, overlap_seconds=overlap_seconds, deleted=deleted

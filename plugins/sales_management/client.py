@@ -430,12 +430,12 @@ class SalesManagementClient:
         since: str | None = None,
         overlap_seconds: int = 0,
         deleted: bool = False,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]] | None:
         """See ``dossiersync.target.SsmTarget.list_with_unlinked``: from the tenant's
-        shared index of the resource once several dossiers ask (``listing``), else as
-        ``list_changed`` of the whole resource, filtered here."""
+        shared index of the resource once several dossiers ask (``listing``); None while
+        it does not serve (the engine lists the resource)."""
         shared = shared_listing(self.api_url, self._credentials["username"], resource)
-        served = shared.records(
+        return shared.records(
             self.list_changed,
             self.changed_at,
             resource,
@@ -444,16 +444,6 @@ class SalesManagementClient:
             deleted=deleted,
             keep=None if since is None else changed_after(shift_date(since, -overlap_seconds)),
         )
-        if served is not None:
-            yield from served
-            return
-        listing = self.list_changed(
-            resource, since=since, overlap_seconds=overlap_seconds, deleted=deleted
-        )
-        for record in listing:
-            ext_id = str(record.get("extId") or "")
-            if not ext_id or ext_id.startswith(ext_prefix):
-                yield record
 
     def _reference_list(self, resource: str) -> builtins.list[dict[str, Any]]:
         """A reference list (order statuses, branches…) read once a minute per tenant in
