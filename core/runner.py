@@ -214,15 +214,22 @@ def sync_dossier(
             Fence(store, dossier.id, holder, config.sync.lease_seconds) as fence,
         ):
             enabled = everything = load_entities(dossier.entities)
+            # an entity's name runs all its parts; a part's name (product_families, which
+            # the change probes name) runs that part alone
+            parts = {e.name: e.parts() for e in enabled}
             if entity_names:
-                unknown = sorted(set(entity_names) - {e.name for e in enabled})
+                named = {p.name for ps in parts.values() for p in ps} | set(parts)
+                unknown = sorted(set(entity_names) - named)
                 if unknown:
                     result.error = said(
                         "entity not enabled for this dossier: {entities}",
                         entities=", ".join(unknown),
                     )
                     return result
-                enabled = [e for e in enabled if e.name in entity_names]
+                for e in enabled:
+                    if e.name not in entity_names:
+                        parts[e.name] = tuple(p for p in e.parts() if p.name in entity_names)
+                enabled = [e for e in enabled if parts[e.name]]
             with store.session() as s:
                 row = s.get(Dossier, dossier.id)
                 assert row is not None
@@ -259,7 +266,7 @@ def sync_dossier(
                 adapt(ctx)
             try:
                 for entity in enabled:
-                    for part in entity.parts():
+                    for part in parts[entity.name]:
                         if stop is not None and stop.is_set():
                             result.skipped = said("stopped before the end (service shutting down)")
                             break
