@@ -89,6 +89,10 @@ class SageProbe:
         #: per dossier: the file's mark when the last statement was asked, that
         #: statement's wall-clock and monotonic time
         self.files: dict[str, tuple[Any, float, float]] = {}
+        #: per dossier the service resumed (its passes ended before it started): each
+        #: part's Sage → SSM cursor, the Sage clock when its last pass began. Its first
+        #: probe finds the parts with a row modified since, not every part
+        self.resumed: dict[str, dict[str, str | None]] = {}
         self.marks: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         #: the latest modification time the last probe that found a change saw
@@ -123,6 +127,8 @@ class SageProbe:
             answers = [(sage.high_water_mark(t), sage.count(t, where=w or None)) for t, w in wanted]
             self.stats.sage_queries += 2 * len(wanted)
         marks = dict(zip(asked, answers, strict=True))
+        with self._lock:
+            resumed = self.resumed.pop(dossier.id, None)
         for part in parts:
             moved = False
             for table in part.watched_tables():
@@ -140,7 +146,19 @@ class SageProbe:
                 with self._lock:
                     before = self.marks.get(mark)
                     self.marks[mark] = value
-                moved = moved or before != value
+                if resumed is not None:
+                    # the first probe of a dossier passed before the service started: its
+                    # part changed if a row was modified since its last pass began (a row
+                    # deleted meanwhile waits for the complete pass on the long schedule)
+                    since = resumed.get(part.name)
+                    # a table dated by the day: modified on the day of that pass, or later
+                    moved = (
+                        moved
+                        or since is None
+                        or (latest is not None and str(latest) >= since[: len(str(latest))])
+                    )
+                else:
+                    moved = moved or before != value
             if moved:
                 found.append(part.name)
                 for (d, _name, _table), value in list(self.marks.items()):

@@ -29,7 +29,7 @@ from .config_file import config_path
 from .errors import DossierSyncError
 from .journal import utcnow
 from .runner import DossierResult, sync
-from .state.models import Dossier, Event, Incident, Latency, Run, Watch
+from .state.models import Dossier, DossierEntity, Event, Incident, Latency, Run, Watch
 from .state.store import StateStore
 from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, DossierState, RunOutcome
 
@@ -370,6 +370,7 @@ class Service:
             if outcome not in ended:
                 failed.add(key)
         wall, mono = utcnow(), time.monotonic()
+        resumed: list[str] = []
         for dossier_id in active:
             dossier = config.dossiers.get(dossier_id)
             if dossier is None or full_sync_needed.get(dossier_id):
@@ -383,6 +384,22 @@ class Service:
                 continue
             oldest = min(latest[p] for p in passes)
             self.started[dossier_id] = mono - (wall - oldest).total_seconds()
+            resumed.append(dossier_id)
+        if resumed and self.probes is not None:
+            # their first probe looks for rows modified since their last passes began
+            with store.session() as s:
+                cursors = s.execute(
+                    select(
+                        DossierEntity.dossier_id, DossierEntity.entity, DossierEntity.cursor
+                    ).where(
+                        DossierEntity.dossier_id.in_(resumed),
+                        DossierEntity.direction == SAGE_TO_SSM,
+                    )
+                ).all()
+            for dossier_id in resumed:
+                self.probes.sage.resumed[dossier_id] = {}
+            for dossier_id, entity, cursor in cursors:
+                self.probes.sage.resumed[dossier_id][entity] = cursor
 
     def first_passes(self, config: Config, active: list[str]) -> None:
         """At start: every active dossier is due for a complete pass. They run

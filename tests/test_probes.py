@@ -277,9 +277,9 @@ def test_a_quiet_dossier_file_needs_no_statement_and_any_write_is_still_seen(
         probes.close()
 
 
-def run_until(ws: Workspace, log: Any, said: str) -> str:
-    """``dossiersync run`` as a process until its log says ``said``, then SIGTERM: its
-    log (it must have exited with status 0)."""
+def run_until(ws: Workspace, log: Any, said: str, then: Callable[[], bool] | None = None) -> str:
+    """``dossiersync run`` as a process until its log says ``said`` (and ``then()`` is
+    true), then SIGTERM: its log (it must have exited with status 0)."""
     with log.open("w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
@@ -290,6 +290,8 @@ def run_until(ws: Workspace, log: Any, said: str) -> str:
         )
         try:
             wait_for(lambda: said in log.read_text(), timeout=120)
+            if then is not None:
+                wait_for(then, timeout=60)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
@@ -348,18 +350,46 @@ def test_a_restart_does_not_pass_again_the_dossiers_passed_within_their_interval
     workspace: Workspace, tmp_path: Any
 ) -> None:
     """``run`` after a ``sync`` (or a restart): a dossier whose every pass ended less
-    than its interval ago is not passed again at start; one never synced is."""
+    than its interval ago is not passed again at start, and its first probe runs only
+    the passes of what changed since (a client edited while no service ran); a dossier
+    never synced is passed."""
     ws = workspace
     for n in range(2):
         ws.add_dossier(f"d{n}", clients=10, seed=n, entities=("clients", "contacts"))
     ws.activate_all()
     ws.sync("--dossier", "d0")
-    text = run_until(ws, tmp_path / "service.log", "first passes: all 1 done")
+    code = sorted(ws.sage_clients("d0"))[0]
+    ws.sage_execute(
+        "d0",
+        "UPDATE F_COMPTET SET CT_Ville = 'Laguiole', cbModification = "
+        "strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+        (code,),
+    )
+    text = run_until(
+        ws,
+        tmp_path / "service.log",
+        "first passes: all 1 done",
+        then=lambda: ws.account(f"d0:{code}")["city"] == "Laguiole",
+    )
     assert "first passes: 1 dossier(s) due" in text
-    passed = {
-        d: [r for r in ws.cli_json("journal", "--dossier", d) if r["trigger"] != "change"]
-        for d in ("d0", "d1")
-    }
+    journal = {d: ws.cli_json("journal", "--dossier", d) for d in ("d0", "d1")}
+    passed = {d: [r for r in runs if r["trigger"] != "change"] for d, runs in journal.items()}
     assert len(passed["d0"]) == 4  # the sync's own passes, none by the service
+    changed = [(r["entity"], r["direction"]) for r in journal["d0"] if r["trigger"] == "change"]
+    assert changed == [("clients", "sage_to_ssm")]  # not contacts: nothing changed there
     assert {r["trigger"] for r in passed["d1"]} == {"activation"}
     assert len(passed["d1"]) == 4
+
+
+def test_a_part_of_an_entity_runs_alone_when_named(workspace: Workspace) -> None:
+    """The probes name what changed by part (product families, a part of products): such
+    a name runs that part alone; an entity's name runs all its parts."""
+    ws = workspace
+    ws.add_dossier("nord", clients=5, seed=1, entities=("clients", "products"))
+    ws.activate_all()
+    ws.sync()
+    runs = ws.sync("--entity", "product_families")[0]["runs"]
+    assert [(r["entity"], r["outcome"]) for r in runs] == [("product_families", "succeeded")]
+    runs = ws.sync("--entity", "products")[0]["runs"]
+    assert [r["entity"] for r in runs] == ["product_families", "products"]
+    assert "not enabled" in ws.cli("sync", "--entity", "orders", expect=None).output
