@@ -37,6 +37,9 @@ the end:
    records and gaps are drawn from one seeded generator (7);
 6. the service's peak RSS (``VmHWM``), then SIGTERM: it must exit with status 0.
 
+``--skip-baseline`` leaves step 2's baseline out (its columns read 0): the service's
+figures of a row measured again, the baseline kept from an earlier run.
+
 Prints the command line and a Markdown table for docs/benchmarks.md, one row per N.
 Exits non-zero if the service fails or a simulator counts a refusal.
 """
@@ -78,7 +81,7 @@ class FirstSync:
 
     @property
     def per_record(self) -> float:
-        return self.requests / self.records
+        return self.requests / self.records if self.records else 0.0
 
     @property
     def floor(self) -> float:
@@ -355,16 +358,18 @@ def put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
 def bench(n: int, args: argparse.Namespace, folder: Path) -> Row:
     """Every figure of one row: N dossiers of ``--clients`` clients, and their baseline."""
     dossiers = write_dossiers(folder / "dossiers", n, args.clients)
-    base = folder / "baseline"
-    base.mkdir()
-    demo_dossier(base / "base.db", n * args.clients, 0)
-    with strict_simulator(base) as sim:
-        baseline = first_sync(
-            write_config(base, sim.url, {"base": base / "base.db"}, ENTITIES), sim, ["base"]
-        )
-        if sim.stats()["refusals"]:
-            sys.exit(f"the simulator refused requests (baseline): {sim.stats()['reasons']}")
-    print(f"{n} dossiers, baseline: {baseline}", file=sys.stderr)
+    baseline = FirstSync(0, 0, 0.0, {})
+    if not args.skip_baseline:
+        base = folder / "baseline"
+        base.mkdir()
+        demo_dossier(base / "base.db", n * args.clients, 0)
+        with strict_simulator(base) as sim:
+            baseline = first_sync(
+                write_config(base, sim.url, {"base": base / "base.db"}, ENTITIES), sim, ["base"]
+            )
+            if sim.stats()["refusals"]:
+                sys.exit(f"the simulator refused requests (baseline): {sim.stats()['reasons']}")
+        print(f"{n} dossiers, baseline: {baseline}", file=sys.stderr)
 
     multi = folder / "multi"
     multi.mkdir()
@@ -398,6 +403,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100, help="clients per dossier")
     parser.add_argument("--samples", type=int, default=10, help="edits each way")
     parser.add_argument("--idle", type=float, default=300, help="seconds of idle measurement")
+    parser.add_argument(
+        "--skip-baseline",
+        action="store_true",
+        help="no baseline (its columns read 0): the service's figures of a row again",
+    )
     args = parser.parse_args()
 
     rows = []
@@ -429,7 +439,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         first, base = row.first, row.baseline
         print(
             f"| {row.dossiers} | {first.records:,} | {first.requests:,} | {first.per_record:.3f} "
-            f"| {base.per_record:.3f} | {first.per_record / base.per_record:.2f} "
+            f"| {base.per_record:.3f} "
+            f"| {first.per_record / base.per_record if base.records else 0:.2f} "
             f"| {first.wall:.1f} s | {first.floor:.1f} s | {first.wall / first.floor:.2f} "
             f"| {row.idle.cpu_percent:.1f} % | {row.idle.requests_per_minute:.1f} "
             f"| {row.idle.runs} | {spread(row.sage_to_ssm)} | {spread(row.ssm_to_sage)} "
@@ -441,7 +452,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         base = row.baseline
         print(
             f"| {row.dossiers} dossiers | {base.records:,} | {base.requests:,} | {base.wall:.1f} s "
-            f"| {base.floor:.1f} s | {base.wall / base.floor:.2f} |"
+            f"| {base.floor:.1f} s | {base.wall / base.floor if base.requests else 0:.2f} |"
         )
     print(json.dumps([asdict(row) for row in rows]))
 
