@@ -37,6 +37,10 @@ class DossierContext:
     #: enables that write it, those a sync runs or not; an entity reads only the records
     #: it owns
     writers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: an SSM → Sage pass a change probe started: the oldest change date it saw for the
+    #: dossier (the pass reads from it, or its cursor if earlier, a few seconds back,
+    #: not its whole overlap window)
+    changes_from: str | None = None
     refs: Refs = field(init=False)
     #: per-pass working data of an entity (reset at the start of every pass)
     scratch: dict[str, Any] = field(init=False, default_factory=dict)

@@ -228,6 +228,9 @@ class SsmProbe:
         self.seen: dict[str, set[tuple[Any, str]]] = {}
         #: per dossier, the date of the newest change a probe found for it
         self.newest: dict[str, str] = {}
+        #: per dossier, the date of the oldest change probes found for it since its last
+        #: SSM → Sage change pass began (taken by the service when it starts one)
+        self.oldest: dict[str, str] = {}
 
     def start_from(self, store: StateStore, resource: str, entities: list[str]) -> str | None:
         """Where to start probing a resource: the newest cursor any dossier's SSM → Sage
@@ -306,6 +309,8 @@ class SsmProbe:
                         found.setdefault(dossier.id, set()).add(part.name)
                         if changed_at > self.newest.get(dossier.id, ""):
                             self.newest[dossier.id] = changed_at
+                        if changed_at and changed_at < self.oldest.get(dossier.id, "~"):
+                            self.oldest[dossier.id] = changed_at
             self.stats.changes_seen += len(fresh)
         return found
 

@@ -26,6 +26,7 @@ from sqlalchemy import delete, select
 
 from .config import Config, DossierConfig, load
 from .config_file import config_path
+from .context import DossierContext
 from .errors import DossierSyncError
 from .journal import utcnow
 from .runner import DossierResult, sync
@@ -118,6 +119,8 @@ class Service:
         self.running: dict[str, Future[Any]] = {}
         self.cycles = 0
         self._flushed = 0.0
+        #: per dossier, the oldest change date the SSM probe saw for its change pass
+        self.changes_from: dict[str, str | None] = {}
         #: the configuration file's bytes when it was last read (``reload``)
         self._config_bytes: bytes | None = None
         self.probes: Any = None
@@ -224,6 +227,7 @@ class Service:
                             continue
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
+                            self.changes_from[dossier_id] = probes.ssm.oldest.pop(dossier_id, None)
                             self.dispatch(pool, config, store, cfg, entities, SSM_TO_SAGE)
                             working.add(dossier_id)
                         elif probes.sage_due(config, dossier_id, now):
@@ -447,6 +451,7 @@ class Service:
         """The passes a probe saw changes for; what they wrote counts for the latency."""
         side = "sage" if direction == SAGE_TO_SSM else "ssm"
         seen_at = self.probes.change_time(dossier.id, side) or utcnow()
+        changes_from = self.changes_from.pop(dossier.id, None) if side == "ssm" else None
         results = self._sync(
             config,
             store,
@@ -454,6 +459,7 @@ class Service:
             trigger="change",
             entities=entities,
             directions=[direction],
+            changes_from=changes_from,
         )
         if results is None:
             return
@@ -476,8 +482,12 @@ class Service:
         trigger: str,
         entities: list[str] | None = None,
         directions: list[str] | None = None,
+        changes_from: str | None = None,
     ) -> list[DossierResult] | None:
         from .web import SyncBusy
+
+        def told(ctx: DossierContext) -> None:
+            ctx.changes_from = changes_from
 
         try:
             with self.jobs.claim(dossier_id):
@@ -489,6 +499,7 @@ class Service:
                     trigger=trigger,
                     stop=self.stop,
                     directions=directions,
+                    adapt=told if changes_from is not None else None,
                 )
         except SyncBusy:
             log.info("dossier %s is being synced from the status page; next cycle", dossier_id)

@@ -393,3 +393,42 @@ def test_a_part_of_an_entity_runs_alone_when_named(workspace: Workspace) -> None
     runs = ws.sync("--entity", "products")[0]["runs"]
     assert [r["entity"] for r in runs] == ["product_families", "products"]
     assert "not enabled" in ws.cli("sync", "--entity", "orders", expect=None).output
+
+
+def test_a_change_pass_reads_what_the_probe_saw_not_the_whole_overlap_window(
+    workspace: Workspace, tmp_path: Any
+) -> None:
+    """Every account was created moments ago, inside the passes' overlap window (300 s):
+    the SSM → Sage pass a probe starts for one edit reads from the edit the probe saw (a
+    few seconds back), not every record of the window again — after 100,000 accounts,
+    that was all of them, for every edit."""
+    from dossiersync.sync import to_sage
+
+    ws = workspace
+    probed(ws, "ssm_probe_seconds = 0.5")
+    ws.sync()
+    prospects = [
+        r[0] for r in ws.sage_rows("nord", "SELECT CT_Num FROM F_COMPTET WHERE CT_Prospect = 1")
+    ]
+    code = prospects[0]
+    account = ws.account(f"nord:{code}")
+    time.sleep(to_sage.CHANGE_OVERLAP_SECONDS + 1)  # the edit comes after the creates
+
+    def edited() -> bool:
+        rows = ws.sage_rows("nord", "SELECT CT_Telephone FROM F_COMPTET WHERE CT_Num = ?", (code,))
+        return rows[0][0] == "05 65 00 00 01"
+
+    def edit_then_wait() -> bool:
+        if not getattr(edit_then_wait, "done", False):
+            ws.ssm_put("accounts", account["id"], {"phone": "05 65 00 00 01"})
+            edit_then_wait.done = True  # type: ignore[attr-defined]
+        return edited()
+
+    run_until(ws, tmp_path / "service.log", "service start", then=edit_then_wait)
+    changes = [
+        r
+        for r in ws.cli_json("journal", "--dossier", "nord")
+        if r["trigger"] == "change" and r["direction"] == "ssm_to_sage" and r["entity"] == "clients"
+    ]
+    assert changes and changes[0]["counts"]["updated"] == 1
+    assert max(r["counts"]["read"] for r in changes) <= 2, changes  # not the 30 accounts

@@ -34,6 +34,8 @@ from .links import KEPT_IN_SSM, RETRIED, Kept, LinkLabel, mark
 
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
+#: how far before the oldest change the probe saw a pass it started reads (seconds)
+CHANGE_OVERLAP_SECONDS = 5
 #: SSM records fetched by id per request
 RETRY_CHUNK = 40
 
@@ -83,8 +85,17 @@ class SsmToSage(SyncPass):
         cursor = cursor_row(session, self.dossier_id, entity.name, SSM_TO_SAGE)
         full = ctx.full or cursor.cursor is None or self.reconcile_due(cursor)
         since, overlap = (None if full else cursor.cursor), ctx.sync.overlap_seconds
+        # a change probe saw what changed and when: the pass reads from the oldest change
+        # it saw, a few seconds back, and leaves the cursor where it is, for the
+        # scheduled pass to read from it with its whole window. Read from the cursor, the
+        # window would bring every record changed in the last minutes again: after
+        # 100,000 accounts were created, all of them, for every edit
+        told = since is not None and ctx.changes_from is not None
+        if told:
+            since, overlap = ctx.changes_from, min(overlap, CHANGE_OVERLAP_SECONDS)
         if (
             since is not None
+            and not told
             and not self.has_retries()
             and not any(client.changes_since(r, since) for r in entity.watched_resources())
         ):
@@ -143,7 +154,8 @@ class SsmToSage(SyncPass):
             for batch in batched(listing, ctx.sync.batch_size):
                 for record in batch:
                     newest = self.stray(record, newest)
-        cursor.cursor = newest
+        if not told:
+            cursor.cursor = newest
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
