@@ -127,6 +127,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def polled(value: Any, timeout: float = 60, step: float = 0.25) -> Any:
+    """The first value ``value()`` gives that is not empty (polled every ``step``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        found = value()
+        if found:
+            return found
+        time.sleep(step)
+    raise SystemExit(f"timed out after {timeout} s")
+
+
 def wait_for(condition: Any, timeout: float, step: float) -> float:
     """Seconds until ``condition()`` is true (polled every ``step``)."""
     start = time.monotonic()
@@ -188,7 +199,8 @@ def main() -> None:
                 figures = measure(config, dossier, sim, http, args)
             finally:
                 service.send_signal(signal.SIGTERM)
-                _out, err = service.communicate(timeout=120)
+                # it stops between two passes: a pass of 100,000 records takes minutes
+                _out, err = service.communicate(timeout=900)
             if service.returncode != 0:
                 sys.exit(f"the service failed:\n{err}")
             stats = sim.stats()
@@ -236,8 +248,10 @@ def measure(
     )]  # fmt: skip
 
     def account(code: str) -> dict[str, Any]:
+        """The account, or {} when the tenant answered something else than a list (a 429:
+        the polls share its rate with the service)."""
         found = http.get("/accounts", params={"where": f"extId = 'nord:{code}'"}).json()
-        return dict(found[0]) if found else {}
+        return dict(found[0]) if isinstance(found, list) and found else {}
 
     to_ssm = []
     for n in range(args.samples):
@@ -259,9 +273,13 @@ def measure(
     to_sage = []
     for n in range(args.samples):
         code = prospects[n % len(prospects)]
-        record_id = account(code)["id"]
+        record_id = polled(lambda code=code: account(code).get("id"))
         phone = f"05 65 {n:02d} {int(time.time()) % 100:02d} 00"
-        http.put(f"/accounts/{record_id}", json={"phone": phone}).raise_for_status()
+        answer = http.put(f"/accounts/{record_id}", json={"phone": phone})
+        while answer.status_code == 429:  # the tenant's rate, shared with the service
+            time.sleep(float(answer.headers.get("Retry-After", "1")))
+            answer = http.put(f"/accounts/{record_id}", json={"phone": phone})
+        answer.raise_for_status()
 
         def in_sage(code: str = code, phone: str = phone) -> bool:
             row = conn.execute(
