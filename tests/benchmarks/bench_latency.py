@@ -127,6 +127,39 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def account(http: httpx.Client, ext_id: str) -> dict[str, Any]:
+    """The SSM account of this extId; empty if none, or if the tenant answered 429 (the
+    polls share its rate with the service)."""
+    answer = http.get("/accounts", params={"where": f"extId = '{ext_id}'"})
+    if answer.status_code == 429:
+        return {}
+    answer.raise_for_status()
+    found = answer.json()
+    return dict(found[0]) if found else {}
+
+
+def put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    """A ``PUT``, sent again after a 429 (the tenant's rate is shared with the service)."""
+    for _ in range(30):
+        answer = http.put(path, json=body)
+        if answer.status_code != 429:
+            answer.raise_for_status()
+            return
+        time.sleep(float(answer.headers.get("Retry-After", "1")))
+    sys.exit(f"PUT {path}: still 429 after 30 tries")
+
+
+def edit_city(conn: sqlite3.Connection, code: str, city: str) -> None:
+    """A client's city changed in the dossier file, its modification time set, as Sage
+    does."""
+    with conn:
+        conn.execute(
+            "UPDATE F_COMPTET SET CT_Ville = ?, "
+            "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+            (city, code),
+        )
+
+
 def polled(value: Any, timeout: float = 60, step: float = 0.25) -> Any:
     """The first value ``value()`` gives that is not empty (polled every ``step``)."""
     start = time.monotonic()
@@ -247,25 +280,17 @@ def measure(
         "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 AND CT_Prospect = 1"
     )]  # fmt: skip
 
-    def account(code: str) -> dict[str, Any]:
-        """The account, or {} when the tenant answered something else than a list (a 429:
-        the polls share its rate with the service)."""
-        found = http.get("/accounts", params={"where": f"extId = 'nord:{code}'"}).json()
-        return dict(found[0]) if isinstance(found, list) and found else {}
+    def nord(code: str) -> dict[str, Any]:
+        return account(http, f"nord:{code}")
 
     to_ssm = []
     for n in range(args.samples):
         code = codes[(n * 7) % len(codes)]
         city = f"Ville {n} {time.time():.0f}"
-        with conn:
-            conn.execute(
-                "UPDATE F_COMPTET SET CT_Ville = ?, "
-                "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
-                (city, code),
-            )
+        edit_city(conn, code, city)
 
         def in_ssm(code: str = code, city: str = city) -> bool:
-            return account(code).get("city") == city
+            return nord(code).get("city") == city
 
         to_ssm.append(wait_for(in_ssm, 120, 0.25))
         time.sleep(pause.uniform(0.5, 7))  # edits come at any time, not in step with probes
@@ -273,13 +298,9 @@ def measure(
     to_sage = []
     for n in range(args.samples):
         code = prospects[n % len(prospects)]
-        record_id = polled(lambda code=code: account(code).get("id"))
+        record_id = polled(lambda code=code: nord(code).get("id"))
         phone = f"05 65 {n:02d} {int(time.time()) % 100:02d} 00"
-        answer = http.put(f"/accounts/{record_id}", json={"phone": phone})
-        while answer.status_code == 429:  # the tenant's rate, shared with the service
-            time.sleep(float(answer.headers.get("Retry-After", "1")))
-            answer = http.put(f"/accounts/{record_id}", json={"phone": phone})
-        answer.raise_for_status()
+        put(http, f"/accounts/{record_id}", {"phone": phone})
 
         def in_sage(code: str = code, phone: str = phone) -> bool:
             row = conn.execute(
@@ -289,7 +310,7 @@ def measure(
 
         to_sage.append(wait_for(in_sage, 120, 0.1))
         time.sleep(pause.uniform(0.5, 7))
-    during = edits_during_complete(config, conn, codes, account, args.during_complete, pause)
+    during = edits_during_complete(config, conn, codes, nord, args.during_complete, pause)
     conn.close()
     return {"first_pass_seconds": round(first_pass, 1), "idle": idle, "sage_to_ssm": to_ssm,
             "ssm_to_sage": to_sage, "during_complete": during}  # fmt: skip
@@ -299,7 +320,7 @@ def edits_during_complete(
     config: Path,
     conn: sqlite3.Connection,
     codes: list[str],
-    account: Any,
+    nord: Any,
     samples: int,
     pause: random.Random,
 ) -> dict[str, Any]:
@@ -321,16 +342,11 @@ def edits_during_complete(
         code = codes[(n * 7919) % len(codes)]
         city = f"Pendant {n} {time.time():.0f}"
         still = running()
-        with conn:
-            conn.execute(
-                "UPDATE F_COMPTET SET CT_Ville = ?, "
-                "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
-                (city, code),
-            )
+        edit_city(conn, code, city)
         during += still
 
         def in_ssm(code: str = code, city: str = city) -> bool:
-            return account(code).get("city") == city
+            return nord(code).get("city") == city
 
         seconds.append(wait_for(in_ssm, 300, 0.25))
         time.sleep(pause.uniform(1, 3))

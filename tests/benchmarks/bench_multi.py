@@ -65,7 +65,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_latency import BIN, KEYS, cli, percentile, strict_simulator, wait_for, write_config
+from bench_latency import (
+    BIN,
+    KEYS,
+    account,
+    cli,
+    edit_city,
+    percentile,
+    polled,
+    put,
+    strict_simulator,
+    wait_for,
+    write_config,
+)
 
 ENTITIES = ["clients", "contacts", "products", "orders"]
 #: the tenant's rate (``--rate-limit 20`` of ``strict_simulator``): requests a second
@@ -263,17 +275,6 @@ def ssm_session(url: str) -> httpx.Client:
     return http
 
 
-def account(http: httpx.Client, ext_id: str) -> dict[str, Any]:
-    """The SSM account of this extId; empty if none, or if the tenant answered 429 (the
-    polls share its rate with the service)."""
-    answer = http.get("/accounts", params={"where": f"extId = '{ext_id}'"})
-    if answer.status_code == 429:
-        return {}
-    answer.raise_for_status()
-    found = answer.json()
-    return dict(found[0]) if found else {}
-
-
 def edits(
     dossiers: dict[str, Path], http: httpx.Client, service: Service, samples: int
 ) -> tuple[list[float], list[float]]:
@@ -290,12 +291,7 @@ def edits(
             codes = [c for (c,) in conn.execute("SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0")]
             code = pick.choice(codes)
             city = f"Ville {n} {time.time():.0f}"
-            with conn:
-                conn.execute(
-                    "UPDATE F_COMPTET SET CT_Ville = ?, "
-                    "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
-                    (city, code),
-                )
+            edit_city(conn, code, city)
 
             def in_ssm(ext_id: str = f"{dossier_id}:{code}", city: str = city) -> bool:
                 return account(http, ext_id).get("city") == city
@@ -312,7 +308,8 @@ def edits(
                 "SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0 AND CT_Prospect = 1"
             )]  # fmt: skip
             code = pick.choice(prospects)
-            record_id = wait_account(http, f"{dossier_id}:{code}")["id"]
+            ext_id = f"{dossier_id}:{code}"
+            record_id = polled(lambda ext_id=ext_id: account(http, ext_id).get("id"), 30)
             phone = f"05 65 {n:02d} {int(time.time()) % 100:02d} 00"
             put(http, f"/accounts/{record_id}", {"phone": phone})
 
@@ -331,28 +328,6 @@ def edits(
         for conn in connections.values():
             conn.close()
     return to_ssm, to_sage
-
-
-def wait_account(http: httpx.Client, ext_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def exists() -> bool:
-        found.update(account(http, ext_id))
-        return bool(found)
-
-    wait_for(exists, 30, 0.25)
-    return found
-
-
-def put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
-    """A ``PUT``, sent again after a 429 (the tenant's rate is shared with the service)."""
-    for _ in range(30):
-        answer = http.put(path, json=body)
-        if answer.status_code != 429:
-            answer.raise_for_status()
-            return
-        time.sleep(float(answer.headers.get("Retry-After", "1")))
-    sys.exit(f"PUT {path}: still 429 after 30 tries")
 
 
 def bench(n: int, args: argparse.Namespace, folder: Path) -> Row:
