@@ -229,7 +229,7 @@ class SsmProbe:
         #: per dossier, the date of the newest change a probe found for it
         self.newest: dict[str, str] = {}
         #: per dossier, the date of the oldest change probes found for it since its last
-        #: SSM → Sage change pass began (taken by the service when it starts one)
+        #: SSM → Sage change pass began (``Probes.changes_from``, when it starts one)
         self.oldest: dict[str, str] = {}
 
     def start_from(self, store: StateStore, resource: str, entities: list[str]) -> str | None:
@@ -366,6 +366,11 @@ class Probes:
     def change_time(self, dossier_id: str, side: str) -> datetime | None:
         """When the change a probe found was made (its side's own date), if plausible."""
         return self.changed_at.pop((dossier_id, side), None)
+
+    def changes_from(self, dossier_id: str) -> str | None:
+        """The oldest change date the SSM probes found for the dossier since the last
+        time this was asked (when its change pass starts: it reads from there)."""
+        return self.ssm.oldest.pop(dossier_id, None)
 
     def sage_due(self, config: Config, dossier_id: str, now: float) -> bool:
         return self.next_sage.get(dossier_id, 0.0) <= now

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from .config import Config, DossierConfig, load
 from .config_file import config_path
@@ -119,8 +119,6 @@ class Service:
         self.running: dict[str, Future[Any]] = {}
         self.cycles = 0
         self._flushed = 0.0
-        #: per dossier, the oldest change date the SSM probe saw for its change pass
-        self.changes_from: dict[str, str | None] = {}
         #: the configuration file's bytes when it was last read (``reload``)
         self._config_bytes: bytes | None = None
         self.probes: Any = None
@@ -227,7 +225,6 @@ class Service:
                             continue
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
-                            self.changes_from[dossier_id] = probes.ssm.oldest.pop(dossier_id, None)
                             self.dispatch(pool, config, store, cfg, entities, SSM_TO_SAGE)
                             working.add(dossier_id)
                         elif probes.sage_due(config, dossier_id, now):
@@ -337,8 +334,6 @@ class Service:
         first ``sync``, does not pass every dossier again: 300 dossiers would keep the
         tenant busy for many minutes for nothing. A dossier needing a full sync, or one
         whose last pass of some entity failed or was interrupted, is due at once."""
-        from sqlalchemy import func
-
         from .registry import load_entities
 
         ended = (RunOutcome.SUCCEEDED, RunOutcome.PARTIAL)
@@ -451,7 +446,7 @@ class Service:
         """The passes a probe saw changes for; what they wrote counts for the latency."""
         side = "sage" if direction == SAGE_TO_SSM else "ssm"
         seen_at = self.probes.change_time(dossier.id, side) or utcnow()
-        changes_from = self.changes_from.pop(dossier.id, None) if side == "ssm" else None
+        changes_from = self.probes.changes_from(dossier.id) if side == "ssm" else None
         results = self._sync(
             config,
             store,
