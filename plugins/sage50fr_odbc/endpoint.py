@@ -223,6 +223,16 @@ def streaming_connection(connection: str, fetch_size: int) -> str:
     return f"{connection.rstrip(';')};UseDeclareFetch=1;Fetch={fetch_size}"
 
 
+def _database_file(connection: str) -> Path | None:
+    """The database file a connection string names (``Database=`` or ``DBQ=``), or None
+    when it reaches a server or a data source (``change_mark`` has nothing to look at)."""
+    fields = connection_fields(connection)
+    if any(fields.get(key) for key in ("server", "servername", "host", "dsn")):
+        return None
+    database = fields.get("database") or fields.get("dbq") or ""
+    return Path(database).expanduser() if database else None
+
+
 def names_sqlite_driver(connection: str) -> bool:
     """Whether a connection string names the SQLite3 ODBC driver itself."""
     for part in connection.split(";"):
@@ -268,6 +278,7 @@ class Sage50OdbcEndpoint:
         if fetch_size < 1:
             raise ValueError("fetch_size must be at least 1")
         self._connection_string = connection
+        self._file = _database_file(connection)
         self._secrets = _secret_values(connection)
         self._private = _private_values(connection)
         self.source = describe_source(connection)
@@ -678,13 +689,9 @@ class Sage50OdbcEndpoint:
         An unchanged mark says nothing was written in between only if the file was last
         written well before the earlier mark was read (a file system keeps times to a
         tick); the probe takes care of that (``core.probes.SageProbe``)."""
-        fields = connection_fields(self._connection_string)
-        if any(fields.get(key) for key in ("server", "servername", "host", "dsn")):
+        path = self._file
+        if path is None:
             return None
-        database = fields.get("database") or fields.get("dbq") or ""
-        if not database:
-            return None
-        path = Path(database).expanduser()
         found: list[tuple[int, int, int] | None] = []
         for name in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
             try:
