@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import DossierConfig, ImplementationConfig, SyncConfig
 from .refs import Refs
@@ -14,6 +14,21 @@ from .target import SsmTarget
 
 if TYPE_CHECKING:
     from .journal import RunRecord
+
+
+class Meanwhile(Protocol):
+    """What a long SSM → Sage pass calls between its batches (``sync.meanwhile``)."""
+
+    #: the change passes it ran
+    runs: list[RunRecord]
+
+    def passed(self, part: Any) -> None:
+        """``part``'s Sage → SSM pass of this sync is done."""
+
+    def __call__(self, resource: str) -> set[int]:
+        """Send the Sage edits made since the last look; the ids of the ``resource``
+        records written."""
+        ...
 
 
 @dataclass
@@ -41,6 +56,9 @@ class DossierContext:
     #: dossier (the pass reads from it, or its cursor if earlier, a few seconds back,
     #: not its whole overlap window)
     changes_from: str | None = None
+    #: the Sage → SSM change passes a long SSM → Sage pass runs between its batches
+    #: (``sync.meanwhile``); none in a preview, nor in those change passes themselves
+    meanwhile: Meanwhile | None = None
     refs: Refs = field(init=False)
     #: per-pass working data of an entity (reset at the start of every pass)
     scratch: dict[str, Any] = field(init=False, default_factory=dict)

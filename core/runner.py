@@ -26,10 +26,11 @@ from .secrets import connection_secrets, scrub
 from .state.models import Dossier
 from .state.store import StateStore
 from .sync.guards import REALIGNING, full_sync_done
-from .sync.run import run_entity
+from .sync.meanwhile import Meanwhile
+from .sync.run import run_entity, run_pass
 from .sync.stop import STOP
 from .target import ssm_client as ssm_client
-from .vocabulary import DossierState, RunOutcome
+from .vocabulary import SAGE_TO_SSM, DossierState, RunOutcome
 
 log = logging.getLogger("dossiersync.runner")
 
@@ -264,6 +265,15 @@ def sync_dossier(
             )
             if adapt is not None:
                 adapt(ctx)
+            elif opened is None:
+                # Sage edits made during a long SSM -> Sage pass are sent during it
+                ctx.meanwhile = Meanwhile(
+                    ctx,
+                    [p for e in enabled for p in parts[e.name]],
+                    run_pass,
+                    coming=directions is None or SAGE_TO_SSM in directions,
+                    on_run=on_run,
+                )
             try:
                 for entity in enabled:
                     for part in parts[entity.name]:
@@ -279,6 +289,10 @@ def sync_dossier(
             complete = result.skipped is None and all(
                 r.outcome != RunOutcome.FAILED for r in result.runs
             )
+            if ctx.meanwhile is not None:
+                # the change passes run meanwhile are the sync's too; one that failed
+                # leaves its cursor for the next one, the complete sync is still done
+                result.runs.extend(ctx.meanwhile.runs)
             if needs_full and not entity_names and not directions and complete:
                 with store.session() as s:
                     row = s.get(Dossier, dossier.id)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dossiersync.plugins.sales_management.simulator.process import running_simulator
-from dossiersync.sync import to_ssm
+from dossiersync.sync import to_sage, to_ssm
 
 from support.workspace import Workspace
 
@@ -67,3 +67,58 @@ def test_an_edit_made_during_a_complete_pass_is_sent_by_that_pass(
         assert ws.account(f"nord:{first}")["city"] == "Espalion", results
         runs = results[0]["runs"]
         assert [r["outcome"] for r in runs if r["direction"] == "sage_to_ssm"] == ["succeeded"]
+
+
+def test_an_edit_made_during_the_ssm_pass_of_a_complete_sync_is_sent_during_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SSM -> Sage pass of a complete sync lists every account: an edit made in Sage
+    meanwhile is sent by a change pass run between its batches, and the account, listed
+    before that change pass wrote it, is read again instead of carrying its older city
+    back to Sage."""
+    monkeypatch.setattr(to_sage, "CATCH_UP_SECONDS", 0.0)  # every batch looks
+    with running_simulator(str(tmp_path / "ssm.sqlite")) as sim:
+        monkeypatch.setenv("SSM_PUBLIC_KEY", sim.public_key)
+        monkeypatch.setenv("SSM_PRIVATE_KEY", sim.private_key)
+        ws = Workspace(tmp_path, sim)
+        ws.sync_settings.update(batch_size=5)
+        ws.add_dossier("nord", clients=CLIENTS, seed=3)
+        ws.activate_all()
+        ws.sync("--entity", "clients")
+        last = sorted(ws.sage_clients("nord"))[-1]
+        before = ws.account(f"nord:{last}")["city"]
+        assert before != "Espalion"
+        listed = to_sage.SsmToSage.mine
+        edits: list[str] = []
+
+        def mine(self: to_sage.SsmToSage, records: list[dict[str, object]]) -> list[object]:
+            # the person edits the last client in Sage while the pass is at its first
+            # batch: the page holding that account was read already
+            if not edits:
+                edits.append(last)
+                ws.sage_execute(
+                    "nord",
+                    "UPDATE F_COMPTET SET CT_Ville = 'Espalion', cbModification = "
+                    "strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+                    (last,),
+                )
+            return listed(self, records)  # type: ignore[return-value]
+
+        monkeypatch.setattr(to_sage.SsmToSage, "mine", mine)
+        results = ws.sync("--full", "--entity", "clients")
+        assert edits == [last]
+        runs = results[0]["runs"]
+        # the complete passes, then the change pass run during the second one
+        assert [(r["direction"], r["trigger"] == "change") for r in runs] == [
+            ("sage_to_ssm", False),
+            ("ssm_to_sage", False),
+            ("sage_to_ssm", True),
+        ], runs
+        assert runs[2]["counts"]["updated"] == 1, runs
+        assert runs[2]["finished_at"] <= runs[1]["finished_at"]
+        assert ws.account(f"nord:{last}")["city"] == "Espalion"
+        assert ws.sage_clients("nord")[last]["CT_Ville"] == "Espalion"
+        # and nothing is left for the next sync to send either way
+        again = ws.sync("--entity", "clients")[0]["runs"]
+        assert all(r["counts"].get("updated", 0) == 0 for r in again), again
+        assert ws.sage_clients("nord")[last]["CT_Ville"] == "Espalion"

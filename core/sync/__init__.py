@@ -11,6 +11,7 @@
 
 ``run`` runs and journals a pass; ``base`` is what every pass shares; ``to_ssm`` and
 ``to_sage`` are the two directions and ``children`` a record's children in both;
+``meanwhile`` sends the Sage edits made during a long SSM → Sage pass;
 ``links`` is a link's state (``LinkLabel``, ``Kept``, ``mark``); ``guards`` keeps a pass
 from doing harm (mass deletions, a restored Sage database) and owns a dossier's
 full-sync flag; ``stop`` is how a pass is asked to stop at a safe point.

@@ -146,6 +146,8 @@ def run_entity(
             continue
         run = run_pass(ctx, entity, direction, error)
         runs.append(run)
+        if direction == SAGE_TO_SSM and ctx.meanwhile is not None:
+            ctx.meanwhile.passed(entity)
         if on_run:
             on_run(run)
     return runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from . import guards
 from .base import SyncPass, batched, cursor_row
 from .children import merge_children, name_ssm_children, shared_view, write_sage_children
 from .links import KEPT_IN_SSM, RETRIED, Kept, LinkLabel, mark
+from .to_ssm import CATCH_UP_SECONDS
 
 #: records in error re-read from SSM per pass (oldest first)
 RETRY_LIMIT = 500
@@ -126,7 +128,11 @@ class SsmToSage(SyncPass):
                 ext_prefix=None if everything else prefix,
             )
         seen: set[int] = set()
+        #: records Sage -> SSM change passes wrote during this pass (``meanwhile``)
+        self.rewritten: set[int] = set()
+        self.looked_at = time.monotonic()
         for batch in batched(listing, ctx.sync.batch_size):
+            batch = self.fresh(batch)
             mine = self.mine(batch)
             links = self.links_for(Link.ssm_id, [int(r["id"]) for r in mine])
             for record in mine:
@@ -142,6 +148,7 @@ class SsmToSage(SyncPass):
                     seen.add(int(record["id"]))  # listed: not vanished, even if new
                     newest = self.stray(record, newest)
             self.commit()
+            self.meanwhile()
         if full and deleted:
             self.vanished_from_ssm(seen)
         self.retry_failed(seen)
@@ -159,6 +166,25 @@ class SsmToSage(SyncPass):
         if full:
             cursor.last_full_sync_at = utcnow()
         self.commit()
+
+    def meanwhile(self) -> None:
+        """Between two batches, every :data:`CATCH_UP_SECONDS`: the Sage edits made since
+        are sent by change passes of their own (``sync.meanwhile``), instead of waiting
+        for this pass to end."""
+        if self.ctx.meanwhile is None or time.monotonic() - self.looked_at < CATCH_UP_SECONDS:
+            return
+        self.rewritten |= self.ctx.meanwhile(self.resource)
+        self.looked_at = time.monotonic()
+
+    def fresh(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``batch`` with the records a change pass wrote meanwhile read again: the
+        listing may have read them before, and their older values must not reach Sage
+        (a record SSM no longer lists stays as listed)."""
+        ids = [int(r["id"]) for r in batch if int(r["id"]) in self.rewritten]
+        if not ids:
+            return batch
+        again = {int(r["id"]): r for r in self.ctx.ssm_client.find(self.resource, ids=ids)}
+        return [again.get(int(r["id"]), r) for r in batch]
 
     def children_changed(self, since: str, seen: set[int], newest: str | None) -> str | None:
         """Records whose children SSM may change in Sage changed since ``since``: a child
