@@ -415,6 +415,7 @@ def preview(
         ctx.ssm_client = cast(SsmTarget, PreviewTarget(ctx.ssm_client, book, ctx.dossier_id))
         ctx.sage = cast(SageSource, PreviewSage(ctx.sage, book))
         ctx.hooks = cast(Any, PreviewHooks(ctx.hooks, book))
+        ctx.meanwhile = None  # a preview shows the sync's own passes, nothing edited during it
 
     with tempfile.TemporaryDirectory(prefix="dossiersync-preview-") as folder:
         scratch = StateStore(f"sqlite:///{(Path(folder) / 'state.db').as_posix()}")

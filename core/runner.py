@@ -263,9 +263,7 @@ def sync_dossier(
                 progress=progress,
                 writers=writers(everything),
             )
-            if adapt is not None:
-                adapt(ctx)
-            elif opened is None:
+            if opened is None:
                 # Sage edits made during a long SSM -> Sage pass are sent during it
                 ctx.meanwhile = Meanwhile(
                     ctx,
@@ -274,6 +272,8 @@ def sync_dossier(
                     coming=directions is None or SAGE_TO_SSM in directions,
                     on_run=on_run,
                 )
+            if adapt is not None:
+                adapt(ctx)
             try:
                 for entity in enabled:
                     for part in parts[entity.name]:
