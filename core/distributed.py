@@ -352,7 +352,8 @@ class Producer(Service):
         except redis.RedisError:
             return
         for dossier_id in failed:
-            probes.sage.forget(dossier_id.decode() if isinstance(dossier_id, bytes) else dossier_id)
+            name = dossier_id.decode() if isinstance(dossier_id, bytes) else dossier_id
+            self.change_failed(name, SAGE_TO_SSM, [])
 
     def dispatch(
         self,

@@ -89,6 +89,13 @@ def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]
                 row.last_change_at = figures["last_change_at"]
 
 
+#: after a change pass failed, the dossier's changes are tried again this long after
+#: (seconds), doubled at each failure in a row up to :data:`CHANGE_RETRY_MAX_SECONDS`:
+#: an unreachable API or Sage source costs a failed run now and then, not one a second
+CHANGE_RETRY_SECONDS = 5.0
+CHANGE_RETRY_MAX_SECONDS = 300.0
+
+
 class Service:
     """The scheduling loop; ``stop`` ends it at the next safe point."""
 
@@ -126,6 +133,11 @@ class Service:
         #: long those that ended took: what the start-up estimate is made of
         self.first_due: set[str] = set()
         self.first_took: list[float] = []
+        #: per dossier whose change passes failed in a row: how many, and when its
+        #: changes may be tried again (monotonic); the SSM changes to try then
+        self.failing: dict[str, tuple[int, float]] = {}
+        self.ssm_retry: dict[str, set[str]] = {}
+        self._failing_lock = threading.Lock()
         self._first_lock = threading.Lock()
 
     def interval(self, config: Config, dossier_id: str) -> float:
@@ -222,6 +234,8 @@ class Service:
                             waiting.pop(dossier_id, None)
                             self.dispatch(pool, config, store, dossier_id)
                             working.add(dossier_id)
+                            continue
+                        if self.held(dossier_id, now, waiting):
                             continue
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
@@ -463,10 +477,46 @@ class Service:
             for r in results
         )
         if not ok:
-            if direction == SAGE_TO_SSM:
-                self.probes.sage.forget(dossier.id)  # probe it as new: the pass runs again
+            self.change_failed(dossier.id, direction, entities)
             return
+        with self._failing_lock:
+            self.failing.pop(dossier.id, None)
         record_latency(store, dossier.id, side, results, seen_at)
+
+    def change_failed(self, dossier_id: str, direction: str, entities: list[str]) -> None:
+        """A change pass of the dossier failed: its changes are tried again after a pause
+        that doubles at each failure in a row. Its Sage probe starts again as new (every
+        part is passed again), the SSM changes are kept for then."""
+        now = time.monotonic()
+        with self._failing_lock:
+            count, until = self.failing.get(dossier_id, (0, now))
+            # failures far apart are not in a row (the distributed scheduler is not told
+            # of the passes that succeed)
+            count = 1 if now - until > CHANGE_RETRY_MAX_SECONDS else count + 1
+            pause = min(CHANGE_RETRY_MAX_SECONDS, CHANGE_RETRY_SECONDS * 2 ** (count - 1))
+            self.failing[dossier_id] = (count, now + pause)
+            if direction == SSM_TO_SAGE:
+                self.ssm_retry.setdefault(dossier_id, set()).update(entities)
+        if direction == SAGE_TO_SSM:
+            self.probes.sage.forget(dossier_id)
+        log.info(
+            "dossier %s: change pass failed (%d in a row); its changes again in %.0f s",
+            dossier_id,
+            count,
+            pause,
+        )
+
+    def held(self, dossier_id: str, now: float, waiting: dict[str, set[str]]) -> bool:
+        """Whether the dossier's change passes wait, after a failure; once the pause is
+        over, the SSM changes whose pass failed are waiting again."""
+        with self._failing_lock:
+            failing = self.failing.get(dossier_id)
+            if failing is not None and failing[1] > now:
+                return True
+            retry = self.ssm_retry.pop(dossier_id, None)
+        if retry:
+            waiting.setdefault(dossier_id, set()).update(retry)
+        return False
 
     def _sync(
         self,

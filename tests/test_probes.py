@@ -432,3 +432,38 @@ def test_a_change_pass_reads_what_the_probe_saw_not_the_whole_overlap_window(
     ]
     assert changes and changes[0]["counts"]["updated"] == 1
     assert max(r["counts"]["read"] for r in changes) <= 2, changes  # not the 30 accounts
+
+
+def test_a_change_pass_that_keeps_failing_is_tried_again_less_and_less_often(
+    workspace: Workspace,
+) -> None:
+    """With the API unreachable, a Sage edit's change pass fails; it is tried again 5 s
+    later, then 10 s…, not at every probe (each try journals a failed run), and the edit
+    goes through once the API answers again."""
+    ws = workspace
+    probed(ws, "interval_seconds = 3600\nsage_probe_seconds = 0.2\nssm_probe_seconds = 0.5")
+    good = ws.config_path.read_text(encoding="utf-8")
+    good = good.replace("max_retries = 3", "max_retries = 0")
+    ws.config_path.write_text(good, encoding="utf-8")
+    with service(ws):
+        wait_for(lambda: len(finished(ws)) >= 4, 60)
+        # the service reads its configuration again: the API is now unreachable
+        dead = good.replace(ws.simulator.url, "http://127.0.0.1:9/api")
+        ws.config_path.write_text(dead, encoding="utf-8")
+        time.sleep(1)
+        code = sorted(ws.sage_clients("nord"))[2]
+        ws.sage_execute(
+            "nord",
+            "UPDATE F_COMPTET SET CT_Ville = 'Rodez', "
+            "cbModification = strftime('%Y-%m-%d %H:%M:%f','now') WHERE CT_Num = ?",
+            (code,),
+        )
+        wait_for(lambda: any(r["outcome"] == "failed" for r in finished(ws)), 30)
+        time.sleep(12)
+        failed = [r for r in finished(ws) if r["outcome"] == "failed"]
+        # a try, one 5 s after it, perhaps one 10 s after that: at every probe (0.2 s)
+        # there would be dozens
+        assert 1 <= len(failed) <= 3, failed
+        assert all(r["trigger"] == "change" for r in failed)
+        ws.config_path.write_text(good, encoding="utf-8")
+        wait_for(lambda: ws.account(f"nord:{code}")["city"] == "Rodez", 40)
