@@ -285,25 +285,32 @@ class SsmToSage(SyncPass):
         """The safety net of a full pass: linked records the complete listing did not show
         (removed from SSM outright) are handled as deleted there, unless many vanished at
         once (then nothing is done and an incident says why)."""
-        links = self.session.scalars(
-            select(Link).where(
+        # the links' ids alone: a complete pass of 100,000 accounts does not hold 100,000
+        # links (each with its agreed record) to find the few that vanished
+        known = 0
+        gone: list[int] = []
+        for link_id, ssm_id in self.session.execute(
+            select(Link.id, Link.ssm_id).where(
                 Link.dossier_id == self.dossier_id,
                 Link.entity == self.entity.name,
                 Link.deleted.is_(False),
                 Link.ssm_id.is_not(None),
                 Link.label != LinkLabel.PENDING_REVIEW,
             )
-        ).all()
-        gone = [link for link in links if link.ssm_id not in seen]
+        ):
+            known += 1
+            if ssm_id not in seen:
+                gone.append(link_id)
         refusal = (
-            f"{len(gone)} of {len(links)} linked {self.entity.name} missing from the "
+            f"{len(gone)} of {known} linked {self.entity.name} missing from the "
             "Sales Management listing: nothing deleted in Sage 50FR"
         )
-        if not guards.mass_deletion_guard(self, len(gone), len(links), refusal):
+        if not guards.mass_deletion_guard(self, len(gone), known, refusal):
             return
-        for link in gone:
-            self.deleted_in_ssm({"id": link.ssm_id, "deleted": True}, link)
-        self.commit()
+        for chunk in batched(gone, self.ctx.sync.batch_size):
+            for link in self.session.scalars(select(Link).where(Link.id.in_(chunk))):
+                self.deleted_in_ssm({"id": link.ssm_id, "deleted": True}, link)
+            self.commit()
 
     def retry_failed(self, seen: set[int]) -> None:
         """Records whose SSM edit could not reach Sage are retried even if unchanged since:
