@@ -29,7 +29,12 @@ from dossiersync.plugins.sage50fr_odbc.catalogue import (
 )
 from dossiersync.plugins.sage50fr_odbc.demo_dossier import write_demo_dossier
 from dossiersync.plugins.sage50fr_odbc.endpoint import Sage50OdbcEndpoint
-from dossiersync.plugins.sage50fr_odbc.mapping import ColumnMapping, SageMapping, builtin_layouts
+from dossiersync.plugins.sage50fr_odbc.mapping import (
+    ColumnMapping,
+    SageMapping,
+    _validator,
+    builtin_layouts,
+)
 from dossiersync.plugins.sage50fr_odbc.reference_schema import create_reference_schema
 
 from support.postgres import PgServer
@@ -480,6 +485,14 @@ def test_a_value_map_and_a_reference_are_typed_by_what_their_column_holds() -> N
     # the header's text values do not fit an integer column; the line's integer id does;
     # constants are not looked for
     assert found == [("type", "DO_Type", "text"), ("missing_column", "DO_Piece", "text(13)")]
+
+
+@pytest.mark.parametrize("layout", builtin_layouts())
+def test_every_built_in_layout_matches_the_mapping_schema(layout: str) -> None:
+    # loading a built-in layout does not check it against the schema: this does
+    errors = list(_validator().iter_errors(known_layouts()[layout]))
+    assert errors == []
+    assert SageMapping.from_document(known_layouts()[layout], layout).tables
 
 
 @pytest.mark.parametrize("layout", builtin_layouts())

@@ -314,6 +314,9 @@ class SageMapping:
                 )
             )
             text = files("dossiersync.schemas").joinpath(resource).read_text("utf-8")
+            # shipped with the connector and checked against the schema by its tests
+            # (``test_mapping_check.py``): not checked again at every start
+            return cls.from_document(json.loads(text), source, checked=True)
         else:
             source = said("mapping file {path}", path=str(Path(path)))
             try:
@@ -327,9 +330,10 @@ class SageMapping:
         return cls.from_document(document, source)
 
     @classmethod
-    def from_document(cls, document: Any, source: str) -> SageMapping:
-        """Build a mapping from an already parsed JSON document, naming ``source`` in errors."""
-        error = best_match(_validator().iter_errors(document))
+    def from_document(cls, document: Any, source: str, *, checked: bool = False) -> SageMapping:
+        """Build a mapping from an already parsed JSON document, naming ``source`` in errors
+        (``checked``: a built-in layout, known to match the schema)."""
+        error = None if checked else best_match(_validator().iter_errors(document))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
             raise SourceError(f"{source}: at {where}: {error.message}")
