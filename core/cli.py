@@ -19,6 +19,7 @@ from .config import Config, load
 from .display import visible
 from .errors import DossierSyncError
 from .lang import N_, NN_, NP_, _, error_text, ngettext, pgettext, spoken, term
+from .sync.stop import STOPPED_BY
 from .vocabulary import Direction, DossierState
 
 if TYPE_CHECKING:
@@ -1111,13 +1112,6 @@ def serve(c: Ctx, bind: str | None, port: int | None) -> None:
     # the store is opened once the address is taken: a bad one creates no state file
     say = lambda line: click.echo(spoken(line), err=True)  # noqa: E731
     serve_web(c.config, lambda: c.store, bind=bind, port=port, echo=say)
-
-
-#: why a pass stopped, in the journal in English (shown in the command line's language)
-STOPPED_BY = {
-    signal.SIGINT: N_("interrupted (Ctrl-C)"),
-    signal.SIGTERM: N_("interrupted by SIGTERM"),
-}
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -115,6 +115,9 @@ class ServiceConfig:
     sage_file_marks: bool = True
     ssm_probe_seconds: float = 6
     ssm_probe_overlap_seconds: int = 2
+    #: on SIGTERM or Ctrl-C, the passes running are left this long to end, then stopped
+    #: at their next batch (journaled interrupted; the next pass goes on from there)
+    stop_grace_seconds: float = 30
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ after its last sync started.  Due dossiers run in parallel (``service.parallel_d
 threads), each isolated: its own Sage connection, lease, runs and incidents.  The
 configuration is read again at the first cycle after its file changed, so enabling an
 entity or deactivating a dossier takes effect at the next cycle.  SIGTERM/SIGINT stop
-the service at the next safe point (between two passes); the journal is pruned to
-``service.journal_retention_days``.
+the service at the next safe point: no pass starts any more, and those running are left
+``service.stop_grace_seconds`` to end, then stopped at their next batch; the journal is
+pruned to ``service.journal_retention_days``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -32,6 +34,7 @@ from .journal import utcnow
 from .runner import DossierResult, sync
 from .state.models import Dossier, DossierEntity, Event, Incident, Latency, Run, Watch
 from .state.store import StateStore
+from .sync.stop import STOP, STOPPED_BY, Interrupted
 from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, DossierState, RunOutcome
 
 log = logging.getLogger("dossiersync.service")
@@ -137,6 +140,8 @@ class Service:
         #: changes may be tried again (monotonic); the SSM changes to try then
         self.failing: dict[str, tuple[int, float]] = {}
         self.ssm_retry: dict[str, set[str]] = {}
+        #: the signal that asked the stop (its words end the passes still running)
+        self.stopped_by = signal.SIGTERM
         self._failing_lock = threading.Lock()
         self._first_lock = threading.Lock()
 
@@ -153,6 +158,7 @@ class Service:
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.warning("signal %d: stopping at the next safe point", signum)
+            self.stopped_by = signal.Signals(signum)
             self.stop.set()
             self.wake.set()
 
@@ -269,13 +275,30 @@ class Service:
                     pause = min(soon) - time.monotonic()
                     self.wake.wait(min(self.max_pause, max(self.min_pause, pause)))
                     self.wake.clear()
-                for future in list(self.running.values()):
-                    future.result()
+                self.wind_down(config)
         finally:
             probes.close()
             if client is not None:
                 client.close()
             self.flush_watch(store, probes, force=True)
+
+    def wind_down(self, config: Config) -> None:
+        """The loop has stopped: the passes running are left ``stop_grace_seconds`` to
+        end, then asked to stop at their next batch (a pass of 100,000 records would
+        otherwise hold the shutdown for minutes)."""
+        deadline = time.monotonic() + config.service.stop_grace_seconds
+        for future in list(self.running.values()):
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                if not STOP.is_set():
+                    log.warning(
+                        "passes still running %.0f s after the stop was asked: stopping "
+                        "them at their next batch",
+                        config.service.stop_grace_seconds,
+                    )
+                    STOP.request(STOPPED_BY[self.stopped_by])
+                future.result()
 
     def reload(self, config: Config | None) -> Config:
         """The configuration as its file says now: read again only when the file's bytes
@@ -548,6 +571,10 @@ class Service:
                 )
         except SyncBusy:
             log.info("dossier %s is being synced from the status page; next cycle", dossier_id)
+            return None
+        except Interrupted:
+            # the service is stopping: the pass was journaled interrupted at a safe point
+            log.info("dossier %s: stopped at a safe point", dossier_id)
             return None
         except Exception:  # noqa: BLE001 - a dossier never stops the service
             log.exception("dossier %s: sync crashed", dossier_id)

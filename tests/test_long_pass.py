@@ -4,6 +4,9 @@ takes minutes, and the dossier's lease keeps its change passes waiting meanwhile
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -122,3 +125,51 @@ def test_an_edit_made_during_the_ssm_pass_of_a_complete_sync_is_sent_during_it(
         again = ws.sync("--entity", "clients")[0]["runs"]
         assert all(r["counts"].get("updated", 0) == 0 for r in again), again
         assert ws.sage_clients("nord")[last]["CT_Ville"] == "Espalion"
+
+
+def test_the_service_stops_a_long_pass_at_its_next_batch_once_its_grace_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while a long pass runs: the service leaves it ``stop_grace_seconds``, then
+    stops it at its next batch — journaled interrupted, what it sent kept — instead of
+    holding the shutdown until every record is sent; the next sync goes on from there
+    and creates nothing twice."""
+    clients = 200
+    with running_simulator(str(tmp_path / "ssm.sqlite")) as sim:
+        monkeypatch.setenv("SSM_PUBLIC_KEY", sim.public_key)
+        monkeypatch.setenv("SSM_PRIVATE_KEY", sim.private_key)
+        ws = Workspace(tmp_path, sim)
+        ws.sync_settings.update(batch_size=5)
+        ws.add_dossier("nord", clients=clients, seed=3, entities=("clients",))
+        ws.extra_config = "[service]\nstop_grace_seconds = 1\n"
+        ws.write_config()
+        # 40 bulk calls at 4 requests a second: a pass of ten seconds or more
+        text = ws.config_path.read_text(encoding="utf-8")
+        text = text.replace(
+            "max_requests_per_second = 0", "max_requests_per_second = 4\nmax_concurrency = 1"
+        )
+        ws.config_path.write_text(text, encoding="utf-8")
+        ws.activate_all()
+        service = subprocess.Popen(
+            [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path)]
+            + ["run", "--no-web"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(ws.accounts("nord")) < 10:
+                time.sleep(0.1)
+        finally:
+            service.send_signal(signal.SIGTERM)
+            _out, err = service.communicate(timeout=60)
+        assert service.returncode == 0, err
+        sent = len(ws.accounts("nord"))
+        assert 10 <= sent < clients, err
+        runs = ws.cli_json("journal", "--dossier", "nord", "--limit", "50")
+        assert [r["outcome"] for r in runs] == ["interrupted"], runs
+        results = ws.sync()
+        assert all(r["outcome"] == "succeeded" for r in results[0]["runs"]), results
+        accounts = Counter(a["extId"] for a in ws.accounts("nord"))
+        assert len(accounts) == clients and max(accounts.values()) == 1

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+
+from ..lang import N_
+
+#: why a pass stopped, in the journal in English (shown in the command line's language)
+STOPPED_BY = {
+    signal.SIGINT: N_("interrupted (Ctrl-C)"),
+    signal.SIGTERM: N_("interrupted by SIGTERM"),
+}
 
 
 class StopRequest(threading.Event):
