@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .config import DossierConfig as DossierConfig
     from .config import ImplementationConfig as ImplementationConfig
     from .context import DossierContext as DossierContext
+    from .display import visible as visible
     from .dossiers import proposed as proposed_dossiers
     from .entity import Entity as Entity
     from .errors import ConfigError as ConfigError
@@ -107,6 +108,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "SageSource": (".source", "SageSource"),
     "Unreadable": (".source", "Unreadable"),
     "shown": (".source", "shown"),
+    "visible": (".display", "visible"),
     "SsmTarget": (".target", "SsmTarget"),
     "SsmEndpoint": (".target", "SsmEndpoint"),
     "WriteResult": (".target", "WriteResult"),
@@ -186,6 +188,7 @@ __all__ = [
     "scrub",
     "shown",
     "spoken",
+    "visible",
 ]
 
 if not TYPE_CHECKING:  # for the type checker the names are the imports above

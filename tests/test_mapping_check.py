@@ -540,3 +540,24 @@ def test_a_table_filter_column_the_source_lacks_is_reported() -> None:
         ("missing_column", "Nature")
     ]
     assert check_table(families, having) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=False)
+def test_what_the_source_names_is_printed_with_its_control_characters_escaped(
+    make_site: Callable[..., Site],
+) -> None:
+    # a SQLite column's declared type is any text the file holds: one that clears the
+    # screen must not do so when the check quotes it
+    site = make_site()
+    site.run_sql(
+        'ALTER TABLE "F_COMPTET" DROP COLUMN "CT_Type";'
+        'ALTER TABLE "F_COMPTET" ADD COLUMN "CT_Type" "VARCHAR\x1b[2J";'
+    )
+    data = site.check(expect=1)
+    found = [p["found"] for p in data["entities"][0]["problems"] if p["kind"] == "type"]
+    assert found == ["VARCHAR\x1b[2J"]  # JSON says it as it is (\u001b)
+    text = site.cli("mapping", "check", "--dossier", "nord", expect=1).stdout
+    # shown as an escape; printed raw, click drops the sequence when its output is not a
+    # terminal (as here) and a terminal acts on it
+    assert "the source has VARCHAR\\e[2J" in text
+    assert "\x1b" not in text

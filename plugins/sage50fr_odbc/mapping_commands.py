@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dossiersync.plugin import gettext as _
-from dossiersync.plugin import ngettext, said, spoken
+from dossiersync.plugin import ngettext, said, spoken, visible
 
 if TYPE_CHECKING:
     from .endpoint import Sage50OdbcEndpoint
@@ -186,7 +186,9 @@ def register_mapping_commands(cli: click.Group) -> None:
                     "'dossiersync mapping suggest') or the data source."
                 )
             )
-            text = _scrubbed("\n".join(lines), secrets)
+            # column and table names are the source's: printed as they are, a control
+            # character in one would act on the terminal
+            text = visible(_scrubbed("\n".join(lines), secrets), lines=True)
         click.echo(text)
         if not ok:
             sys.exit(1)
@@ -250,6 +252,6 @@ def register_mapping_commands(cli: click.Group) -> None:
                     output=output
                 )
             )
-        click.echo(_scrubbed("\n".join(notes), secrets), err=True)
+        click.echo(visible(_scrubbed("\n".join(notes), secrets), lines=True), err=True)
         if not suggestion.complete:
             sys.exit(1)
