@@ -298,6 +298,24 @@ def next_run_of(url: str) -> tuple[str, str, str]:
     return found.group(2), found.group(1), " ".join(found.group(3).split())
 
 
+def test_serve_ends_on_a_sigterm_sent_as_soon_as_it_says_its_address(
+    workspace: Workspace,
+) -> None:
+    """A supervisor or a script may stop the page the moment it is announced, before the
+    server has taken the signals: the command ends all the same, with status 0."""
+    workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\n'
+    workspace.write_config()
+    for _attempt in range(3):
+        process, _url = start_cli(workspace, "serve", "--port", "0")
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0
+
+
 def test_page_served_alone_shows_no_next_scheduled_run(workspace: Workspace) -> None:
     workspace.add_dossier("nord", clients=4, seed=1)
     workspace.extra_config = f'[web]\ntoken = "{TOKEN}"\nport = {free_port()}\n'

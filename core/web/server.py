@@ -187,14 +187,16 @@ def serve(
     except BaseException:
         sock.close()
         raise
-    for line in announcement(_url(host, int(sock.getsockname()[1])), token):
-        echo(line)
-    server = _uvicorn_server(app)
     previous = None
     if threading.current_thread() is threading.main_thread():
-        # uvicorn shuts down gracefully, then raises the signal again: end quietly
+        # uvicorn shuts down gracefully, then raises the signal again: end quietly. Set
+        # before the address is said: a SIGTERM sent as soon as it is read (before
+        # uvicorn takes the signals) ends the command too
         previous = signal.signal(signal.SIGTERM, _exit_quietly)
     try:
+        for line in announcement(_url(host, int(sock.getsockname()[1])), token):
+            echo(line)
+        server = _uvicorn_server(app)
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
