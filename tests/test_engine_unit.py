@@ -448,3 +448,25 @@ def test_an_outage_stops_the_pass_and_nothing_is_created_twice(tmp_path: Path) -
     counts = nord.push()
     assert (counts["created"], counts["updated"]) == (1, 1)  # CL00001 adopted, not twice
     assert sorted(nord.accounts()) == [f"nord:CL0000{n}" for n in range(1, 5)]
+
+
+def test_a_sage_source_that_cannot_be_probed_during_a_long_pass_does_not_fail_it(
+    nord: FakeDossier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dossiersync.errors import SourceError
+    from dossiersync.sync import to_sage
+    from dossiersync.sync.meanwhile import Meanwhile
+
+    nord.push()
+    monkeypatch.setattr(to_sage, "CATCH_UP_SECONDS", 0.0)  # a look after every batch
+    clients = nord.entity("clients")
+    nord.ctx.meanwhile = Meanwhile(nord.ctx, [clients], run_pass, coming=False)
+
+    def locked(*_args: Any, **_kwargs: Any) -> Any:
+        raise SourceError("database is locked")
+
+    monkeypatch.setattr(nord.sage, "high_water_mark", locked)
+    run = run_pass(nord.ctx, clients, SSM_TO_SAGE)
+    # the look failed and was let go: the pass itself ends as it would have
+    assert run.outcome == "succeeded", run.message
+    assert nord.ctx.meanwhile.runs == []

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from ..context import DossierContext
 from ..entity import Entity
+from ..errors import DossierSyncError
 from ..journal import RunRecord, utcnow
 from ..probes import ProbeStats, SageProbe
 from ..refs import Refs
@@ -85,7 +86,13 @@ class Meanwhile:
                     ).all()
                 )
             self.probe.resumed[ctx.dossier_id] = cursors
-        moved = set(self.probe.changed(ctx.dossier, ctx.sage))
+        try:
+            moved = set(self.probe.changed(ctx.dossier, ctx.sage))
+        except DossierSyncError as exc:
+            # Sage could not be asked now (a lock, say): the long pass goes on, and the
+            # next look, or the change pass after it, finds the edits
+            log.info("sage not probed during a pass of %s: %s", ctx.dossier_id, exc)
+            return set()
         due = [p for p in ready if p.name in moved and self.has_cursor(p)]
         if not due:
             return set()
