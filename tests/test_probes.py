@@ -450,7 +450,7 @@ def test_a_change_pass_that_keeps_failing_is_tried_again_less_and_less_often(
         # the service reads its configuration again: the API is now unreachable
         dead = good.replace(ws.simulator.url, "http://127.0.0.1:9/api")
         ws.config_path.write_text(dead, encoding="utf-8")
-        time.sleep(1)
+        time.sleep(3)  # read again at the next cycle (at most a second apart)
         code = sorted(ws.sage_clients("nord"))[2]
         ws.sage_execute(
             "nord",
