@@ -24,16 +24,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from .config import Config, DossierConfig, load
 from .config_file import config_path
 from .context import DossierContext
 from .errors import DossierSyncError
 from .journal import utcnow
+from .registry import load_entities
 from .runner import DossierResult, sync
-from .state.models import Dossier, DossierEntity, Event, Incident, Latency, Run, Watch
+from .state.models import Dossier, DossierEntity, Event, Incident, Latency, Link, Run, Watch
 from .state.store import StateStore
+from .sync.links import RECREATE, Kept, LinkLabel
 from .sync.stop import STOP, STOPPED_BY, Interrupted
 from .vocabulary import SAGE_TO_SSM, SSM_TO_SAGE, DossierState, RunOutcome
 
@@ -98,6 +100,11 @@ def write_watch(store: StateStore, counts: dict[tuple[str, str], dict[str, Any]]
 CHANGE_RETRY_SECONDS = 5.0
 CHANGE_RETRY_MAX_SECONDS = 300.0
 
+#: how often (seconds) the service looks for what a person decided with ``dossiersync
+#: deletions confirm`` or ``recreate``: the Sage → SSM pass of those records then runs
+#: at once, not at the next complete pass (no probe sees a decision: Sage did not change)
+DECISIONS_SECONDS = 5.0
+
 
 class Service:
     """The scheduling loop; ``stop`` ends it at the next safe point."""
@@ -143,6 +150,12 @@ class Service:
         #: the signal that asked the stop (its words end the passes still running)
         self.stopped_by = signal.SIGTERM
         self._failing_lock = threading.Lock()
+        #: per (dossier, part): the records waiting for a pass after a person's decision,
+        #: as many as when their pass was last started; per dossier, the parts to pass
+        self.decided: dict[tuple[str, str], int] = {}
+        self.decided_due: dict[str, set[str]] = {}
+        self._decisions_at = 0.0
+        self._part_names: tuple[Any, set[str]] = (None, set())
         self._first_lock = threading.Lock()
 
     def interval(self, config: Config, dossier_id: str) -> float:
@@ -220,6 +233,7 @@ class Service:
                         first = False
                     now = time.monotonic()
                     self.collect(store, probes)
+                    self.look_for_decisions(store, candidates, active, now)
                     # the dossiers at work: looked at again when their work ends (``wake``)
                     working: set[str] = set()
                     for dossier_id in active:
@@ -246,6 +260,10 @@ class Service:
                         if dossier_id in waiting:
                             entities = sorted(waiting.pop(dossier_id))
                             self.dispatch(pool, config, store, cfg, entities, SSM_TO_SAGE)
+                            working.add(dossier_id)
+                        elif dossier_id in self.decided_due:
+                            entities = sorted(self.decided_due.pop(dossier_id))
+                            self.dispatch(pool, config, store, cfg, entities, SAGE_TO_SSM)
                             working.add(dossier_id)
                         elif probes.sage_due(config, dossier_id, now):
                             changed = probes.probe_sage(config, cfg)
@@ -299,6 +317,54 @@ class Service:
                     )
                     STOP.request(STOPPED_BY[self.stopped_by])
                 future.result()
+
+    def look_for_decisions(
+        self,
+        store: StateStore,
+        candidates: dict[str, DossierConfig],
+        active: list[str],
+        now: float,
+    ) -> None:
+        """Every :data:`DECISIONS_SECONDS`: the parts of each active dossier whose records
+        wait for a pass after ``dossiersync deletions confirm`` or ``recreate``, newly (a
+        count that has not moved since its pass was started is not passed again: what
+        that pass could not do waits for the complete pass). One query, on the links'
+        index (dossier, part, label)."""
+        if now - self._decisions_at < DECISIONS_SECONDS or not active:
+            return
+        self._decisions_at = now
+        enabled = frozenset(tuple(d.entities) for d in candidates.values())
+        if self._part_names[0] != enabled:
+            names = {p.name for e in enabled for entity in load_entities(e) for p in entity.parts()}
+            self._part_names = (enabled, names)
+        parts = sorted(self._part_names[1])
+        with store.session() as s:
+            waiting = {
+                (dossier_id, part): int(count)
+                for dossier_id, part, count in s.execute(
+                    select(Link.dossier_id, Link.entity, func.count())
+                    .where(
+                        Link.dossier_id.in_(active),
+                        Link.entity.in_(parts),
+                        Link.label.in_((LinkLabel.PENDING_REVIEW, LinkLabel.PENDING)),
+                        Link.deleted.is_(False),
+                        or_(
+                            and_(
+                                Link.label == LinkLabel.PENDING_REVIEW,
+                                Link.last_error == Kept.DELETION_CONFIRMED,
+                            ),
+                            and_(Link.label == LinkLabel.PENDING, Link.last_error == RECREATE),
+                        ),
+                    )
+                    .group_by(Link.dossier_id, Link.entity)
+                )
+            }
+        for key, count in waiting.items():
+            if self.decided.get(key) != count:
+                self.decided[key] = count
+                self.decided_due.setdefault(key[0], set()).add(key[1])
+        for key in [k for k in self.decided if k not in waiting]:
+            del self.decided[key]
 
     def reload(self, config: Config | None) -> Config:
         """The configuration as its file says now: read again only when the file's bytes

@@ -186,3 +186,51 @@ def test_a_sage_edit_sent_after_the_deletion_is_told_too(workspace: Workspace) -
     (incident,) = incidents(workspace)
     assert incident["kind"] == "deleted_in_ssm"
     assert "the change was not sent" in incident["message"]
+
+
+def test_under_the_service_a_recreate_is_carried_out_within_seconds(
+    workspace: Workspace,
+) -> None:
+    """No probe sees a person's decision (Sage did not change): the service looks for
+    decided records itself, and their pass runs within seconds, not at the complete pass
+    an hour later."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = workspace
+    account = synced_then_deleted_in_ssm(ws)
+    ws.sync()
+    assert record(ws, PROSPECT)["label"] == "pending_review"
+    ws.extra_config = "[service]\ninterval_seconds = 3600\n"
+    ws.write_config()
+    before = max(r["run_id"] for r in ws.cli_json("journal", "--dossier", "nord"))
+    service = subprocess.Popen(
+        [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path), "run"]
+        + ["--no-web"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)  # started, and idle: its dossier was passed within its interval
+        ws.cli_json("deletions", "recreate", "--dossier", "nord", "--entity", "clients", PROSPECT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not live(ws):
+            time.sleep(0.2)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _out, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err
+    (again,) = live(ws)
+    assert again["id"] != account["id"]
+    runs = [r for r in ws.cli_json("journal", "--dossier", "nord") if r["run_id"] > before]
+    created = [r for r in runs if r["counts"].get("created")]
+    assert [(r["direction"], r["trigger"]) for r in created] == [("sage_to_ssm", "change")]
+    assert record(ws, PROSPECT)["label"] == "synced"
+
+
+def live(ws: Workspace) -> list[dict[str, Any]]:
+    """The prospect's live accounts in SSM."""
+    return [a for a in ws.accounts("nord") if a["extId"] == f"nord:{PROSPECT}"]
