@@ -12,28 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
+from support.service import running_service as service
 from support.workspace import Workspace
-
-
-@contextmanager
-def service(ws: Workspace) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path), "run"]
-        + ["--no-web"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30) -> Any:

@@ -194,10 +194,9 @@ def test_under_the_service_a_recreate_is_carried_out_within_seconds(
     """No probe sees a person's decision (Sage did not change): the service looks for
     decided records itself, and their pass runs within seconds, not at the complete pass
     an hour later."""
-    import signal
-    import subprocess
-    import sys
     import time
+
+    from support.service import running_service
 
     ws = workspace
     account = synced_then_deleted_in_ssm(ws)
@@ -206,23 +205,12 @@ def test_under_the_service_a_recreate_is_carried_out_within_seconds(
     ws.extra_config = "[service]\ninterval_seconds = 3600\n"
     ws.write_config()
     before = max(r["run_id"] for r in ws.cli_json("journal", "--dossier", "nord"))
-    service = subprocess.Popen(
-        [sys.executable, "-m", "dossiersync.cli", "--config", str(ws.config_path), "run"]
-        + ["--no-web"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running_service(ws):
         time.sleep(2)  # started, and idle: its dossier was passed within its interval
         ws.cli_json("deletions", "recreate", "--dossier", "nord", "--entity", "clients", PROSPECT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not live(ws):
             time.sleep(0.2)
-    finally:
-        service.send_signal(signal.SIGTERM)
-        _out, err = service.communicate(timeout=60)
-    assert service.returncode == 0, err
     (again,) = live(ws)
     assert again["id"] != account["id"]
     runs = [r for r in ws.cli_json("journal", "--dossier", "nord") if r["run_id"] > before]

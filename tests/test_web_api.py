@@ -307,12 +307,7 @@ def test_serve_ends_on_a_sigterm_sent_as_soon_as_it_says_its_address(
     workspace.write_config()
     for _attempt in range(3):
         process, _url = start_cli(workspace, "serve", "--port", "0")
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        stop_cli(process)  # at once
         assert process.returncode == 0
 
 
