@@ -207,6 +207,23 @@ class SageProbe:
             self.looked[dossier_id] = now
         return now
 
+    def resume_from(self, store: StateStore, dossier_ids: list[str]) -> None:
+        """The next probe of each of these dossiers compares with its parts' Sage → SSM
+        cursors (the Sage clock when their last pass began), not with an earlier probe:
+        it finds the parts with a row modified since, not every part."""
+        with store.session() as s:
+            rows = s.execute(
+                select(DossierEntity.dossier_id, DossierEntity.entity, DossierEntity.cursor).where(
+                    DossierEntity.dossier_id.in_(dossier_ids),
+                    DossierEntity.direction == SAGE_TO_SSM,
+                )
+            ).all()
+        found: dict[str, dict[str, str | None]] = {d: {} for d in dossier_ids}
+        for dossier_id, part, cursor in rows:
+            found[dossier_id][part] = cursor
+        with self._lock:
+            self.resumed.update(found)
+
     def forget(self, dossier_id: str) -> None:
         """Start the dossier's marks again (after a pass failed: probe it as new)."""
         with self._lock:

@@ -33,7 +33,7 @@ from .errors import DossierSyncError
 from .journal import utcnow
 from .registry import load_entities
 from .runner import DossierResult, sync
-from .state.models import Dossier, DossierEntity, Event, Incident, Latency, Link, Run, Watch
+from .state.models import Dossier, Event, Incident, Latency, Link, Run, Watch
 from .state.store import StateStore
 from .sync.links import RECREATE, Kept, LinkLabel
 from .sync.stop import STOP, STOPPED_BY, Interrupted
@@ -437,8 +437,6 @@ class Service:
         first ``sync``, does not pass every dossier again: 300 dossiers would keep the
         tenant busy for many minutes for nothing. A dossier needing a full sync, or one
         whose last pass of some entity failed or was interrupted, is due at once."""
-        from .registry import load_entities
-
         ended = (RunOutcome.SUCCEEDED, RunOutcome.PARTIAL)
         last = (
             select(
@@ -489,19 +487,7 @@ class Service:
             resumed.append(dossier_id)
         if resumed and self.probes is not None:
             # their first probe looks for rows modified since their last passes began
-            with store.session() as s:
-                cursors = s.execute(
-                    select(
-                        DossierEntity.dossier_id, DossierEntity.entity, DossierEntity.cursor
-                    ).where(
-                        DossierEntity.dossier_id.in_(resumed),
-                        DossierEntity.direction == SAGE_TO_SSM,
-                    )
-                ).all()
-            for dossier_id in resumed:
-                self.probes.sage.resumed[dossier_id] = {}
-            for dossier_id, entity, cursor in cursors:
-                self.probes.sage.resumed[dossier_id][entity] = cursor
+            self.probes.sage.resume_from(store, resumed)
 
     def first_passes(self, config: Config, active: list[str]) -> None:
         """At start: every active dossier is due for a complete pass. They run

@@ -73,19 +73,10 @@ class Meanwhile:
         if self.off or not ready:
             return set()
         if not self.started:
-            # the first look compares with each part's cursor (the Sage clock when its
-            # last pass began), the next ones with the look before
+            # the first look compares with each part's cursor, the next ones with the
+            # look before
             self.started = True
-            with ctx.store.session() as s:
-                cursors = dict(
-                    s.execute(
-                        select(DossierEntity.entity, DossierEntity.cursor).where(
-                            DossierEntity.dossier_id == ctx.dossier_id,
-                            DossierEntity.direction == SAGE_TO_SSM,
-                        )
-                    ).all()
-                )
-            self.probe.resumed[ctx.dossier_id] = cursors
+            self.probe.resume_from(ctx.store, [ctx.dossier_id])
         try:
             moved = set(self.probe.changed(ctx.dossier, ctx.sage))
         except DossierSyncError as exc:
